@@ -1,0 +1,12 @@
+module github.com/sealpost/sealpost
+
+go 1.26.0
+
+require (
+	github.com/cloudflare/circl v1.6.5
+	google.golang.org/protobuf v1.36.12
+)
+
+require golang.org/x/sys v0.50.0 // indirect
+
+tool google.golang.org/protobuf/cmd/protoc-gen-go

@@ -1,0 +1,53 @@
+// Package errs holds the one copy of every sentinel error in sealpost.
+//
+// Public packages re-export these values (keys.ErrMalformed is
+// errs.ErrMalformed), so errors.Is matches an error made in any package
+// against the name a caller imported from any other. Messages never contain
+// secret material.
+package errs
+
+import "errors"
+
+var (
+	// ErrMalformed reports input that does not decode: wrong length, bad
+	// encoding, a key of the wrong type, trailing bytes.
+	ErrMalformed = errors.New("sealpost: malformed input")
+
+	// ErrUnsupportedVersion reports a format version this build does not speak.
+	ErrUnsupportedVersion = errors.New("sealpost: unsupported version")
+
+	// ErrBadSignature reports a signature that does not verify.
+	ErrBadSignature = errors.New("sealpost: bad signature")
+
+	// ErrUnknownPrekey reports a session start naming a prekey the responder
+	// does not hold (never published, or already consumed).
+	ErrUnknownPrekey = errors.New("sealpost: unknown prekey")
+
+	// ErrDecrypt reports a message that failed authentication. Every AEAD,
+	// MAC or key-confirmation failure maps here, so failures look alike.
+	ErrDecrypt = errors.New("sealpost: message failed authentication")
+
+	// ErrLowOrderPoint reports an X25519 exchange that produced the all-zero
+	// output, i.e. a low-order or otherwise non-contributory peer key.
+	ErrLowOrderPoint = errors.New("sealpost: non-contributory key exchange")
+
+	// ErrDuplicate reports a message that was already received and handled.
+	ErrDuplicate = errors.New("sealpost: duplicate message")
+
+	// ErrTooManySkipped reports a message so far ahead of its chain that
+	// accepting it would store more skipped keys than allowed.
+	ErrTooManySkipped = errors.New("sealpost: too many skipped messages")
+
+	// ErrExpiredKey reports a message whose skipped key was evicted to keep
+	// within the bounds; it was never read and can no longer be.
+	ErrExpiredKey = errors.New("sealpost: message key expired")
+
+	// ErrNoSession reports that there is no usable session with a peer.
+	ErrNoSession = errors.New("sealpost: no session")
+
+	// ErrNotFound reports a key absent from a Store.
+	ErrNotFound = errors.New("sealpost: not found")
+
+	// ErrIdentityChanged reports a peer identity that differs from the trusted one.
+	ErrIdentityChanged = errors.New("sealpost: peer identity changed")
+)

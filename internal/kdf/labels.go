@@ -1,0 +1,49 @@
+package kdf
+
+// Every KDF label and domain-separation string of protocol version 1. Each is
+// distinct (a test checks) and starts with "sealpost v1 ", so that a value
+// derived for one purpose can never be mistaken for one derived for another,
+// and a later protocol version can never collide with this one.
+const (
+	// keys: identity and signatures.
+
+	// LabelIdentityAgreement derives the X25519 identity key from the 32-byte
+	// identity seed (the same seed that is the Ed25519 key).
+	LabelIdentityAgreement = "sealpost v1 identity agreement key"
+	// LabelSigIdentity prefixes the Ed25519 signature over the X25519
+	// identity key.
+	LabelSigIdentity = "sealpost v1 sig identity agreement key"
+	// LabelSigSignedPrekey prefixes the signature over a signed X25519 prekey.
+	LabelSigSignedPrekey = "sealpost v1 sig signed prekey"
+	// LabelSigPQLastResort prefixes the signature over the last-resort
+	// ML-KEM-1024 prekey.
+	LabelSigPQLastResort = "sealpost v1 sig pq prekey last resort"
+	// LabelSigPQOneTime prefixes the signature over a one-time ML-KEM-1024
+	// prekey.
+	LabelSigPQOneTime = "sealpost v1 sig pq prekey one-time"
+	// LabelSigMailboxKey prefixes the signature over the X-Wing mailbox key,
+	// which also covers the owner's address and mailbox id.
+	LabelSigMailboxKey = "sealpost v1 sig mailbox key"
+
+	// keys: fingerprints and safety numbers.
+
+	// LabelFingerprint hashes a public identity into its 32-byte fingerprint.
+	LabelFingerprint = "sealpost v1 fingerprint"
+	// LabelSafetyNumber is the iterated-hash prefix of one party's half of a
+	// safety number.
+	LabelSafetyNumber = "sealpost v1 safety number"
+
+	// keys: hybrid session start.
+
+	// LabelSessionTranscript prefixes the hash of everything a session start
+	// binds: both identities and addresses, every prekey, the base key and
+	// the KEM ciphertext.
+	LabelSessionTranscript = "sealpost v1 session start transcript"
+	// LabelSessionSecret is the HKDF info prefix of the session secret.
+	LabelSessionSecret = "sealpost v1 session secret"
+	// LabelSessionConfirm derives the key of the initiator's key-confirmation
+	// MAC, which lets the responder reject a bad start before any state.
+	LabelSessionConfirm = "sealpost v1 session confirm"
+	// LabelAssociatedData prefixes the associated data of a session.
+	LabelAssociatedData = "sealpost v1 associated data"
+)
