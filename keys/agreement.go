@@ -45,7 +45,9 @@ func (s *SessionKeys) PeerRatchetKey() *ecdh.PublicKey { return s.peerRatchet }
 func (s *SessionKeys) RatchetKey() *ecdh.PrivateKey { return s.ownRatchet }
 
 // String prints the peer's fingerprint only.
-func (s *SessionKeys) String() string { return "keys.SessionKeys{peer " + s.peer.shortFingerprint() + "}" }
+func (s *SessionKeys) String() string {
+	return "keys.SessionKeys{peer " + s.peer.shortFingerprint() + "}"
+}
 
 // GoString prints the peer's fingerprint only.
 func (s *SessionKeys) GoString() string { return s.String() }

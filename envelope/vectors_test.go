@@ -1,0 +1,128 @@
+package envelope_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sealpost/sealpost/envelope"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/")
+
+// vector is one golden routing-header case: testdata/<category>_<case>.bin
+// holds "key: value" lines, a blank line, then the raw envelope.
+type vector struct {
+	name    string
+	expect  string // "ok" or a sentinel name
+	mailbox string // hex, for "ok"
+	tag     string // hex, for "ok"
+	comment string
+	raw     []byte
+}
+
+func goldenVectors() []vector {
+	mbox := []byte("bob-mailbox")
+	ok := build(mbox, 0x10, 256)
+	return []vector{
+		{name: "valid_basic", expect: "ok", mailbox: hex.EncodeToString(mbox), tag: "101112131415161718191a1b1c1d1e1f", comment: "11-byte mailbox, 256-byte body", raw: ok},
+		{name: "valid_min", expect: "ok", mailbox: "01", tag: "000102030405060708090a0b0c0d0e0f", comment: "1-byte mailbox, 16-byte body", raw: build([]byte{1}, 0, 16)},
+		{name: "version_unsupported", expect: "ErrUnsupportedVersion", comment: "version byte 2", raw: append([]byte{2}, ok[1:]...)},
+		{name: "malformed_truncated", expect: "ErrMalformed", comment: "body of 15 bytes", raw: build(mbox, 0, 15)},
+		{name: "malformed_mailbox_length", expect: "ErrMalformed", comment: "mailbox length 65", raw: append([]byte{1, 65}, bytes.Repeat([]byte{7}, 120)...)},
+		{name: "malformed_empty_mailbox", expect: "ErrMalformed", comment: "mailbox length 0", raw: append([]byte{1, 0}, bytes.Repeat([]byte{7}, 40)...)},
+	}
+}
+
+func (v vector) encode() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "expect: %s\n", v.expect)
+	if v.expect == "ok" {
+		fmt.Fprintf(&b, "mailbox: %s\ntag: %s\n", v.mailbox, v.tag)
+	}
+	fmt.Fprintf(&b, "comment: %s\n\n", v.comment)
+	b.Write(v.raw)
+	return b.Bytes()
+}
+
+func decodeVector(t *testing.T, name string, data []byte) vector {
+	t.Helper()
+	head, raw, ok := bytes.Cut(data, []byte("\n\n"))
+	if !ok {
+		t.Fatalf("%s: no blank line after the header", name)
+	}
+	v := vector{name: name, raw: raw}
+	sc := bufio.NewScanner(bytes.NewReader(head))
+	for sc.Scan() {
+		k, val, _ := strings.Cut(sc.Text(), ": ")
+		switch k {
+		case "expect":
+			v.expect = val
+		case "mailbox":
+			v.mailbox = val
+		case "tag":
+			v.tag = val
+		case "comment":
+			v.comment = val
+		default:
+			t.Fatalf("%s: unknown header key %q", name, k)
+		}
+	}
+	return v
+}
+
+var sentinels = map[string]error{
+	"ErrMalformed":          envelope.ErrMalformed,
+	"ErrUnsupportedVersion": envelope.ErrUnsupportedVersion,
+	"ErrTooLarge":           envelope.ErrTooLarge,
+}
+
+func TestGoldenVectors(t *testing.T) {
+	if *update {
+		for _, v := range goldenVectors() {
+			if err := os.WriteFile(filepath.Join("testdata", v.name+".bin"), v.encode(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := goldenVectors()
+	files, err := filepath.Glob("testdata/*.bin")
+	if err != nil || len(files) != len(want) {
+		t.Fatalf("found %d vector files, want %d (run with -update): %v", len(files), len(want), err)
+	}
+	for _, w := range want {
+		data, err := os.ReadFile(filepath.Join("testdata", w.name+".bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(data, w.encode()) {
+			t.Errorf("%s: golden file differs from the generator (format change?)", w.name)
+		}
+		checkVector(t, decodeVector(t, w.name, data))
+	}
+}
+
+func checkVector(t *testing.T, v vector) {
+	t.Helper()
+	h, err := envelope.Parse(v.raw)
+	if v.expect != "ok" {
+		if !errors.Is(err, sentinels[v.expect]) {
+			t.Errorf("%s: Parse error %v, want %s", v.name, err, v.expect)
+		}
+		return
+	}
+	if err != nil {
+		t.Errorf("%s: Parse: %v", v.name, err)
+		return
+	}
+	if hex.EncodeToString(h.Mailbox) != v.mailbox || hex.EncodeToString(h.Tag[:]) != v.tag {
+		t.Errorf("%s: got mailbox %x tag %x, want %s %s", v.name, h.Mailbox, h.Tag, v.mailbox, v.tag)
+	}
+}
