@@ -5,6 +5,12 @@ package kdf
 // derived for one purpose can never be mistaken for one derived for another,
 // and a later protocol version can never collide with this one.
 const (
+	// envelope/seal: first contact and the sealed body.
+
+	// LabelFirstContact is the HPKE info prefix of a first-contact envelope;
+	// the recipient's mailbox id follows it.
+	LabelFirstContact = "sealpost v1 first contact"
+
 	// keys: identity and signatures.
 
 	// LabelIdentityAgreement derives the X25519 identity key from the 32-byte

@@ -1,0 +1,125 @@
+package sealpost
+
+import (
+	"context"
+	"maps"
+	"sync"
+)
+
+// Store is the app's durable key-value store, where a Device keeps its
+// identity, prekeys, sessions, transcripts, receipt queues and the results
+// it has not yet been told are handled. Values hold private keys: the store
+// must be as private as the device itself.
+//
+// Get returns ErrNotFound (errors.Is) when key is absent, and a copy of the
+// value otherwise. Apply writes every Put and Delete of the batch
+// atomically, or none of them: a Device relies on this to never lose an
+// accepted message and never reuse a key. An error from Apply means
+// nothing was written; a store that cannot tell (a timeout) should retry
+// until it can.
+type Store interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Apply(ctx context.Context, b *Batch) error
+}
+
+// Batch is a set of puts and deletes applied together by Store.Apply. Later
+// operations on the same key replace earlier ones.
+type Batch struct {
+	ops   map[string][]byte // nil value: delete
+	order []string
+}
+
+// Put records that key is to hold value. The batch keeps value as given;
+// the caller must not change it afterwards.
+func (b *Batch) Put(key string, value []byte) {
+	b.set(key, value)
+}
+
+// Delete records that key is to be removed.
+func (b *Batch) Delete(key string) { b.set(key, nil) }
+
+func (b *Batch) set(key string, value []byte) {
+	if b.ops == nil {
+		b.ops = make(map[string][]byte)
+	}
+	if _, ok := b.ops[key]; !ok {
+		b.order = append(b.order, key)
+	}
+	if value == nil {
+		b.ops[key] = nil
+		return
+	}
+	if len(value) == 0 {
+		value = []byte{}
+	}
+	b.ops[key] = value
+}
+
+// Len returns the number of keys the batch touches.
+func (b *Batch) Len() int { return len(b.order) }
+
+// Each calls fn for every key in the order first touched, with its final
+// value, or with deleted true.
+func (b *Batch) Each(fn func(key string, value []byte, deleted bool) error) error {
+	for _, k := range b.order {
+		v := b.ops[k]
+		if err := fn(k, v, v == nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MemoryStore is a Store in memory, for tests and for apps that keep state
+// elsewhere. It is safe for concurrent use.
+type MemoryStore struct {
+	mu sync.RWMutex
+	m  map[string][]byte
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{m: map[string][]byte{}} }
+
+// Get returns a copy of the value at key, or ErrNotFound.
+func (s *MemoryStore) Get(_ context.Context, key string) ([]byte, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.m[key]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return append([]byte{}, v...), nil
+}
+
+// Apply applies the batch atomically.
+func (s *MemoryStore) Apply(_ context.Context, b *Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return b.Each(func(key string, value []byte, deleted bool) error {
+		if deleted {
+			delete(s.m, key)
+		} else {
+			s.m[key] = append([]byte{}, value...)
+		}
+		return nil
+	})
+}
+
+// Snapshot returns a copy of the whole store, for tests that compare state
+// before and after an operation, or restore an old snapshot.
+func (s *MemoryStore) Snapshot() map[string][]byte {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make(map[string][]byte, len(s.m))
+	for k, v := range s.m {
+		out[k] = append([]byte{}, v...)
+	}
+	return out
+}
+
+// Restore replaces the store's contents with a snapshot.
+func (s *MemoryStore) Restore(snap map[string][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m = maps.Clone(snap)
+}
