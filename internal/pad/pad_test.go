@@ -9,8 +9,8 @@ import (
 func TestSize(t *testing.T) {
 	tests := []struct{ n, want int }{
 		{0, 256}, {1, 256}, {100, 256}, {255, 256},
-		{256, 272}, // Padmé(257): e=8, s=4, mask=15
-		{1000, 1024}, // Padmé(1001): e=9, s=4, mask=31
+		{256, 272},               // Padmé(257): e=8, s=4, mask=15
+		{1000, 1024},             // Padmé(1001): e=9, s=4, mask=31
 		{1 << 16, 1<<16 + 1<<11}, // Padmé(65537): e=16, s=5, mask=2047
 	}
 	for _, tt := range tests {
