@@ -45,15 +45,15 @@ func (s *SessionKeys) PeerRatchetKey() *ecdh.PublicKey { return s.peerRatchet }
 func (s *SessionKeys) RatchetKey() *ecdh.PrivateKey { return s.ownRatchet }
 
 // String prints the peer's fingerprint only.
-func (s *SessionKeys) String() string {
+func (s SessionKeys) String() string {
 	return "keys.SessionKeys{peer " + s.peer.shortFingerprint() + "}"
 }
 
 // GoString prints the peer's fingerprint only.
-func (s *SessionKeys) GoString() string { return s.String() }
+func (s SessionKeys) GoString() string { return s.String() }
 
 // Format prints the peer's fingerprint only, whatever the verb.
-func (s *SessionKeys) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
+func (s SessionKeys) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
 
 // Initiate runs the initiator's side of the hybrid session start (DESIGN
 // section 3.1) against a bundle. It verifies the bundle, performs the X25519

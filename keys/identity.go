@@ -98,15 +98,15 @@ func signedMessage(label string, parts ...[]byte) []byte {
 }
 
 // String prints the public fingerprint only.
-func (k *IdentityPrivateKey) String() string {
+func (k IdentityPrivateKey) String() string {
 	return "keys.IdentityPrivateKey{" + k.public.shortFingerprint() + "}"
 }
 
 // GoString prints the public fingerprint only.
-func (k *IdentityPrivateKey) GoString() string { return k.String() }
+func (k IdentityPrivateKey) GoString() string { return k.String() }
 
 // Format prints the public fingerprint only, whatever the verb.
-func (k *IdentityPrivateKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
+func (k IdentityPrivateKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
 
 // PublicIdentity is the public half of an identity: an Ed25519 key, an
 // X25519 key and the Ed25519 signature over the X25519 key. Values built by
@@ -132,6 +132,9 @@ func ParsePublicIdentity(b []byte) (PublicIdentity, error) {
 	agreement, err := untyped(b[33:66], typeX25519, 32, "identity agreement key")
 	if err != nil {
 		return PublicIdentity{}, err
+	}
+	if !canonicalX25519(agreement) {
+		return PublicIdentity{}, fmt.Errorf("%w: identity agreement key: non-canonical X25519 encoding", ErrMalformed)
 	}
 	agree, err := ecdh.X25519().NewPublicKey(agreement)
 	if err != nil {

@@ -79,13 +79,13 @@ func (k *MailboxKey) Public() PublicMailboxKey { return k.public }
 func (k *MailboxKey) HPKE() hpke.PrivateKey { return k.key }
 
 // String prints the id only.
-func (k *MailboxKey) String() string { return fmt.Sprintf("keys.MailboxKey{id %d}", k.id) }
+func (k MailboxKey) String() string { return fmt.Sprintf("keys.MailboxKey{id %d}", k.id) }
 
 // GoString prints the id only.
-func (k *MailboxKey) GoString() string { return k.String() }
+func (k MailboxKey) GoString() string { return k.String() }
 
 // Format prints the id only, whatever the verb.
-func (k *MailboxKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
+func (k MailboxKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
 
 // PublicMailboxKey is a signed X-Wing mailbox key as published.
 type PublicMailboxKey struct {

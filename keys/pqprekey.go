@@ -79,15 +79,15 @@ func (k *PQPrekey) Bytes() []byte { return append([]byte(nil), k.seed[:]...) }
 func (k *PQPrekey) Public() PublicPQPrekey { return k.public }
 
 // String prints the id only.
-func (k *PQPrekey) String() string {
+func (k PQPrekey) String() string {
 	return fmt.Sprintf("keys.PQPrekey{id %d, last resort %t}", k.id, k.lastResort)
 }
 
 // GoString prints the id only.
-func (k *PQPrekey) GoString() string { return k.String() }
+func (k PQPrekey) GoString() string { return k.String() }
 
 // Format prints the id only, whatever the verb.
-func (k *PQPrekey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
+func (k PQPrekey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
 
 // decapsulate returns the shared secret in ct. ct must be PQCiphertextSize
 // bytes; ML-KEM decapsulation never fails otherwise (implicit rejection).

@@ -65,13 +65,13 @@ func (k *SignedPrekey) Bytes() []byte { return k.key.Bytes() }
 func (k *SignedPrekey) Public() PublicSignedPrekey { return k.public }
 
 // String prints the id only.
-func (k *SignedPrekey) String() string { return fmt.Sprintf("keys.SignedPrekey{id %d}", k.id) }
+func (k SignedPrekey) String() string { return fmt.Sprintf("keys.SignedPrekey{id %d}", k.id) }
 
 // GoString prints the id only.
-func (k *SignedPrekey) GoString() string { return k.String() }
+func (k SignedPrekey) GoString() string { return k.String() }
 
 // Format prints the id only, whatever the verb.
-func (k *SignedPrekey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
+func (k SignedPrekey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
 
 // PublicSignedPrekey is a signed X25519 prekey as published.
 type PublicSignedPrekey struct {
@@ -131,13 +131,13 @@ func (k *OneTimePrekey) Public() PublicOneTimePrekey {
 }
 
 // String prints the id only.
-func (k *OneTimePrekey) String() string { return fmt.Sprintf("keys.OneTimePrekey{id %d}", k.id) }
+func (k OneTimePrekey) String() string { return fmt.Sprintf("keys.OneTimePrekey{id %d}", k.id) }
 
 // GoString prints the id only.
-func (k *OneTimePrekey) GoString() string { return k.String() }
+func (k OneTimePrekey) GoString() string { return k.String() }
 
 // Format prints the id only, whatever the verb.
-func (k *OneTimePrekey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
+func (k OneTimePrekey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
 
 // PublicOneTimePrekey is a one-time X25519 prekey as published. It is not
 // signed: a forged one makes the session start fail, never succeed with a
