@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
-	"errors"
 	"math"
 	"math/rand"
 	"strings"
@@ -442,11 +441,7 @@ func TestBundleMalformed(t *testing.T) {
 	parseBundleErr(t, nil, ErrUnsupportedVersion) // the empty message is version 0
 	for name, r := range raws {
 		t.Run(name, func(t *testing.T) {
-			b, err := ParseBundle(r)
-			if b != nil || !errors.Is(err, ErrMalformed) {
-				t.Fatalf("got %v, %v; want ErrMalformed", b, err)
-			}
-			wantErr(t, err, ErrMalformed)
+			parseBundleErr(t, r, ErrMalformed)
 		})
 	}
 }
@@ -484,15 +479,13 @@ func TestBundleMaxOneTimePrekeys(t *testing.T) {
 	}
 	over := *b
 	over.OneTimePrekeys = append(over.OneTimePrekeys[:MaxOneTimePrekeys:MaxOneTimePrekeys], otp)
-	if _, err := over.MarshalBinary(); !errors.Is(err, ErrMalformed) {
-		t.Errorf("MarshalBinary over the limit: %v", err)
-	}
+	_, err = over.MarshalBinary()
+	wantErr(t, err, ErrMalformed)
 	wantErr(t, over.Verify(), ErrMalformed)
 	over = *b
 	over.OneTimePQPrekeys = append(over.OneTimePQPrekeys[:MaxOneTimePrekeys:MaxOneTimePrekeys], otpq)
-	if _, err := over.MarshalBinary(); !errors.Is(err, ErrMalformed) {
-		t.Errorf("MarshalBinary over the limit: %v", err)
-	}
+	_, err = over.MarshalBinary()
+	wantErr(t, err, ErrMalformed)
 	parseBundleErr(t, mutateBundle(t, raw, func(m *bundlepb.Bundle) {
 		m.OneTimePqPrekeys = append(m.OneTimePqPrekeys, m.OneTimePqPrekeys[0])
 	}), ErrMalformed)
@@ -522,9 +515,11 @@ func TestBundleStructure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := bob.bundle()
 			tc.f(b)
-			if raw, err := b.MarshalBinary(); raw != nil || !errors.Is(err, ErrMalformed) {
-				t.Errorf("MarshalBinary: %v", err)
+			raw, err := b.MarshalBinary()
+			if raw != nil {
+				t.Error("MarshalBinary returned bytes with an error")
 			}
+			wantErr(t, err, ErrMalformed)
 			wantErr(t, b.Verify(), ErrMalformed)
 		})
 	}

@@ -123,6 +123,10 @@ func checkOneTimeFlip(t *testing.T, alice, bob *party, raw []byte, bit int) {
 	if !bytes.Equal(marshalBundle(t, &fixed), raw) {
 		t.Fatalf("bit %d changed more than the one-time prekey", bit)
 	}
+	// The flipped encoding is canonical: parse then marshal gives it back.
+	if !bytes.Equal(marshalBundle(t, b), flipBit(raw, bit)) {
+		t.Fatalf("bit %d: re-marshal of the accepted bundle differs from it", bit)
+	}
 	m, _, err := initiate(alice.id, alice.addr, b, testEphSeed, testKEMSeed)
 	if err != nil {
 		wantErr(t, err, ErrLowOrderPoint) // the only refusal a canonical key can meet

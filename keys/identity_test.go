@@ -190,13 +190,9 @@ func TestBadSeeds(t *testing.T) {
 		"long mailbox":     func() error { _, err := NewMailboxKey(1, addr, make([]byte, 65), seed, id); return err },
 		"generate, no mbx": func() error { _, err := GenerateMailboxKey(1, addr, nil, id); return err },
 	} {
-		if err := f(); !bytesErr(err, ErrMalformed) {
-			t.Errorf("%s: got %v, want ErrMalformed", name, err)
-		}
+		t.Run(name, func(t *testing.T) { wantErr(t, f(), ErrMalformed) })
 	}
 }
-
-func bytesErr(err, want error) bool { return err != nil && sentinelName(err) == sentinelName(want) }
 
 // TestPublicIdentity covers ParsePublicIdentity, Equal, IsZero and the
 // fingerprint.
@@ -294,10 +290,10 @@ func TestIdentitySignatureMalleability(t *testing.T) {
 		"other identity":  bobSpec().build(t).id.Public().Bytes()[66:],
 		"wrong label too": ed25519.Sign(alice.id.sign, signedMessage(kdf.LabelSigSignedPrekey, enc[33:66])),
 	} {
-		_, err := ParsePublicIdentity(withSig(sig))
-		if !bytesErr(err, ErrBadSignature) {
-			t.Errorf("%s: got %v, want ErrBadSignature", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			_, err := ParsePublicIdentity(withSig(sig))
+			wantErr(t, err, ErrBadSignature)
+		})
 	}
 }
 

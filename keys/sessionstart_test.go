@@ -66,9 +66,11 @@ func TestSessionStartRoundTrip(t *testing.T) {
 		}
 	}
 	for name, m := range map[string]*SessionStart{"zero": {}, "no base key": {Identity: alice.id.Public()}} {
-		if raw, err := m.MarshalBinary(); raw != nil || !bytesErr(err, ErrMalformed) {
-			t.Errorf("%s: MarshalBinary: %v", name, err)
+		raw, err := m.MarshalBinary()
+		if raw != nil {
+			t.Errorf("%s: MarshalBinary returned bytes with an error", name)
 		}
+		wantErr(t, err, ErrMalformed)
 	}
 }
 
