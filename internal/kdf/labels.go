@@ -53,3 +53,13 @@ const (
 	// LabelAssociatedData prefixes the associated data of a session.
 	LabelAssociatedData = "sealpost v1 associated data"
 )
+
+// transcript labels.
+const (
+	// LabelTranscriptContent prefixes the exact bytes of a content when the
+	// transcript hashes it into its direction's chain.
+	LabelTranscriptContent = "sealpost v1 transcript content"
+	// LabelTranscriptReceipt prefixes the hash a receipt carries over the
+	// ids, sequence numbers and content hashes of the contents it names.
+	LabelTranscriptReceipt = "sealpost v1 transcript receipt"
+)
