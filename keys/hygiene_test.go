@@ -123,8 +123,18 @@ func (f *fakeT) Fatalf(string, ...any) { f.failed = true }
 var formatVerbs = []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%q", "%d"}
 
 // TestSecretFormatting prints every secret-bearing type with every verb,
-// as a pointer, as a value and inside an exported struct field, and checks
-// that nothing secret comes out (ADVERSARIAL 46, STYLE 14).
+// as a pointer, as a value, inside an exported struct field and as a
+// pointer in an unexported one, and checks that nothing secret comes out
+// (ADVERSARIAL 46, STYLE 14).
+//
+// What the package cannot make safe: fmt cannot call methods through an
+// unexported field of the app's own struct, so it prints such a field raw.
+// A value there leaks with any verb. A pointer there prints as an address
+// with %v, %+v, %#v, %x and %X, but with a verb that is wrong for a
+// pointer (%s, %q, %d) fmt's bad-verb path prints the pointed-to struct
+// raw, seed included. Keeping the secret fields behind one more pointer
+// inside each type would close that; see the report. The unexported
+// pointer case is checked below with the verbs that are safe.
 func TestSecretFormatting(t *testing.T) {
 	alice, bob := aliceSpec().build(t), bobSpec().build(t)
 	raw, ak := start(t, alice, bob.bundle())
@@ -159,6 +169,18 @@ func TestSecretFormatting(t *testing.T) {
 			if s, ok := v.(fmt.GoStringer); ok {
 				checkNoSecret(t, name+".GoString()", s.GoString())
 			}
+		}
+	}
+	for name, v := range map[string]any{
+		"IdentityPrivateKey": struct{ k *IdentityPrivateKey }{bob.id},
+		"SignedPrekey":       struct{ k *SignedPrekey }{bob.spk},
+		"OneTimePrekey":      struct{ k *OneTimePrekey }{bob.otps[0]},
+		"PQPrekey":           struct{ k *PQPrekey }{bob.pq},
+		"MailboxKey":         struct{ k *MailboxKey }{bob.mk},
+		"SessionKeys":        struct{ k *SessionKeys }{bk},
+	} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%x", "%X"} {
+			checkNoSecret(t, fmt.Sprintf("%s in an unexported field with %s", name, verb), fmt.Sprintf(verb, v))
 		}
 	}
 	// The methods must print something useful, not nothing at all.
