@@ -12,6 +12,7 @@ import (
 	"github.com/sealpost/sealpost/envelope/seal"
 	"github.com/sealpost/sealpost/internal/pad"
 	"github.com/sealpost/sealpost/internal/wire"
+	"github.com/sealpost/sealpost/keys"
 )
 
 // firstContactLabel is the HPKE info prefix of a first-contact envelope,
@@ -141,12 +142,13 @@ func TestFirstContactSizeBuckets(t *testing.T) {
 	}
 }
 
-// TestFirstContactTooLarge probes MaxSize: the largest start that fits seals
-// to an envelope the relay accepts, one byte more is ErrTooLarge.
+// TestFirstContactTooLarge probes MaxSize: the largest session start the
+// recipient accepts seals to an envelope the relay accepts, and a start
+// whose padded envelope would pass MaxSize is ErrTooLarge.
 func TestFirstContactTooLarge(t *testing.T) {
 	b := bobSpec.build(t).bundle(t)
 	fixed := wire.HeaderSize(len(b.Mailbox)) + seal.FirstContactOverhead
-	largest := envelope.MaxSize - fixed
+	largest := envelope.MaxSize - fixed // the largest start whose envelope fits
 	for fixed+pad.Size(largest) > envelope.MaxSize {
 		largest--
 	}
@@ -155,8 +157,8 @@ func TestFirstContactTooLarge(t *testing.T) {
 		n    int
 		want error
 	}{
-		{"largest that fits", largest, nil},
-		{"one byte more", largest + 1, seal.ErrTooLarge},
+		{"MaxSessionStartSize", keys.MaxSessionStartSize, nil},
+		{"padded past MaxSize by one bucket", largest + 1, seal.ErrTooLarge},
 		{"MaxSize", envelope.MaxSize, seal.ErrTooLarge},
 		{"twice MaxSize", 2 * envelope.MaxSize, seal.ErrTooLarge},
 	}
