@@ -61,8 +61,17 @@ const (
 )
 
 // FirstContact seals a session start (keys.SessionStart.MarshalBinary) to
-// the mailbox key in the recipient's bundle and returns the whole envelope.
+// the mailbox key in the recipient's bundle (from keys.ParseBundle, or
+// checked with Bundle.Verify) and returns the whole envelope. It returns
+// ErrTooLarge for a start over keys.MaxSessionStartSize, which no recipient
+// would open, and ErrMalformed for a bundle without a mailbox key.
 func FirstContact(to *keys.Bundle, start []byte) ([]byte, error) {
+	if len(start) > keys.MaxSessionStartSize {
+		return nil, fmt.Errorf("%w: session start over %d bytes", ErrTooLarge, keys.MaxSessionStartSize)
+	}
+	if to == nil || to.MailboxKey.HPKE() == nil || len(to.Mailbox) == 0 || len(to.Mailbox) > wire.MaxMailbox {
+		return nil, fmt.Errorf("%w: bundle without a valid mailbox and mailbox key", ErrMalformed)
+	}
 	var tag [wire.TagSize]byte
 	rand.Read(tag[:])
 	raw := wire.AppendHeader(nil, to.Mailbox, tag)
@@ -115,7 +124,9 @@ func OpenFirstContact(k *keys.MailboxKey, mailbox, raw []byte) (*keys.SessionSta
 }
 
 // Session frames a ratchet message and its routing tag as an envelope for
-// mailbox, appending to dst.
+// mailbox, appending to dst. The mailbox id must be 1 to 64 bytes (it
+// panics otherwise: callers validate it once, when they learn it), and the
+// message at least 16 bytes, as every ratchet message is.
 func Session(dst, mailbox []byte, tag [wire.TagSize]byte, ratchetMessage []byte) []byte {
 	dst = wire.AppendHeader(dst, mailbox, tag)
 	return append(dst, ratchetMessage...)
