@@ -52,6 +52,29 @@ const (
 	LabelSessionConfirm = "sealpost v1 session confirm"
 	// LabelAssociatedData prefixes the associated data of a session.
 	LabelAssociatedData = "sealpost v1 associated data"
+
+	// ratchet: the Double Ratchet with header encryption (ratchet package).
+
+	// LabelRatchetInit is the HKDF info that turns the session secret into
+	// the first root key, the shared header key HKa and the next header
+	// key NHKb (Signal's RatchetInitAliceHE / RatchetInitBobHE).
+	LabelRatchetInit = "sealpost v1 ratchet init"
+	// LabelRatchetRoot is the HKDF info of the root KDF (KDF_RK_HE): salt
+	// the root key, input the DH output, output root, chain and next
+	// header keys.
+	LabelRatchetRoot = "sealpost v1 ratchet root"
+	// LabelRatchetMessageKey is the HMAC input under a chain key that
+	// gives the message key (KDF_CK).
+	LabelRatchetMessageKey = "sealpost v1 ratchet message key"
+	// LabelRatchetChainKey is the HMAC input under a chain key that gives
+	// the next chain key (KDF_CK).
+	LabelRatchetChainKey = "sealpost v1 ratchet chain key"
+	// LabelRatchetHeaderAEAD is the HMAC input under a header key that
+	// gives the ChaCha20-Poly1305 key sealing that chain's headers.
+	LabelRatchetHeaderAEAD = "sealpost v1 ratchet header aead key"
+	// LabelRatchetTagKey is the HMAC input under a header key that gives
+	// the key of that chain's routing tags.
+	LabelRatchetTagKey = "sealpost v1 ratchet tag key"
 )
 
 // transcript labels.

@@ -1,0 +1,67 @@
+package ratchet
+
+import "math"
+
+// Encrypt seals plaintext as the next message of the sending chain
+// (RatchetEncryptHE, Signal's specification section 4.5). It returns the
+// message's routing tag, which the caller puts in the envelope's routing
+// header, and the message: version || encrypted header || body.
+//
+// The sending chain advances before Encrypt returns, so a message key is
+// never used twice even if the caller then fails to send; the caller must
+// save the session after Encrypt and before sending. plaintext is not
+// retained.
+//
+// It returns ErrNoSession on the zero Session or a responder that has not
+// received yet, and ErrTooLarge when the chain has used every message
+// number.
+func (s *Session) Encrypt(plaintext []byte) (tag [TagSize]byte, msg []byte, err error) {
+	c := s.send
+	if c == nil {
+		return tag, nil, errorf(ErrNoSession, "no sending chain yet")
+	}
+	if c.n == math.MaxUint32 {
+		return tag, nil, errorf(ErrTooLarge, "sending chain exhausted")
+	}
+	// Step the chain: a fresh message key, and the chain moves on.
+	var mk [keySize]byte
+	stepChain(&c.ck, &mk)
+	n := c.n
+	c.n++
+	tag, msg = s.seal(c.hk, n, &mk, plaintext)
+	clear(mk[:])
+	return tag, msg, nil
+}
+
+// seal builds message n of the chain of hk under message key mk: the header
+// sealed under the header key with the tag's first 12 bytes as nonce, then
+// the body under mk with the encrypted header added to the AD.
+func (s *Session) seal(hk *headerKeys, n uint32, mk *[keySize]byte, plaintext []byte) (tag [TagSize]byte, msg []byte) {
+	tag = hk.tag(n)
+	if testHookSeal != nil {
+		testHookSeal(hk.hk, tag, *mk)
+	}
+	msg = make([]byte, bodyOffset+len(plaintext)+bodyOverhead)
+	msg[0] = Version
+	sc := s.scratch
+	putHeader(sc.hdr[:], &s.dhsPub, s.pn, n)
+	copy(sc.nonce[:], tag[:nonceSize])
+	ad := s.headerAD(&tag)
+	hk.aead.Seal(msg[1:1], sc.nonce[:], sc.hdr[:], ad)
+	ad = append(ad, msg[1:bodyOffset]...)
+	bodyAEAD(mk).Seal(msg[bodyOffset:bodyOffset], zeroNonce[:], plaintext, ad)
+	clear(sc.hdr[:])
+	return tag, msg
+}
+
+// headerAD returns the header's associated data, session AD || version ||
+// tag, in the scratch buffer (which has room for the encrypted header too).
+func (s *Session) headerAD(tag *[TagSize]byte) []byte {
+	ad := append(s.scratch.ad[:0], s.ad...)
+	ad = append(ad, Version)
+	return append(ad, tag[:]...)
+}
+
+// testHookSeal, when set by a test, sees the header key, tag and message key
+// of every message sealed.
+var testHookSeal func(hk [keySize]byte, tag [TagSize]byte, mk [keySize]byte)

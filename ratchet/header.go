@@ -1,0 +1,77 @@
+package ratchet
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+// The message layout of version 1, fixed so that the per-message path needs
+// no parser and every message of a given body length has the same size:
+//
+//	message = version (1) || encrypted header (56) || body ciphertext (len+16)
+//	header  = sender ratchet public key (32) || PN (4, BE) || N (4, BE)
+//
+// The header is sealed with ChaCha20-Poly1305 under the chain's header key
+// (see headerKeys), nonce the first 12 bytes of the routing tag, AD the
+// session AD || version || tag. The body is sealed under the message key,
+// nonce zero, AD the session AD || version || tag || encrypted header.
+//
+// A later version (the post-quantum ratchet) appends a fixed-size KEM chunk
+// to the header; only the constants and putHeader/parseHeader change.
+const (
+	// Version is the message format version this build writes and reads.
+	Version = 1
+
+	// TagSize is the size of a routing tag.
+	TagSize = 16
+
+	// Overhead is how many bytes a message adds to its plaintext (not
+	// counting the routing tag, which travels in the envelope's routing
+	// header).
+	Overhead = bodyOffset + bodyOverhead
+
+	pubSize       = 32
+	headerSize    = pubSize + 4 + 4
+	encHeaderSize = headerSize + chacha20poly1305.Overhead
+	bodyOffset    = 1 + encHeaderSize
+	nonceSize     = chacha20poly1305.NonceSize
+	bodyOverhead  = chacha20poly1305.Overhead
+)
+
+// header is a decrypted message header.
+type header struct {
+	dh [pubSize]byte
+	pn uint32
+	n  uint32
+}
+
+// putHeader writes the plaintext header into b, which is headerSize long.
+func putHeader(b []byte, dh *[pubSize]byte, pn, n uint32) {
+	copy(b, dh[:])
+	binary.BigEndian.PutUint32(b[pubSize:], pn)
+	binary.BigEndian.PutUint32(b[pubSize+4:], n)
+}
+
+// parseHeader reads a plaintext header of exactly headerSize bytes.
+func parseHeader(b []byte) (h header) {
+	copy(h.dh[:], b)
+	h.pn = binary.BigEndian.Uint32(b[pubSize:])
+	h.n = binary.BigEndian.Uint32(b[pubSize+4:])
+	return h
+}
+
+// splitMessage checks the version and the minimum length and returns the
+// encrypted header and the body ciphertext (step 1 of the receive path).
+func splitMessage(msg []byte) (encHeader, body []byte, err error) {
+	if len(msg) == 0 {
+		return nil, nil, errorf(ErrMalformed, "empty message")
+	}
+	if msg[0] != Version {
+		return nil, nil, errorf(ErrUnsupportedVersion, "message version %d", msg[0])
+	}
+	if len(msg) < Overhead {
+		return nil, nil, errorf(ErrMalformed, "message of %d bytes is shorter than %d", len(msg), Overhead)
+	}
+	return msg[1:bodyOffset], msg[bodyOffset:], nil
+}

@@ -1,0 +1,214 @@
+package ratchet
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/sealpost/sealpost/internal/kdf"
+)
+
+// SecretSize is the size of the session secret the constructors take.
+const SecretSize = 32
+
+// Session is one party's side of a Double Ratchet session with header
+// encryption. It holds secret keys: it must be kept secret and saved only
+// through MarshalBinary to storage the app protects. String, GoString and
+// Format print no key material.
+//
+// A Session is not safe for concurrent use. The zero Session is only good
+// for UnmarshalBinary.
+type Session struct {
+	cfg config
+	ad  []byte
+
+	rk     [keySize]byte    // RK
+	dhs    *ecdh.PrivateKey // DHs
+	dhsPub [pubSize]byte    // DHs public key, cached for every header
+	dhr    [pubSize]byte    // DHr
+	hasDHr bool
+	pn     uint32 // PN
+
+	send *sendChain // CKs, HKs, Ns; nil until a responder has received
+	recv *recvChain // CKr, HKr, Nr; nil until the first message arrives
+	nhks [keySize]byte
+	next *window // the next receiving chain: NHKr and its tags from 0
+
+	skipped  skippedStore
+	consumed ring[consumed]
+	expired  ring[[TagSize]byte]
+
+	// Scratch space, so that sealing and opening do not allocate.
+	scratch *scratch
+
+	// Test hooks (never saved): keygen replaces random ratchet keys in
+	// vectors, and trials counts header trial decryptions.
+	keygen func() (*ecdh.PrivateKey, error)
+	trials int
+}
+
+// sendChain is the sending chain.
+type sendChain struct {
+	ck [keySize]byte
+	n  uint32
+	hk *headerKeys
+}
+
+// recvChain is the receiving chain; its window holds HKr and the tags
+// expected from Nr on.
+type recvChain struct {
+	ck  [keySize]byte
+	n   uint32
+	win *window
+}
+
+type scratch struct {
+	ad    []byte // session AD || version || tag || encrypted header
+	hdr   [headerSize]byte
+	nonce [nonceSize]byte
+}
+
+// NewInitiator starts the session of the party that sent the session start
+// (Alice), as RatchetInitAliceHE in Signal's specification, section 4.4:
+// secret is the 32-byte session secret, ad the session's associated data and
+// peerRatchetKey the responder's first ratchet public key (its signed
+// prekey). The initiator can send at once. secret must be kept secret; the
+// session keeps copies of secret-derived keys only.
+//
+// It returns ErrMalformed for a secret of the wrong size or a key that is
+// not X25519, and ErrLowOrderPoint for a low-order peer key.
+func NewInitiator(secret, ad []byte, peerRatchetKey *ecdh.PublicKey, opts ...Option) (*Session, error) {
+	return newInitiator(secret, ad, peerRatchetKey, nil, opts...)
+}
+
+func newInitiator(secret, ad []byte, peer *ecdh.PublicKey, keygen func() (*ecdh.PrivateKey, error), opts ...Option) (*Session, error) {
+	if peer == nil || peer.Curve() != ecdh.X25519() {
+		return nil, errorf(ErrMalformed, "peer ratchet key is not X25519")
+	}
+	s, hka, nhkb, err := newSession(secret, ad, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.keygen = keygen
+	copy(s.dhr[:], peer.Bytes())
+	s.hasDHr = true
+	if s.dhs, err = s.generate(); err != nil {
+		return nil, err
+	}
+	s.dhsPub = [pubSize]byte(s.dhs.PublicKey().Bytes())
+	dh, err := exchange(s.dhs, &s.dhr)
+	if err != nil {
+		return nil, err
+	}
+	var ck, nhks [keySize]byte
+	kdfRoot(&s.rk, &ck, &nhks, &s.rk, dh)
+	s.send = &sendChain{ck: ck, hk: newHeaderKeys(&hka)}
+	s.nhks = nhks
+	s.next = newWindow(newHeaderKeys(&nhkb), 0, s.cfg.tagWindow)
+	clear(hka[:])
+	clear(nhkb[:])
+	return s, nil
+}
+
+// NewResponder starts the session of the party that received the session
+// start (Bob), as RatchetInitBobHE in Signal's specification, section 4.4:
+// secret and ad as for NewInitiator, and ownRatchetKey the private key of
+// the signed prekey the initiator used. The responder cannot send until it
+// has decrypted the initiator's first message. The session keeps
+// ownRatchetKey until its first DH step replaces it.
+//
+// It returns ErrMalformed for a secret of the wrong size or a key that is
+// not X25519.
+func NewResponder(secret, ad []byte, ownRatchetKey *ecdh.PrivateKey, opts ...Option) (*Session, error) {
+	if ownRatchetKey == nil || ownRatchetKey.Curve() != ecdh.X25519() {
+		return nil, errorf(ErrMalformed, "own ratchet key is not X25519")
+	}
+	s, hka, nhkb, err := newSession(secret, ad, opts)
+	if err != nil {
+		return nil, err
+	}
+	s.dhs = ownRatchetKey
+	s.dhsPub = [pubSize]byte(ownRatchetKey.PublicKey().Bytes())
+	s.nhks = nhkb
+	s.next = newWindow(newHeaderKeys(&hka), 0, s.cfg.tagWindow)
+	clear(hka[:])
+	clear(nhkb[:])
+	return s, nil
+}
+
+// newSession derives the first root key, HKa and NHKb from the secret with
+// HKDF-SHA-256 under LabelRatchetInit (both parties do the same).
+func newSession(secret, ad []byte, opts []Option) (s *Session, hka, nhkb [keySize]byte, err error) {
+	if len(secret) != SecretSize {
+		return nil, hka, nhkb, errorf(ErrMalformed, "session secret of %d bytes", len(secret))
+	}
+	s = &Session{cfg: defaultConfig(), ad: append([]byte(nil), ad...)}
+	for _, o := range opts {
+		o(&s.cfg)
+	}
+	s.initRecords()
+	okm := kdf.Key(secret, nil, kdf.LabelRatchetInit, nil, 3*keySize)
+	copy(s.rk[:], okm)
+	copy(hka[:], okm[keySize:])
+	copy(nhkb[:], okm[2*keySize:])
+	clear(okm)
+	return s, hka, nhkb, nil
+}
+
+// initRecords sets up the bounded records and the scratch space.
+func (s *Session) initRecords() {
+	s.consumed = ring[consumed]{max: ReplayRecord}
+	s.expired = ring[[TagSize]byte]{max: ExpiredRecord}
+	s.scratch = &scratch{ad: make([]byte, 0, len(s.ad)+1+TagSize+encHeaderSize)}
+}
+
+// generate makes a new ratchet key pair (GENERATE_DH).
+func (s *Session) generate() (*ecdh.PrivateKey, error) {
+	if s.keygen != nil {
+		return s.keygen()
+	}
+	return ecdh.X25519().GenerateKey(rand.Reader)
+}
+
+// exchange is DH: X25519 between our private key and the peer's public
+// key. crypto/ecdh rejects an all-zero result (a low-order point).
+func exchange(priv *ecdh.PrivateKey, pub *[pubSize]byte) ([]byte, error) {
+	p, err := ecdh.X25519().NewPublicKey(pub[:])
+	if err != nil {
+		return nil, errorf(ErrMalformed, "ratchet public key")
+	}
+	dh, err := priv.ECDH(p)
+	if err != nil {
+		return nil, errorf(ErrLowOrderPoint, "ratchet key exchange")
+	}
+	return dh, nil
+}
+
+// kdfRoot is KDF_RK_HE (section 4.2): HKDF-SHA-256 with the root key as
+// salt and the DH output as input, giving the next root key, a chain key and
+// the next header key. It clears dh. rkOut may alias rk.
+func kdfRoot(rkOut, ck, nhk, rk *[keySize]byte, dh []byte) {
+	salt := *rk // a copy: HKDF keeps its salt, which must not pin the caller's
+	okm := kdf.Key(dh, salt[:], kdf.LabelRatchetRoot, nil, 3*keySize)
+	clear(salt[:])
+	copy(rkOut[:], okm)
+	copy(ck[:], okm[keySize:])
+	copy(nhk[:], okm[2*keySize:])
+	clear(okm)
+	clear(dh)
+}
+
+// String describes the session without key material: whether it can send
+// and how many skipped keys it holds.
+func (s Session) String() string {
+	if s.dhs == nil {
+		return "ratchet.Session{}"
+	}
+	return fmt.Sprintf("ratchet.Session{sending: %t, skipped keys: %d}", s.send != nil, s.skipped.count)
+}
+
+// GoString is String.
+func (s Session) GoString() string { return s.String() }
+
+// Format prints String whatever the verb, so no verb prints key material.
+func (s Session) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }

