@@ -7,45 +7,65 @@
 // message, a delivery receipt or a read receipt. Sessions start with a
 // hybrid post-quantum key agreement (X25519 and ML-KEM-1024, PQXDH-class),
 // continue under a Double Ratchet with header encryption, and first-contact
-// envelopes are sealed to the recipient with HPKE X-Wing, so a recorded
-// conversation stays secret even against a future quantum computer. There
-// is no key escrow and no switch that turns this off.
+// envelopes are sealed to the recipient with HPKE X-Wing, so the sender stays
+// hidden from the relay even against a future quantum computer. There is no
+// key escrow and no switch that turns this off.
 //
 // # What the relay still sees
 //
 // The recipient's mailbox id, a routing tag that looks random and changes
-// every message, the padded size, and the time. A relay compelled to hand
-// over everything it holds hands over that routing metadata only.
+// every message, the padded size (Padmé, 256-byte floor: receipts and short
+// messages are one size), and the time. A relay compelled to hand over
+// everything it holds hands over that routing metadata only.
 //
-// # Packages
+// # How the packages fit
 //
+//   - sealpost (this package): the Device, one device's identity, prekeys,
+//     sessions, transcripts and receipt queues behind one small API, saved
+//     in the app's Store.
 //   - [github.com/sealpost/sealpost/keys]: identities, prekeys, bundles,
 //     safety numbers and the hybrid session start.
 //   - [github.com/sealpost/sealpost/ratchet]: the Double Ratchet with header
 //     encryption and routing tags.
+//   - [github.com/sealpost/sealpost/transcript]: per-session hash chains that
+//     expose gaps, drops and forks, and bind receipts to exact bytes.
 //   - [github.com/sealpost/sealpost/envelope]: the routing header, the only
 //     part a relay reads; it links no cryptography.
+//     [github.com/sealpost/sealpost/envelope/seal] seals the body.
 //
-// The root package re-exports every sentinel error, so errors.Is works with
-// the names here whichever package made the error.
+// Every sentinel error is re-exported here, so errors.Is works with these
+// names whichever package made the error.
 //
 // # Example
 //
-// Bob publishes a bundle; Alice starts a session from it; Bob accepts it:
+//	alice, _ := sealpost.Open(ctx, aliceStore, sealpost.Address{User: "alice", Device: 1})
+//	bob, _ := sealpost.Open(ctx, bobStore, bobAddr)
 //
-//	bob := keys.GenerateIdentity()
-//	spk := keys.GenerateSignedPrekey(1, bob)
-//	pq := keys.GeneratePQPrekey(1, true, bob)
-//	mk, _ := keys.GenerateMailboxKey(1, bobAddr, mailbox, bob)
-//	bundle := &keys.Bundle{Address: bobAddr, Mailbox: mailbox, Identity: bob.Public(),
-//		SignedPrekey: spk.Public(), PQPrekey: pq.Public(), MailboxKey: mk.Public()}
-//	blob, _ := bundle.MarshalBinary() // upload; the relay stores it opaque
+//	bundle, _ := bob.Bundle(ctx, 10)   // upload bundle.Split() blobs to the relay
+//	parsed, _ := keys.ParseBundle(blob) // Alice fetched one blob
+//	_ = alice.StartSession(ctx, bobAddr, parsed)
 //
-//	parsed, err := keys.ParseBundle(blob) // Alice: verifies every signature
-//	start, aliceKeys, err := keys.Initiate(alice, aliceAddr, parsed)
-//	wire, _ := start.MarshalBinary() // sealed to Bob's mailbox key
+//	out, _ := alice.Send(ctx, bobAddr, []byte("hi"))  // post out.Envelope to out.Mailbox
+//	in, _ := bob.Receive(ctx, out.Envelope)           // in.Body == "hi", in.From == alice
+//	_ = bob.Done(ctx, in.ID)                          // after the app stored it
+//	receipts, _ := bob.Flush(ctx)                     // on a timer: delayed, batched receipts
 //
-//	msg, err := keys.ParseSessionStart(wire) // Bob
-//	bobKeys, err := keys.Respond(bob, bobAddr, msg, spk, pq, nil)
-//	// aliceKeys and bobKeys now hold the same secret; the ratchet starts here.
+// # Protocol decisions
+//
+//   - Each session has its own transcript; a new session starts new chains.
+//     Simultaneous starts converge on the session whose base key sorts
+//     first (both sides compute the same), the other is archived and still
+//     receives.
+//   - A session start's contents carry the sender's mailbox id, since the
+//     responder has no other way to learn where to reply; it is inside the
+//     seal and authenticated by the ratchet.
+//   - Receipts are queued per session with a random delay, batched (at most
+//     256 ids per content) and ride along on the next message; a read
+//     receipt implies delivery. The receipt hash binds each id with the hash
+//     of the exact content received.
+//   - A failed Send keeps the spent ratchet key spent (in memory) and
+//     releases no envelope; a failed Receive releases nothing and restores
+//     the peer from its last committed record.
+//   - Accepted session starts are remembered by the hash of their base key,
+//     so a replayed start is ErrDuplicate even after its session is gone.
 package sealpost

@@ -6,6 +6,7 @@ require github.com/sealpost/sealpost v0.0.0
 
 require (
 	github.com/cloudflare/circl v1.6.5 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )

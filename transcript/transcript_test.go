@@ -283,9 +283,11 @@ func TestGiveUpOldestGap(t *testing.T) {
 	if b1.f.AckCount != 3 || b1.f.AckAbove != 2004 {
 		t.Fatalf("Bob reports %d/%d", b1.f.AckCount, b1.f.AckAbove)
 	}
-	// Its ids are those still in Alice's log: seqs 981..2003.
+	// Its ids are those still in Alice's log: the newest MaxLog of her
+	// len(a) contents, from seq len(a)-MaxLog+1 up to 2003.
+	first := len(a) - transcript.MaxLog + 1
 	fs, err := alice.Received(b1.f, b1.id, b1.raw)
-	if err != nil || len(fs) != 1 || fs[0].Seq != 4 || fs[0].ToSeq != 2003 || len(fs[0].IDs) != 2003-980 || fs[0].IDs[0] != a[980].id {
+	if err != nil || len(fs) != 1 || fs[0].Seq != 4 || fs[0].ToSeq != 2003 || len(fs[0].IDs) != 2003-first+1 || fs[0].IDs[0] != a[first-1].id {
 		t.Fatalf("%v %.80q", err, describe(fs))
 	}
 	// Filling the remaining gap closes everything but the Lost.

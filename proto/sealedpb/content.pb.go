@@ -37,16 +37,22 @@ type Content struct {
 	// delivered and read name the peer's contents this one acknowledges.
 	Delivered [][]byte `protobuf:"bytes,5,rep,name=delivered,proto3" json:"delivered,omitempty"`
 	Read      [][]byte `protobuf:"bytes,6,rep,name=read,proto3" json:"read,omitempty"`
-	// receipt_hash is the transcript hash the receipts acknowledge: the hash
-	// of the peer's chain at the newest id named.
+	// receipt_hash is the transcript's receipt hash over the ids named
+	// (delivered, then read): each id with its sequence number and the hash
+	// of the exact content bytes, so "read" means "read exactly these bytes".
 	ReceiptHash []byte `protobuf:"bytes,7,opt,name=receipt_hash,json=receiptHash,proto3" json:"receipt_hash,omitempty"`
 	// Transcript fields: our sequence number and previous hash, and what we
-	// have seen of the peer's chain.
-	Seq           uint64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`
-	Prev          []byte `protobuf:"bytes,9,opt,name=prev,proto3" json:"prev,omitempty"`
-	AckCount      uint64 `protobuf:"varint,10,opt,name=ack_count,json=ackCount,proto3" json:"ack_count,omitempty"`
-	AckHash       []byte `protobuf:"bytes,11,opt,name=ack_hash,json=ackHash,proto3" json:"ack_hash,omitempty"`
-	AckHighest    uint64 `protobuf:"varint,12,opt,name=ack_highest,json=ackHighest,proto3" json:"ack_highest,omitempty"`
+	// have seen of the peer's chain (the contiguous count, the hash at it,
+	// and the lowest sequence number received above it, or 0).
+	Seq      uint64 `protobuf:"varint,8,opt,name=seq,proto3" json:"seq,omitempty"`
+	Prev     []byte `protobuf:"bytes,9,opt,name=prev,proto3" json:"prev,omitempty"`
+	AckCount uint64 `protobuf:"varint,10,opt,name=ack_count,json=ackCount,proto3" json:"ack_count,omitempty"`
+	AckHash  []byte `protobuf:"bytes,11,opt,name=ack_hash,json=ackHash,proto3" json:"ack_hash,omitempty"`
+	AckAbove uint64 `protobuf:"varint,12,opt,name=ack_above,json=ackAbove,proto3" json:"ack_above,omitempty"`
+	// sender_mailbox is the sender's mailbox id, carried by the contents of
+	// a session start (the responder has no other way to learn where to
+	// reply) and empty otherwise.
+	SenderMailbox []byte `protobuf:"bytes,13,opt,name=sender_mailbox,json=senderMailbox,proto3" json:"sender_mailbox,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -158,18 +164,25 @@ func (x *Content) GetAckHash() []byte {
 	return nil
 }
 
-func (x *Content) GetAckHighest() uint64 {
+func (x *Content) GetAckAbove() uint64 {
 	if x != nil {
-		return x.AckHighest
+		return x.AckAbove
 	}
 	return 0
+}
+
+func (x *Content) GetSenderMailbox() []byte {
+	if x != nil {
+		return x.SenderMailbox
+	}
+	return nil
 }
 
 var File_sealedpb_content_proto protoreflect.FileDescriptor
 
 const file_sealedpb_content_proto_rawDesc = "" +
 	"\n" +
-	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\xaf\x02\n" +
+	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\xd2\x02\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x12\n" +
@@ -182,9 +195,9 @@ const file_sealedpb_content_proto_rawDesc = "" +
 	"\x04prev\x18\t \x01(\fR\x04prev\x12\x1b\n" +
 	"\tack_count\x18\n" +
 	" \x01(\x04R\backCount\x12\x19\n" +
-	"\back_hash\x18\v \x01(\fR\aackHash\x12\x1f\n" +
-	"\vack_highest\x18\f \x01(\x04R\n" +
-	"ackHighestB-Z+github.com/sealpost/sealpost/proto/sealedpbb\x06proto3"
+	"\back_hash\x18\v \x01(\fR\aackHash\x12\x1b\n" +
+	"\tack_above\x18\f \x01(\x04R\backAbove\x12%\n" +
+	"\x0esender_mailbox\x18\r \x01(\fR\rsenderMailboxB-Z+github.com/sealpost/sealpost/proto/sealedpbb\x06proto3"
 
 var (
 	file_sealedpb_content_proto_rawDescOnce sync.Once

@@ -40,7 +40,10 @@ type Device struct {
 	MailboxKeys    []*PrivateKey `protobuf:"bytes,9,rep,name=mailbox_keys,json=mailboxKeys,proto3" json:"mailbox_keys,omitempty"`
 	NextPrekeyId   uint32        `protobuf:"varint,10,opt,name=next_prekey_id,json=nextPrekeyId,proto3" json:"next_prekey_id,omitempty"`
 	// peers lists the store keys of every peer record.
-	Peers         []string `protobuf:"bytes,11,rep,name=peers,proto3" json:"peers,omitempty"`
+	Peers []string `protobuf:"bytes,11,rep,name=peers,proto3" json:"peers,omitempty"`
+	// identity is the public identity the seed derives; Open checks it, so a
+	// corrupted seed is an error rather than a silent new identity.
+	Identity      []byte `protobuf:"bytes,12,opt,name=identity,proto3" json:"identity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -152,6 +155,13 @@ func (x *Device) GetPeers() []string {
 	return nil
 }
 
+func (x *Device) GetIdentity() []byte {
+	if x != nil {
+		return x.Identity
+	}
+	return nil
+}
+
 // Peer is everything about one peer device, under "peer/<address>".
 type Peer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -161,15 +171,9 @@ type Peer struct {
 	Device  uint32 `protobuf:"varint,3,opt,name=device,proto3" json:"device,omitempty"`
 	// identity is the pinned public identity.
 	Identity []byte `protobuf:"bytes,4,opt,name=identity,proto3" json:"identity,omitempty"`
-	// untrusted_identity is a changed identity seen in strict mode and not
-	// yet trusted; while set, nothing from the new identity is accepted.
-	UntrustedIdentity []byte `protobuf:"bytes,5,opt,name=untrusted_identity,json=untrustedIdentity,proto3" json:"untrusted_identity,omitempty"`
 	// sessions: the current session first, then archived ones that may
 	// still receive late messages.
-	Sessions   []*PeerSession `protobuf:"bytes,6,rep,name=sessions,proto3" json:"sessions,omitempty"`
-	Transcript []byte         `protobuf:"bytes,7,opt,name=transcript,proto3" json:"transcript,omitempty"`
-	Receipts   *ReceiptQueue  `protobuf:"bytes,8,opt,name=receipts,proto3" json:"receipts,omitempty"`
-	Kept       []*Kept        `protobuf:"bytes,9,rep,name=kept,proto3" json:"kept,omitempty"`
+	Sessions []*PeerSession `protobuf:"bytes,6,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	// mailbox is the peer's mailbox id.
 	Mailbox []byte `protobuf:"bytes,10,opt,name=mailbox,proto3" json:"mailbox,omitempty"`
 	// identity_changed_unix_nano is when a new identity replaced the pinned
@@ -237,37 +241,9 @@ func (x *Peer) GetIdentity() []byte {
 	return nil
 }
 
-func (x *Peer) GetUntrustedIdentity() []byte {
-	if x != nil {
-		return x.UntrustedIdentity
-	}
-	return nil
-}
-
 func (x *Peer) GetSessions() []*PeerSession {
 	if x != nil {
 		return x.Sessions
-	}
-	return nil
-}
-
-func (x *Peer) GetTranscript() []byte {
-	if x != nil {
-		return x.Transcript
-	}
-	return nil
-}
-
-func (x *Peer) GetReceipts() *ReceiptQueue {
-	if x != nil {
-		return x.Receipts
-	}
-	return nil
-}
-
-func (x *Peer) GetKept() []*Kept {
-	if x != nil {
-		return x.Kept
 	}
 	return nil
 }
@@ -301,8 +277,13 @@ type PeerSession struct {
 	PeerBundle           []byte `protobuf:"bytes,5,opt,name=peer_bundle,json=peerBundle,proto3" json:"peer_bundle,omitempty"`
 	CreatedUnixNano      int64  `protobuf:"varint,6,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
 	LastReceivedUnixNano int64  `protobuf:"varint,7,opt,name=last_received_unix_nano,json=lastReceivedUnixNano,proto3" json:"last_received_unix_nano,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// transcript is this session's transcript state.
+	Transcript []byte `protobuf:"bytes,8,opt,name=transcript,proto3" json:"transcript,omitempty"`
+	// receipts are receipts for messages received on this session, not yet
+	// sent.
+	Receipts      *ReceiptQueue `protobuf:"bytes,9,opt,name=receipts,proto3" json:"receipts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PeerSession) Reset() {
@@ -384,6 +365,20 @@ func (x *PeerSession) GetLastReceivedUnixNano() int64 {
 	return 0
 }
 
+func (x *PeerSession) GetTranscript() []byte {
+	if x != nil {
+		return x.Transcript
+	}
+	return nil
+}
+
+func (x *PeerSession) GetReceipts() *ReceiptQueue {
+	if x != nil {
+		return x.Receipts
+	}
+	return nil
+}
+
 // ReceiptQueue holds receipts not yet sent to a peer.
 type ReceiptQueue struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -446,6 +441,62 @@ func (x *ReceiptQueue) GetDueUnixNano() int64 {
 	return 0
 }
 
+// KeptIndex lists a peer's results kept until Done, oldest first, under
+// "keptidx/<address>". It is its own record so that Done does not rewrite
+// the peer's sessions.
+type KeptIndex struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version must be 1.
+	Version       uint32  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Kept          []*Kept `protobuf:"bytes,2,rep,name=kept,proto3" json:"kept,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeptIndex) Reset() {
+	*x = KeptIndex{}
+	mi := &file_statepb_device_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeptIndex) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeptIndex) ProtoMessage() {}
+
+func (x *KeptIndex) ProtoReflect() protoreflect.Message {
+	mi := &file_statepb_device_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeptIndex.ProtoReflect.Descriptor instead.
+func (*KeptIndex) Descriptor() ([]byte, []int) {
+	return file_statepb_device_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *KeptIndex) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *KeptIndex) GetKept() []*Kept {
+	if x != nil {
+		return x.Kept
+	}
+	return nil
+}
+
 // Kept indexes a received result kept until the app calls Done.
 type Kept struct {
 	state            protoimpl.MessageState `protogen:"open.v1"`
@@ -458,7 +509,7 @@ type Kept struct {
 
 func (x *Kept) Reset() {
 	*x = Kept{}
-	mi := &file_statepb_device_proto_msgTypes[4]
+	mi := &file_statepb_device_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +521,7 @@ func (x *Kept) String() string {
 func (*Kept) ProtoMessage() {}
 
 func (x *Kept) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[4]
+	mi := &file_statepb_device_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +534,7 @@ func (x *Kept) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kept.ProtoReflect.Descriptor instead.
 func (*Kept) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{4}
+	return file_statepb_device_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Kept) GetEnvelopeHash() []byte {
@@ -526,7 +577,7 @@ type KeptIncoming struct {
 
 func (x *KeptIncoming) Reset() {
 	*x = KeptIncoming{}
-	mi := &file_statepb_device_proto_msgTypes[5]
+	mi := &file_statepb_device_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +589,7 @@ func (x *KeptIncoming) String() string {
 func (*KeptIncoming) ProtoMessage() {}
 
 func (x *KeptIncoming) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[5]
+	mi := &file_statepb_device_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +602,7 @@ func (x *KeptIncoming) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeptIncoming.ProtoReflect.Descriptor instead.
 func (*KeptIncoming) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{5}
+	return file_statepb_device_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *KeptIncoming) GetVersion() uint32 {
@@ -624,13 +675,14 @@ type KeptFinding struct {
 	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
 	ToSeq         uint64                 `protobuf:"varint,3,opt,name=to_seq,json=toSeq,proto3" json:"to_seq,omitempty"`
 	Ids           [][]byte               `protobuf:"bytes,4,rep,name=ids,proto3" json:"ids,omitempty"`
+	Outgoing      bool                   `protobuf:"varint,5,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *KeptFinding) Reset() {
 	*x = KeptFinding{}
-	mi := &file_statepb_device_proto_msgTypes[6]
+	mi := &file_statepb_device_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +694,7 @@ func (x *KeptFinding) String() string {
 func (*KeptFinding) ProtoMessage() {}
 
 func (x *KeptFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[6]
+	mi := &file_statepb_device_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +707,7 @@ func (x *KeptFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeptFinding.ProtoReflect.Descriptor instead.
 func (*KeptFinding) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{6}
+	return file_statepb_device_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *KeptFinding) GetKind() uint32 {
@@ -686,11 +738,18 @@ func (x *KeptFinding) GetIds() [][]byte {
 	return nil
 }
 
+func (x *KeptFinding) GetOutgoing() bool {
+	if x != nil {
+		return x.Outgoing
+	}
+	return false
+}
+
 var File_statepb_device_proto protoreflect.FileDescriptor
 
 const file_statepb_device_proto_rawDesc = "" +
 	"\n" +
-	"\x14statepb/device.proto\x12\x11sealpost.state.v1\x1a\x12statepb/keys.proto\"\xd8\x03\n" +
+	"\x14statepb/device.proto\x12\x11sealpost.state.v1\x1a\x12statepb/keys.proto\"\xf4\x03\n" +
 	"\x06Device\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
@@ -704,22 +763,18 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\fmailbox_keys\x18\t \x03(\v2\x1d.sealpost.state.v1.PrivateKeyR\vmailboxKeys\x12$\n" +
 	"\x0enext_prekey_id\x18\n" +
 	" \x01(\rR\fnextPrekeyId\x12\x14\n" +
-	"\x05peers\x18\v \x03(\tR\x05peers\"\xb4\x03\n" +
+	"\x05peers\x18\v \x03(\tR\x05peers\x12\x1a\n" +
+	"\bidentity\x18\f \x01(\fR\bidentity\"\x93\x02\n" +
 	"\x04Peer\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
 	"\x06device\x18\x03 \x01(\rR\x06device\x12\x1a\n" +
-	"\bidentity\x18\x04 \x01(\fR\bidentity\x12-\n" +
-	"\x12untrusted_identity\x18\x05 \x01(\fR\x11untrustedIdentity\x12:\n" +
-	"\bsessions\x18\x06 \x03(\v2\x1e.sealpost.state.v1.PeerSessionR\bsessions\x12\x1e\n" +
-	"\n" +
-	"transcript\x18\a \x01(\fR\n" +
-	"transcript\x12;\n" +
-	"\breceipts\x18\b \x01(\v2\x1f.sealpost.state.v1.ReceiptQueueR\breceipts\x12+\n" +
-	"\x04kept\x18\t \x03(\v2\x17.sealpost.state.v1.KeptR\x04kept\x12\x18\n" +
+	"\bidentity\x18\x04 \x01(\fR\bidentity\x12:\n" +
+	"\bsessions\x18\x06 \x03(\v2\x1e.sealpost.state.v1.PeerSessionR\bsessions\x12\x18\n" +
 	"\amailbox\x18\n" +
 	" \x01(\fR\amailbox\x12;\n" +
-	"\x1aidentity_changed_unix_nano\x18\v \x01(\x03R\x17identityChangedUnixNano\"\x89\x02\n" +
+	"\x1aidentity_changed_unix_nano\x18\v \x01(\x03R\x17identityChangedUnixNanoJ\x04\b\x05\x10\x06J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\"\xe6\x02\n" +
 	"\vPeerSession\x12\x18\n" +
 	"\aratchet\x18\x01 \x01(\fR\aratchet\x12\x19\n" +
 	"\bbase_key\x18\x02 \x01(\fR\abaseKey\x12\x1c\n" +
@@ -728,11 +783,18 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\vpeer_bundle\x18\x05 \x01(\fR\n" +
 	"peerBundle\x12*\n" +
 	"\x11created_unix_nano\x18\x06 \x01(\x03R\x0fcreatedUnixNano\x125\n" +
-	"\x17last_received_unix_nano\x18\a \x01(\x03R\x14lastReceivedUnixNano\"d\n" +
+	"\x17last_received_unix_nano\x18\a \x01(\x03R\x14lastReceivedUnixNano\x12\x1e\n" +
+	"\n" +
+	"transcript\x18\b \x01(\fR\n" +
+	"transcript\x12;\n" +
+	"\breceipts\x18\t \x01(\v2\x1f.sealpost.state.v1.ReceiptQueueR\breceipts\"d\n" +
 	"\fReceiptQueue\x12\x1c\n" +
 	"\tdelivered\x18\x01 \x03(\fR\tdelivered\x12\x12\n" +
 	"\x04read\x18\x02 \x03(\fR\x04read\x12\"\n" +
-	"\rdue_unix_nano\x18\x03 \x01(\x03R\vdueUnixNano\"i\n" +
+	"\rdue_unix_nano\x18\x03 \x01(\x03R\vdueUnixNano\"R\n" +
+	"\tKeptIndex\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12+\n" +
+	"\x04kept\x18\x02 \x03(\v2\x17.sealpost.state.v1.KeptR\x04kept\"i\n" +
 	"\x04Kept\x12#\n" +
 	"\renvelope_hash\x18\x01 \x01(\fR\fenvelopeHash\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12,\n" +
@@ -746,12 +808,13 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\x04body\x18\x06 \x01(\fR\x04body\x12\x1c\n" +
 	"\tdelivered\x18\a \x03(\fR\tdelivered\x12\x12\n" +
 	"\x04read\x18\b \x03(\fR\x04read\x12:\n" +
-	"\bfindings\x18\t \x03(\v2\x1e.sealpost.state.v1.KeptFindingR\bfindings\"\\\n" +
+	"\bfindings\x18\t \x03(\v2\x1e.sealpost.state.v1.KeptFindingR\bfindings\"x\n" +
 	"\vKeptFinding\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\rR\x04kind\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x15\n" +
 	"\x06to_seq\x18\x03 \x01(\x04R\x05toSeq\x12\x10\n" +
-	"\x03ids\x18\x04 \x03(\fR\x03idsB,Z*github.com/sealpost/sealpost/proto/statepbb\x06proto3"
+	"\x03ids\x18\x04 \x03(\fR\x03ids\x12\x1a\n" +
+	"\boutgoing\x18\x05 \x01(\bR\boutgoingB,Z*github.com/sealpost/sealpost/proto/statepbb\x06proto3"
 
 var (
 	file_statepb_device_proto_rawDescOnce sync.Once
@@ -765,26 +828,27 @@ func file_statepb_device_proto_rawDescGZIP() []byte {
 	return file_statepb_device_proto_rawDescData
 }
 
-var file_statepb_device_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_statepb_device_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_statepb_device_proto_goTypes = []any{
 	(*Device)(nil),       // 0: sealpost.state.v1.Device
 	(*Peer)(nil),         // 1: sealpost.state.v1.Peer
 	(*PeerSession)(nil),  // 2: sealpost.state.v1.PeerSession
 	(*ReceiptQueue)(nil), // 3: sealpost.state.v1.ReceiptQueue
-	(*Kept)(nil),         // 4: sealpost.state.v1.Kept
-	(*KeptIncoming)(nil), // 5: sealpost.state.v1.KeptIncoming
-	(*KeptFinding)(nil),  // 6: sealpost.state.v1.KeptFinding
-	(*PrivateKey)(nil),   // 7: sealpost.state.v1.PrivateKey
+	(*KeptIndex)(nil),    // 4: sealpost.state.v1.KeptIndex
+	(*Kept)(nil),         // 5: sealpost.state.v1.Kept
+	(*KeptIncoming)(nil), // 6: sealpost.state.v1.KeptIncoming
+	(*KeptFinding)(nil),  // 7: sealpost.state.v1.KeptFinding
+	(*PrivateKey)(nil),   // 8: sealpost.state.v1.PrivateKey
 }
 var file_statepb_device_proto_depIdxs = []int32{
-	7, // 0: sealpost.state.v1.Device.signed_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	7, // 1: sealpost.state.v1.Device.pq_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	7, // 2: sealpost.state.v1.Device.one_time_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	7, // 3: sealpost.state.v1.Device.mailbox_keys:type_name -> sealpost.state.v1.PrivateKey
+	8, // 0: sealpost.state.v1.Device.signed_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	8, // 1: sealpost.state.v1.Device.pq_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	8, // 2: sealpost.state.v1.Device.one_time_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	8, // 3: sealpost.state.v1.Device.mailbox_keys:type_name -> sealpost.state.v1.PrivateKey
 	2, // 4: sealpost.state.v1.Peer.sessions:type_name -> sealpost.state.v1.PeerSession
-	3, // 5: sealpost.state.v1.Peer.receipts:type_name -> sealpost.state.v1.ReceiptQueue
-	4, // 6: sealpost.state.v1.Peer.kept:type_name -> sealpost.state.v1.Kept
-	6, // 7: sealpost.state.v1.KeptIncoming.findings:type_name -> sealpost.state.v1.KeptFinding
+	3, // 5: sealpost.state.v1.PeerSession.receipts:type_name -> sealpost.state.v1.ReceiptQueue
+	5, // 6: sealpost.state.v1.KeptIndex.kept:type_name -> sealpost.state.v1.Kept
+	7, // 7: sealpost.state.v1.KeptIncoming.findings:type_name -> sealpost.state.v1.KeptFinding
 	8, // [8:8] is the sub-list for method output_type
 	8, // [8:8] is the sub-list for method input_type
 	8, // [8:8] is the sub-list for extension type_name
@@ -804,7 +868,7 @@ func file_statepb_device_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statepb_device_proto_rawDesc), len(file_statepb_device_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,132 @@
+package sealpost
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/transcript"
+)
+
+// IdentityChangedError reports, in strict mode, a peer whose identity is
+// not the pinned one. It matches ErrIdentityChanged with errors.Is. Call
+// Trust with New to accept it.
+type IdentityChangedError struct {
+	Peer     Address
+	Old, New keys.PublicIdentity
+}
+
+// Error names the peer and both fingerprints' starts.
+func (e *IdentityChangedError) Error() string {
+	return fmt.Sprintf("%v: %s: pinned %v, presented %v", ErrIdentityChanged, e.Peer, e.Old, e.New)
+}
+
+// Unwrap returns ErrIdentityChanged.
+func (e *IdentityChangedError) Unwrap() error { return ErrIdentityChanged }
+
+// Done tells the device the app has safely handled the results with these
+// ids (stored the message, shown the receipt). Their kept copies are
+// deleted; receiving the same envelopes again is then ErrDuplicate. Unknown
+// ids are ignored.
+func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	touched := map[*peer]*Batch{}
+	for _, id := range ids {
+		p := d.kept[id]
+		if p == nil {
+			continue
+		}
+		b := touched[p]
+		if b == nil {
+			b = new(Batch)
+			touched[p] = b
+		}
+		for i, k := range p.kept {
+			if MessageID(k.Id) == id {
+				b.Delete(keyKeptPrefix + hex.EncodeToString(k.EnvelopeHash))
+				p.kept = append(p.kept[:i:i], p.kept[i+1:]...)
+				break
+			}
+		}
+	}
+	for p, b := range touched {
+		if err := d.commitKept(ctx, p, b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// commitKept writes the peer's kept index with b; on failure it reloads
+// the index as last committed.
+func (d *Device) commitKept(ctx context.Context, p *peer, b *Batch) error {
+	raw, err := p.encodeKept()
+	if err == nil {
+		putRecord(b, keptIndexKey(p.addr), raw)
+		err = d.store.Apply(ctx, b)
+	}
+	if err != nil {
+		_ = p.decodeKept(p.keptRaw) // committed bytes always decode
+		d.indexKept(p)
+		return err
+	}
+	p.keptRaw = raw
+	d.indexKept(p)
+	return nil
+}
+
+// Trust pins identity for the peer, replacing a changed one. In strict mode
+// this is how the app accepts a new identity after ErrIdentityChanged (the
+// peer's next session start is then accepted); sessions with the old
+// identity are dropped.
+func (d *Device) Trust(ctx context.Context, peerAddr Address, identity keys.PublicIdentity) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p, isNew := d.peers[peerAddr], false
+	if p == nil {
+		p, isNew, _, _ = d.newPeer(peerAddr, identity)
+	} else if !p.identity.Equal(identity) {
+		p.replaceIdentity(identity, d.opts.now().UnixNano())
+	}
+	return d.commitPeer(ctx, p, isNew, nil, nil)
+}
+
+// PeerIdentity returns the identity pinned for the peer and when it last
+// changed (the zero time if never). It returns ErrNoSession for an unknown
+// peer.
+func (d *Device) PeerIdentity(peerAddr Address) (keys.PublicIdentity, time.Time, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.peers[peerAddr]
+	if p == nil {
+		return keys.PublicIdentity{}, time.Time{}, fmt.Errorf("%w: %s", ErrNoSession, peerAddr)
+	}
+	var changed time.Time
+	if n := p.rec.IdentityChangedUnixNano; n != 0 {
+		changed = time.Unix(0, n)
+	}
+	return p.identity, changed, nil
+}
+
+// Findings returns the open transcript findings of every session with the
+// peer (gaps not yet closed, drops, forks, receipt mismatches), and an
+// identity-changed finding when the peer's identity has changed.
+func (d *Device) Findings(peerAddr Address) []transcript.Finding {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.peers[peerAddr]
+	if p == nil {
+		return nil
+	}
+	var out []transcript.Finding
+	if p.rec.IdentityChangedUnixNano != 0 {
+		out = append(out, transcript.Finding{Kind: transcript.IdentityChanged})
+	}
+	for _, s := range p.sessions {
+		out = append(out, s.conv.Findings()...)
+	}
+	return out
+}

@@ -1,0 +1,149 @@
+package sealpost
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/proto/sealedpb"
+)
+
+// contentVersion is the version of the Content format inside every sealed
+// payload; any other is ErrUnsupportedVersion.
+const contentVersion = 1
+
+// Content limits.
+const (
+	// MaxBodySize bounds a message body. Envelopes are capped at 256 KiB;
+	// this leaves room for padding and framing. Until the peer first
+	// replies, every envelope also carries the session start, which is
+	// capped at 128 KiB, so Send returns ErrTooLarge for bodies over about
+	// 120 KiB on a session the peer has not yet confirmed. Larger payloads
+	// belong in a blob store, with the message carrying the reference and
+	// key.
+	MaxBodySize = 200 << 10
+)
+
+// MessageID names one message or receipt: 16 random bytes chosen by the
+// sender.
+type MessageID [16]byte
+
+// String returns the id in hex.
+func (id MessageID) String() string { return hex.EncodeToString(id[:]) }
+
+func newMessageID() MessageID {
+	var id MessageID
+	rand.Read(id[:])
+	return id
+}
+
+// Kind tells a message from a receipt. On the wire they look the same.
+type Kind uint8
+
+// The kinds of content.
+const (
+	KindMessage   Kind = iota + 1 // a message with a body
+	KindDelivered                 // a delivery receipt
+	KindRead                      // a read receipt
+)
+
+// String returns the kind's name.
+func (k Kind) String() string {
+	switch k {
+	case KindMessage:
+		return "message"
+	case KindDelivered:
+		return "delivered"
+	case KindRead:
+		return "read"
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// content is a decoded Content.
+type content struct {
+	id          MessageID
+	kind        Kind
+	body        []byte
+	delivered   []MessageID
+	read        []MessageID
+	receiptHash []byte
+	pb          *sealedpb.Content
+}
+
+// decodeContent parses and validates a Content. It returns
+// ErrUnsupportedVersion for another version and ErrMalformed for anything
+// else that is not a well-formed content: a bad id, an unknown kind, a body
+// on a receipt, a receipt without ids, too many ids.
+func decodeContent(raw []byte) (*content, error) {
+	pb := new(sealedpb.Content)
+	if err := pbstrict.Unmarshal(raw, pb); err != nil {
+		return nil, fmt.Errorf("%w: content encoding", ErrMalformed)
+	}
+	if pb.Version != contentVersion {
+		return nil, fmt.Errorf("%w: content version %d", ErrUnsupportedVersion, pb.Version)
+	}
+	c := &content{kind: Kind(pb.Kind), body: pb.Body, receiptHash: pb.ReceiptHash, pb: pb}
+	if len(pb.Id) != len(c.id) {
+		return nil, fmt.Errorf("%w: content id", ErrMalformed)
+	}
+	copy(c.id[:], pb.Id)
+	var err error
+	if c.delivered, err = decodeIDs(pb.Delivered); err != nil {
+		return nil, err
+	}
+	if c.read, err = decodeIDs(pb.Read); err != nil {
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *content) validate() error {
+	receipts := len(c.delivered) + len(c.read)
+	switch {
+	case c.kind < KindMessage || c.kind > KindRead:
+		return fmt.Errorf("%w: content kind %d", ErrMalformed, c.kind)
+	case c.kind != KindMessage && len(c.body) > 0:
+		return fmt.Errorf("%w: a receipt with a body", ErrMalformed)
+	case c.kind == KindDelivered && (len(c.delivered) == 0 || len(c.read) > 0):
+		return fmt.Errorf("%w: delivery receipt ids", ErrMalformed)
+	case c.kind == KindRead && len(c.read) == 0:
+		return fmt.Errorf("%w: read receipt without ids", ErrMalformed)
+	case len(c.body) > MaxBodySize:
+		return fmt.Errorf("%w: body over %d bytes", ErrTooLarge, MaxBodySize)
+	case receipts > 0 && len(c.receiptHash) != 32:
+		return fmt.Errorf("%w: receipt hash", ErrMalformed)
+	case receipts == 0 && len(c.receiptHash) != 0:
+		return fmt.Errorf("%w: receipt hash without receipts", ErrMalformed)
+	}
+	if p := c.pb; (p.Seq == 0) || len(p.Prev) != 32 || len(p.AckHash) != 32 {
+		return fmt.Errorf("%w: content transcript fields", ErrMalformed)
+	}
+	return nil
+}
+
+func decodeIDs(raw [][]byte) ([]MessageID, error) {
+	if len(raw) > maxReceiptBatch {
+		return nil, fmt.Errorf("%w: more than %d receipt ids", ErrMalformed, maxReceiptBatch)
+	}
+	var out []MessageID
+	for _, r := range raw {
+		if len(r) != len(MessageID{}) {
+			return nil, fmt.Errorf("%w: receipt id", ErrMalformed)
+		}
+		out = append(out, MessageID(r))
+	}
+	return out, nil
+}
+
+func encodeIDs(ids []MessageID) [][]byte {
+	out := make([][]byte, len(ids))
+	for i := range ids {
+		out[i] = ids[i][:]
+	}
+	return out
+}

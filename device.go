@@ -1,0 +1,189 @@
+package sealpost
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/sealpost/sealpost/internal/ct"
+	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/proto/statepb"
+)
+
+// deviceVersion is the version of the saved device and peer records. Any
+// other is ErrUnsupportedVersion; a later version will migrate this one.
+const deviceVersion = 1
+
+// Store keys. Every record a Device writes lives under one of these.
+const (
+	keyDevice     = "device"
+	keyPeerPrefix = "peer/"
+	keyKeptPrefix = "kept/"
+	keySeenPrefix = "seen/"
+	// keyKeptIndexPrefix holds each peer's list of kept results.
+	keyKeptIndexPrefix = "keptidx/"
+)
+
+// Device is one device's identity, prekeys, sessions, transcripts and
+// receipt queues behind one small API (DESIGN section 4). It is safe for
+// concurrent use; operations are serialised. Every change of state is
+// written to the Store with one Apply before the operation returns, so a
+// crash never loses an accepted message nor reuses a key.
+type Device struct {
+	mu    sync.Mutex
+	store Store
+	self  Address
+	opts  options
+
+	id  *keys.IdentityPrivateKey
+	rec *statepb.Device // as last committed, prekeys excluded
+	pre *prekeys
+
+	peers map[Address]*peer
+	tags  map[[16]byte]*peer
+	kept  map[MessageID]*peer
+}
+
+// Open loads the device for self from the store, or creates it (a new
+// identity, signed prekey, last-resort PQ prekey and mailbox key) when the
+// store holds none. It returns ErrUnsupportedVersion or ErrMalformed for a
+// stored device it cannot read, and the store's error if it fails.
+func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, error) {
+	if s == nil {
+		panic("sealpost: Open with a nil Store")
+	}
+	d := &Device{store: s, self: self, opts: defaultOptions(),
+		peers: map[Address]*peer{}, tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{}}
+	for _, o := range opts {
+		o(&d.opts)
+	}
+	raw, err := getRecord(ctx, s, keyDevice)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return d, d.create(ctx)
+	case err != nil:
+		return nil, err
+	}
+	if err := d.load(ctx, raw); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// create makes and saves a new device.
+func (d *Device) create(ctx context.Context) error {
+	if err := validAddress(d.self); err != nil {
+		return err
+	}
+	mailbox := d.opts.mailbox
+	if mailbox == nil {
+		mailbox = make([]byte, 16)
+		rand.Read(mailbox)
+	}
+	d.id = keys.GenerateIdentity()
+	d.rec = &statepb.Device{Version: deviceVersion, User: d.self.User, Device: d.self.Device,
+		IdentitySeed: d.id.Bytes(), Identity: d.id.Public().Bytes(), Mailbox: mailbox}
+	pre, err := (&prekeys{}).rotated(d.nextID, d.id, d.self, mailbox)
+	if err != nil {
+		return err
+	}
+	b := new(Batch)
+	if err := d.putDevice(b, pre); err != nil {
+		return err
+	}
+	if err := d.store.Apply(ctx, b); err != nil {
+		return err
+	}
+	d.pre = pre
+	return nil
+}
+
+// load decodes a saved device and all its peers.
+func (d *Device) load(ctx context.Context, raw []byte) error {
+	rec := new(statepb.Device)
+	if err := pbstrict.Unmarshal(raw, rec); err != nil {
+		return fmt.Errorf("%w: saved device", ErrMalformed)
+	}
+	if rec.Version != deviceVersion {
+		return fmt.Errorf("%w: saved device version %d", ErrUnsupportedVersion, rec.Version)
+	}
+	if rec.User != d.self.User || rec.Device != d.self.Device {
+		return fmt.Errorf("%w: the store holds device %s", ErrMalformed, Address{User: rec.User, Device: rec.Device})
+	}
+	id, err := keys.NewIdentityFromSeed(rec.IdentitySeed)
+	if err != nil {
+		return err
+	}
+	if !ct.Equal(id.Public().Bytes(), rec.Identity) {
+		return fmt.Errorf("%w: saved identity seed does not match the saved identity", ErrMalformed)
+	}
+	pre, err := decodePrekeys(rec, id, d.self)
+	if err != nil {
+		return err
+	}
+	d.id, d.pre, d.rec = id, pre, rec
+	for _, key := range rec.Peers {
+		praw, err := getRecord(ctx, d.store, key)
+		if err != nil {
+			return fmt.Errorf("sealpost: loading %s: %w", key, err)
+		}
+		p, err := decodePeer(praw)
+		if err != nil {
+			return err
+		}
+		kraw, err := getRecord(ctx, d.store, keptIndexKey(p.addr))
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if err := p.decodeKept(kraw); err != nil {
+			return err
+		}
+		d.peers[p.addr] = p
+		d.index(p)
+	}
+	return nil
+}
+
+// nextID hands out prekey ids; the counter is saved with the device.
+func (d *Device) nextID() uint32 {
+	d.rec.NextPrekeyId++
+	return d.rec.NextPrekeyId
+}
+
+// putDevice adds the device record with the given prekeys to b.
+func (d *Device) putDevice(b *Batch, pre *prekeys) error {
+	rec := cloneDevice(d.rec)
+	pre.encode(rec)
+	raw, err := pbstrict.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	putRecord(b, keyDevice, raw)
+	return nil
+}
+
+func cloneDevice(r *statepb.Device) *statepb.Device {
+	return &statepb.Device{Version: r.Version, User: r.User, Device: r.Device,
+		IdentitySeed: r.IdentitySeed, Identity: r.Identity, Mailbox: r.Mailbox, NextPrekeyId: r.NextPrekeyId,
+		Peers: append([]string(nil), r.Peers...)}
+}
+
+// Identity returns this device's public identity.
+func (d *Device) Identity() keys.PublicIdentity { return d.id.Public() }
+
+// Mailbox returns this device's mailbox id: what the relay routes on. The
+// app registers it with its relay.
+func (d *Device) Mailbox() []byte { return append([]byte(nil), d.rec.Mailbox...) }
+
+// Address returns the address the device was opened for.
+func (d *Device) Address() Address { return d.self }
+
+func validAddress(a Address) error {
+	if a.User == "" || len(a.User) > keys.MaxUserLength {
+		return fmt.Errorf("%w: address", ErrMalformed)
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+package sealpost_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/sealpost/sealpost"
+	"github.com/sealpost/sealpost/transcript"
+)
+
+// faultyStore wraps a MemoryStore and fails Apply when fail is set, and
+// counts Applys.
+type faultyStore struct {
+	*sealpost.MemoryStore
+	mu      sync.Mutex
+	fail    bool
+	applies int
+}
+
+func (s *faultyStore) Apply(ctx context.Context, b *sealpost.Batch) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.applies++
+	if s.fail {
+		return errors.New("store unavailable")
+	}
+	return s.MemoryStore.Apply(ctx, b)
+}
+
+func newFaultyParty(t testing.TB, user string, c *clock, opts ...sealpost.Option) (*party, *faultyStore) {
+	t.Helper()
+	fs := &faultyStore{MemoryStore: sealpost.NewMemoryStore()}
+	addr := sealpost.Address{User: user, Device: 1}
+	opts = append([]sealpost.Option{sealpost.WithClock(c.now), sealpost.WithReceiptDelay(0, 0)}, opts...)
+	d, err := sealpost.Open(ctx, fs, addr, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &party{Device: d, addr: addr, store: fs.MemoryStore}, fs
+}
+
+// TestStoreFailureOnReceive: a failing Apply releases no plaintext and
+// changes nothing; after the store recovers the same envelope is accepted
+// exactly once (ADVERSARIAL 31, 32).
+func TestStoreFailureOnReceive(t *testing.T) {
+	c := newClock()
+	alice := newParty(t, "alice", c)
+	bob, fs := newFaultyParty(t, "bob", c)
+	connect(t, alice, bob)
+	first := send(t, alice, bob, "first")
+	second := send(t, alice, bob, "second")
+	for _, out := range []*sealpost.Outgoing{first, second} {
+		before := bob.store.Snapshot()
+		fs.fail = true
+		if in, err := bob.Receive(ctx, out.Envelope); err == nil || in != nil {
+			t.Fatalf("Receive with a failing store: %v, %v", in, err)
+		}
+		fs.fail = false
+		if !maps.EqualFunc(before, bob.store.Snapshot(), func(a, b []byte) bool { return string(a) == string(b) }) {
+			t.Fatal("a failed Receive changed the store")
+		}
+		in := receive(t, bob, out)
+		if _, err := bob.Receive(ctx, out.Envelope); !errors.Is(err, sealpost.ErrDuplicate) {
+			t.Fatalf("second delivery after Done: %v (%q)", err, in.Body)
+		}
+	}
+	// The session goes on both ways.
+	receive(t, alice, send(t, bob, alice, "reply"))
+}
+
+// TestStoreFailureOnSend: no envelope comes out, and the next Send does
+// not reuse the failed one's routing tag (nor its key).
+func TestStoreFailureOnSend(t *testing.T) {
+	c := newClock()
+	alice, fs := newFaultyParty(t, "alice", c)
+	bob := newParty(t, "bob", c)
+	connect(t, alice, bob)
+	receive(t, bob, send(t, alice, bob, "hello"))
+	receive(t, alice, send(t, bob, alice, "hi"))
+	fs.fail = true
+	if out, err := alice.Send(ctx, bob.addr, []byte("lost")); err == nil || out != nil {
+		t.Fatalf("Send with a failing store: %v, %v", out, err)
+	}
+	fs.fail = false
+	out := send(t, alice, bob, "after")
+	in := receive(t, bob, out)
+	if string(in.Body) != "after" {
+		t.Fatalf("got %q", in.Body)
+	}
+	for _, f := range in.Findings {
+		if f.Kind != transcript.Gap {
+			t.Fatalf("unexpected finding %v", f)
+		}
+	}
+}
+
+// TestFailedReceiveChangesNothing feeds garbage and tampered envelopes: each
+// is a typed error, no Apply happens, and the store is unchanged
+// (ADVERSARIAL 22, 23, 31).
+func TestFailedReceiveChangesNothing(t *testing.T) {
+	c := newClock()
+	alice := newParty(t, "alice", c)
+	bob, fs := newFaultyParty(t, "bob", c)
+	connect(t, alice, bob)
+	receive(t, bob, send(t, alice, bob, "hello"))
+	out := send(t, alice, bob, "second")
+	before, applies := bob.store.Snapshot(), fs.applies
+	inputs := [][]byte{nil, {1}, out.Envelope[:len(out.Envelope)-1], append(append([]byte{}, out.Envelope...), 0)}
+	for i := 0; i < len(out.Envelope); i += 7 {
+		flipped := append([]byte{}, out.Envelope...)
+		flipped[i] ^= 0x10
+		inputs = append(inputs, flipped)
+	}
+	for i, raw := range inputs {
+		_, err := bob.Receive(ctx, raw)
+		if err == nil {
+			t.Fatalf("input %d accepted", i)
+		}
+		if !errors.Is(err, sealpost.ErrMalformed) && !errors.Is(err, sealpost.ErrDecrypt) && !errors.Is(err, sealpost.ErrUnsupportedVersion) {
+			t.Fatalf("input %d: untyped error %v", i, err)
+		}
+	}
+	if fs.applies != applies || !maps.EqualFunc(before, bob.store.Snapshot(), func(a, b []byte) bool { return string(a) == string(b) }) {
+		t.Fatal("a failed Receive wrote to the store")
+	}
+	receive(t, bob, out)
+}
+
+// TestIdentityChange: a peer reinstalls with a new identity. By default the
+// message is accepted with an identity-changed finding and a new safety
+// number; in strict mode it is ErrIdentityChanged and nothing is written
+// until Trust (ADVERSARIAL 45).
+func TestIdentityChange(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		t.Run(fmt.Sprintf("strict=%t", strict), func(t *testing.T) {
+			c := newClock()
+			var opts []sealpost.Option
+			if strict {
+				opts = append(opts, sealpost.WithStrictIdentity())
+			}
+			alice := newParty(t, "alice", c)
+			bob, fs := newFaultyParty(t, "bob", c, opts...)
+			connect(t, alice, bob)
+			receive(t, bob, send(t, alice, bob, "hello"))
+			oldNumber, _ := bob.SafetyNumber(ctx, alice.addr)
+
+			alice2 := newParty(t, "alice", c) // reinstalled: new store, new identity
+			connect(t, alice2, bob)
+			out := send(t, alice2, bob, "new phone")
+			applies := fs.applies
+			in, err := bob.Receive(ctx, out.Envelope)
+			if strict {
+				var ice *sealpost.IdentityChangedError
+				if !errors.Is(err, sealpost.ErrIdentityChanged) || !errors.As(err, &ice) || fs.applies != applies {
+					t.Fatalf("strict: %v (applies %d→%d)", err, applies, fs.applies)
+				}
+				if err := bob.Trust(ctx, alice.addr, ice.New); err != nil {
+					t.Fatal(err)
+				}
+				in, err = bob.Receive(ctx, out.Envelope)
+			}
+			if err != nil || string(in.Body) != "new phone" {
+				t.Fatalf("after the change: %v", err)
+			}
+			if !strict && !hasKind(in.Findings, transcript.IdentityChanged) {
+				t.Fatalf("no identity-changed finding: %v", in.Findings)
+			}
+			newNumber, _ := bob.SafetyNumber(ctx, alice.addr)
+			if newNumber == oldNumber {
+				t.Fatal("the safety number did not change")
+			}
+			receive(t, alice2, send(t, bob, alice2, "welcome back"))
+		})
+	}
+}
+
+// TestSimultaneousStart: both sides start a session at once, with loss and
+// repeats; they converge on one session and every message decrypts
+// (ADVERSARIAL 25).
+func TestSimultaneousStart(t *testing.T) {
+	for seed := range 5 {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(seed), 1))
+			c := newClock()
+			alice, bob := newParty(t, "alice", c), newParty(t, "bob", c)
+			connect(t, alice, bob)
+			connect(t, bob, alice)
+			a1, b1 := send(t, alice, bob, "a1"), send(t, bob, alice, "b1")
+			a2, b2 := send(t, alice, bob, "a2"), send(t, bob, alice, "b2")
+			// Loss and repeats: each side gets one or both, maybe twice.
+			deliver := func(to *party, outs ...*sealpost.Outgoing) {
+				for _, o := range outs {
+					if rng.IntN(4) == 0 {
+						continue // lost
+					}
+					in, err := to.Receive(ctx, o.Envelope)
+					if err != nil {
+						t.Fatalf("%s: %v", to.addr, err)
+					}
+					_ = to.Done(ctx, in.ID)
+					if rng.IntN(2) == 0 {
+						if _, err := to.Receive(ctx, o.Envelope); !errors.Is(err, sealpost.ErrDuplicate) {
+							t.Fatalf("repeat: %v", err)
+						}
+					}
+				}
+			}
+			deliver(bob, a1, a2)
+			deliver(alice, b1, b2)
+			// After quiescing, a few exchanges carry everything.
+			for i := range 3 {
+				receive(t, bob, send(t, alice, bob, fmt.Sprint("a", i)))
+				receive(t, alice, send(t, bob, alice, fmt.Sprint("b", i)))
+			}
+		})
+	}
+}
+
+// TestConcurrentUse runs Send and Receive from many goroutines on one
+// device (ADVERSARIAL 38, under -race).
+func TestConcurrentUse(t *testing.T) {
+	c := newClock()
+	hub := newParty(t, "hub", c)
+	const peers = 8
+	var others []*party
+	for i := range peers {
+		p := newParty(t, fmt.Sprint("peer", i), c)
+		connect(t, p, hub)
+		receive(t, hub, send(t, p, hub, "hello"))
+		others = append(others, p)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64*peers)
+	for g := range 64 {
+		wg.Go(func() {
+			p := others[g%peers]
+			out, err := hub.Send(ctx, p.addr, []byte("from hub"))
+			if err != nil {
+				errs <- err
+				return
+			}
+			_ = out
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,206 @@
+package sealpost
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/proto/statepb"
+	"github.com/sealpost/sealpost/ratchet"
+	"github.com/sealpost/sealpost/transcript"
+)
+
+// peer is everything a Device holds about one peer device: the pinned
+// identity, its sessions (current first), the receipt queue and the index of
+// results kept until Done. raw is the record as last committed; after a
+// failed commit the peer is rebuilt from it.
+type peer struct {
+	addr     Address
+	key      string
+	raw      []byte
+	identity keys.PublicIdentity
+	rec      *statepb.Peer // everything but sessions and transcripts
+	kept     []*statepb.Kept
+	keptRaw  []byte // the kept index as last committed
+	sessions []*session
+	tags     [][16]byte  // the tags this peer has in Device.tags
+	keptIDs  []MessageID // the ids this peer has in Device.kept
+	indexed  []*session  // the sessions whose tags are in Device.tags
+}
+
+// session is one ratchet session and its transcript.
+type session struct {
+	r    *ratchet.Session
+	conv *transcript.Conversation
+	meta *statepb.PeerSession // base key, initiator, pending start, times
+	tags [][16]byte           // the expected tags last put in Device.tags
+}
+
+// confirmed reports whether the peer has shown it holds this session: we
+// responded to its start, or it replied to ours.
+func (s *session) confirmed() bool { return len(s.meta.PendingStart) == 0 }
+
+func peerKey(a Address) string { return keyPeerPrefix + a.String() }
+
+func keptIndexKey(a Address) string { return keyKeptIndexPrefix + a.String() }
+
+// encodeKept returns the kept index record.
+func (p *peer) encodeKept() ([]byte, error) {
+	return pbstrict.Marshal(&statepb.KeptIndex{Version: deviceVersion, Kept: p.kept})
+}
+
+// decodeKept loads the kept index record (absent: empty).
+func (p *peer) decodeKept(raw []byte) error {
+	p.keptRaw = raw
+	if raw == nil {
+		p.kept = nil
+		return nil
+	}
+	rec := new(statepb.KeptIndex)
+	if err := pbstrict.Unmarshal(raw, rec); err != nil {
+		return fmt.Errorf("%w: saved kept index", ErrMalformed)
+	}
+	if rec.Version != deviceVersion {
+		return fmt.Errorf("%w: saved kept index version %d", ErrUnsupportedVersion, rec.Version)
+	}
+	for _, k := range rec.Kept {
+		if len(k.Id) != 16 || len(k.EnvelopeHash) != 32 {
+			return fmt.Errorf("%w: saved kept entry", ErrMalformed)
+		}
+	}
+	p.kept = rec.Kept
+	return nil
+}
+
+// encode returns the peer's record bytes from its live state.
+func (p *peer) encode() ([]byte, error) {
+	rec := &statepb.Peer{
+		Version: deviceVersion, User: p.addr.User, Device: p.addr.Device,
+		Identity:                p.identity.Bytes(),
+		Mailbox:                 p.rec.Mailbox,
+		IdentityChangedUnixNano: p.rec.IdentityChangedUnixNano,
+	}
+	for _, s := range p.sessions {
+		r, err := s.r.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		t, err := s.conv.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		m := s.meta
+		rec.Sessions = append(rec.Sessions, &statepb.PeerSession{
+			Ratchet: r, Transcript: t, BaseKey: m.BaseKey, Initiator: m.Initiator,
+			PendingStart: m.PendingStart, PeerBundle: m.PeerBundle, Receipts: m.Receipts,
+			CreatedUnixNano: m.CreatedUnixNano, LastReceivedUnixNano: m.LastReceivedUnixNano,
+		})
+	}
+	return pbstrict.Marshal(rec)
+}
+
+// decodePeer rebuilds a peer from its record bytes.
+func decodePeer(raw []byte) (*peer, error) {
+	rec := new(statepb.Peer)
+	if err := pbstrict.Unmarshal(raw, rec); err != nil {
+		return nil, fmt.Errorf("%w: saved peer", ErrMalformed)
+	}
+	if rec.Version != deviceVersion {
+		return nil, fmt.Errorf("%w: saved peer version %d", ErrUnsupportedVersion, rec.Version)
+	}
+	id, err := keys.ParsePublicIdentity(rec.Identity)
+	if err != nil {
+		return nil, fmt.Errorf("%w: saved peer identity", ErrMalformed)
+	}
+	p := &peer{addr: Address{User: rec.User, Device: rec.Device}, raw: raw, identity: id, rec: rec}
+	p.key = peerKey(p.addr)
+	for _, m := range rec.Sessions {
+		s := &session{r: new(ratchet.Session), conv: transcript.New(), meta: m}
+		if err := s.r.UnmarshalBinary(m.Ratchet); err != nil {
+			return nil, err
+		}
+		if err := s.conv.UnmarshalBinary(m.Transcript); err != nil {
+			return nil, err
+		}
+		m.Ratchet, m.Transcript = nil, nil
+		p.sessions = append(p.sessions, s)
+	}
+	rec.Sessions = nil
+	return p, nil
+}
+
+// sessionByBaseKey returns the session a session start created.
+func (p *peer) sessionByBaseKey(base []byte) *session {
+	for _, s := range p.sessions {
+		if bytes.Equal(s.meta.BaseKey, base) {
+			return s
+		}
+	}
+	return nil
+}
+
+// unindex removes the peer's tags and kept ids from the device's maps.
+func (d *Device) unindex(p *peer) {
+	for _, t := range p.tags {
+		if d.tags[t] == p {
+			delete(d.tags, t)
+		}
+	}
+	p.tags = p.tags[:0]
+	for _, id := range p.keptIDs {
+		if d.kept[id] == p {
+			delete(d.kept, id)
+		}
+	}
+	p.keptIDs = p.keptIDs[:0]
+}
+
+// index registers the peer's expected tags and kept ids with the device.
+// Only sessions whose expected tags changed since they were last indexed
+// touch the map: a send or a Done changes none.
+func (d *Device) index(p *peer) {
+	for _, old := range p.indexed {
+		if !slices.Contains(p.sessions, old) {
+			for _, t := range old.tags {
+				if d.tags[t] == p {
+					delete(d.tags, t) // a session that is gone
+				}
+			}
+		}
+	}
+	var all [][16]byte
+	for _, s := range p.sessions {
+		next := slices.AppendSeq(s.tags[:0:0], s.r.ExpectedTags())
+		if !slices.Equal(next, s.tags) {
+			for _, t := range s.tags {
+				if d.tags[t] == p {
+					delete(d.tags, t)
+				}
+			}
+			for _, t := range next {
+				d.tags[t] = p
+			}
+			s.tags = next
+		}
+		all = append(all, next...)
+	}
+	p.tags = all
+	p.indexed = append(p.indexed[:0], p.sessions...)
+	d.indexKept(p)
+}
+
+// indexKept registers the peer's kept ids with the device.
+func (d *Device) indexKept(p *peer) {
+	for _, id := range p.keptIDs {
+		if d.kept[id] == p {
+			delete(d.kept, id)
+		}
+	}
+	p.keptIDs = p.keptIDs[:0]
+	for _, k := range p.kept {
+		d.kept[MessageID(k.Id)] = p
+		p.keptIDs = append(p.keptIDs, MessageID(k.Id))
+	}
+}

@@ -1,0 +1,415 @@
+package sealpost
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sealpost/sealpost/envelope"
+	"github.com/sealpost/sealpost/envelope/seal"
+	"github.com/sealpost/sealpost/internal/pad"
+	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/proto/statepb"
+	"github.com/sealpost/sealpost/ratchet"
+	"github.com/sealpost/sealpost/transcript"
+)
+
+// Incoming is what Receive decrypted.
+type Incoming struct {
+	From Address
+	Kind Kind
+	ID   MessageID
+	Body []byte // KindMessage
+	// Receipts lists the ids a KindDelivered or KindRead content
+	// acknowledges (for KindRead: the read ones). A message may also carry
+	// receipts that rode along; Delivered and Read hold those of any kind.
+	Receipts  []MessageID
+	Delivered []MessageID
+	Read      []MessageID
+	// Findings lists what the transcript noticed while receiving this:
+	// gaps, drops, forks, receipt mismatches, a changed identity.
+	Findings []transcript.Finding
+	// Redelivered reports that the same envelope was received before and
+	// the app has not yet called Done for it.
+	Redelivered bool
+}
+
+// received is the working result of one Receive before it commits.
+type received struct {
+	p            *peer
+	s            *session
+	isNew        bool     // the peer is new
+	pre          *prekeys // prekeys after a session start consumed some, or nil
+	batch        *Batch
+	plain        []byte
+	changed      bool   // the peer's identity changed with this envelope
+	firstContact bool   // the envelope carried a session start
+	keptIdx      []byte // the new kept index record
+}
+
+// Receive decrypts an envelope from the relay and returns what it holds,
+// after the new state (session, transcript, receipt queue, and the result
+// itself) is saved with one Apply. If the Apply fails, Receive returns the
+// error, releases nothing, and the same envelope can be received again.
+//
+// A result is kept until Done: receiving the same envelope again returns
+// it with Redelivered set; after Done it is ErrDuplicate. Errors:
+// ErrMalformed, ErrTooLarge and ErrUnsupportedVersion for bad input;
+// ErrDecrypt when no session or mailbox key opens it; ErrDuplicate,
+// ErrExpiredKey, ErrTooManySkipped from the ratchet; ErrUnknownPrekey and
+// ErrIdentityChanged (strict mode) for session starts. On any error the
+// device's state is unchanged.
+func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// 1. A result kept from an earlier delivery of the same bytes.
+	sum := sha256.Sum256(raw)
+	keptKey := keyKeptPrefix + hex.EncodeToString(sum[:])
+	if in, err := d.keptResult(ctx, keptKey); err == nil {
+		return in, nil
+	} else if !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	// 2. The routing header must name our mailbox.
+	h, body, err := seal.Split(raw)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(h.Mailbox, d.rec.Mailbox) {
+		return nil, fmt.Errorf("%w: envelope is for another mailbox", ErrMalformed)
+	}
+	// 3. Find the session and decrypt: by tag, as a first contact, or by
+	// trying every session's header keys.
+	rc, err := d.decrypt(ctx, h, body, raw)
+	if err != nil {
+		return nil, err
+	}
+	// 4. Decode the content and run the transcript.
+	in, err := d.process(rc)
+	if err != nil {
+		d.restore(rc.p)
+		return nil, err
+	}
+	// 5. Keep the result until Done, and commit everything at once.
+	if err := d.keep(rc, in, keptKey, sum); err != nil {
+		d.restore(rc.p)
+		return nil, err
+	}
+	if err := d.commitPeer(ctx, rc.p, rc.isNew, rc.pre, rc.batch); err != nil {
+		return nil, err
+	}
+	rc.p.keptRaw = rc.keptIdx
+	return in, nil
+}
+
+// decrypt finds the session for an envelope and decrypts its ratchet
+// message. Session state changes only in memory; callers restore on error.
+func (d *Device) decrypt(ctx context.Context, h envelope.Header, body, raw []byte) (*received, error) {
+	if p := d.tags[h.Tag]; p != nil {
+		for _, s := range p.sessions {
+			plain, err := s.r.Decrypt(h.Tag, body)
+			if err == nil {
+				return &received{p: p, s: s, plain: plain, batch: new(Batch)}, nil
+			}
+			if !errors.Is(err, ErrDecrypt) {
+				d.restore(p)
+				return nil, err
+			}
+		}
+	}
+	if len(body) >= seal.FirstContactOverhead {
+		start, err := d.openFirstContact(raw)
+		if err == nil {
+			return d.acceptStart(ctx, start)
+		}
+		if !errors.Is(err, ErrDecrypt) {
+			return nil, err
+		}
+	}
+	return d.slowPath(h.Tag, body)
+}
+
+// slowPath tries the envelope on every session, for messages whose tag ran
+// ahead of the window. The ratchet bounds the trials per session.
+func (d *Device) slowPath(tag [16]byte, body []byte) (*received, error) {
+	for _, p := range d.peers {
+		for _, s := range p.sessions {
+			plain, err := s.r.Decrypt(tag, body)
+			if err == nil {
+				return &received{p: p, s: s, plain: plain, batch: new(Batch)}, nil
+			}
+			if !errors.Is(err, ErrDecrypt) {
+				d.restore(p)
+				return nil, err
+			}
+		}
+	}
+	return nil, fmt.Errorf("%w: no session or mailbox key opens the envelope", ErrDecrypt)
+}
+
+// openFirstContact tries each of our mailbox keys, newest first.
+func (d *Device) openFirstContact(raw []byte) (*keys.SessionStart, error) {
+	for _, k := range d.pre.mailbox {
+		start, err := seal.OpenFirstContact(k, d.rec.Mailbox, raw)
+		if !errors.Is(err, ErrDecrypt) {
+			return start, err
+		}
+	}
+	return nil, ErrDecrypt
+}
+
+// acceptStart handles a session start: the first envelope of a new session,
+// or a later envelope of one we accepted, which also carries the start
+// until we reply. The payload is the ratchet tag then the message.
+func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*received, error) {
+	if len(start.Payload) < 16 {
+		return nil, fmt.Errorf("%w: session start without a message", ErrMalformed)
+	}
+	tag, msg := [16]byte(start.Payload[:16]), start.Payload[16:]
+	p, isNew, changed, err := d.peerFor(start.Initiator, start.Identity)
+	if err != nil {
+		return nil, err
+	}
+	rc := &received{p: p, isNew: isNew, batch: new(Batch), changed: changed, firstContact: true}
+	if s := p.sessionByBaseKey(start.BaseKey()); s != nil {
+		rc.s = s
+	} else if err := d.respond(ctx, rc, start); err != nil {
+		d.restore(p)
+		return nil, err
+	}
+	rc.plain, err = rc.s.r.Decrypt(tag, msg)
+	if err != nil {
+		d.restore(p)
+		return nil, err
+	}
+	return rc, nil
+}
+
+// respond runs the responder's side of a new session start and places the
+// new session.
+func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionStart) error {
+	baseSum := sha256.Sum256(start.BaseKey())
+	seen := keySeenPrefix + hex.EncodeToString(baseSum[:])
+	if _, err := getRecord(ctx, d.store, seen); err == nil {
+		return fmt.Errorf("%w: session start replayed", ErrDuplicate)
+	} else if !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	spk := d.pre.signedByID(start.SignedPrekeyID)
+	pq := d.pre.pqByID(start.PQPrekeyID, start.PQOneTime)
+	var otp *keys.OneTimePrekey
+	if start.HasOneTimePrekey {
+		if otp = d.pre.oneTimeByID(start.OneTimePrekeyID); otp == nil {
+			return fmt.Errorf("%w: one-time prekey %d", ErrUnknownPrekey, start.OneTimePrekeyID)
+		}
+	}
+	if spk == nil || pq == nil {
+		return fmt.Errorf("%w: signed or pq prekey", ErrUnknownPrekey)
+	}
+	sk, err := keys.Respond(d.id, d.self, start, spk, pq, otp)
+	if err != nil {
+		return err
+	}
+	r, err := ratchet.NewResponder(sk.Secret(), sk.AssociatedData(), sk.RatchetKey())
+	if err != nil {
+		return err
+	}
+	now := d.opts.now().UnixNano()
+	rc.s = &session{r: r, conv: transcript.New(), meta: &statepb.PeerSession{
+		BaseKey: start.BaseKey(), CreatedUnixNano: now, LastReceivedUnixNano: now}}
+	rc.p.place(rc.s)
+	if otp != nil || start.PQOneTime {
+		rc.pre = d.pre.without(otp, pq)
+	}
+	putRecord(rc.batch, seen, []byte{1})
+	return nil
+}
+
+// place makes a session from a peer's new start current, except during a
+// simultaneous start: when our current session is one we started that the
+// peer has not yet confirmed, both sides keep the session whose base key
+// sorts first, so they converge on one session. The other stays archived
+// and still receives.
+func (p *peer) place(s *session) {
+	if len(p.sessions) > 0 {
+		cur := p.sessions[0]
+		if cur.meta.Initiator && !cur.confirmed() && bytes.Compare(cur.meta.BaseKey, s.meta.BaseKey) < 0 {
+			p.sessions = append([]*session{cur, s}, p.sessions[1:]...)
+			p.trimSessions()
+			return
+		}
+	}
+	p.sessions = append([]*session{s}, p.sessions...)
+	p.trimSessions()
+}
+
+// process decodes the content, runs the transcript and queues receipts.
+func (d *Device) process(rc *received) (*Incoming, error) {
+	padded := rc.plain
+	plain, err := pad.Unpad(padded)
+	if err != nil {
+		return nil, fmt.Errorf("%w: content padding", ErrMalformed)
+	}
+	c, err := decodeContent(plain)
+	if err != nil {
+		return nil, err
+	}
+	if rc.firstContact {
+		if c.kind != KindMessage {
+			return nil, fmt.Errorf("%w: a receipt on the first-contact path", ErrMalformed)
+		}
+		if n := len(c.pb.SenderMailbox); n == 0 || n > envelope.MaxMailboxLength {
+			return nil, fmt.Errorf("%w: session start without the sender's mailbox", ErrMalformed)
+		}
+		rc.p.rec.Mailbox = c.pb.SenderMailbox
+	}
+	f := transcript.Fields{Seq: c.pb.Seq, AckCount: c.pb.AckCount, AckAbove: c.pb.AckAbove,
+		Prev: [32]byte(c.pb.Prev), AckHash: [32]byte(c.pb.AckHash)}
+	findings, err := rc.s.conv.Received(f, c.id, plain)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.delivered)+len(c.read) > 0 {
+		findings = append(findings, rc.s.conv.CheckReceipt(toArrays(append(c.delivered, c.read...)), [32]byte(c.receiptHash))...)
+	}
+	if rc.changed {
+		findings = append(findings, transcript.Finding{Kind: transcript.IdentityChanged})
+	}
+	now := d.opts.now()
+	rc.s.meta.PendingStart, rc.s.meta.PeerBundle = nil, nil
+	rc.s.meta.LastReceivedUnixNano = now.UnixNano()
+	if c.kind == KindMessage && d.opts.autoDelivered {
+		d.queueReceipt(rc.s, KindDelivered, []MessageID{c.id}, now)
+	}
+	return incomingFrom(rc.p.addr, c, findings), nil
+}
+
+func incomingFrom(from Address, c *content, findings []transcript.Finding) *Incoming {
+	in := &Incoming{From: from, Kind: c.kind, ID: c.id, Body: c.body,
+		Delivered: c.delivered, Read: c.read, Findings: findings}
+	switch c.kind {
+	case KindDelivered:
+		in.Receipts = c.delivered
+	case KindRead:
+		in.Receipts = c.read
+	}
+	return in
+}
+
+func toArrays(ids []MessageID) [][16]byte {
+	out := make([][16]byte, len(ids))
+	for i := range ids {
+		out[i] = ids[i]
+	}
+	return out
+}
+
+// keep adds the result to the peer's kept index and the batch, evicting
+// the oldest beyond the count and age limits.
+func (d *Device) keep(rc *received, in *Incoming, key string, sum [32]byte) error {
+	raw, err := pbstrict.Marshal(keptRecord(in))
+	if err != nil {
+		return err
+	}
+	putRecord(rc.batch, key, raw)
+	now := d.opts.now()
+	kept := append(rc.p.kept, &statepb.Kept{EnvelopeHash: sum[:], Id: in.ID[:], ReceivedUnixNano: now.UnixNano()})
+	cutoff := now.Add(-d.opts.keptAge).UnixNano()
+	for len(kept) > 0 && (len(kept) > d.opts.maxKept || kept[0].ReceivedUnixNano < cutoff) {
+		rc.batch.Delete(keyKeptPrefix + hex.EncodeToString(kept[0].EnvelopeHash))
+		kept = kept[1:]
+	}
+	rc.p.kept = kept
+	idx, err := rc.p.encodeKept()
+	if err != nil {
+		return err
+	}
+	putRecord(rc.batch, keptIndexKey(rc.p.addr), idx)
+	rc.keptIdx = idx
+	return nil
+}
+
+func keptRecord(in *Incoming) *statepb.KeptIncoming {
+	rec := &statepb.KeptIncoming{Version: deviceVersion, User: in.From.User, Device: in.From.Device,
+		Kind: uint32(in.Kind), Id: in.ID[:], Body: in.Body,
+		Delivered: encodeIDs(in.Delivered), Read: encodeIDs(in.Read)}
+	for _, f := range in.Findings {
+		rec.Findings = append(rec.Findings, &statepb.KeptFinding{Kind: uint32(f.Kind), Seq: f.Seq, ToSeq: f.ToSeq, Ids: idsOf(f.IDs), Outgoing: f.Outgoing})
+	}
+	return rec
+}
+
+func idsOf(ids [][16]byte) [][]byte {
+	out := make([][]byte, len(ids))
+	for i := range ids {
+		out[i] = append([]byte(nil), ids[i][:]...)
+	}
+	return out
+}
+
+// keptResult returns a kept result, marked Redelivered, or ErrNotFound.
+func (d *Device) keptResult(ctx context.Context, key string) (*Incoming, error) {
+	raw, err := getRecord(ctx, d.store, key)
+	if err != nil {
+		return nil, err
+	}
+	rec := new(statepb.KeptIncoming)
+	if err := pbstrict.Unmarshal(raw, rec); err != nil || rec.Version != deviceVersion || len(rec.Id) != 16 {
+		return nil, fmt.Errorf("%w: kept result", ErrMalformed)
+	}
+	c := &content{kind: Kind(rec.Kind), id: MessageID(rec.Id), body: rec.Body}
+	if c.delivered, err = decodeIDs(rec.Delivered); err != nil {
+		return nil, err
+	}
+	if c.read, err = decodeIDs(rec.Read); err != nil {
+		return nil, err
+	}
+	var findings []transcript.Finding
+	for _, f := range rec.Findings {
+		tf := transcript.Finding{Kind: transcript.Kind(f.Kind), Seq: f.Seq, ToSeq: f.ToSeq, Outgoing: f.Outgoing}
+		for _, id := range f.Ids {
+			tf.IDs = append(tf.IDs, [16]byte(id))
+		}
+		findings = append(findings, tf)
+	}
+	in := incomingFrom(Address{User: rec.User, Device: rec.Device}, c, findings)
+	in.Redelivered = true
+	return in, nil
+}
+
+// queueReceipt adds ids to the session's receipt queue; a queue that was
+// empty gets a random due time within the configured delay, and a queue
+// that holds a full batch is due at once. Past maxQueuedReceipts the oldest
+// delivery receipts are dropped: they are a courtesy, and the bound keeps a
+// peer that floods us from growing our state.
+func (d *Device) queueReceipt(s *session, kind Kind, ids []MessageID, now time.Time) {
+	q := s.meta.Receipts
+	if q == nil {
+		q = &statepb.ReceiptQueue{}
+		s.meta.Receipts = q
+	}
+	if len(q.Delivered)+len(q.Read) == 0 {
+		q.DueUnixNano = now.Add(d.jitter()).UnixNano()
+	}
+	for _, id := range ids {
+		if kind == KindRead {
+			q.Read = append(q.Read, append([]byte(nil), id[:]...))
+		} else {
+			q.Delivered = append(q.Delivered, append([]byte(nil), id[:]...))
+		}
+	}
+	for len(q.Delivered) > 0 && len(q.Delivered)+len(q.Read) > maxQueuedReceipts {
+		q.Delivered = q.Delivered[1:]
+	}
+	if n := len(q.Read) - maxQueuedReceipts; n > 0 {
+		q.Read = q.Read[n:]
+	}
+	if len(q.Delivered)+len(q.Read) >= maxReceiptBatch {
+		q.DueUnixNano = min(q.DueUnixNano, now.UnixNano())
+	}
+}

@@ -1,0 +1,328 @@
+package sealpost
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sealpost/sealpost/envelope/seal"
+	"github.com/sealpost/sealpost/internal/pad"
+	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/proto/sealedpb"
+	"github.com/sealpost/sealpost/proto/statepb"
+	"github.com/sealpost/sealpost/ratchet"
+	"github.com/sealpost/sealpost/transcript"
+)
+
+// maxSessions bounds the sessions kept per peer: the current one and a few
+// archived ones that may still receive late messages.
+const maxSessions = 4
+
+// Outgoing is an envelope ready for the relay.
+type Outgoing struct {
+	To       Address
+	Mailbox  []byte    // what the relay routes on
+	Envelope []byte    // the bytes to hand to the relay
+	ID       MessageID // the message id, for matching receipts; zero for receipts
+}
+
+// StartSession starts a session with the device at to from its bundle
+// (keys.ParseBundle has verified it; StartSession verifies it again). The
+// new session becomes the current one; until the peer replies, every
+// envelope sent on it carries the session start, so losing the first one
+// loses nothing. It returns ErrMalformed when the bundle is for another
+// address, ErrBadSignature for a bad bundle, and ErrIdentityChanged in
+// strict mode when the bundle's identity is not the pinned one.
+func (d *Device) StartSession(ctx context.Context, to Address, b *keys.Bundle) error {
+	if b.Address != to {
+		return fmt.Errorf("%w: bundle is for %s, not %s", ErrMalformed, b.Address, to)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	start, sk, err := keys.Initiate(d.id, d.self, b)
+	if err != nil {
+		return err
+	}
+	r, err := ratchet.NewInitiator(sk.Secret(), sk.AssociatedData(), sk.PeerRatchetKey())
+	if err != nil {
+		return err
+	}
+	startRaw, err := start.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	bundleRaw, err := b.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	now := d.opts.now().UnixNano()
+	s := &session{r: r, conv: transcript.New(), meta: &statepb.PeerSession{
+		BaseKey: start.BaseKey(), Initiator: true, PendingStart: startRaw,
+		PeerBundle: bundleRaw, CreatedUnixNano: now, LastReceivedUnixNano: now,
+	}}
+	p, isNew, _, err := d.peerFor(to, b.Identity)
+	if err != nil {
+		return err
+	}
+	p.rec.Mailbox = append([]byte(nil), b.Mailbox...)
+	p.sessions = append([]*session{s}, p.sessions...)
+	p.trimSessions()
+	return d.commitPeer(ctx, p, isNew, nil, nil)
+}
+
+// peerFor returns the peer at addr for a (new or known) identity, applying
+// the identity-change policy (DESIGN section 3.5). A changed identity in the
+// default mode replaces the pinned one and drops the old sessions; in strict
+// mode it is ErrIdentityChanged unless the app has trusted it with Trust.
+// The returned peer is a working copy when it exists: commitPeer adopts it.
+func (d *Device) peerFor(addr Address, id keys.PublicIdentity) (p *peer, isNew, changed bool, err error) {
+	old := d.peers[addr]
+	if old == nil {
+		return d.newPeer(addr, id)
+	}
+	if old.identity.Equal(id) {
+		return old, false, false, nil
+	}
+	if d.opts.strictIdentity {
+		return nil, false, false, &IdentityChangedError{Peer: addr, Old: old.identity, New: id}
+	}
+	old.replaceIdentity(id, d.opts.now().UnixNano())
+	return old, false, true, nil
+}
+
+// newPeer returns a peer not yet committed.
+func (d *Device) newPeer(addr Address, id keys.PublicIdentity) (*peer, bool, bool, error) {
+	if err := validAddress(addr); err != nil {
+		return nil, false, false, err
+	}
+	return &peer{addr: addr, key: peerKey(addr), identity: id, rec: &statepb.Peer{}}, true, false, nil
+}
+
+// replaceIdentity pins a new identity and drops the sessions of the old one.
+func (p *peer) replaceIdentity(id keys.PublicIdentity, now int64) {
+	p.identity = id
+	p.sessions = nil
+	p.rec.IdentityChangedUnixNano = now
+}
+
+// trimSessions drops the oldest archived sessions beyond maxSessions.
+func (p *peer) trimSessions() {
+	if len(p.sessions) > maxSessions {
+		p.sessions = p.sessions[:maxSessions]
+	}
+}
+
+// Send encrypts body for the peer's current session and returns the
+// envelope to hand to the relay, after the new state is saved. Receipts
+// queued for the peer ride along. It returns ErrNoSession when there is no
+// session (StartSession first) or the session has received nothing for
+// longer than the maximum age, and ErrTooLarge for a body over MaxBodySize.
+// If the store fails, no envelope comes out and no key is ever reused.
+func (d *Device) Send(ctx context.Context, to Address, body []byte) (*Outgoing, error) {
+	if len(body) > MaxBodySize {
+		return nil, fmt.Errorf("%w: body over %d bytes", ErrTooLarge, MaxBodySize)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.peers[to]
+	if p == nil || len(p.sessions) == 0 {
+		return nil, fmt.Errorf("%w: %s", ErrNoSession, to)
+	}
+	s := p.sessions[0]
+	if age := d.opts.now().UnixNano() - s.meta.LastReceivedUnixNano; age > d.opts.sessionMaxAge.Nanoseconds() {
+		return nil, fmt.Errorf("%w: session with %s is past its maximum age", ErrNoSession, to)
+	}
+	id := newMessageID()
+	c := &sealedpb.Content{Version: contentVersion, Id: id[:], Kind: uint32(KindMessage), Body: body}
+	takeReceipts(s, c)
+	out, err := d.seal(ctx, p, s, c)
+	if err != nil {
+		return nil, err
+	}
+	out.ID = id
+	return out, nil
+}
+
+// takeReceipts moves the session's queued receipts into c.
+func takeReceipts(s *session, c *sealedpb.Content) {
+	q := s.meta.Receipts
+	if q == nil || len(q.Delivered)+len(q.Read) == 0 {
+		return
+	}
+	rest := &statepb.ReceiptQueue{DueUnixNano: q.DueUnixNano}
+	if n := len(q.Read); n > maxReceiptBatch {
+		q.Read, rest.Read = q.Read[:maxReceiptBatch], q.Read[maxReceiptBatch:]
+	}
+	if n := maxReceiptBatch - len(q.Read); len(q.Delivered) > n {
+		q.Delivered, rest.Delivered = q.Delivered[:n], q.Delivered[n:]
+	}
+	defer func() {
+		if len(rest.Delivered)+len(rest.Read) > 0 {
+			s.meta.Receipts = rest
+		}
+	}()
+	ids := append(idsFrom(q.Delivered), idsFrom(q.Read)...)
+	hash, err := s.conv.ReceiptHash(toArrays(ids))
+	if err != nil {
+		// The transcript no longer knows some ids (they fell out of its
+		// log); send the receipts without them rather than not at all.
+		q.Delivered, q.Read = knownOnly(s.conv, q.Delivered), knownOnly(s.conv, q.Read)
+		if hash, err = s.conv.ReceiptHash(toArrays(append(idsFrom(q.Delivered), idsFrom(q.Read)...))); err != nil {
+			s.meta.Receipts = nil
+			return
+		}
+	}
+	c.Delivered, c.Read, c.ReceiptHash = q.Delivered, q.Read, hash[:]
+	s.meta.Receipts = nil
+}
+
+func idsFrom(raw [][]byte) []MessageID {
+	out := make([]MessageID, len(raw))
+	for i := range raw {
+		out[i] = MessageID(raw[i])
+	}
+	return out
+}
+
+// knownOnly keeps the ids the transcript can still hash.
+func knownOnly(conv *transcript.Conversation, raw [][]byte) [][]byte {
+	var out [][]byte
+	for _, r := range raw {
+		if _, err := conv.ReceiptHash([][16]byte{[16]byte(r)}); err == nil {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// seal fills in c's transcript fields, encrypts it on s, frames the
+// envelope and commits. On a failed commit the peer is restored, except
+// that the ratchet keeps the key it spent, so no key is used twice.
+func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Content) (*Outgoing, error) {
+	if !s.confirmed() {
+		c.SenderMailbox = d.rec.Mailbox
+	}
+	f := s.conv.Next()
+	c.Seq, c.Prev, c.AckCount, c.AckHash, c.AckAbove = f.Seq, f.Prev[:], f.AckCount, f.AckHash[:], f.AckAbove
+	plain, err := pbstrict.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	tag, msg, err := s.r.Encrypt(pad.Append(nil, plain))
+	if err != nil {
+		return nil, err
+	}
+	env, err := frame(p, s, tag, msg)
+	if err == nil {
+		err = s.conv.Sent(f, [16]byte(c.Id), plain)
+	}
+	if err == nil {
+		err = d.commitPeer(ctx, p, false, nil, nil)
+	}
+	if err != nil {
+		d.restoreKeepingRatchet(p, s)
+		return nil, err
+	}
+	return &Outgoing{To: p.addr, Mailbox: append([]byte(nil), p.rec.Mailbox...), Envelope: env}, nil
+}
+
+// frame builds the envelope: a first-contact envelope carrying the session
+// start while the peer has not replied, a session envelope after.
+func frame(p *peer, s *session, tag [16]byte, msg []byte) ([]byte, error) {
+	if s.confirmed() {
+		return seal.Session(nil, p.rec.Mailbox, tag, msg), nil
+	}
+	start, err := keys.ParseSessionStart(s.meta.PendingStart)
+	if err != nil {
+		return nil, err
+	}
+	b, err := keys.ParseBundle(s.meta.PeerBundle)
+	if err != nil {
+		return nil, err
+	}
+	start.Payload = append(tag[:], msg...) // the ratchet tag, then the message
+	raw, err := start.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	return seal.FirstContact(b, raw)
+}
+
+// restoreKeepingRatchet rebuilds p from its committed record after a failed
+// send, but keeps the advanced sending ratchet of s.
+func (d *Device) restoreKeepingRatchet(p *peer, s *session) {
+	d.restore(p)
+	if q := d.peers[p.addr]; q != nil {
+		for _, t := range q.sessions {
+			if string(t.meta.BaseKey) == string(s.meta.BaseKey) {
+				t.r = s.r
+			}
+		}
+	}
+}
+
+// commitPeer writes p (and the device record when the peer is new or pre is
+// given) in one Apply, then adopts the new state. On failure it restores p
+// from its last committed record and returns the error.
+func (d *Device) commitPeer(ctx context.Context, p *peer, isNew bool, pre *prekeys, extra *Batch) error {
+	raw, err := p.encode()
+	if err != nil {
+		d.restore(p)
+		return err
+	}
+	b := extra
+	if b == nil {
+		b = new(Batch)
+	}
+	putRecord(b, p.key, raw)
+	if isNew || pre != nil {
+		if pre == nil {
+			pre = d.pre
+		}
+		rec := cloneDevice(d.rec)
+		if isNew {
+			rec.Peers = append(rec.Peers, p.key)
+		}
+		pre.encode(rec)
+		drec, err := pbstrict.Marshal(rec)
+		if err != nil {
+			d.restore(p)
+			return err
+		}
+		putRecord(b, keyDevice, drec)
+	}
+	if err := d.store.Apply(ctx, b); err != nil {
+		d.restore(p)
+		return err
+	}
+	if isNew {
+		d.rec.Peers = append(d.rec.Peers, p.key)
+	}
+	if pre != nil {
+		d.pre = pre
+	}
+	p.raw = raw
+	d.peers[p.addr] = p
+	d.index(p)
+	return nil
+}
+
+// restore rebuilds p from its last committed record (or forgets it if it
+// was never committed).
+func (d *Device) restore(p *peer) {
+	if p.raw == nil {
+		d.unindex(p)
+		delete(d.peers, p.addr)
+		return
+	}
+	q, err := decodePeer(p.raw)
+	if err == nil {
+		err = q.decodeKept(p.keptRaw)
+	}
+	if err != nil {
+		panic("sealpost: committed peer record does not decode: " + err.Error())
+	}
+	d.unindex(p)
+	d.peers[p.addr] = q
+	d.index(q)
+}
