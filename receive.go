@@ -117,8 +117,7 @@ func (d *Device) decrypt(ctx context.Context, h envelope.Header, body, raw []byt
 				return &received{p: p, s: s, plain: plain, batch: new(Batch)}, nil
 			}
 			if !errors.Is(err, ErrDecrypt) {
-				d.restore(p)
-				return nil, err
+				return nil, err // a failed Decrypt changes nothing
 			}
 		}
 	}
@@ -144,8 +143,7 @@ func (d *Device) slowPath(tag [16]byte, body []byte) (*received, error) {
 				return &received{p: p, s: s, plain: plain, batch: new(Batch)}, nil
 			}
 			if !errors.Is(err, ErrDecrypt) {
-				d.restore(p)
-				return nil, err
+				return nil, err // a failed Decrypt changes nothing
 			}
 		}
 	}
