@@ -104,11 +104,8 @@ func (d *Device) create(ctx context.Context) error {
 // load decodes a saved device and all its peers.
 func (d *Device) load(ctx context.Context, raw []byte) error {
 	rec := new(statepb.Device)
-	if err := pbstrict.Unmarshal(raw, rec); err != nil {
-		return fmt.Errorf("%w: saved device", ErrMalformed)
-	}
-	if rec.Version != deviceVersion {
-		return fmt.Errorf("%w: saved device version %d", ErrUnsupportedVersion, rec.Version)
+	if err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved device"); err != nil {
+		return err
 	}
 	if rec.User != d.self.User || rec.Device != d.self.Device {
 		return fmt.Errorf("%w: the store holds device %s", ErrMalformed, Address{User: rec.User, Device: rec.Device})
@@ -187,3 +184,12 @@ func validAddress(a Address) error {
 	}
 	return nil
 }
+
+// String prints the device's address only: a Device holds private keys.
+func (d *Device) String() string { return "sealpost.Device{" + d.self.String() + "}" }
+
+// GoString prints the device's address only.
+func (d *Device) GoString() string { return d.String() }
+
+// Format prints the device's address only, whatever the verb.
+func (d *Device) Format(f fmt.State, _ rune) { fmt.Fprint(f, d.String()) }

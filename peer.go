@@ -59,11 +59,8 @@ func (p *peer) decodeKept(raw []byte) error {
 		return nil
 	}
 	rec := new(statepb.KeptIndex)
-	if err := pbstrict.Unmarshal(raw, rec); err != nil {
-		return fmt.Errorf("%w: saved kept index", ErrMalformed)
-	}
-	if rec.Version != deviceVersion {
-		return fmt.Errorf("%w: saved kept index version %d", ErrUnsupportedVersion, rec.Version)
+	if err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved kept index"); err != nil {
+		return err
 	}
 	for _, k := range rec.Kept {
 		if len(k.Id) != 16 || len(k.EnvelopeHash) != 32 {
@@ -104,11 +101,8 @@ func (p *peer) encode() ([]byte, error) {
 // decodePeer rebuilds a peer from its record bytes.
 func decodePeer(raw []byte) (*peer, error) {
 	rec := new(statepb.Peer)
-	if err := pbstrict.Unmarshal(raw, rec); err != nil {
-		return nil, fmt.Errorf("%w: saved peer", ErrMalformed)
-	}
-	if rec.Version != deviceVersion {
-		return nil, fmt.Errorf("%w: saved peer version %d", ErrUnsupportedVersion, rec.Version)
+	if err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved peer"); err != nil {
+		return nil, err
 	}
 	id, err := keys.ParsePublicIdentity(rec.Identity)
 	if err != nil {

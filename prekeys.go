@@ -91,6 +91,13 @@ func privRecord(kind, id uint32, seed []byte, lastResort bool) *statepb.PrivateK
 
 // decodePrekeys rebuilds the prekeys from a device record.
 func decodePrekeys(rec *statepb.Device, id *keys.IdentityPrivateKey, self Address) (*prekeys, error) {
+	for _, list := range [][]*statepb.PrivateKey{rec.SignedPrekeys, rec.PqPrekeys, rec.OneTimePrekeys, rec.MailboxKeys} {
+		for _, r := range list {
+			if r.Version != 1 {
+				return nil, fmt.Errorf("%w: saved private key version %d", ErrUnsupportedVersion, r.Version)
+			}
+		}
+	}
 	p := &prekeys{}
 	for _, r := range rec.SignedPrekeys {
 		k, err := keys.NewSignedPrekey(r.Id, r.Seed, id)

@@ -96,8 +96,7 @@ func (d *Device) sendReceipts(ctx context.Context, p *peer, s *session) (*Outgoi
 	takeReceipts(s, c)
 	switch {
 	case len(c.Read) > 0:
-		c.Kind = uint32(KindRead)
-		c.Delivered = nil // a read receipt implies delivery
+		c.Kind = uint32(KindRead) // Delivered still names the others
 	case len(c.Delivered) > 0:
 		c.Kind = uint32(KindDelivered)
 	default:

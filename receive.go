@@ -273,7 +273,13 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 		return nil, err
 	}
 	if len(c.delivered)+len(c.read) > 0 {
-		findings = append(findings, rc.s.conv.CheckReceipt(toArrays(append(c.delivered, c.read...)), [32]byte(c.receiptHash))...)
+		mismatch := rc.s.conv.CheckReceipt(toArrays(append(c.delivered, c.read...)), [32]byte(c.receiptHash))
+		if len(mismatch) > 0 {
+			// An unverified receipt acknowledges nothing: the finding
+			// names it, and no id is reported delivered or read.
+			c.delivered, c.read = nil, nil
+			findings = append(findings, mismatch...)
+		}
 	}
 	if rc.changed {
 		findings = append(findings, transcript.Finding{Kind: transcript.IdentityChanged})
@@ -357,8 +363,11 @@ func (d *Device) keptResult(ctx context.Context, key string) (*Incoming, error) 
 		return nil, err
 	}
 	rec := new(statepb.KeptIncoming)
-	if err := pbstrict.Unmarshal(raw, rec); err != nil || rec.Version != deviceVersion || len(rec.Id) != 16 {
-		return nil, fmt.Errorf("%w: kept result", ErrMalformed)
+	if err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "kept result"); err != nil {
+		return nil, err
+	}
+	if len(rec.Id) != 16 {
+		return nil, fmt.Errorf("%w: kept result id", ErrMalformed)
 	}
 	c := &content{kind: Kind(rec.Kind), id: MessageID(rec.Id), body: rec.Body}
 	if c.delivered, err = decodeIDs(rec.Delivered); err != nil {

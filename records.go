@@ -5,6 +5,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sealpost/sealpost/internal/pbstrict"
 )
 
 // Every record a Device writes ends with a CRC-32C of its store key and
@@ -42,4 +46,20 @@ func getRecord(ctx context.Context, s Store, key string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: stored record %q fails its checksum", ErrMalformed, key)
 	}
 	return raw[:n:n], nil
+}
+
+// decodeVersioned decodes a saved record: the version is checked before
+// unknown fields, so a record from a newer build is ErrUnsupportedVersion
+// rather than ErrMalformed.
+func decodeVersioned(raw []byte, m proto.Message, version func() uint32, what string) error {
+	if err := proto.Unmarshal(raw, m); err != nil {
+		return fmt.Errorf("%w: %s", ErrMalformed, what)
+	}
+	if v := version(); v != deviceVersion {
+		return fmt.Errorf("%w: %s version %d", ErrUnsupportedVersion, what, v)
+	}
+	if pbstrict.Unknown(m) {
+		return fmt.Errorf("%w: %s has unknown fields", ErrMalformed, what)
+	}
+	return nil
 }

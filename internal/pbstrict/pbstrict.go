@@ -53,3 +53,8 @@ func hasUnknown(m protoreflect.Message) bool {
 	})
 	return found
 }
+
+// Unknown reports whether m holds unknown fields at any depth. Decoders of
+// versioned records unmarshal with proto.Unmarshal, check the version (so a
+// newer record is ErrUnsupportedVersion, not malformed), then call Unknown.
+func Unknown(m proto.Message) bool { return hasUnknown(m.ProtoReflect()) }
