@@ -208,8 +208,9 @@ func (s *Session) tryHeader(hk *headerKeys, t *[TagSize]byte, encHeader []byte) 
 // failure (by chacha20poly1305) and never returned.
 func (s *Session) openBody(mk *[keySize]byte, t *[TagSize]byte, encHeader, body []byte) ([]byte, error) {
 	ad := append(s.headerAD(t), encHeader...)
+	nonce, body := body[:nonceSize], body[nonceSize:]
 	out := make([]byte, len(body)-bodyOverhead)
-	if _, err := bodyAEAD(mk).Open(out[:0], zeroNonce[:], body, ad); err != nil {
+	if _, err := bodyAEAD(mk).Open(out[:0], nonce, body, ad); err != nil {
 		return nil, errBody
 	}
 	return out, nil

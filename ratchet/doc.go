@@ -37,7 +37,7 @@
 //
 // For each message, its 16-byte routing tag (pseudorandom, different for
 // every message, unlinkable without the header key) and its length, which
-// is the plaintext's plus Overhead (73 bytes); the caller pads the plaintext
+// is the plaintext's plus Overhead (85 bytes); the caller pads the plaintext
 // (Padmé in envelope/seal) so that the length says little. It learns no
 // ratchet key, no message number and no chain boundary: every message of a
 // given padded size looks alike, DH step or not.
@@ -62,10 +62,18 @@
 //     (section 5.2 uses the constants 0x01 and 0x02; labels cost the same,
 //     one block each, and keep all domain separation in internal/kdf).
 //  4. Message AEAD: ChaCha20-Poly1305 with the 32-byte message key as its
-//     key and an all-zero nonce. Each message key seals exactly one message,
-//     so the nonce never repeats under a key; section 5.2's HKDF from the
-//     message key to a key and IV would add 1.3 µs and 22 allocations to
-//     every message for nothing. See Performance for AES-256-GCM.
+//     key and a synthetic nonce: the first 12 bytes of HMAC-SHA-256(message
+//     key, "sealpost v1 ratchet body nonce" || plaintext), sent in clear
+//     (12 bytes). Each message key seals one message, so a zero nonce would
+//     do in normal operation, but a session restored from an old backup
+//     re-derives keys it already spent (ADVERSARIAL 35): with the synthetic
+//     nonce a different plaintext under such a key gets a different nonce,
+//     so no keystream or Poly1305 key is ever reused; the same plaintext
+//     gives the same message, which leaks only equality. It costs one HMAC
+//     over the plaintext on send (no allocation: a scratch SHA-256 state)
+//     and nothing on receive. Section 5.2's HKDF from the message key to a
+//     key and IV would add 1.3 µs and 22 allocations for no such benefit.
+//     See Performance for AES-256-GCM.
 //  5. Header keys are never cipher keys themselves: a chain's header key HK
 //     gives, by HMAC-SHA-256 with two labels, the ChaCha20-Poly1305 key of
 //     its headers and the HMAC key of its routing tags, so each key has one
@@ -148,6 +156,9 @@
 //     two tags, a 40-byte header seal and open, a 100-byte body seal and
 //     open) take 2.08 µs: a ratio of 1.11 (target 2). Wire overhead: 73
 //     bytes in the message, plus the 16-byte tag in the routing header.
+//     (Measured before the synthetic body nonce of decision 4, which adds
+//     12 bytes, so Overhead is now 85, and one HMAC of the plaintext on
+//     send, about 0.4 µs for 100 bytes; still 4 allocations.)
 //   - A DH step every message (BenchmarkPingPong): 110 µs per message,
 //     mostly three X25519 operations (a key generation and two exchanges).
 //   - 100 messages delivered in reverse (BenchmarkReverse100): 1.41 µs per

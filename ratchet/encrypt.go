@@ -48,8 +48,9 @@ func (s *Session) seal(hk *headerKeys, n uint32, mk *[keySize]byte, plaintext []
 	copy(sc.nonce[:], tag[:nonceSize])
 	ad := s.headerAD(&tag)
 	hk.aead.Seal(msg[1:1], sc.nonce[:], sc.hdr[:], ad)
-	ad = append(ad, msg[1:bodyOffset]...)
-	bodyAEAD(mk).Seal(msg[bodyOffset:bodyOffset], zeroNonce[:], plaintext, ad)
+	ad = append(ad, msg[1:nonceOffset]...)
+	bodyNonce(sc, mk, plaintext, msg[nonceOffset:bodyOffset])
+	bodyAEAD(mk).Seal(msg[bodyOffset:bodyOffset], msg[nonceOffset:bodyOffset], plaintext, ad)
 	clear(sc.hdr[:])
 	return tag, msg
 }

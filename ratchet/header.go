@@ -9,13 +9,20 @@ import (
 // The message layout of version 1, fixed so that the per-message path needs
 // no parser and every message of a given body length has the same size:
 //
-//	message = version (1) || encrypted header (56) || body ciphertext (len+16)
+//	message = version (1) || encrypted header (56) || body nonce (12) ||
+//	          body ciphertext (len+16)
 //	header  = sender ratchet public key (32) || PN (4, BE) || N (4, BE)
 //
 // The header is sealed with ChaCha20-Poly1305 under the chain's header key
 // (see headerKeys), nonce the first 12 bytes of the routing tag, AD the
-// session AD || version || tag. The body is sealed under the message key,
-// nonce zero, AD the session AD || version || tag || encrypted header.
+// session AD || version || tag. The body is sealed under the message key
+// with a synthetic nonce, the first 12 bytes of HMAC-SHA-256(message key,
+// label || plaintext), sent in clear; AD the session AD || version || tag ||
+// encrypted header. A message key seals one message, so a zero nonce would
+// do, except after a rollback: a session restored from an old backup
+// re-derives spent message keys, and a synthetic nonce makes a different
+// plaintext under the same key get a different nonce (equal plaintexts give
+// equal ciphertexts, which is all that leaks).
 //
 // A later version (the post-quantum ratchet) appends a fixed-size KEM chunk
 // to the header; only the constants and putHeader/parseHeader change.
@@ -34,7 +41,8 @@ const (
 	pubSize       = 32
 	headerSize    = pubSize + 4 + 4
 	encHeaderSize = headerSize + chacha20poly1305.Overhead
-	bodyOffset    = 1 + encHeaderSize
+	nonceOffset   = 1 + encHeaderSize
+	bodyOffset    = nonceOffset + nonceSize
 	nonceSize     = chacha20poly1305.NonceSize
 	bodyOverhead  = chacha20poly1305.Overhead
 )
@@ -73,5 +81,5 @@ func splitMessage(msg []byte) (encHeader, body []byte, err error) {
 	if len(msg) < Overhead {
 		return nil, nil, errorf(ErrMalformed, "message of %d bytes is shorter than %d", len(msg), Overhead)
 	}
-	return msg[1:bodyOffset], msg[bodyOffset:], nil
+	return msg[1:nonceOffset], msg[nonceOffset:], nil
 }

@@ -34,7 +34,7 @@ func TestHMACMatchesStdlib(t *testing.T) {
 
 // TestConstantSizes pins the wire layout.
 func TestConstantSizes(t *testing.T) {
-	if headerSize != 40 || encHeaderSize != 56 || Overhead != 73 || TagSize != 16 || bodyOffset != 57 {
+	if headerSize != 40 || encHeaderSize != 56 || Overhead != 85 || TagSize != 16 || nonceOffset != 57 || bodyOffset != 69 {
 		t.Fatal("layout constants changed: bump Version")
 	}
 	if nonceSize != chacha20poly1305.NonceSize || keySize != chacha20poly1305.KeySize {

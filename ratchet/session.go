@@ -3,7 +3,9 @@ package ratchet
 import (
 	"crypto/ecdh"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
+	"hash"
 
 	"github.com/sealpost/sealpost/internal/kdf"
 )
@@ -66,6 +68,9 @@ type scratch struct {
 	ad    []byte // session AD || version || tag || encrypted header
 	hdr   [headerSize]byte
 	nonce [nonceSize]byte
+	mac   hash.Hash // SHA-256, for the body nonce's HMAC
+	pad   [sha256.BlockSize]byte
+	sum   [sha256.Size]byte
 }
 
 // NewInitiator starts the session of the party that sent the session start
@@ -159,7 +164,7 @@ func newSession(secret, ad []byte, opts []Option) (s *Session, hka, nhkb [keySiz
 func (s *Session) initRecords() {
 	s.consumed = ring[consumed]{max: ReplayRecord}
 	s.expired = ring[[TagSize]byte]{max: ExpiredRecord}
-	s.scratch = &scratch{ad: make([]byte, 0, len(s.ad)+1+TagSize+encHeaderSize)}
+	s.scratch = &scratch{ad: make([]byte, 0, len(s.ad)+1+TagSize+encHeaderSize), mac: sha256.New()}
 }
 
 // generate makes a new ratchet key pair (GENERATE_DH).

@@ -53,6 +53,12 @@ const (
 	// LabelAssociatedData prefixes the associated data of a session.
 	LabelAssociatedData = "sealpost v1 associated data"
 
+	// LabelRatchetBodyNonce prefixes the plaintext when a message's body
+	// nonce is derived from its message key and plaintext (SIV style), so
+	// that a session restored from an old backup never reuses a key and
+	// nonce pair for a different plaintext.
+	LabelRatchetBodyNonce = "sealpost v1 ratchet body nonce"
+
 	// ratchet: the Double Ratchet with header encryption (ratchet package).
 
 	// LabelRatchetInit is the HKDF info that turns the session secret into
