@@ -2,7 +2,10 @@ module github.com/sealpost/sealpost/examples
 
 go 1.26.0
 
-require github.com/sealpost/sealpost v0.0.0
+require (
+	github.com/sealpost/sealpost v0.0.0
+	go.etcd.io/bbolt v1.5.0
+)
 
 require (
 	github.com/cloudflare/circl v1.6.5 // indirect
