@@ -1,18 +1,16 @@
 package envelope_test
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"errors"
 	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/sealpost/sealpost/envelope"
+	"github.com/sealpost/sealpost/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/")
@@ -42,40 +40,21 @@ func goldenVectors() []vector {
 }
 
 func (v vector) encode() []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "expect: %s\n", v.expect)
+	h := []testkit.Field{{Key: "expect", Value: v.expect}}
 	if v.expect == "ok" {
-		fmt.Fprintf(&b, "mailbox: %s\ntag: %s\n", v.mailbox, v.tag)
+		h = append(h, testkit.Field{Key: "mailbox", Value: v.mailbox}, testkit.Field{Key: "tag", Value: v.tag})
 	}
-	fmt.Fprintf(&b, "comment: %s\n\n", v.comment)
-	b.Write(v.raw)
-	return b.Bytes()
+	h = append(h, testkit.Field{Key: "comment", Value: v.comment})
+	return testkit.Vector{Header: h, Raw: v.raw}.Encode()
 }
 
 func decodeVector(t *testing.T, name string, data []byte) vector {
 	t.Helper()
-	head, raw, ok := bytes.Cut(data, []byte("\n\n"))
-	if !ok {
-		t.Fatalf("%s: no blank line after the header", name)
+	f, err := testkit.ParseVector(data, "expect", "mailbox", "tag", "comment")
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	v := vector{name: name, raw: raw}
-	sc := bufio.NewScanner(bytes.NewReader(head))
-	for sc.Scan() {
-		k, val, _ := strings.Cut(sc.Text(), ": ")
-		switch k {
-		case "expect":
-			v.expect = val
-		case "mailbox":
-			v.mailbox = val
-		case "tag":
-			v.tag = val
-		case "comment":
-			v.comment = val
-		default:
-			t.Fatalf("%s: unknown header key %q", name, k)
-		}
-	}
-	return v
+	return vector{name: name, raw: f.Raw, expect: f.Get("expect"), mailbox: f.Get("mailbox"), tag: f.Get("tag"), comment: f.Get("comment")}
 }
 
 var sentinels = map[string]error{

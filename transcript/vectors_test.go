@@ -1,7 +1,6 @@
 package transcript_test
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"flag"
@@ -12,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/internal/testkit"
 	"github.com/sealpost/sealpost/proto/statepb"
 	"github.com/sealpost/sealpost/transcript"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -98,26 +98,11 @@ func (v vector) encode() []byte {
 
 func decodeVector(t testing.TB, name string, data []byte) vector {
 	t.Helper()
-	head, raw, ok := bytes.Cut(data, []byte("\n\n"))
-	if !ok {
-		t.Fatalf("%s: no blank line after the header", name)
+	f, err := testkit.ParseVector(data, "expect", "findings", "comment")
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	v := vector{name: name, raw: raw}
-	sc := bufio.NewScanner(bytes.NewReader(head))
-	for sc.Scan() {
-		k, val, _ := strings.Cut(sc.Text(), ": ")
-		switch k {
-		case "expect":
-			v.expect = val
-		case "findings":
-			v.findings = val
-		case "comment":
-			v.comment = val
-		default:
-			t.Fatalf("%s: unknown header key %q", name, k)
-		}
-	}
-	return v
+	return vector{name: name, raw: f.Raw, expect: f.Get("expect"), findings: f.Get("findings"), comment: f.Get("comment")}
 }
 
 var sentinels = map[string]error{
