@@ -192,6 +192,7 @@ func BenchmarkFloor(b *testing.B) {
 		{"part=chain-step", f.ChainStep},
 		{"part=tag", f.Tag},
 		{"part=header-seal-open", f.HeaderSealOpen},
+		{"part=body-nonce", f.BodyNonce},
 		{"part=body-seal-open", f.BodySealOpen},
 		{"part=dh-step", f.DHStep},
 	} {

@@ -24,6 +24,9 @@ import (
 //     keyed state; one on each side;
 //   - header: ChaCha20-Poly1305 seal and open of the 40-byte header under
 //     the chain's cached header cipher, AD the session AD || version || tag;
+//   - body nonce: the sender's synthetic nonce, HMAC-SHA-256 under the
+//     message key of a label and the plaintext, with a reused SHA-256
+//     state (the ratchet's bodyNonce);
 //   - body: ChaCha20-Poly1305 seal and open of the body, a new cipher for
 //     each (one key per message), AD the header AD || encrypted header.
 //
@@ -40,6 +43,10 @@ type Floor struct {
 	hdr, body  []byte
 	hdrAD, ad  []byte
 	nonce      [chacha20poly1305.NonceSize]byte
+	bodyNonce  [chacha20poly1305.NonceSize]byte
+	mac        hash.Hash
+	pad        [sha256.BlockSize]byte
+	sum        [sha256.Size]byte
 	buf, out   []byte
 	priv       *ecdh.PrivateKey
 	peer       []byte
@@ -59,6 +66,7 @@ func NewFloor(adLen int) *Floor {
 		hdr: make([]byte, headerSize), body: make([]byte, Body),
 		ad:  make([]byte, adLen+1+16+encHeaderSize),
 		buf: make([]byte, 0, 256), out: make([]byte, 0, 256),
+		mac: sha256.New(),
 	}
 	f.hdrAD = f.ad[:adLen+1+16]
 	rand.Read(f.hk[:])
@@ -97,7 +105,10 @@ const (
 	labelHeaderAEAD = "sealpost v1 ratchet header aead key"
 	labelTagKey     = "sealpost v1 ratchet tag key"
 	labelRoot       = "sealpost v1 ratchet root"
+	labelBodyNonce  = "sealpost v1 ratchet body nonce"
 )
+
+var bodyNonceLabel = []byte(labelBodyNonce)
 
 // ChainStep is KDF_CK: the message key and the next chain key.
 func (f *Floor) ChainStep() {
@@ -121,18 +132,39 @@ func (f *Floor) HeaderSealOpen() {
 	}
 }
 
+// BodyNonce derives the sender's synthetic body nonce.
+func (f *Floor) BodyNonce() {
+	for i := range f.pad {
+		f.pad[i] = 0x36
+	}
+	for i, b := range f.mk {
+		f.pad[i] ^= b
+	}
+	f.mac.Reset()
+	f.mac.Write(f.pad[:])
+	f.mac.Write(bodyNonceLabel)
+	f.mac.Write(f.body)
+	inner := f.mac.Sum(f.sum[:0])
+	for i := range f.pad {
+		f.pad[i] ^= 0x36 ^ 0x5c
+	}
+	f.mac.Reset()
+	f.mac.Write(f.pad[:])
+	f.mac.Write(inner)
+	copy(f.bodyNonce[:], f.mac.Sum(f.sum[:0]))
+	clear(f.pad[:])
+	clear(f.sum[:])
+}
+
 // BodySealOpen seals and opens the body, each under a new cipher.
 func (f *Floor) BodySealOpen() {
 	a, _ := chacha20poly1305.New(f.mk[:])
-	c := a.Seal(f.buf[:0], zeroNonce[:], f.body, f.ad)
+	c := a.Seal(f.buf[:0], f.bodyNonce[:], f.body, f.ad)
 	a, _ = chacha20poly1305.New(f.mk[:])
-	if _, err := a.Open(f.out[:0], zeroNonce[:], c, f.ad); err != nil {
+	if _, err := a.Open(f.out[:0], f.bodyNonce[:], c, f.ad); err != nil {
 		panic(err)
 	}
 }
-
-// zeroNonce is the body nonce: each message key seals one message.
-var zeroNonce [chacha20poly1305.NonceSize]byte
 
 // SealOpen is the sum: what one seal+open performs.
 func (f *Floor) SealOpen() {
@@ -141,6 +173,7 @@ func (f *Floor) SealOpen() {
 	f.Tag()
 	f.Tag()
 	f.HeaderSealOpen()
+	f.BodyNonce()
 	f.BodySealOpen()
 }
 

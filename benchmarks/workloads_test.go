@@ -176,7 +176,17 @@ func TestFloorHMAC(t *testing.T) {
 	if !bytes.Equal(got[:], m.Sum(nil)) {
 		t.Fatal("floor HMAC differs from crypto/hmac")
 	}
+	var mk [32]byte
+	rand.Read(mk[:])
+	nm := hmac.New(sha256.New, mk[:])
+	nm.Write([]byte(labelBodyNonce))
 	f := NewFloor(100)
+	f.mk = mk
+	nm.Write(f.body)
+	f.BodyNonce()
+	if !bytes.Equal(f.bodyNonce[:], nm.Sum(nil)[:len(f.bodyNonce)]) {
+		t.Fatal("floor body nonce differs from crypto/hmac")
+	}
 	f.SealOpen()
 	f.DHStep()
 }
