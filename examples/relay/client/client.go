@@ -1,0 +1,242 @@
+// Package client talks to a sealpost relay (examples/relay): it uploads and
+// fetches bundle blobs, posts envelopes and receives a mailbox over
+// WebSocket. It handles opaque bytes only and imports no sealpost package
+// but envelope, so it is as safe to link as the relay.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/sealpost/sealpost/envelope"
+)
+
+// Wire constants, the same as the relay's.
+const (
+	deliveryIDSize = 8
+	bundleHeader   = "Sealpost-Bundle"
+)
+
+// Client is a relay client. It is safe for concurrent use.
+type Client struct {
+	base string
+	hc   *http.Client
+}
+
+// New returns a client of the relay at baseURL (http://host:port).
+func New(baseURL string) *Client {
+	return &Client{base: strings.TrimRight(baseURL, "/"), hc: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// StatusError is a refusal by the relay: the HTTP status and its message.
+type StatusError struct {
+	Code       int
+	Message    string
+	RetryAfter time.Duration // from Retry-After, for 429 and 507
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("relay: %d %s: %s", e.Code, http.StatusText(e.Code), e.Message)
+}
+
+// IsStatus reports whether err is a StatusError with code.
+func IsStatus(err error, code int) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Code == code
+}
+
+func statusError(resp *http.Response) error {
+	var body struct {
+		Error string `json:"error"`
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if json.Unmarshal(raw, &body) != nil {
+		body.Error = strings.TrimSpace(string(raw))
+	}
+	se := &StatusError{Code: resp.StatusCode, Message: body.Error}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+		se.RetryAfter = time.Duration(s) * time.Second
+	}
+	return se
+}
+
+func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte, want int) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != want {
+		defer resp.Body.Close()
+		return nil, statusError(resp)
+	}
+	return resp, nil
+}
+
+func bundlePath(user string, device uint32) string {
+	return "/v1/bundles/" + url.PathEscape(user) + "/" + strconv.FormatUint(uint64(device), 10)
+}
+
+// PutBundle replaces the device's blobs: oneTime are handed out once
+// each, lastResort to everybody after.
+func (c *Client) PutBundle(ctx context.Context, user string, device uint32, oneTime [][]byte, lastResort []byte) error {
+	return c.uploadBundle(ctx, http.MethodPut, user, device, oneTime, lastResort)
+}
+
+// AddBundle adds one-time blobs and, when lastResort is not nil, replaces
+// the last resort.
+func (c *Client) AddBundle(ctx context.Context, user string, device uint32, oneTime [][]byte, lastResort []byte) error {
+	return c.uploadBundle(ctx, http.MethodPost, user, device, oneTime, lastResort)
+}
+
+func (c *Client) uploadBundle(ctx context.Context, method, user string, device uint32, oneTime [][]byte, lastResort []byte) error {
+	body, err := json.Marshal(struct {
+		OneTime    [][]byte `json:"one_time,omitempty"`
+		LastResort []byte   `json:"last_resort,omitempty"`
+	}{oneTime, lastResort})
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(ctx, method, bundlePath(user, device), "application/json", body, http.StatusNoContent)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// FetchBundle takes one blob of the device: a one-time one while any is
+// left (oneTime true), the last resort after. A device with no bundle is
+// a StatusError with code 404.
+func (c *Client) FetchBundle(ctx context.Context, user string, device uint32) (blob []byte, oneTime bool, err error) {
+	resp, err := c.do(ctx, http.MethodGet, bundlePath(user, device), "", nil, http.StatusOK)
+	if err != nil {
+		return nil, false, err
+	}
+	defer resp.Body.Close()
+	blob, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return blob, resp.Header.Get(bundleHeader) == "one-time", err
+}
+
+// Post hands an envelope to the relay; it returns once the relay has
+// stored it. A refusal is a StatusError: 400 (malformed), 413 (too
+// large), 429 (rate), 507 (mailbox full).
+func (c *Client) Post(ctx context.Context, env []byte) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/envelopes", "application/octet-stream", env, http.StatusAccepted)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// Delivery is one envelope from a mailbox. Ack it once handled.
+type Delivery struct {
+	ID       uint64
+	Envelope []byte
+}
+
+// Subscription receives one mailbox.
+type Subscription struct {
+	conn   *websocket.Conn
+	c      chan Delivery
+	cancel context.CancelFunc
+	done   chan struct{}
+	mu     sync.Mutex
+	err    error
+}
+
+// Subscribe opens the mailbox's WebSocket. Deliveries arrive on C until
+// the connection ends; Err then says why.
+func (c *Client) Subscribe(ctx context.Context, mailbox []byte) (*Subscription, error) {
+	u := c.base + "/v1/mailboxes/" + hex.EncodeToString(mailbox)
+	switch {
+	case strings.HasPrefix(u, "http://"):
+		u = "ws://" + strings.TrimPrefix(u, "http://")
+	case strings.HasPrefix(u, "https://"):
+		u = "wss://" + strings.TrimPrefix(u, "https://")
+	}
+	conn, resp, err := websocket.Dial(ctx, u, nil)
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return nil, statusError(resp)
+		}
+		return nil, err
+	}
+	conn.SetReadLimit(deliveryIDSize + envelope.MaxSize)
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &Subscription{conn: conn, c: make(chan Delivery, 64), cancel: cancel, done: make(chan struct{})}
+	go s.read(sctx)
+	return s, nil
+}
+
+func (s *Subscription) read(ctx context.Context) {
+	defer close(s.done)
+	defer close(s.c)
+	for {
+		typ, data, err := s.conn.Read(ctx)
+		if err == nil && (typ != websocket.MessageBinary || len(data) < deliveryIDSize) {
+			err = errors.New("relay: bad delivery frame")
+		}
+		if err != nil {
+			s.mu.Lock()
+			s.err = err
+			s.mu.Unlock()
+			return
+		}
+		d := Delivery{ID: binary.BigEndian.Uint64(data), Envelope: data[deliveryIDSize:]}
+		select {
+		case s.c <- d:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// C delivers envelopes; it is closed when the subscription ends.
+func (s *Subscription) C() <-chan Delivery { return s.c }
+
+// Err returns why the subscription ended (nil while it runs or after Close).
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Ack acknowledges deliveries; the relay then removes them.
+func (s *Subscription) Ack(ctx context.Context, ids ...uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	buf := make([]byte, 0, len(ids)*deliveryIDSize)
+	for _, id := range ids {
+		buf = binary.BigEndian.AppendUint64(buf, id)
+	}
+	return s.conn.Write(ctx, websocket.MessageBinary, buf)
+}
+
+// Close ends the subscription; deliveries not acknowledged are delivered
+// again on the next one.
+func (s *Subscription) Close() error {
+	s.conn.Close(websocket.StatusNormalClosure, "")
+	s.cancel()
+	<-s.done
+	return nil
+}

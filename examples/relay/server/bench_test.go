@@ -1,0 +1,77 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sealpost/sealpost/examples/relay/server"
+)
+
+// BenchmarkPost measures envelopes accepted per second: 1 KiB envelopes
+// posted over HTTP on loopback from parallel clients, each answered only
+// after JetStream stored it.
+//
+//	go test -run '^$' -bench Relay ./relay/server
+func BenchmarkRelayPost(b *testing.B) {
+	tr := startRelay(b, server.Config{Rate: -1})
+	c := tr.client()
+	var n atomic.Int64
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		i := n.Add(1)
+		env := fakeEnvelope(fmt.Appendf(nil, "bench-%d", i%16), 1, 1024)
+		for pb.Next() {
+			env[len(env)-1]++ // distinct bytes: JetStream drops duplicates
+			env[len(env)-2] = byte(i)
+			env[len(env)-3]++
+			if err := c.Post(ctx, env); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "envelopes/s")
+}
+
+// BenchmarkRelayDeliver measures envelopes delivered per second: b.N
+// envelopes already stored are read over one WebSocket, each acknowledged
+// (and so deleted) as it arrives.
+func BenchmarkRelayDeliver(b *testing.B) {
+	ctx := context.Background()
+	tr := startRelay(b, server.Config{Rate: -1, MaxDepth: b.N + 1})
+	c := tr.client()
+	mbx := []byte("bench")
+	for i := range b.N {
+		env := fakeEnvelope(mbx, 1, 1024)
+		env[len(env)-1], env[len(env)-2], env[len(env)-3] = byte(i), byte(i>>8), byte(i>>16)
+		if err := c.Post(ctx, env); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	sub, err := c.Subscribe(ctx, mbx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	for i := range b.N {
+		select {
+		case d, ok := <-sub.C():
+			if !ok {
+				b.Fatal(sub.Err())
+			}
+			if err := sub.Ack(ctx, d.ID); err != nil {
+				b.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			b.Fatalf("delivery %d missing", i)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "envelopes/s")
+}

@@ -1,0 +1,144 @@
+package server_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sealpost/sealpost/examples/relay/client"
+	"github.com/sealpost/sealpost/examples/relay/server"
+)
+
+// testRelay runs a relay on a real loopback listener. restart stops it and
+// starts it again on the same address and data folder.
+type testRelay struct {
+	t     testing.TB
+	cfg   server.Config
+	addr  string
+	mu    sync.Mutex
+	relay *server.Relay
+	srv   *http.Server
+	done  chan struct{}
+}
+
+func startRelay(t testing.TB, cfg server.Config) *testRelay {
+	t.Helper()
+	if cfg.DataDir == "" && cfg.NATSURL == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	tr := &testRelay{t: t, cfg: cfg, addr: "127.0.0.1:0"}
+	tr.start()
+	t.Cleanup(tr.stop)
+	return tr
+}
+
+func (tr *testRelay) start() {
+	tr.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := server.New(ctx, tr.cfg)
+	if err != nil {
+		tr.t.Fatalf("server.New: %v", err)
+	}
+	var ln net.Listener
+	for i := 0; ; i++ { // the old listener's port may take a moment to free
+		ln, err = net.Listen("tcp", tr.addr)
+		if err == nil || i == 50 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		r.Close()
+		tr.t.Fatalf("listen: %v", err)
+	}
+	tr.mu.Lock()
+	tr.addr = ln.Addr().String()
+	tr.relay = r
+	tr.srv = &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	tr.done = make(chan struct{})
+	srv, done := tr.srv, tr.done
+	tr.mu.Unlock()
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			tr.t.Errorf("serve: %v", err)
+		}
+	}()
+}
+
+func (tr *testRelay) stop() {
+	tr.mu.Lock()
+	srv, r, done := tr.srv, tr.relay, tr.done
+	tr.srv, tr.relay = nil, nil
+	tr.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	<-done
+	if err := r.Close(); err != nil {
+		tr.t.Errorf("relay Close: %v", err)
+	}
+}
+
+func (tr *testRelay) restart() {
+	tr.t.Helper()
+	tr.stop()
+	tr.start()
+}
+
+func (tr *testRelay) url() string { return "http://" + tr.addr }
+
+func (tr *testRelay) client() *client.Client { return client.New(tr.url()) }
+
+func (tr *testRelay) pending(mailbox []byte) uint64 {
+	tr.t.Helper()
+	tr.mu.Lock()
+	r := tr.relay
+	tr.mu.Unlock()
+	n, err := r.Pending(context.Background(), mailbox)
+	if err != nil {
+		tr.t.Fatalf("Pending: %v", err)
+	}
+	return n
+}
+
+// fakeEnvelope is a well-formed routing header and a body of n bytes: all
+// the relay checks.
+func fakeEnvelope(mailbox []byte, tag byte, n int) []byte {
+	env := []byte{1, byte(len(mailbox))}
+	env = append(env, mailbox...)
+	for range 16 {
+		env = append(env, tag)
+	}
+	for i := range n {
+		env = append(env, byte(i))
+	}
+	return env
+}
+
+// next waits for one delivery.
+func next(t testing.TB, sub *client.Subscription, wait time.Duration) (client.Delivery, bool) {
+	t.Helper()
+	select {
+	case d, ok := <-sub.C():
+		if !ok {
+			t.Fatalf("subscription ended: %v", sub.Err())
+		}
+		return d, true
+	case <-time.After(wait):
+		return client.Delivery{}, false
+	}
+}

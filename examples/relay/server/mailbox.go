@@ -1,0 +1,265 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sealpost/sealpost/envelope"
+)
+
+// Delivery framing on the WebSocket.
+const (
+	// DeliveryIDSize is the size of the delivery id before each envelope
+	// and of each id in an acknowledgement.
+	DeliveryIDSize = 8
+	// MaxAckFrame bounds an acknowledgement message.
+	MaxAckFrame = maxInflight * DeliveryIDSize
+)
+
+// jsStoreFailed is JetStream's error code for a refused store, which a
+// full mailbox (DiscardNewPerSubject) gives.
+const jsStoreFailed = 10077
+
+// postEnvelope stores an envelope in its mailbox and answers 202 once
+// JetStream has stored it.
+func (r *Relay) postEnvelope(w http.ResponseWriter, req *http.Request) {
+	if req.ContentLength > envelope.MaxSize {
+		httpError(w, http.StatusRequestEntityTooLarge, "envelope over envelope.MaxSize")
+		return
+	}
+	readDeadline(w)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, req.Body, envelope.MaxSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, "envelope over envelope.MaxSize")
+		} else {
+			httpError(w, http.StatusBadRequest, "reading the envelope failed")
+		}
+		return
+	}
+	h, err := envelope.Parse(raw)
+	switch {
+	case errors.Is(err, envelope.ErrTooLarge):
+		httpError(w, http.StatusRequestEntityTooLarge, "envelope over envelope.MaxSize")
+		return
+	case errors.Is(err, envelope.ErrUnsupportedVersion):
+		httpError(w, http.StatusBadRequest, "unsupported envelope version")
+		return
+	case err != nil:
+		httpError(w, http.StatusBadRequest, "malformed envelope")
+		return
+	}
+	// The message id lets JetStream drop a retried POST of the same bytes
+	// within its duplicate window.
+	sum := sha256.Sum256(raw)
+	_, err = r.js.Publish(req.Context(), mailboxPrefix+hex.EncodeToString(h.Mailbox), raw,
+		jetstream.WithMsgID(hex.EncodeToString(sum[:16])))
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed:
+		r.log.Info("mailbox refused an envelope", "mailbox", short(h.Mailbox), "reason", apiErr.Description)
+		w.Header().Set("Retry-After", "60")
+		httpError(w, http.StatusInsufficientStorage, "mailbox full")
+		return
+	case err != nil:
+		r.storeError(w, "storing an envelope", err)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// subscribe upgrades to a WebSocket and delivers the mailbox's envelopes.
+func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
+	mailbox, err := hex.DecodeString(req.PathValue("mailbox"))
+	if err != nil || len(mailbox) == 0 || len(mailbox) > envelope.MaxMailboxLength {
+		httpError(w, http.StatusBadRequest, "mailbox must be 1 to 64 bytes in hex")
+		return
+	}
+	// An ordered consumer keeps no acknowledgement state: it reads what
+	// the mailbox holds now and what arrives later. An envelope leaves the
+	// mailbox only when the client acknowledges it (DeleteMsg), so what a
+	// connection, a relay or NATS lost on the way is simply read again by
+	// the next connection.
+	cons, err := r.mailbox.OrderedConsumer(req.Context(), jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{mailboxPrefix + hex.EncodeToString(mailbox)},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: consumerIdle,
+	})
+	if err != nil {
+		r.storeError(w, "creating a mailbox consumer", err)
+		return
+	}
+	if !r.track() {
+		httpError(w, http.StatusServiceUnavailable, "relay shutting down")
+		return
+	}
+	defer r.conns.Done()
+	conn, err := websocket.Accept(w, req, nil)
+	if err != nil {
+		return // Accept has answered
+	}
+	conn.SetReadLimit(MaxAckFrame)
+	d := &delivery{relay: r, conn: conn, cons: cons, mailbox: short(mailbox),
+		inflight: map[uint64]uint64{}, slots: make(chan struct{}, maxInflight)}
+	d.run(req.Context())
+}
+
+// delivery is one WebSocket connection reading one mailbox.
+type delivery struct {
+	relay   *Relay
+	conn    *websocket.Conn
+	cons    jetstream.Consumer
+	mailbox string // shortened, for logs
+
+	slots    chan struct{} // one per envelope sent and not yet acknowledged
+	mu       sync.Mutex
+	next     uint64
+	inflight map[uint64]uint64 // delivery id to stream sequence
+	acked    int
+}
+
+func (d *delivery) run(reqCtx context.Context) {
+	ctx, cancel := context.WithCancel(d.relay.ctx)
+	defer cancel()
+	stop := context.AfterFunc(reqCtx, cancel)
+	defer stop()
+	log := d.relay.log.With("mailbox", d.mailbox)
+	log.Debug("subscriber connected")
+
+	readDone := make(chan error, 1)
+	go func() {
+		readDone <- d.readAcks(ctx)
+		cancel()
+	}()
+	go d.keepAlive(ctx)
+	sent, err := d.pump(ctx)
+	cancel()
+	rerr := <-readDone
+
+	status := websocket.StatusNormalClosure
+	if d.relay.ctx.Err() != nil {
+		status = websocket.StatusGoingAway
+	}
+	d.conn.Close(status, "")
+	d.mu.Lock()
+	acked, pending := d.acked, len(d.inflight)
+	d.mu.Unlock()
+	log.Debug("subscriber gone", "sent", sent, "acked", acked, "unacked", pending,
+		"send_err", errString(err), "read_err", errString(rerr))
+}
+
+func errString(err error) string {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		return ""
+	}
+	return err.Error()
+}
+
+// pump writes the mailbox's envelopes, at most maxInflight unacknowledged,
+// until ctx ends or a write fails.
+func (d *delivery) pump(ctx context.Context) (int, error) {
+	it, err := d.cons.Messages(jetstream.PullMaxMessages(maxInflight))
+	if err != nil {
+		return 0, err
+	}
+	defer it.Stop()
+	sent := 0
+	frame := make([]byte, 0, DeliveryIDSize+envelope.MaxSize)
+	for {
+		select {
+		case d.slots <- struct{}{}:
+		case <-ctx.Done():
+			return sent, ctx.Err()
+		}
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return sent, err
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return sent, err
+		}
+		d.mu.Lock()
+		d.next++
+		id := d.next
+		d.inflight[id] = meta.Sequence.Stream
+		d.mu.Unlock()
+		frame = binary.BigEndian.AppendUint64(frame[:0], id)
+		frame = append(frame, m.Data()...)
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err = d.conn.Write(wctx, websocket.MessageBinary, frame)
+		cancel()
+		if err != nil {
+			return sent, err
+		}
+		sent++
+	}
+}
+
+// readAcks reads acknowledgement frames and deletes the acknowledged
+// envelopes from the mailbox. Ids this connection did not send are
+// ignored, so a client can only remove what it was given.
+func (d *delivery) readAcks(ctx context.Context) error {
+	for {
+		typ, data, err := d.conn.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if typ != websocket.MessageBinary || len(data) == 0 || len(data)%DeliveryIDSize != 0 {
+			d.conn.Close(websocket.StatusPolicyViolation, "acknowledgements are binary 8-byte ids")
+			return errors.New("bad acknowledgement frame")
+		}
+		for ; len(data) > 0; data = data[DeliveryIDSize:] {
+			id := binary.BigEndian.Uint64(data)
+			d.mu.Lock()
+			seq, ok := d.inflight[id]
+			delete(d.inflight, id)
+			d.mu.Unlock()
+			if !ok {
+				continue // unknown, or acknowledged twice
+			}
+			// DeleteMsg returns once JetStream has removed it. It fails
+			// when the envelope is already gone (another connection of the
+			// same mailbox acknowledged it): nothing to do then.
+			err := d.relay.mailbox.DeleteMsg(ctx, seq)
+			if err != nil && !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
+				return err
+			}
+			<-d.slots
+			d.mu.Lock()
+			d.acked++
+			d.mu.Unlock()
+		}
+	}
+}
+
+// keepAlive pings the client so a dead connection is noticed and its
+// envelopes offered again.
+func (d *delivery) keepAlive(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			err := d.conn.Ping(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				d.conn.CloseNow()
+				return
+			}
+		}
+	}
+}

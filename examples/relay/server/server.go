@@ -1,0 +1,466 @@
+// Package server is the sealpost relay: an HTTP and WebSocket server that
+// stores bundle blobs and routes envelopes into mailboxes on NATS
+// JetStream, reading nothing but the routing header (envelope.Parse). It
+// imports no other sealpost package and holds no key (a test checks the
+// imports), so a relay compelled to hand over everything it holds hands
+// over routing metadata only.
+//
+// # HTTP API
+//
+//	PUT  /v1/bundles/{user}/{device}   replace the device's bundle blobs
+//	POST /v1/bundles/{user}/{device}   add one-time blobs (and optionally a new last resort)
+//	GET  /v1/bundles/{user}/{device}   take one blob: each one-time blob once, then the last resort
+//	POST /v1/envelopes                 store an envelope in its recipient's mailbox
+//	GET  /v1/mailboxes/{mailbox}       WebSocket: receive the mailbox's envelopes, acknowledging each
+//	GET  /healthz                      200 when NATS is connected
+//
+// Bundle requests carry JSON, {"one_time": [base64...], "last_resort":
+// base64}: the blobs of keys.Bundle.Split, the last one being the last
+// resort. The relay never parses a blob. GET answers with the blob's bytes
+// and a Sealpost-Bundle header, "one-time" or "last-resort".
+//
+// POST /v1/envelopes takes the raw envelope as the body and answers 202
+// once JetStream has stored it (with the stream's replication), so a 202
+// means it survives a relay restart. Errors are JSON {"error": "..."}:
+// 400 for an envelope envelope.Parse refuses, 413 over envelope.MaxSize,
+// 429 over the per-IP request rate (with Retry-After), 507 when the
+// mailbox holds MaxDepth envelopes already, 503 when NATS is unavailable.
+//
+// # Delivery
+//
+// The mailbox is the hex of the mailbox id. The server sends each
+// envelope as one binary message, an 8-byte big-endian delivery id
+// followed by the envelope; the client acknowledges with a binary message
+// of one or more 8-byte delivery ids once it has handled them (for a
+// sealpost.Device: after Receive returned). Only then is the envelope
+// removed. At most 256 envelopes are outstanding on a connection.
+// Envelopes not acknowledged when a connection ends are delivered again on
+// the next one, so a client sees an envelope more than once after a crash,
+// a reconnect or a relay restart (a Device reports a repeat as Redelivered
+// or ErrDuplicate); two connections to one mailbox both receive everything.
+//
+// # Storage on JetStream
+//
+// Mailboxes are one stream, SEALPOST_MAILBOXES, with a subject per mailbox
+// (mbx.<hex mailbox>), file storage and limits retention: an envelope stays
+// until a client acknowledges it (the relay then deletes it by sequence
+// number, DeleteMsg, which returns once JetStream has removed it) or until
+// MaxAge. Each connection reads its mailbox through an ordered consumer,
+// which holds no acknowledgement state: nothing can be stuck "delivered"
+// to a connection, relay or NATS server that is gone, and a restarted or
+// different relay simply reads the mailbox again. One stream rather than a
+// stream per mailbox keeps JetStream's per-stream cost (files, goroutines,
+// a raft group in a cluster) independent of the number of users;
+// per-subject limits still give each mailbox its own depth bound
+// (MaxMsgsPerSubject with DiscardNewPerSubject: a full mailbox refuses new
+// envelopes instead of dropping old ones). Bundle blobs are a second
+// stream, SEALPOST_BUNDLES: bnd.<hex user>.<device>.ot holds one message
+// per one-time blob, taken by reading the first and deleting it (a delete
+// that fails means another relay took it first, so the next is tried),
+// and bnd.<hex user>.<device>.lr the last resort.
+//
+// # What is logged
+//
+// One structured line per request: method, route pattern (not the path:
+// no user names), status, size, duration and client address; mailbox ids
+// appear shortened to 4 bytes. Envelope and blob bytes are never logged.
+//
+// # What is not here
+//
+// Authentication: anyone may upload a bundle for any user, fetch
+// one-time blobs (draining them), post to any mailbox or read one whose id
+// they know. Contents stay safe (bundles are signed; a replaced identity
+// shows as a changed safety number), but put the relay behind the app's
+// own authentication before using it for real.
+package server
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sealpost/sealpost/envelope"
+)
+
+// Defaults of Config, each with its reason.
+const (
+	// DefaultMaxDepth bounds the envelopes waiting in one mailbox: a
+	// device offline for weeks in a busy conversation stays well under
+	// it, and a sender cannot fill the relay's disk through one mailbox.
+	DefaultMaxDepth = 10_000
+	// DefaultRate and DefaultBurst are the per-IP token bucket: requests
+	// per second and bucket size. A chat client posts a message and a
+	// receipt batch now and then; a burst covers a reconnect catching up.
+	DefaultRate  = 20
+	DefaultBurst = 100
+	// DefaultMaxAge drops envelopes nobody fetched for 30 days; zero
+	// keeps them forever.
+	DefaultMaxAge = 30 * 24 * time.Hour
+	// MaxOneTimeBlobs bounds the one-time bundle blobs kept per device
+	// (a Device hands out at most 100 one-time prekeys at once); adding
+	// more drops the oldest. MaxBlobSize bounds one blob (a split bundle
+	// is about 5 KB).
+	MaxOneTimeBlobs = 100
+	MaxBlobSize     = 16 << 10
+	// maxBundleRequest bounds a bundle upload: every blob, base64.
+	maxBundleRequest = (MaxOneTimeBlobs + 1) * MaxBlobSize * 4 / 3 * 11 / 10
+	// maxInflight bounds the envelopes delivered on one connection and not
+	// yet acknowledged.
+	maxInflight = 256
+	// consumerIdle is how long JetStream keeps the consumer of a
+	// connection that vanished without closing it.
+	consumerIdle = time.Minute
+)
+
+// Stream names and subject prefixes on NATS.
+const (
+	MailboxStream = "SEALPOST_MAILBOXES"
+	BundleStream  = "SEALPOST_BUNDLES"
+	mailboxPrefix = "mbx."
+	bundlePrefix  = "bnd."
+)
+
+// Config configures a Relay. The zero value runs an embedded NATS server
+// with JetStream in DataDir with the defaults above.
+type Config struct {
+	// NATSURL is an external NATS server or cluster (nats://host:port,
+	// comma-separated for several). Empty runs NATS embedded, in process.
+	NATSURL string
+	// DataDir is where the embedded NATS stores JetStream data. Required
+	// without NATSURL.
+	DataDir string
+	// NATSListen, if set (host:port), makes the embedded NATS accept
+	// outside connections too; by default it is reachable in process only.
+	NATSListen string
+	// Replicas is the number of JetStream replicas of both streams (1, or
+	// 3 on a cluster of three).
+	Replicas int
+	MaxDepth int           // envelopes per mailbox (DefaultMaxDepth)
+	Rate     float64       // requests per second per client IP (DefaultRate); negative: no limit
+	Burst    int           // token bucket size (DefaultBurst)
+	MaxAge   time.Duration // DefaultMaxAge; negative: keep forever
+	Logger   *slog.Logger  // slog.Default() when nil
+}
+
+func (c *Config) setDefaults() {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.MaxDepth <= 0 {
+		c.MaxDepth = DefaultMaxDepth
+	}
+	if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Burst <= 0 {
+		c.Burst = DefaultBurst
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.MaxAge < 0 {
+		c.MaxAge = 0
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Relay is the server. Handler serves its API; Close stops it.
+type Relay struct {
+	cfg      Config
+	log      *slog.Logger
+	ns       *server.Server // the embedded server, or nil
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	mailbox  jetstream.Stream
+	bundles  jetstream.Stream
+	limiter  *limiter
+	mux      *http.ServeMux
+	ctx      context.Context // canceled by Close: ends every WebSocket
+	cancel   context.CancelFunc
+	connMu   sync.Mutex
+	closing  bool
+	conns    sync.WaitGroup
+	closeErr error
+	once     sync.Once
+}
+
+// track counts a WebSocket connection unless the relay is closing.
+func (r *Relay) track() bool {
+	r.connMu.Lock()
+	defer r.connMu.Unlock()
+	if r.closing {
+		return false
+	}
+	r.conns.Add(1)
+	return true
+}
+
+// New connects to NATS (starting the embedded server when cfg.NATSURL is
+// empty), creates or updates the two streams, and returns the relay.
+func New(ctx context.Context, cfg Config) (*Relay, error) {
+	cfg.setDefaults()
+	r := &Relay{cfg: cfg, log: cfg.Logger, limiter: newLimiter(cfg.Rate, cfg.Burst)}
+	if err := r.connect(); err != nil {
+		return nil, err
+	}
+	if err := r.setupStreams(ctx); err != nil {
+		r.shutdownNATS()
+		return nil, err
+	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.routes()
+	return r, nil
+}
+
+func (r *Relay) connect() error {
+	opts := []nats.Option{nats.Name("sealpost-relay"), nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				r.log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { r.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+	}
+	url := r.cfg.NATSURL
+	if url == "" {
+		if r.cfg.DataDir == "" {
+			return errors.New("relay: no NATS URL and no data folder")
+		}
+		ns, err := startEmbedded(r.cfg.DataDir, r.cfg.NATSListen)
+		if err != nil {
+			return err
+		}
+		r.ns = ns
+		opts = append(opts, nats.InProcessServer(ns))
+		r.log.Info("embedded nats started", "store", r.cfg.DataDir, "listen", r.cfg.NATSListen)
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		r.shutdownNATS()
+		return fmt.Errorf("relay: connecting to nats: %w", err)
+	}
+	r.nc = nc
+	js, err := jetstream.New(nc)
+	if err != nil {
+		r.shutdownNATS()
+		return err
+	}
+	r.js = js
+	return nil
+}
+
+// startEmbedded runs nats-server with JetStream in this process.
+func startEmbedded(dir, listen string) (*server.Server, error) {
+	opts := &server.Options{ServerName: "sealpost-relay", JetStream: true, StoreDir: dir,
+		NoSigs: true, NoLog: true, DontListen: listen == ""}
+	if listen != "" {
+		host, port, err := net.SplitHostPort(listen)
+		if err != nil {
+			return nil, fmt.Errorf("relay: -nats-listen: %w", err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("relay: -nats-listen port: %w", err)
+		}
+		opts.Host, opts.Port = host, p
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("relay: embedded nats: %w", err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, errors.New("relay: embedded nats did not start")
+	}
+	return ns, nil
+}
+
+func (r *Relay) setupStreams(ctx context.Context) error {
+	var err error
+	r.mailbox, err = r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:                 MailboxStream,
+		Description:          "sealpost mailboxes: one subject per mailbox, an envelope per message",
+		Subjects:             []string{mailboxPrefix + "*"},
+		Retention:            jetstream.LimitsPolicy,
+		Storage:              jetstream.FileStorage,
+		Replicas:             r.cfg.Replicas,
+		MaxMsgsPerSubject:    int64(r.cfg.MaxDepth),
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxMsgSize:           envelope.MaxSize + 1024, // the envelope and the Nats-Msg-Id header
+		MaxAge:               r.cfg.MaxAge,
+		Duplicates:           2 * time.Minute,
+	})
+	if err != nil {
+		return fmt.Errorf("relay: stream %s: %w", MailboxStream, err)
+	}
+	r.bundles, err = r.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              BundleStream,
+		Description:       "sealpost bundle blobs: one-time ones to hand out once, and a last resort",
+		Subjects:          []string{bundlePrefix + ">"},
+		Retention:         jetstream.LimitsPolicy,
+		Storage:           jetstream.FileStorage,
+		Replicas:          r.cfg.Replicas,
+		MaxMsgsPerSubject: MaxOneTimeBlobs,
+		MaxMsgSize:        MaxBlobSize,
+	})
+	if err != nil {
+		return fmt.Errorf("relay: stream %s: %w", BundleStream, err)
+	}
+	return nil
+}
+
+// Pending returns the number of envelopes stored in a mailbox: delivered
+// or not, but not yet acknowledged.
+func (r *Relay) Pending(ctx context.Context, mailbox []byte) (uint64, error) {
+	subj := mailboxPrefix + hex.EncodeToString(mailbox)
+	info, err := r.mailbox.Info(ctx, jetstream.WithSubjectFilter(subj))
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Subjects[subj], nil
+}
+
+// Handler returns the relay's HTTP API.
+func (r *Relay) Handler() http.Handler { return r.mux }
+
+func (r *Relay) routes() {
+	r.mux = http.NewServeMux()
+	r.mux.HandleFunc("PUT /v1/bundles/{user}/{device}", r.limited(r.putBundle))
+	r.mux.HandleFunc("POST /v1/bundles/{user}/{device}", r.limited(r.addBundle))
+	r.mux.HandleFunc("GET /v1/bundles/{user}/{device}", r.limited(r.getBundle))
+	r.mux.HandleFunc("POST /v1/envelopes", r.limited(r.postEnvelope))
+	r.mux.HandleFunc("GET /v1/mailboxes/{mailbox}", r.limited(r.subscribe))
+	r.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if !r.nc.IsConnected() {
+			httpError(w, http.StatusServiceUnavailable, "nats not connected")
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// Close ends every WebSocket connection (their unacknowledged envelopes
+// stay in the mailboxes), then drains the NATS connection and stops
+// the embedded server. Stop the HTTP server first.
+func (r *Relay) Close() error {
+	r.once.Do(func() {
+		r.connMu.Lock()
+		r.closing = true
+		r.connMu.Unlock()
+		r.cancel()
+		r.conns.Wait()
+		if err := r.nc.Drain(); err != nil {
+			r.closeErr = err
+		}
+		for !r.nc.IsClosed() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		r.shutdownNATS()
+	})
+	return r.closeErr
+}
+
+func (r *Relay) shutdownNATS() {
+	if r.nc != nil {
+		r.nc.Close()
+	}
+	if r.ns != nil {
+		r.ns.Shutdown()
+		r.ns.WaitForShutdown()
+	}
+}
+
+// statusWriter records the status and size of a response for the log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	n      int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.n += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController and the WebSocket upgrade reach the
+// underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// limited applies the per-IP rate limit and logs the request.
+func (r *Relay) limited(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		ip := clientIP(req)
+		if ok, retry := r.limiter.allow(ip, start); !ok {
+			sw.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+1)))
+			httpError(sw, http.StatusTooManyRequests, "rate limit")
+		} else {
+			h(sw, req)
+		}
+		lvl := slog.LevelInfo
+		if sw.status >= 500 {
+			lvl = slog.LevelWarn
+		}
+		r.log.LogAttrs(req.Context(), lvl, "request", slog.String("method", req.Method),
+			slog.String("route", req.Pattern), slog.Int("status", sw.status), slog.Int("bytes", sw.n),
+			slog.Int64("in", req.ContentLength), slog.Duration("took", time.Since(start)), slog.String("ip", ip))
+	}
+}
+
+func clientIP(req *http.Request) string {
+	host, _, err := net.SplitHostPort(req.RemoteAddr)
+	if err != nil {
+		return req.RemoteAddr
+	}
+	return host
+}
+
+// httpError writes {"error": msg} with code.
+func httpError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(struct {
+		Error string `json:"error"`
+	}{msg})
+}
+
+// readDeadline bounds how long a request body may take to arrive.
+func readDeadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(30 * time.Second))
+}
+
+// short returns the first 4 bytes of a mailbox in hex, for logs.
+func short(mailbox []byte) string {
+	if len(mailbox) > 4 {
+		mailbox = mailbox[:4]
+	}
+	return fmt.Sprintf("%x", mailbox)
+}
