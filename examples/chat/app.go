@@ -1,0 +1,498 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sealpost/sealpost"
+	"github.com/sealpost/sealpost/examples/relay/client"
+	"github.com/sealpost/sealpost/keys"
+)
+
+// app is one running chat client.
+type app struct {
+	dev        *sealpost.Device
+	self       sealpost.Address
+	relay      *client.Client
+	hist       *history
+	out        *printer
+	kick       chan struct{} // the outbox has something
+	flushEvery time.Duration
+	current    string // the contact bare text goes to
+}
+
+// printer serialises output lines from the workers and the prompt.
+type printer struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (p *printer) printf(format string, args ...any) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+func (a *app) run(ctx context.Context, in io.Reader, oneTime int) error {
+	if a.hist.meta("published") == "" {
+		if err := a.publish(ctx, oneTime); err != nil {
+			return fmt.Errorf("publishing the bundle: %w", err)
+		}
+	}
+	a.out.printf("ready: %s, mailbox %x (type /help)", a.self, a.dev.Mailbox()[:4])
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.receiveLoop(ctx) })
+	wg.Go(func() { a.outboxLoop(ctx) })
+	wg.Go(func() { a.flushLoop(ctx) })
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(in)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case line, ok := <-lines:
+			if !ok {
+				return nil
+			}
+			if quit := a.command(ctx, strings.TrimSpace(line)); quit {
+				return nil
+			}
+		}
+	}
+}
+
+// publish uploads a fresh bundle: one blob per one-time prekey and the
+// last resort.
+func (a *app) publish(ctx context.Context, oneTime int) error {
+	b, err := a.dev.Bundle(ctx, oneTime)
+	if err != nil {
+		return err
+	}
+	var blobs [][]byte
+	for _, part := range b.Split() {
+		raw, err := part.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		blobs = append(blobs, raw)
+	}
+	if err := a.relay.PutBundle(ctx, a.self.User, a.self.Device, blobs[:len(blobs)-1], blobs[len(blobs)-1]); err != nil {
+		return err
+	}
+	return a.hist.setMeta("published", time.Now().UTC().Format(time.RFC3339))
+}
+
+const help = `commands:
+  /add <user> [device]   fetch the contact's bundle from the relay and start a session
+  /msg <user> <text>     send a message (plain text goes to the last contact used)
+  /to <user>             send plain text to user
+  /read [user]           send read receipts for everything received from user
+  /history [user]        show messages with ticks: ✓ sent, ✓✓ delivered, ✓✓ read
+  /safety <user>         show the safety number to compare with the contact
+  /findings [user]       list what the transcript noticed: gaps, drops, forks, identity changes
+  /contacts              list contacts
+  /publish [n]           upload a fresh bundle with n one-time prekeys (default 10)
+  /quit`
+
+// command runs one input line; it returns true on /quit.
+func (a *app) command(ctx context.Context, line string) bool {
+	if line == "" {
+		return false
+	}
+	if !strings.HasPrefix(line, "/") {
+		if a.current == "" {
+			a.out.printf("! no contact chosen: /to <user> or /msg <user> <text>")
+			return false
+		}
+		a.send(ctx, a.current, line)
+		return false
+	}
+	cmd, rest, _ := strings.Cut(line, " ")
+	rest = strings.TrimSpace(rest)
+	args := strings.Fields(rest)
+	arg := func(i string) string {
+		if len(args) > 0 {
+			return args[0]
+		}
+		return i
+	}
+	switch cmd {
+	case "/quit", "/exit":
+		return true
+	case "/help":
+		a.out.printf("%s", help)
+	case "/add":
+		a.add(ctx, args)
+	case "/msg":
+		user, text, ok := strings.Cut(rest, " ")
+		if !ok || strings.TrimSpace(text) == "" {
+			a.out.printf("! usage: /msg <user> <text>")
+			return false
+		}
+		a.current = user
+		a.send(ctx, user, strings.TrimSpace(text))
+	case "/to":
+		if _, ok := a.hist.contact(arg("")); !ok {
+			a.out.printf("! unknown contact %q: /add it first", arg(""))
+			return false
+		}
+		a.current = arg("")
+		a.out.printf("talking to %s", a.current)
+	case "/read":
+		a.read(ctx, arg(a.current))
+	case "/history":
+		a.showHistory(arg(""))
+	case "/safety":
+		a.safety(ctx, arg(a.current))
+	case "/findings":
+		a.findings(arg(""))
+	case "/contacts":
+		for _, c := range a.hist.contacts() {
+			a.out.printf("  %s", c)
+		}
+	case "/publish":
+		n := 10
+		if len(args) > 0 {
+			if v, err := strconv.Atoi(args[0]); err == nil {
+				n = v
+			}
+		}
+		if err := a.publish(ctx, n); err != nil {
+			a.out.printf("! publish: %v", err)
+		} else {
+			a.out.printf("published a bundle with %d one-time prekeys", n)
+		}
+	default:
+		a.out.printf("! unknown command %s (type /help)", cmd)
+	}
+	return false
+}
+
+func (a *app) add(ctx context.Context, args []string) {
+	if len(args) == 0 {
+		a.out.printf("! usage: /add <user> [device]")
+		return
+	}
+	peer := sealpost.Address{User: args[0], Device: 1}
+	if len(args) > 1 {
+		d, err := strconv.ParseUint(args[1], 10, 32)
+		if err != nil {
+			a.out.printf("! bad device %q", args[1])
+			return
+		}
+		peer.Device = uint32(d)
+	}
+	blob, oneTime, err := a.relay.FetchBundle(ctx, peer.User, peer.Device)
+	if client.IsStatus(err, http.StatusNotFound) {
+		a.out.printf("! %s has published no bundle", peer)
+		return
+	}
+	if err != nil {
+		a.out.printf("! fetching %s's bundle: %v", peer, err)
+		return
+	}
+	b, err := keys.ParseBundle(blob)
+	if err == nil {
+		err = a.dev.StartSession(ctx, peer, b)
+	}
+	if err != nil {
+		a.out.printf("! %s's bundle: %v", peer, err)
+		return
+	}
+	if err := a.hist.addContact(peer); err != nil {
+		a.out.printf("! saving the contact: %v", err)
+		return
+	}
+	a.current = peer.User
+	kind := "last-resort"
+	if oneTime {
+		kind = "one-time"
+	}
+	a.out.printf("added %s (session from a %s bundle); compare /safety %s with them", peer, kind, peer.User)
+}
+
+func (a *app) send(ctx context.Context, user, text string) {
+	peer, ok := a.hist.contact(user)
+	if !ok {
+		a.out.printf("! unknown contact %q: /add it first", user)
+		return
+	}
+	o, err := a.dev.Send(ctx, peer, []byte(text))
+	if errors.Is(err, sealpost.ErrNoSession) {
+		a.out.printf("! no usable session with %s: /add %s again", user, user)
+		return
+	}
+	if err != nil {
+		a.out.printf("! send: %v", err)
+		return
+	}
+	if err := a.hist.queue(o, text, time.Now()); err != nil {
+		a.out.printf("! saving the message: %v", err)
+		return
+	}
+	a.wake()
+}
+
+func (a *app) wake() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (a *app) read(ctx context.Context, user string) {
+	peer, ok := a.hist.contact(user)
+	if !ok {
+		a.out.printf("! unknown contact %q", user)
+		return
+	}
+	ids, err := a.hist.markRead(user)
+	if err != nil {
+		a.out.printf("! %v", err)
+		return
+	}
+	if len(ids) == 0 {
+		a.out.printf("nothing unread from %s", user)
+		return
+	}
+	if err := a.dev.Acknowledge(ctx, peer, sealpost.KindRead, ids...); err != nil {
+		a.out.printf("! read receipts: %v", err)
+		return
+	}
+	a.out.printf("marked %d message(s) from %s read", len(ids), user)
+}
+
+// ticks renders a message status.
+func ticks(status string) string {
+	switch status {
+	case statusQueued:
+		return "· queued"
+	case statusSent:
+		return "✓ sent"
+	case statusDelivered:
+		return "✓✓ delivered"
+	case statusRead:
+		return "✓✓ read"
+	}
+	return status
+}
+
+func (a *app) showHistory(user string) {
+	msgs := a.hist.messages(user)
+	if len(msgs) == 0 {
+		a.out.printf("no messages")
+	}
+	for _, m := range msgs {
+		if m.Out {
+			a.out.printf("  %s  me → %s: %s  [%s]", m.Time.Format("15:04:05"), m.Peer, m.Body, ticks(m.Status))
+		} else {
+			a.out.printf("  %s  %s: %s  [%s]", m.Time.Format("15:04:05"), m.Peer, m.Body, m.Status)
+		}
+	}
+}
+
+func (a *app) safety(ctx context.Context, user string) {
+	peer, ok := a.hist.contact(user)
+	if !ok {
+		a.out.printf("! unknown contact %q", user)
+		return
+	}
+	sn, err := a.dev.SafetyNumber(ctx, peer)
+	if err != nil {
+		a.out.printf("! %v", err)
+		return
+	}
+	a.out.printf("safety number with %s: %s", peer, sn)
+}
+
+func (a *app) findings(user string) {
+	var peers []sealpost.Address
+	if user != "" {
+		p, ok := a.hist.contact(user)
+		if !ok {
+			a.out.printf("! unknown contact %q", user)
+			return
+		}
+		peers = []sealpost.Address{p}
+	} else {
+		peers = a.hist.contacts()
+	}
+	n := 0
+	for _, p := range peers {
+		for _, f := range a.dev.Findings(p) {
+			a.out.printf("  %s: %v", p, f)
+			n++
+		}
+	}
+	if n == 0 {
+		a.out.printf("no findings")
+	}
+}
+
+// receiveLoop reads the mailbox from the relay, reconnecting with backoff.
+func (a *app) receiveLoop(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		sub, err := a.relay.Subscribe(ctx, a.dev.Mailbox())
+		if err != nil {
+			sleep(ctx, backoff)
+			backoff = min(2*backoff, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+	loop:
+		for {
+			select {
+			case <-ctx.Done():
+				break loop
+			case d, ok := <-sub.C():
+				if !ok {
+					break loop
+				}
+				a.handle(ctx, d.Envelope)
+				if err := sub.Ack(ctx, d.ID); err != nil {
+					break loop
+				}
+			}
+		}
+		sub.Close()
+	}
+}
+
+// handle receives one envelope: the history first, then Done, then the
+// caller acknowledges it to the relay.
+func (a *app) handle(ctx context.Context, env []byte) {
+	in, err := a.dev.Receive(ctx, env)
+	if errors.Is(err, sealpost.ErrDuplicate) {
+		return
+	}
+	if err != nil {
+		a.out.printf("! an envelope that does not open: %v", err)
+		return
+	}
+	if in.Kind == sealpost.KindMessage && !a.hist.has(in.ID) {
+		if _, known := a.hist.contact(in.From.User); !known {
+			if err := a.hist.addContact(in.From); err != nil {
+				a.out.printf("! %v", err)
+				return
+			}
+			a.out.printf("new contact %s; compare /safety %s with them", in.From, in.From.User)
+		}
+		if err := a.hist.addIncoming(in, time.Now()); err != nil {
+			a.out.printf("! saving a message: %v", err)
+			return // not Done: the relay or the device gives it again
+		}
+		a.out.printf("<%s> %s", in.From.User, in.Body)
+	}
+	changed, err := a.hist.receipts(in.From, in.Delivered, in.Read)
+	if err != nil {
+		a.out.printf("! %v", err)
+		return
+	}
+	for _, m := range changed {
+		a.out.printf("%s by %s: %q", ticks(m.Status), m.Peer, m.Body)
+	}
+	for _, f := range in.Findings {
+		a.out.printf("! transcript finding with %s: %v", in.From, f)
+	}
+	if err := a.dev.Done(ctx, in.ID); err != nil {
+		a.out.printf("! %v", err)
+	}
+}
+
+// outboxLoop posts the outbox in order, retrying what the relay could not
+// take yet.
+func (a *app) outboxLoop(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		key, e, ok := a.hist.nextOutbox()
+		if !ok {
+			select {
+			case <-ctx.Done():
+			case <-a.kick:
+			case <-time.After(5 * time.Second):
+			}
+			continue
+		}
+		err := a.relay.Post(ctx, e.Envelope)
+		var se *client.StatusError
+		switch {
+		case err == nil:
+			backoff = 100 * time.Millisecond
+			m, err := a.hist.posted(key, e.ID, statusSent)
+			if err != nil {
+				a.out.printf("! %v", err)
+			} else if m != nil {
+				a.out.printf("%s to %s: %q", ticks(m.Status), m.Peer, m.Body)
+			}
+		case errors.As(err, &se) && (se.Code == http.StatusBadRequest || se.Code == http.StatusRequestEntityTooLarge):
+			a.out.printf("! the relay refused an envelope: %v", err)
+			if _, err := a.hist.posted(key, e.ID, statusFailed); err != nil {
+				a.out.printf("! %v", err)
+			}
+		default:
+			if ctx.Err() == nil {
+				sleep(ctx, backoff)
+				backoff = min(2*backoff, 5*time.Second)
+			}
+		}
+	}
+}
+
+// flushLoop queues receipts whose random delay has passed.
+func (a *app) flushLoop(ctx context.Context) {
+	t := time.NewTicker(a.flushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		outs, err := a.dev.Flush(ctx)
+		for _, o := range outs {
+			if err := a.hist.queue(o, "", time.Now()); err != nil {
+				a.out.printf("! saving a receipt: %v", err)
+			}
+		}
+		if len(outs) > 0 {
+			a.wake()
+		}
+		if err != nil && ctx.Err() == nil {
+			a.out.printf("! flush: %v", err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

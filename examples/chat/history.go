@@ -1,0 +1,308 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/sealpost/sealpost"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The chat's own buckets, beside boltstore's.
+var (
+	bucketContacts = []byte("chat.contacts") // user -> device number
+	bucketMessages = []byte("chat.messages") // sequence -> message JSON
+	bucketByID     = []byte("chat.byid")     // message id -> sequence
+	bucketOutbox   = []byte("chat.outbox")   // sequence -> outboxEntry JSON
+	bucketMeta     = []byte("chat.meta")
+)
+
+// Message statuses. Outgoing: queued (in the outbox), sent (the relay
+// stored it), delivered, read. Incoming: received, read.
+const (
+	statusQueued    = "queued"
+	statusSent      = "sent"
+	statusDelivered = "delivered"
+	statusRead      = "read"
+	statusReceived  = "received"
+	statusFailed    = "failed"
+)
+
+// rank orders outgoing statuses so a late delivery receipt never
+// downgrades a read one.
+var rank = map[string]int{statusQueued: 1, statusSent: 2, statusDelivered: 3, statusRead: 4}
+
+type message struct {
+	ID     string    `json:"id"`
+	Peer   string    `json:"peer"` // user
+	Device uint32    `json:"device"`
+	Out    bool      `json:"out"`
+	Body   string    `json:"body"`
+	Status string    `json:"status"`
+	Time   time.Time `json:"time"`
+}
+
+type outboxEntry struct {
+	Envelope []byte `json:"envelope"`
+	ID       string `json:"id,omitempty"` // the message id; empty for receipts
+}
+
+type history struct{ db *bolt.DB }
+
+func openHistory(db *bolt.DB) (*history, error) {
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketContacts, bucketMessages, bucketByID, bucketOutbox, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return &history{db: db}, err
+}
+
+func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }
+
+func (h *history) meta(key string) string {
+	var v string
+	h.db.View(func(tx *bolt.Tx) error {
+		v = string(tx.Bucket(bucketMeta).Get([]byte(key)))
+		return nil
+	})
+	return v
+}
+
+func (h *history) setMeta(key, value string) error {
+	return h.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put([]byte(key), []byte(value))
+	})
+}
+
+func (h *history) addContact(a sealpost.Address) error {
+	return h.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContacts).Put([]byte(a.User), []byte(strconv.FormatUint(uint64(a.Device), 10)))
+	})
+}
+
+// contact returns the address saved for user.
+func (h *history) contact(user string) (sealpost.Address, bool) {
+	var a sealpost.Address
+	var ok bool
+	h.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketContacts).Get([]byte(user))
+		if d, err := strconv.ParseUint(string(v), 10, 32); v != nil && err == nil {
+			a, ok = sealpost.Address{User: user, Device: uint32(d)}, true
+		}
+		return nil
+	})
+	return a, ok
+}
+
+func (h *history) contacts() []sealpost.Address {
+	var out []sealpost.Address
+	h.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketContacts).ForEach(func(k, v []byte) error {
+			d, _ := strconv.ParseUint(string(v), 10, 32)
+			out = append(out, sealpost.Address{User: string(k), Device: uint32(d)})
+			return nil
+		})
+	})
+	return out
+}
+
+// has reports whether a message with id is in the history.
+func (h *history) has(id sealpost.MessageID) bool {
+	var ok bool
+	h.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketByID).Get(id[:]) != nil
+		return nil
+	})
+	return ok
+}
+
+func putMessage(tx *bolt.Tx, id sealpost.MessageID, m *message) error {
+	msgs := tx.Bucket(bucketMessages)
+	n, err := msgs.NextSequence()
+	if err != nil {
+		return err
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if err := msgs.Put(seqKey(n), raw); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketByID).Put(id[:], seqKey(n))
+}
+
+// addIncoming stores a received message.
+func (h *history) addIncoming(in *sealpost.Incoming, now time.Time) error {
+	return h.db.Update(func(tx *bolt.Tx) error {
+		return putMessage(tx, in.ID, &message{ID: in.ID.String(), Peer: in.From.User, Device: in.From.Device,
+			Body: string(in.Body), Status: statusReceived, Time: now})
+	})
+}
+
+// queue stores an outgoing envelope in the outbox, and the message in the
+// history when it is one, in one transaction.
+func (h *history) queue(o *sealpost.Outgoing, body string, now time.Time) error {
+	return h.db.Update(func(tx *bolt.Tx) error {
+		e := outboxEntry{Envelope: o.Envelope}
+		if body != "" || o.ID != (sealpost.MessageID{}) {
+			e.ID = o.ID.String()
+			if err := putMessage(tx, o.ID, &message{ID: e.ID, Peer: o.To.User, Device: o.To.Device, Out: true,
+				Body: body, Status: statusQueued, Time: now}); err != nil {
+				return err
+			}
+		}
+		box := tx.Bucket(bucketOutbox)
+		n, err := box.NextSequence()
+		if err != nil {
+			return err
+		}
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return err
+		}
+		return box.Put(seqKey(n), raw)
+	})
+}
+
+// nextOutbox returns the oldest outbox entry.
+func (h *history) nextOutbox() (key []byte, e outboxEntry, ok bool) {
+	h.db.View(func(tx *bolt.Tx) error {
+		k, v := tx.Bucket(bucketOutbox).Cursor().First()
+		if k != nil && json.Unmarshal(v, &e) == nil {
+			key, ok = append([]byte(nil), k...), true
+		}
+		return nil
+	})
+	return key, e, ok
+}
+
+// posted removes an outbox entry and moves its message to status.
+func (h *history) posted(key []byte, id, status string) (*message, error) {
+	var m *message
+	err := h.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketOutbox).Delete(key); err != nil {
+			return err
+		}
+		if id == "" {
+			return nil
+		}
+		var err error
+		m, err = setStatus(tx, id, status, true)
+		return err
+	})
+	return m, err
+}
+
+// setStatus moves a message to status (for outgoing ones, only upwards).
+// It returns the message, or nil when it is unknown or unchanged.
+func setStatus(tx *bolt.Tx, idHex, status string, force bool) (*message, error) {
+	var id sealpost.MessageID
+	if n, err := hexDecode(idHex, id[:]); err != nil || n != len(id) {
+		return nil, errors.New("bad message id")
+	}
+	k := tx.Bucket(bucketByID).Get(id[:])
+	if k == nil {
+		return nil, nil
+	}
+	msgs := tx.Bucket(bucketMessages)
+	var m message
+	if err := json.Unmarshal(msgs.Get(k), &m); err != nil {
+		return nil, err
+	}
+	if m.Status == status || (!force && m.Out && rank[status] <= rank[m.Status]) {
+		return nil, nil
+	}
+	m.Status = status
+	raw, err := json.Marshal(&m)
+	if err != nil {
+		return nil, err
+	}
+	return &m, msgs.Put(k, raw)
+}
+
+// receipts applies delivery and read receipts to our messages and returns
+// the ones that changed.
+func (h *history) receipts(from sealpost.Address, delivered, read []sealpost.MessageID) ([]*message, error) {
+	var changed []*message
+	err := h.db.Update(func(tx *bolt.Tx) error {
+		apply := func(ids []sealpost.MessageID, status string) error {
+			for _, id := range ids {
+				m, err := setStatus(tx, id.String(), status, false)
+				if err != nil {
+					return err
+				}
+				if m != nil && m.Out && m.Peer == from.User {
+					changed = append(changed, m)
+				}
+			}
+			return nil
+		}
+		if err := apply(delivered, statusDelivered); err != nil {
+			return err
+		}
+		return apply(read, statusRead)
+	})
+	return changed, err
+}
+
+// messages returns the history with user (everyone when empty), oldest first.
+func (h *history) messages(user string) []message {
+	var out []message
+	h.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMessages).ForEach(func(_, v []byte) error {
+			var m message
+			if json.Unmarshal(v, &m) == nil && (user == "" || m.Peer == user) {
+				out = append(out, m)
+			}
+			return nil
+		})
+	})
+	return out
+}
+
+// markRead moves every received message from user to read and returns
+// their ids.
+func (h *history) markRead(user string) ([]sealpost.MessageID, error) {
+	var ids []sealpost.MessageID
+	err := h.db.Update(func(tx *bolt.Tx) error {
+		var unread []string
+		err := tx.Bucket(bucketMessages).ForEach(func(_, v []byte) error {
+			var m message
+			if json.Unmarshal(v, &m) == nil && !m.Out && m.Peer == user && m.Status == statusReceived {
+				unread = append(unread, m.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, idHex := range unread { // not while iterating: bbolt forbids it
+			var id sealpost.MessageID
+			if _, err := hexDecode(idHex, id[:]); err != nil {
+				continue
+			}
+			if _, err := setStatus(tx, idHex, statusRead, true); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+func hexDecode(s string, dst []byte) (int, error) {
+	if hex.DecodedLen(len(s)) != len(dst) {
+		return 0, errors.New("bad message id length")
+	}
+	return hex.Decode(dst, []byte(s))
+}

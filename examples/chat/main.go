@@ -1,0 +1,85 @@
+// Command chat is a terminal sealpost client on a relay (examples/relay).
+//
+//	chat -relay http://127.0.0.1:8080 -me alice -store alice.db
+//
+// Type /help for the commands: /add a contact by fetching its bundle from
+// the relay, /msg to send, /history to see delivery and read ticks, /read
+// to send read receipts, /safety to compare safety numbers and /findings
+// to list what the transcript noticed (gaps, drops, forks, a changed
+// identity). The device's keys and sessions and the chat history live in
+// one bbolt file (-store): the Device's records through boltstore, the
+// history, contacts and the outbox in buckets of their own.
+//
+// An incoming message is written to the history before the device is told
+// it is handled (Done) and before the relay is told to delete it, and an
+// outgoing envelope goes to the outbox before it is posted, so a crash
+// loses neither.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/sealpost/sealpost"
+	"github.com/sealpost/sealpost/examples/boltstore"
+	"github.com/sealpost/sealpost/examples/relay/client"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "chat:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// run is the whole program: it returns on /quit, at the end of in, or when
+// ctx ends.
+func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
+	fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+	fs.SetOutput(out)
+	relayURL := fs.String("relay", "http://127.0.0.1:8080", "relay base URL")
+	me := fs.String("me", "", "your user name")
+	device := fs.Uint("device", 1, "your device number")
+	storePath := fs.String("store", "", "state file (bbolt); default <me>.db")
+	rmin := fs.Duration("receipt-min", sealpost.DefaultReceiptDelayMin, "shortest random delay of a receipt")
+	rmax := fs.Duration("receipt-max", sealpost.DefaultReceiptDelayMax, "longest random delay of a receipt")
+	flushEvery := fs.Duration("flush", time.Second, "how often to send receipts that are due")
+	oneTime := fs.Int("one-time", 10, "one-time prekeys to publish on the first start")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *me == "" {
+		return errors.New("-me is required")
+	}
+	if *storePath == "" {
+		*storePath = *me + ".db"
+	}
+	store, err := boltstore.Open(*storePath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	self := sealpost.Address{User: *me, Device: uint32(*device)}
+	dev, err := sealpost.Open(ctx, store, self, sealpost.WithReceiptDelay(*rmin, *rmax))
+	if err != nil {
+		return err
+	}
+	h, err := openHistory(store.DB())
+	if err != nil {
+		return err
+	}
+	a := &app{dev: dev, self: self, relay: client.New(*relayURL), hist: h, out: &printer{w: out},
+		kick: make(chan struct{}, 1), flushEvery: *flushEvery}
+	return a.run(ctx, in, *oneTime)
+}
