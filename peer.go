@@ -95,7 +95,7 @@ func (p *peer) encode() ([]byte, error) {
 			CreatedUnixNano: m.CreatedUnixNano, LastReceivedUnixNano: m.LastReceivedUnixNano,
 		})
 	}
-	return pbstrict.Marshal(rec)
+	return pbstrict.MarshalRoom(rec, checksumSize)
 }
 
 // decodePeer rebuilds a peer from its record bytes.
@@ -168,12 +168,13 @@ func (d *Device) index(p *peer) {
 	for _, s := range p.sessions {
 		next := slices.AppendSeq(s.tags[:0:0], s.r.ExpectedTags())
 		if !slices.Equal(next, s.tags) {
-			for _, t := range s.tags {
+			gone, fresh := diffTags(s.tags, next)
+			for _, t := range gone {
 				if d.tags[t] == p {
 					delete(d.tags, t)
 				}
 			}
-			for _, t := range next {
+			for _, t := range fresh {
 				d.tags[t] = p
 			}
 			s.tags = next
@@ -197,4 +198,45 @@ func (d *Device) indexKept(p *peer) {
 		d.kept[MessageID(k.Id)] = p
 		p.keptIDs = append(p.keptIDs, MessageID(k.Id))
 	}
+}
+
+// tagLookahead bounds how far diffTags looks ahead for a tag: a window
+// slides by the number of messages received, usually one.
+const tagLookahead = 80
+
+// diffTags returns the tags of old missing from next and those of next
+// missing from old. Both lists come from ExpectedTags in the same order
+// (the receiving window, the next chain's window, skipped keys), and
+// between two calls a window slides by a few, so a merge with a short
+// lookahead finds the difference in about len(next) comparisons instead
+// of a map operation per tag. A tag it cannot match within the lookahead
+// is reported as both gone and fresh, which the caller's delete-then-add
+// order makes harmless.
+func diffTags(old, next [][16]byte) (gone, fresh [][16]byte) {
+	i, j := 0, 0
+	for i < len(old) && j < len(next) {
+		if old[i] == next[j] {
+			i, j = i+1, j+1
+			continue
+		}
+		if k := indexAhead(next, j, old[i]); k >= 0 {
+			fresh = append(fresh, next[j:k]...)
+			j = k
+			continue
+		}
+		gone = append(gone, old[i])
+		i++
+	}
+	gone = append(gone, old[i:]...)
+	return gone, append(fresh, next[j:]...)
+}
+
+// indexAhead returns the index of t in s[from:from+tagLookahead], or -1.
+func indexAhead(s [][16]byte, from int, t [16]byte) int {
+	for k := from; k < len(s) && k < from+tagLookahead; k++ {
+		if s[k] == t {
+			return k
+		}
+	}
+	return -1
 }

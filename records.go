@@ -27,10 +27,15 @@ func checksum(key string, value []byte) uint32 {
 	return crc32.Update(c, castagnoli, value)
 }
 
-// putRecord adds value to b under key, with its checksum appended.
+// putRecord adds value to b under key, with its checksum appended. When
+// value has room for the checksum (pbstrict.MarshalRoom) it is appended in
+// place, past value's length, so value itself is unchanged.
 func putRecord(b *Batch, key string, value []byte) {
-	out := make([]byte, len(value), len(value)+checksumSize)
-	copy(out, value)
+	out := value
+	if cap(value)-len(value) < checksumSize {
+		out = make([]byte, len(value), len(value)+checksumSize)
+		copy(out, value)
+	}
 	b.Put(key, binary.BigEndian.AppendUint32(out, checksum(key, value)))
 }
 

@@ -58,3 +58,10 @@ func hasUnknown(m protoreflect.Message) bool {
 // versioned records unmarshal with proto.Unmarshal, check the version (so a
 // newer record is ErrUnsupportedVersion, not malformed), then call Unknown.
 func Unknown(m proto.Message) bool { return hasUnknown(m.ProtoReflect()) }
+
+// MarshalRoom encodes m deterministically into a buffer with room for
+// extra more bytes, so a caller can append a trailer without a copy.
+func MarshalRoom(m proto.Message, extra int) ([]byte, error) {
+	opts := proto.MarshalOptions{Deterministic: true}
+	return opts.MarshalAppend(make([]byte, 0, opts.Size(m)+extra), m)
+}
