@@ -25,17 +25,17 @@ type peer struct {
 	kept     []*statepb.Kept
 	keptRaw  []byte // the kept index as last committed
 	sessions []*session
-	tags     [][16]byte  // the tags this peer has in Device.tags
 	keptIDs  []MessageID // the ids this peer has in Device.kept
 	indexed  []*session  // the sessions whose tags are in Device.tags
 }
 
 // session is one ratchet session and its transcript.
 type session struct {
-	r    *ratchet.Session
-	conv *transcript.Conversation
-	meta *statepb.PeerSession // base key, initiator, pending start, times
-	tags [][16]byte           // the expected tags last put in Device.tags
+	r     *ratchet.Session
+	conv  *transcript.Conversation
+	meta  *statepb.PeerSession // base key, initiator, pending start, times
+	tags  [][16]byte           // the expected tags last put in Device.tags
+	spare [][16]byte           // a buffer for the next ExpectedTags, reused
 }
 
 // confirmed reports whether the peer has shown it holds this session: we
@@ -137,12 +137,14 @@ func (p *peer) sessionByBaseKey(base []byte) *session {
 
 // unindex removes the peer's tags and kept ids from the device's maps.
 func (d *Device) unindex(p *peer) {
-	for _, t := range p.tags {
-		if d.tags[t] == p {
-			delete(d.tags, t)
+	for _, s := range p.indexed {
+		for _, t := range s.tags {
+			if d.tags[t] == p {
+				delete(d.tags, t)
+			}
 		}
 	}
-	p.tags = p.tags[:0]
+	p.indexed = p.indexed[:0]
 	for _, id := range p.keptIDs {
 		if d.kept[id] == p {
 			delete(d.kept, id)
@@ -164,10 +166,11 @@ func (d *Device) index(p *peer) {
 			}
 		}
 	}
-	var all [][16]byte
 	for _, s := range p.sessions {
-		next := slices.AppendSeq(s.tags[:0:0], s.r.ExpectedTags())
-		if !slices.Equal(next, s.tags) {
+		next := slices.AppendSeq(s.spare[:0], s.r.ExpectedTags())
+		if slices.Equal(next, s.tags) {
+			s.spare = next // unchanged: keep the buffer for next time
+		} else {
 			gone, fresh := diffTags(s.tags, next)
 			for _, t := range gone {
 				if d.tags[t] == p {
@@ -177,11 +180,9 @@ func (d *Device) index(p *peer) {
 			for _, t := range fresh {
 				d.tags[t] = p
 			}
-			s.tags = next
+			s.tags, s.spare = next, s.tags
 		}
-		all = append(all, next...)
 	}
-	p.tags = all
 	p.indexed = append(p.indexed[:0], p.sessions...)
 	d.indexKept(p)
 }
