@@ -22,7 +22,7 @@ import (
 	"github.com/sealpost/sealpost/transcript"
 )
 
-var e2eMessages = flag.Int("e2e.messages", 300, "messages each way in TestEndToEnd (the issue's full run: 2000)")
+var e2eMessages = flag.Int("e2e.messages", 2000, "messages each way in TestEndToEnd (300 with -short)")
 
 var (
 	aliceAddr = sealpost.Address{User: "alice", Device: 1}
@@ -254,6 +254,9 @@ func (a *agent) receiveLoop(ctx context.Context, reconnectEvery int) {
 				if !a.handle(ctx, d.Envelope) {
 					break loop
 				}
+				if rng.IntN(reconnectEvery) == 0 {
+					break loop // handled but never acknowledged: it comes back
+				}
 				if err := sub.Ack(ctx, d.ID); err != nil {
 					break loop // the relay redelivers; the device says ErrDuplicate
 				}
@@ -386,6 +389,9 @@ func (a *agent) progress() (got, sent, delivered, read int) {
 // nothing duplicated, and every receipt must arrive.
 func TestEndToEnd(t *testing.T) {
 	n := *e2eMessages
+	if testing.Short() {
+		n = min(n, 300)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	tr := startRelay(t, server.Config{Rate: -1})
