@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -68,8 +69,12 @@ func (r *Relay) postEnvelope(w http.ResponseWriter, req *http.Request) {
 	switch {
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed:
 		r.log.Info("mailbox refused an envelope", "mailbox", short(h.Mailbox), "reason", apiErr.Description)
+		msg := "relay storage full"
+		if strings.Contains(apiErr.Description, "per subject") {
+			msg = "mailbox full"
+		}
 		w.Header().Set("Retry-After", "60")
-		httpError(w, http.StatusInsufficientStorage, "mailbox full")
+		httpError(w, http.StatusInsufficientStorage, msg)
 		return
 	case err != nil:
 		r.storeError(w, "storing an envelope", err)

@@ -325,7 +325,8 @@ func (r *Relay) setupStreams(ctx context.Context) error {
 }
 
 // Pending returns the number of envelopes stored in a mailbox: delivered
-// or not, but not yet acknowledged.
+// or not, but not yet acknowledged. It is for tests and operators: it asks
+// JetStream for the stream's per-subject counts, which is not cheap.
 func (r *Relay) Pending(ctx context.Context, mailbox []byte) (uint64, error) {
 	subj := mailboxPrefix + hex.EncodeToString(mailbox)
 	info, err := r.mailbox.Info(ctx, jetstream.WithSubjectFilter(subj))

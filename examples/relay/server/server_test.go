@@ -238,7 +238,11 @@ func TestMailboxFull(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	wantStatus(t, c.Post(ctx, fakeEnvelope(mbx, 9, 16)), http.StatusInsufficientStorage)
+	err := c.Post(ctx, fakeEnvelope(mbx, 9, 16))
+	wantStatus(t, err, http.StatusInsufficientStorage)
+	if se := err.(*client.StatusError); se.Message != "mailbox full" || se.RetryAfter <= 0 {
+		t.Errorf("507 says %q, Retry-After %v", se.Message, se.RetryAfter)
+	}
 	// Another mailbox is not affected.
 	if err := c.Post(ctx, fakeEnvelope([]byte("other"), 9, 16)); err != nil {
 		t.Fatal(err)
