@@ -90,15 +90,7 @@ func (d *Device) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b := new(Batch)
-	if err := d.putDevice(b, pre); err != nil {
-		return err
-	}
-	if err := d.store.Apply(ctx, b); err != nil {
-		return err
-	}
-	d.pre = pre
-	return nil
+	return d.commitDevice(ctx, pre)
 }
 
 // load decodes a saved device and all its peers.

@@ -144,14 +144,7 @@ func (p *prekeys) rotated(next func() uint32, id *keys.IdentityPrivateKey, self 
 	out := &prekeys{oneTime: p.oneTime}
 	out.signed = keepNewest(append([]*keys.SignedPrekey{keys.GenerateSignedPrekey(next(), id)}, p.signed...))
 	out.mailbox = keepNewest(append([]*keys.MailboxKey{mk}, p.mailbox...))
-	var lastResort, oneTime []*keys.PQPrekey
-	for _, k := range p.pq {
-		if k.LastResort() {
-			lastResort = append(lastResort, k)
-		} else {
-			oneTime = append(oneTime, k)
-		}
-	}
+	lastResort, oneTime := p.splitPQ()
 	lastResort = keepNewest(append([]*keys.PQPrekey{keys.GeneratePQPrekey(next(), true, id)}, lastResort...))
 	out.pq = append(lastResort, oneTime...)
 	return out, nil
@@ -162,4 +155,17 @@ func keepNewest[T any](s []T) []T {
 		return s[:1+defaultOldKeys]
 	}
 	return s
+}
+
+// splitPQ returns the last-resort PQ prekeys (current first) and the
+// one-time ones, each in stored order.
+func (p *prekeys) splitPQ() (lastResort, oneTime []*keys.PQPrekey) {
+	for _, k := range p.pq {
+		if k.LastResort() {
+			lastResort = append(lastResort, k)
+		} else {
+			oneTime = append(oneTime, k)
+		}
+	}
+	return lastResort, oneTime
 }

@@ -85,14 +85,7 @@ func (p *prekeys) trimOneTime() {
 	if n := len(p.oneTime) - maxOneTimeKept; n > 0 {
 		p.oneTime = p.oneTime[n:]
 	}
-	var lastResort, oneTime []*keys.PQPrekey
-	for _, k := range p.pq {
-		if k.LastResort() {
-			lastResort = append(lastResort, k)
-		} else {
-			oneTime = append(oneTime, k)
-		}
-	}
+	lastResort, oneTime := p.splitPQ()
 	if n := len(oneTime) - maxOneTimeKept; n > 0 {
 		oneTime = oneTime[n:]
 	}
