@@ -430,7 +430,11 @@ func FuzzStoreFaults(f *testing.F) {
 			}
 		}
 		t.Logf("%d applies, %d faults scheduled, restarts: alice %d, bob %d; %d messages sent", sched.n, len(schedule), alice.restarts, bob.restarts, len(sent))
-		// Both sides still talk.
+		// Both sides still talk once the store is healthy. Quiescing only
+		// consumes the schedule while there is work, so end it here.
+		sched.mu.Lock()
+		sched.schedule = nil
+		sched.mu.Unlock()
 		sendOne(alice, bob, "after the faults")
 		sendOne(bob, alice, "after the faults, too")
 		pump()
