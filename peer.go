@@ -31,11 +31,15 @@ type peer struct {
 
 // session is one ratchet session and its transcript.
 type session struct {
-	r     *ratchet.Session
-	conv  *transcript.Conversation
-	meta  *statepb.PeerSession // base key, initiator, pending start, times
-	tags  [][16]byte           // the expected tags last put in Device.tags
-	spare [][16]byte           // a buffer for the next ExpectedTags, reused
+	r    *ratchet.Session
+	conv *transcript.Conversation
+	// start and bundle cache the parsed PendingStart and PeerBundle while
+	// the peer has not replied (built on first use after a reload).
+	start  *keys.SessionStart
+	bundle *keys.Bundle
+	meta   *statepb.PeerSession // base key, initiator, pending start, times
+	tags   [][16]byte           // the expected tags last put in Device.tags
+	spare  [][16]byte           // a buffer for the next ExpectedTags, reused
 }
 
 // confirmed reports whether the peer has shown it holds this session: we

@@ -56,7 +56,7 @@ func (d *Device) StartSession(ctx context.Context, to Address, b *keys.Bundle) e
 		return err
 	}
 	now := d.opts.now().UnixNano()
-	s := &session{r: r, conv: transcript.New(), meta: &statepb.PeerSession{
+	s := &session{r: r, conv: transcript.New(), start: start, bundle: b, meta: &statepb.PeerSession{
 		BaseKey: start.BaseKey(), Initiator: true, PendingStart: startRaw,
 		PeerBundle: bundleRaw, CreatedUnixNano: now, LastReceivedUnixNano: now,
 	}}
@@ -232,20 +232,25 @@ func frame(p *peer, s *session, tag [16]byte, msg []byte) ([]byte, error) {
 	if s.confirmed() {
 		return seal.Session(nil, p.rec.Mailbox, tag, msg), nil
 	}
-	start, err := keys.ParseSessionStart(s.meta.PendingStart)
+	if s.start == nil || s.bundle == nil {
+		// Parsed once per process: parsing verifies four signatures.
+		start, err := keys.ParseSessionStart(s.meta.PendingStart)
+		if err != nil {
+			return nil, err
+		}
+		b, err := keys.ParseBundle(s.meta.PeerBundle)
+		if err != nil {
+			return nil, err
+		}
+		s.start, s.bundle = start, b
+	}
+	s.start.Payload = append(tag[:], msg...) // the ratchet tag, then the message
+	raw, err := s.start.MarshalBinary()
+	s.start.Payload = nil
 	if err != nil {
 		return nil, err
 	}
-	b, err := keys.ParseBundle(s.meta.PeerBundle)
-	if err != nil {
-		return nil, err
-	}
-	start.Payload = append(tag[:], msg...) // the ratchet tag, then the message
-	raw, err := start.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	return seal.FirstContact(b, raw)
+	return seal.FirstContact(s.bundle, raw)
 }
 
 // restoreKeepingRatchet rebuilds p from its committed record after a failed
