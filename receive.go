@@ -174,8 +174,9 @@ func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*re
 		return nil, err
 	}
 	rc := &received{p: p, isNew: isNew, batch: new(Batch), changed: changed, firstContact: true}
-	if s := p.sessionByBaseKey(start.BaseKey()); s != nil {
-		rc.s = s
+	held := p.sessionByBaseKey(start.BaseKey())
+	if held != nil {
+		rc.s = held
 	} else if err := d.respond(ctx, rc, start); err != nil {
 		d.restore(p)
 		return nil, err
@@ -183,6 +184,12 @@ func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*re
 	rc.plain, err = rc.s.r.Decrypt(tag, msg)
 	if err != nil {
 		d.restore(p)
+		if held != nil && errors.Is(err, ErrDecrypt) {
+			// The start was accepted before, and only its holder (or a
+			// clone of its state) can seal one: this is a replayed start
+			// whose message is not one we can read (ADVERSARIAL 8).
+			return nil, fmt.Errorf("%w: session start already accepted (%v)", ErrDuplicate, err)
+		}
 		return nil, err
 	}
 	return rc, nil
