@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sealpost/sealpost/keys"
@@ -33,16 +34,15 @@ func (e *IdentityChangedError) Unwrap() error { return ErrIdentityChanged }
 func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	touched := map[*peer]*Batch{}
+	b := new(Batch)
+	var touched []*peer
 	for _, id := range ids {
 		p := d.kept[id]
 		if p == nil {
 			continue
 		}
-		b := touched[p]
-		if b == nil {
-			b = new(Batch)
-			touched[p] = b
+		if !slices.Contains(touched, p) {
+			touched = append(touched, p)
 		}
 		for i, k := range p.kept {
 			if MessageID(k.Id) == id {
@@ -52,30 +52,30 @@ func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 			}
 		}
 	}
-	for p, b := range touched {
-		if err := d.commitKept(ctx, p, b); err != nil {
-			return err
-		}
+	if len(touched) == 0 {
+		return nil
 	}
-	return nil
-}
-
-// commitKept writes the peer's kept index with b; on failure it reloads
-// the index as last committed.
-func (d *Device) commitKept(ctx context.Context, p *peer, b *Batch) error {
-	raw, err := p.encodeKept()
+	// One Apply for every peer touched: all are done, or none.
+	idx := make([][]byte, len(touched))
+	var err error
+	for i, p := range touched {
+		if idx[i], err = p.encodeKept(); err != nil {
+			break
+		}
+		putRecord(b, keptIndexKey(p.addr), idx[i])
+	}
 	if err == nil {
-		putRecord(b, keptIndexKey(p.addr), raw)
 		err = d.store.Apply(ctx, b)
 	}
-	if err != nil {
-		_ = p.decodeKept(p.keptRaw) // committed bytes always decode
+	for i, p := range touched {
+		if err != nil {
+			_ = p.decodeKept(p.keptRaw) // committed bytes always decode
+		} else {
+			p.keptRaw = idx[i]
+		}
 		d.indexKept(p)
-		return err
 	}
-	p.keptRaw = raw
-	d.indexKept(p)
-	return nil
+	return err
 }
 
 // Trust pins identity for the peer, replacing a changed one. In strict mode

@@ -30,8 +30,9 @@ const (
 // Device is one device's identity, prekeys, sessions, transcripts and
 // receipt queues behind one small API (DESIGN section 4). It is safe for
 // concurrent use; operations are serialised. Every change of state is
-// written to the Store with one Apply before the operation returns, so a
-// crash never loses an accepted message nor reuses a key.
+// written to the Store before the operation returns (one Apply per envelope
+// sent or received, one per Done), so a crash never loses an accepted
+// message nor reuses a key.
 type Device struct {
 	mu    sync.Mutex
 	store Store
@@ -42,9 +43,10 @@ type Device struct {
 	rec *statepb.Device // as last committed, prekeys excluded
 	pre *prekeys
 
-	peers map[Address]*peer
-	tags  map[[16]byte]*peer
-	kept  map[MessageID]*peer
+	peers    map[Address]*peer
+	tags     map[[16]byte]*peer
+	kept     map[MessageID]*peer
+	keptHash map[[32]byte]*peer // envelope hash of every kept result
 }
 
 // Open loads the device for self from the store, or creates it (a new
@@ -56,7 +58,8 @@ func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, 
 		panic("sealpost: Open with a nil Store")
 	}
 	d := &Device{store: s, self: self, opts: defaultOptions(),
-		peers: map[Address]*peer{}, tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{}}
+		peers: map[Address]*peer{}, tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{},
+		keptHash: map[[32]byte]*peer{}}
 	for _, o := range opts {
 		o(&d.opts)
 	}
@@ -142,9 +145,11 @@ func (d *Device) nextID() uint32 {
 	return d.rec.NextPrekeyId
 }
 
-// putDevice adds the device record with the given prekeys to b.
-func (d *Device) putDevice(b *Batch, pre *prekeys) error {
+// putDevice adds the device record with the given prekeys, and the store
+// keys of any new peers, to b.
+func (d *Device) putDevice(b *Batch, pre *prekeys, newPeers ...string) error {
 	rec := cloneDevice(d.rec)
+	rec.Peers = append(rec.Peers, newPeers...)
 	pre.encode(rec)
 	raw, err := pbstrict.Marshal(rec)
 	if err != nil {

@@ -13,8 +13,8 @@ import (
 )
 
 // peer is everything a Device holds about one peer device: the pinned
-// identity, its sessions (current first), the receipt queue and the index of
-// results kept until Done. raw is the record as last committed; after a
+// identity, its sessions (current first, each with its transcript and
+// receipt queue) and the index of results kept until Done. raw is the record as last committed; after a
 // failed commit the peer is rebuilt from it.
 type peer struct {
 	addr     Address
@@ -25,8 +25,8 @@ type peer struct {
 	kept     []*statepb.Kept
 	keptRaw  []byte // the kept index as last committed
 	sessions []*session
-	keptIDs  []MessageID // the ids this peer has in Device.kept
-	indexed  []*session  // the sessions whose tags are in Device.tags
+	keptIn   []keptRef  // what this peer has in Device.kept and keptHash
+	indexed  []*session // the sessions whose tags are in Device.tags
 }
 
 // session is one ratchet session and its transcript.
@@ -149,12 +149,20 @@ func (d *Device) unindex(p *peer) {
 		}
 	}
 	p.indexed = p.indexed[:0]
-	for _, id := range p.keptIDs {
-		if d.kept[id] == p {
-			delete(d.kept, id)
+	d.unindexKept(p)
+}
+
+// unindexKept removes the peer's kept results from the device's maps.
+func (d *Device) unindexKept(p *peer) {
+	for _, k := range p.keptIn {
+		if d.kept[k.id] == p {
+			delete(d.kept, k.id)
+		}
+		if d.keptHash[k.hash] == p {
+			delete(d.keptHash, k.hash)
 		}
 	}
-	p.keptIDs = p.keptIDs[:0]
+	p.keptIn = p.keptIn[:0]
 }
 
 // index registers the peer's expected tags and kept ids with the device.
@@ -193,16 +201,19 @@ func (d *Device) index(p *peer) {
 
 // indexKept registers the peer's kept ids with the device.
 func (d *Device) indexKept(p *peer) {
-	for _, id := range p.keptIDs {
-		if d.kept[id] == p {
-			delete(d.kept, id)
-		}
-	}
-	p.keptIDs = p.keptIDs[:0]
+	d.unindexKept(p)
 	for _, k := range p.kept {
-		d.kept[MessageID(k.Id)] = p
-		p.keptIDs = append(p.keptIDs, MessageID(k.Id))
+		ref := keptRef{id: MessageID(k.Id), hash: [32]byte(k.EnvelopeHash)}
+		d.kept[ref.id], d.keptHash[ref.hash] = p, p
+		p.keptIn = append(p.keptIn, ref)
 	}
+}
+
+// keptRef is how a kept result is found: by message id (Done) and by
+// envelope hash (a redelivery in Receive).
+type keptRef struct {
+	id   MessageID
+	hash [32]byte
 }
 
 // tagLookahead bounds how far diffTags looks ahead for a tag: a window

@@ -67,13 +67,13 @@ type received struct {
 func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// 1. A result kept from an earlier delivery of the same bytes.
+	// 1. A result kept from an earlier delivery of the same bytes. The
+	// in-memory index says whether there is one, so a new envelope costs
+	// no store read.
 	sum := sha256.Sum256(raw)
 	keptKey := keyKeptPrefix + hex.EncodeToString(sum[:])
-	if in, err := d.keptResult(ctx, keptKey); err == nil {
-		return in, nil
-	} else if !errors.Is(err, ErrNotFound) {
-		return nil, err
+	if d.keptHash[sum] != nil {
+		return d.keptResult(ctx, keptKey)
 	}
 	// 2. The routing header must name our mailbox.
 	h, body, err := seal.Split(raw)
@@ -255,8 +255,7 @@ func (p *peer) place(s *session) {
 
 // process decodes the content, runs the transcript and queues receipts.
 func (d *Device) process(rc *received) (*Incoming, error) {
-	padded := rc.plain
-	plain, err := pad.Unpad(padded)
+	plain, err := pad.Unpad(rc.plain)
 	if err != nil {
 		return nil, fmt.Errorf("%w: content padding", ErrMalformed)
 	}
@@ -292,7 +291,8 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 		findings = append(findings, transcript.Finding{Kind: transcript.IdentityChanged})
 	}
 	now := d.opts.now()
-	rc.s.meta.PendingStart, rc.s.meta.PeerBundle = nil, nil
+	rc.s.meta.PendingStart, rc.s.meta.PeerBundle = nil, nil // confirmed
+	rc.s.start, rc.s.bundle = nil, nil
 	rc.s.meta.LastReceivedUnixNano = now.UnixNano()
 	if c.kind == KindMessage && d.opts.autoDelivered {
 		d.queueReceipt(rc.s, KindDelivered, []MessageID{c.id}, now)

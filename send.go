@@ -1,6 +1,7 @@
 package sealpost
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 
@@ -216,11 +217,13 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 	if err == nil {
 		err = s.conv.Sent(f, [16]byte(c.Id), plain)
 	}
-	if err == nil {
-		err = d.commitPeer(ctx, p, false, nil, nil)
-	}
 	if err != nil {
-		d.restoreKeepingRatchet(p, s)
+		d.restore(p)
+		d.keepSpentKey(p.addr, s)
+		return nil, err
+	}
+	if err := d.commitPeer(ctx, p, false, nil, nil); err != nil { // restores p
+		d.keepSpentKey(p.addr, s)
 		return nil, err
 	}
 	return &Outgoing{To: p.addr, Mailbox: append([]byte(nil), p.rec.Mailbox...), Envelope: env}, nil
@@ -253,15 +256,12 @@ func frame(p *peer, s *session, tag [16]byte, msg []byte) ([]byte, error) {
 	return seal.FirstContact(s.bundle, raw)
 }
 
-// restoreKeepingRatchet rebuilds p from its committed record after a failed
-// send, but keeps the advanced sending ratchet of s.
-func (d *Device) restoreKeepingRatchet(p *peer, s *session) {
-	d.restore(p)
-	if q := d.peers[p.addr]; q != nil {
-		for _, t := range q.sessions {
-			if string(t.meta.BaseKey) == string(s.meta.BaseKey) {
-				t.r = s.r
-			}
+// keepSpentKey puts the advanced sending ratchet of s back into the peer
+// restored after a failed send, so the key it spent is never used again.
+func (d *Device) keepSpentKey(addr Address, s *session) {
+	if q := d.peers[addr]; q != nil {
+		if t := q.sessionByBaseKey(s.meta.BaseKey); t != nil {
+			t.r = s.r
 		}
 	}
 }
@@ -281,20 +281,14 @@ func (d *Device) commitPeer(ctx context.Context, p *peer, isNew bool, pre *preke
 	}
 	putRecord(b, p.key, raw)
 	if isNew || pre != nil {
-		if pre == nil {
-			pre = d.pre
-		}
-		rec := cloneDevice(d.rec)
+		var newPeers []string
 		if isNew {
-			rec.Peers = append(rec.Peers, p.key)
+			newPeers = []string{p.key}
 		}
-		pre.encode(rec)
-		drec, err := pbstrict.Marshal(rec)
-		if err != nil {
+		if err := d.putDevice(b, cmp.Or(pre, d.pre), newPeers...); err != nil {
 			d.restore(p)
 			return err
 		}
-		putRecord(b, keyDevice, drec)
 	}
 	if err := d.store.Apply(ctx, b); err != nil {
 		d.restore(p)

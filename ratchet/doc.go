@@ -150,15 +150,14 @@
 // jobs running), medians of 8 runs (benchstat):
 //
 //   - Steady-state seal+open of a 100-byte message in one direction
-//     (BenchmarkSealOpen): 2.32 µs and 4 allocations (the two output buffers
+//     (BenchmarkSealOpen): 2.67 µs and 4 allocations (the two output buffers
 //     and the two per-message ChaCha20-Poly1305 instances). The primitives
 //     it runs (BenchmarkPrimitives/sum: two chain steps of two HMACs each,
-//     two tags, a 40-byte header seal and open, a 100-byte body seal and
-//     open) take 2.08 µs: a ratio of 1.11 (target 2). Wire overhead: 73
-//     bytes in the message, plus the 16-byte tag in the routing header.
-//     (Measured before the synthetic body nonce of decision 4, which adds
-//     12 bytes, so Overhead is now 85, and one HMAC of the plaintext on
-//     send, about 0.4 µs for 100 bytes; still 4 allocations.)
+//     two tags, a 40-byte header seal and open, the synthetic body nonce's
+//     HMAC of 100 bytes (0.31 µs), a 100-byte body seal and open) take
+//     2.49 µs: a ratio of 1.07 (target 2). Wire overhead: 85 bytes in the
+//     message, plus the 16-byte tag in the routing header. (Medians of 6
+//     runs, go test -run='^$' -bench='SealOpen|Primitives' -count=6.)
 //   - A DH step every message (BenchmarkPingPong): 110 µs per message,
 //     mostly three X25519 operations (a key generation and two exchanges).
 //   - 100 messages delivered in reverse (BenchmarkReverse100): 1.41 µs per
