@@ -230,8 +230,11 @@ func (r *crashRound) run(t *testing.T, rng *rand.Rand, killAfter int) (lines []s
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	// The delay is drawn here, not in the kill goroutine: rng is not safe
+	// for concurrent use, and the goroutine may outlive this call.
+	delay := time.Duration(rng.IntN(2000)) * time.Microsecond
 	kill := func() {
-		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
+		time.Sleep(delay)
 		cmd.Process.Kill() // SIGKILL
 	}
 	if killAfter == 0 {
