@@ -31,18 +31,23 @@ const (
 // deterministically: equal conversations encode to equal bytes. It does
 // not fail.
 func (c *Conversation) MarshalBinary() ([]byte, error) {
+	m := c.state()
+	m.SentLog, m.ReceivedLog = c.packSent(), c.packReceived()
+	return pbstrict.Marshal(m)
+}
+
+// state returns c's saved state without its logs.
+func (c *Conversation) state() *statepb.Transcript {
 	m := &statepb.Transcript{
 		Version:      StateVersion,
 		Sent:         c.out.sent,
 		SentHead:     c.out.head[:],
-		SentLog:      c.packSent(),
 		AckFrom:      c.out.ackFrom,
 		AckCount:     c.out.ackCount,
 		AckAbove:     c.out.ackAbove,
 		Received:     c.in.count,
 		ReceivedHead: c.in.head[:],
 		Highest:      c.in.highest,
-		ReceivedLog:  c.packReceived(),
 	}
 	for _, s := range c.in.segs {
 		m.Segments = append(m.Segments, &statepb.TranscriptSegment{From: s.from, To: s.to, Prev: s.prev[:], Head: s.head[:]})
@@ -54,7 +59,7 @@ func (c *Conversation) MarshalBinary() ([]byte, error) {
 		}
 		m.Findings = append(m.Findings, pf)
 	}
-	return pbstrict.Marshal(m)
+	return m
 }
 
 // packSent and packReceived lay the logs out oldest first, in one
@@ -85,36 +90,56 @@ func (c *Conversation) packReceived() []byte {
 // ErrMalformed for anything that does not decode or breaks an invariant
 // (a bound, an order, a hash length); then c is unchanged. It never panics.
 func (c *Conversation) UnmarshalBinary(data []byte) error {
-	if len(data) > MaxStateSize {
-		return fmt.Errorf("%w: transcript state larger than %d bytes", ErrMalformed, MaxStateSize)
+	m, err := decodeState(data)
+	if err != nil {
+		return err
 	}
-	var m statepb.Transcript
-	if err := pbstrict.Unmarshal(data, &m); err != nil {
+	d, err := decode(m, false)
+	if err != nil {
+		return err
+	}
+	*c = *d
+	return nil
+}
+
+// decodeState decodes saved state, checking its size and version.
+func decodeState(data []byte) (*statepb.Transcript, error) {
+	if len(data) > MaxStateSize {
+		return nil, fmt.Errorf("%w: transcript state larger than %d bytes", ErrMalformed, MaxStateSize)
+	}
+	m := new(statepb.Transcript)
+	if err := pbstrict.Unmarshal(data, m); err != nil {
 		// Version first: a later version may carry fields this build lacks.
 		var v statepb.Transcript
 		if proto.Unmarshal(data, &v) == nil && v.Version != StateVersion {
-			return fmt.Errorf("%w: transcript state version %d", ErrUnsupportedVersion, v.Version)
+			return nil, fmt.Errorf("%w: transcript state version %d", ErrUnsupportedVersion, v.Version)
 		}
-		return fmt.Errorf("%w: transcript state encoding", ErrMalformed)
+		return nil, fmt.Errorf("%w: transcript state encoding", ErrMalformed)
 	}
 	if m.Version != StateVersion {
-		return fmt.Errorf("%w: transcript state version %d", ErrUnsupportedVersion, m.Version)
+		return nil, fmt.Errorf("%w: transcript state version %d", ErrUnsupportedVersion, m.Version)
 	}
+	return m, nil
+}
+
+// decode builds a Conversation from decoded state whose logs are filled
+// in. split says the logs came from blocks: then each must be whole (the
+// newest min(count, MaxLog) entries).
+func decode(m *statepb.Transcript, split bool) (*Conversation, error) {
 	var d Conversation
-	if err := d.decodeOutgoing(&m); err != nil {
-		return err
+	if err := d.decodeOutgoing(m, split); err != nil {
+		return nil, err
 	}
-	if err := d.decodeIncoming(&m); err != nil {
-		return err
+	if err := d.decodeIncoming(m, split); err != nil {
+		return nil, err
 	}
 	if err := d.decodeFindings(m.Findings); err != nil {
-		return err
+		return nil, err
 	}
 	if d.out.ackFrom > d.in.highest {
-		return malformed("ack report from a peer seq never received")
+		return nil, malformed("ack report from a peer seq never received")
 	}
-	*c = d
-	return nil
+	return &d, nil
 }
 
 func malformed(what string) error {
@@ -129,7 +154,7 @@ func hash32(b []byte, what string) ([32]byte, error) {
 	return [32]byte(b), nil
 }
 
-func (d *Conversation) decodeOutgoing(m *statepb.Transcript) error {
+func (d *Conversation) decodeOutgoing(m *statepb.Transcript, split bool) error {
 	o := &d.out
 	var err error
 	if o.head, err = hash32(m.SentHead, "sent head"); err != nil {
@@ -137,13 +162,15 @@ func (d *Conversation) decodeOutgoing(m *statepb.Transcript) error {
 	}
 	o.sent = m.Sent
 	n := len(m.SentLog) / sentRecord
-	if len(m.SentLog)%sentRecord != 0 || n > MaxLog || uint64(n) > o.sent || (o.sent > 0 && n == 0) {
+	if len(m.SentLog)%sentRecord != 0 || n > MaxLog || uint64(n) > o.sent || (o.sent > 0 && n == 0) ||
+		(split && uint64(n) != min(o.sent, MaxLog)) {
 		return malformed("sent log length")
 	}
-	o.log.buf = make([]sentEntry, 0, min(MaxLog, n+16))
+	entries := make([]sentEntry, 0, n)
 	for b := m.SentLog; len(b) > 0; b = b[sentRecord:] {
-		o.log.push(sentEntry{id: [16]byte(b[:16]), hash: [32]byte(b[16:sentRecord])})
+		entries = append(entries, sentEntry{id: [16]byte(b[:16]), hash: [32]byte(b[16:sentRecord])})
 	}
+	o.log.load(entries, o.sent)
 	if (o.sent == 0 && o.head != [32]byte{}) || (o.sent > 0 && o.log.at(o.log.len()-1).hash != o.head) {
 		return malformed("sent head is not the newest logged hash")
 	}
@@ -158,7 +185,7 @@ func (d *Conversation) decodeOutgoing(m *statepb.Transcript) error {
 	return nil
 }
 
-func (d *Conversation) decodeIncoming(m *statepb.Transcript) error {
+func (d *Conversation) decodeIncoming(m *statepb.Transcript, split bool) error {
 	in := &d.in
 	var err error
 	if in.head, err = hash32(m.ReceivedHead, "received head"); err != nil {
@@ -189,22 +216,28 @@ func (d *Conversation) decodeIncoming(m *statepb.Transcript) error {
 	if end != in.highest || in.missing() > MaxMissing {
 		return malformed("segments do not end at the highest seq, or too many missing")
 	}
-	return in.decodeLog(m.ReceivedLog)
+	return in.decodeLog(m.ReceivedLog, m.ReceivedLogged, split)
 }
 
-func (in *incoming) decodeLog(b []byte) error {
+// decodeLog loads the received log: b holds its entries, the newest of
+// which was the total-th ever added (total 0: b holds them all).
+func (in *incoming) decodeLog(b []byte, total uint64, split bool) error {
 	n := len(b) / receivedRecord
-	if len(b)%receivedRecord != 0 || n > MaxLog {
+	if total == 0 {
+		total = uint64(n)
+	}
+	if len(b)%receivedRecord != 0 || n > MaxLog || uint64(n) > total || (split && uint64(n) != min(total, MaxLog)) {
 		return malformed("received log length")
 	}
-	in.log.buf = make([]receivedEntry, 0, min(MaxLog, n+16))
+	entries := make([]receivedEntry, 0, n)
 	for ; len(b) > 0; b = b[receivedRecord:] {
 		e := receivedEntry{seq: binary.BigEndian.Uint64(b), id: [16]byte(b[8:24]), hash: [32]byte(b[24:receivedRecord])}
 		if e.seq == 0 || e.seq > in.highest {
 			return malformed("received log seq")
 		}
-		in.log.push(e)
+		entries = append(entries, e)
 	}
+	in.log.load(entries, total)
 	return nil
 }
 

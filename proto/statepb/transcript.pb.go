@@ -58,9 +58,14 @@ type Transcript struct {
 	ReceivedLog []byte `protobuf:"bytes,12,opt,name=received_log,json=receivedLog,proto3" json:"received_log,omitempty"`
 	// findings are the sticky findings (forks and given-up gaps), oldest
 	// first.
-	Findings      []*TranscriptFinding `protobuf:"bytes,13,rep,name=findings,proto3" json:"findings,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Findings []*TranscriptFinding `protobuf:"bytes,13,rep,name=findings,proto3" json:"findings,omitempty"`
+	// received_logged is how many peer contents were ever added to the
+	// received log (0: as many as received_log holds). A split save (the
+	// head plus log blocks, see transcript.MarshalHead) needs it to place
+	// the log's entries; sent places the sent log's.
+	ReceivedLogged uint64 `protobuf:"varint,14,opt,name=received_logged,json=receivedLogged,proto3" json:"received_logged,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Transcript) Reset() {
@@ -182,6 +187,13 @@ func (x *Transcript) GetFindings() []*TranscriptFinding {
 		return x.Findings
 	}
 	return nil
+}
+
+func (x *Transcript) GetReceivedLogged() uint64 {
+	if x != nil {
+		return x.ReceivedLogged
+	}
+	return 0
 }
 
 // TranscriptSegment is a run of consecutive peer contents from..to that
@@ -338,7 +350,7 @@ var File_statepb_transcript_proto protoreflect.FileDescriptor
 
 const file_statepb_transcript_proto_rawDesc = "" +
 	"\n" +
-	"\x18statepb/transcript.proto\x12\x11sealpost.state.v1\"\xc9\x03\n" +
+	"\x18statepb/transcript.proto\x12\x11sealpost.state.v1\"\xf2\x03\n" +
 	"\n" +
 	"Transcript\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
@@ -354,7 +366,8 @@ const file_statepb_transcript_proto_rawDesc = "" +
 	" \x01(\x04R\ahighest\x12@\n" +
 	"\bsegments\x18\v \x03(\v2$.sealpost.state.v1.TranscriptSegmentR\bsegments\x12!\n" +
 	"\freceived_log\x18\f \x01(\fR\vreceivedLog\x12@\n" +
-	"\bfindings\x18\r \x03(\v2$.sealpost.state.v1.TranscriptFindingR\bfindings\"_\n" +
+	"\bfindings\x18\r \x03(\v2$.sealpost.state.v1.TranscriptFindingR\bfindings\x12'\n" +
+	"\x0freceived_logged\x18\x0e \x01(\x04R\x0ereceivedLogged\"_\n" +
 	"\x11TranscriptSegment\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\x04R\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\x04R\x02to\x12\x12\n" +

@@ -1,0 +1,201 @@
+package transcript
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/proto/statepb"
+)
+
+// A split save keeps a conversation as a small head (MarshalHead: counters,
+// chain heads, gaps, findings) plus its two logs in fixed blocks of
+// LogBlockSize entries, each block under its own slot. Sent and Received
+// each add one entry to one log, so a caller that saves after every
+// message writes the head and one block (NewestBlock) instead of the whole
+// state: a few hundred bytes instead of up to 26 KiB with full logs.
+
+// Log names one of a conversation's two logs in a split save.
+type Log uint8
+
+const (
+	SentLog     Log = 1 // our contents: id and hash
+	ReceivedLog Log = 2 // the peer's contents: seq, id and hash
+)
+
+const (
+	// LogBlockSize is the number of log entries per saved block.
+	LogBlockSize = 16
+	// LogSlots is the number of block slots per log: the newest MaxLog
+	// entries span at most this many blocks. Block k (entries k*16 to
+	// k*16+15 by absolute index) is saved in slot k mod LogSlots.
+	LogSlots = MaxLog/LogBlockSize + 1
+	// MaxBlockSize bounds an encoded block.
+	MaxBlockSize = 8 + LogBlockSize*receivedRecord
+)
+
+func (l Log) record() int {
+	if l == SentLog {
+		return sentRecord
+	}
+	return receivedRecord
+}
+
+// MarshalHead encodes c without its logs, for a split save: with the
+// blocks NewestBlock has returned since, it is the whole conversation.
+// It does not fail.
+func (c *Conversation) MarshalHead() ([]byte, error) {
+	m := c.state()
+	m.ReceivedLogged = c.in.log.total
+	return pbstrict.Marshal(m)
+}
+
+// NewestBlock returns the slot and the encoding of the block that holds
+// the newest entry of log l, which is what a split save writes after Sent
+// (SentLog) or Received (ReceivedLog). ok is false when the log is empty.
+func (c *Conversation) NewestBlock(l Log) (slot int, block []byte, ok bool) {
+	total := c.logTotal(l)
+	if total == 0 {
+		return 0, nil, false
+	}
+	k := (total - 1) / LogBlockSize
+	from := k * LogBlockSize
+	b := make([]byte, 8, 8+int(total-from)*l.record())
+	binary.BigEndian.PutUint64(b, from)
+	for a := from; a < total; a++ {
+		b = c.appendEntry(b, l, a)
+	}
+	return int(k % LogSlots), b, true
+}
+
+// LogTotal returns how many entries were ever added to log l: a caller
+// compares it before and after an operation to know which blocks changed.
+func (c *Conversation) LogTotal(l Log) uint64 { return c.logTotal(l) }
+
+func (c *Conversation) logTotal(l Log) uint64 {
+	if l == SentLog {
+		return c.out.log.total
+	}
+	return c.in.log.total
+}
+
+// appendEntry appends the entry with absolute index a of log l.
+func (c *Conversation) appendEntry(b []byte, l Log, a uint64) []byte {
+	if l == SentLog {
+		e := c.out.log.abs(a)
+		b = append(b, e.id[:]...)
+		return append(b, e.hash[:]...)
+	}
+	e := c.in.log.abs(a)
+	b = binary.BigEndian.AppendUint64(b, e.seq)
+	b = append(b, e.id[:]...)
+	return append(b, e.hash[:]...)
+}
+
+// UnmarshalSplit replaces c with a split save: head from MarshalHead, and
+// block(l, slot) returning the saved block in that slot of log l (only the
+// slots the head's logs need are asked for). Errors are as for
+// UnmarshalBinary, or block's own; then c is unchanged.
+func (c *Conversation) UnmarshalSplit(head []byte, block func(l Log, slot int) ([]byte, error)) error {
+	m, err := decodeHead(head)
+	if err != nil {
+		return err
+	}
+	for _, l := range []Log{SentLog, ReceivedLog} {
+		total, held := logWindow(m, l)
+		var packed []byte
+		for k := (total - held) / LogBlockSize; held > 0 && k <= (total-1)/LogBlockSize; k++ {
+			b, err := block(l, int(k%LogSlots))
+			if err != nil {
+				return err
+			}
+			entries, err := blockEntries(b, l, k, total)
+			if err != nil {
+				return err
+			}
+			if lo := total - held; lo > k*LogBlockSize {
+				entries = entries[int(lo-k*LogBlockSize)*l.record():]
+			}
+			packed = append(packed, entries...)
+		}
+		setLog(m, l, packed)
+	}
+	d, err := decode(m, true)
+	if err != nil {
+		return err
+	}
+	*c = *d
+	return nil
+}
+
+// RestoreHead returns c to the state saved as head, which must be c's
+// own head from before at most one Sent and one Received since (a caller
+// whose save failed). It returns ErrMalformed, with c unchanged, for a
+// head that is not such a state.
+func (c *Conversation) RestoreHead(head []byte) error {
+	m, err := decodeHead(head)
+	if err != nil {
+		return err
+	}
+	for _, l := range []Log{SentLog, ReceivedLog} {
+		total, held := logWindow(m, l)
+		if ok := (l == SentLog && c.out.log.canRewind(total)) || (l == ReceivedLog && c.in.log.canRewind(total)); !ok {
+			return malformed("head is not from this conversation")
+		}
+		packed := make([]byte, 0, int(held)*l.record())
+		for a := total - held; a < total; a++ {
+			packed = c.appendEntry(packed, l, a)
+		}
+		setLog(m, l, packed)
+	}
+	d, err := decode(m, true)
+	if err != nil {
+		return err
+	}
+	*c = *d
+	return nil
+}
+
+// decodeHead decodes a head from MarshalHead.
+func decodeHead(head []byte) (*statepb.Transcript, error) {
+	m, err := decodeState(head)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.SentLog)+len(m.ReceivedLog) != 0 {
+		return nil, malformed("head holds log entries")
+	}
+	if m.ReceivedLogged > m.Highest {
+		return nil, malformed("received log count")
+	}
+	return m, nil
+}
+
+// logWindow returns how many entries log l ever had and how many it holds.
+func logWindow(m *statepb.Transcript, l Log) (total, held uint64) {
+	if l == SentLog {
+		total = m.Sent
+	} else {
+		total = m.ReceivedLogged
+	}
+	return total, min(total, MaxLog)
+}
+
+func setLog(m *statepb.Transcript, l Log, packed []byte) {
+	if l == SentLog {
+		m.SentLog = packed
+	} else {
+		m.ReceivedLog = packed
+	}
+}
+
+// blockEntries checks block k of log l, whose log has total entries, and
+// returns its packed entries.
+func blockEntries(b []byte, l Log, k, total uint64) ([]byte, error) {
+	want := min(total-k*LogBlockSize, LogBlockSize)
+	if len(b) < 8 || len(b) > MaxBlockSize || binary.BigEndian.Uint64(b) != k*LogBlockSize ||
+		uint64(len(b)-8) != want*uint64(l.record()) {
+		return nil, fmt.Errorf("%w: transcript log block %d", ErrMalformed, k)
+	}
+	return b[8:], nil
+}

@@ -1,0 +1,212 @@
+package transcript_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/sealpost/sealpost/transcript"
+)
+
+// splitSave is what a caller of the split save holds: the head and the
+// block slots of both logs.
+type splitSave struct {
+	head   []byte
+	blocks map[string][]byte
+}
+
+func blockKey(l transcript.Log, slot int) string { return fmt.Sprintf("%d/%d", l, slot) }
+
+// save writes what changed since before (the log totals then).
+func (s *splitSave) save(t *testing.T, c *transcript.Conversation, sentBefore, recvBefore uint64) {
+	t.Helper()
+	head, err := c.MarshalHead()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.head = head
+	for _, l := range []transcript.Log{transcript.SentLog, transcript.ReceivedLog} {
+		before := sentBefore
+		if l == transcript.ReceivedLog {
+			before = recvBefore
+		}
+		if c.LogTotal(l) == before {
+			continue
+		}
+		slot, b, ok := c.NewestBlock(l)
+		if !ok {
+			t.Fatal("NewestBlock of a log that grew")
+		}
+		s.blocks[blockKey(l, slot)] = b
+	}
+}
+
+func (s *splitSave) load(c *transcript.Conversation) error {
+	return c.UnmarshalSplit(s.head, func(l transcript.Log, slot int) ([]byte, error) {
+		b, ok := s.blocks[blockKey(l, slot)]
+		if !ok {
+			return nil, fmt.Errorf("%w: block %s", transcript.ErrMalformed, blockKey(l, slot))
+		}
+		return b, nil
+	})
+}
+
+// TestSplitSave runs seeded conversations with loss and reordering well
+// past MaxLog, saving each side split after every operation. Loading the
+// split save always gives the live state (same MarshalBinary), and
+// RestoreHead after an operation gives the state before it.
+func TestSplitSave(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 7))
+			conv := [2]*transcript.Conversation{transcript.New(), transcript.New()}
+			saves := [2]*splitSave{{blocks: map[string][]byte{}}, {blocks: map[string][]byte{}}}
+			for i := range saves {
+				saves[i].save(t, conv[i], 0, 0)
+			}
+			var queue [2][]msg
+			n := 3*transcript.MaxLog + 50
+			for step := 0; step < n; step++ {
+				i := r.IntN(2)
+				c := conv[i]
+				head := saves[i].head
+				before := state(t, c)
+				sb, rb := c.LogTotal(transcript.SentLog), c.LogTotal(transcript.ReceivedLog)
+				if r.IntN(3) > 0 || len(queue[i]) == 0 {
+					m := send(t, c, byte('a'+i), fmt.Sprint("body ", step))
+					queue[1-i] = append(queue[1-i], m)
+				} else {
+					k := r.IntN(min(3, len(queue[i])))
+					m := queue[i][k]
+					queue[i] = append(queue[i][:k:k], queue[i][k+1:]...)
+					if r.IntN(10) == 0 {
+						continue // dropped by the relay
+					}
+					if _, err := c.Received(m.f, m.id, m.raw); err != nil {
+						t.Fatalf("step %d: Received: %v", step, err)
+					}
+				}
+				// A failed save: restoring the old head gives the old state.
+				if r.IntN(4) == 0 {
+					d := c.Clone()
+					if err := d.RestoreHead(head); err != nil {
+						t.Fatalf("step %d: RestoreHead: %v", step, err)
+					}
+					if !bytes.Equal(state(t, d), before) {
+						t.Fatalf("step %d: RestoreHead did not give the state before", step)
+					}
+				}
+				saves[i].save(t, c, sb, rb)
+				if r.IntN(8) == 0 || step == n-1 {
+					d := transcript.New()
+					if err := saves[i].load(d); err != nil {
+						t.Fatalf("step %d: UnmarshalSplit: %v", step, err)
+					}
+					if !bytes.Equal(state(t, d), state(t, c)) || d.Next() != c.Next() {
+						t.Fatalf("step %d: split save does not give the live state", step)
+					}
+					conv[i] = d // go on from the loaded one
+				}
+			}
+		})
+	}
+}
+
+// TestSplitSaveErrors: a missing, stale, short or foreign block, or a head
+// that is not one, is ErrMalformed and changes nothing.
+func TestSplitSaveErrors(t *testing.T) {
+	c := transcript.New()
+	s := &splitSave{blocks: map[string][]byte{}}
+	for i := 0; i < transcript.MaxLog+40; i++ {
+		sb, rb := c.LogTotal(transcript.SentLog), c.LogTotal(transcript.ReceivedLog)
+		send(t, c, 'a', fmt.Sprint(i))
+		s.save(t, c, sb, rb)
+	}
+	full := state(t, c)
+	slot, newest, _ := c.NewestBlock(transcript.SentLog)
+	stale := s.blocks[blockKey(transcript.SentLog, (slot+1)%transcript.LogSlots)]
+	cases := map[string]func(s *splitSave){
+		"missing block": func(s *splitSave) { delete(s.blocks, blockKey(transcript.SentLog, slot)) },
+		"stale block":   func(s *splitSave) { s.blocks[blockKey(transcript.SentLog, slot)] = stale },
+		"short block":   func(s *splitSave) { s.blocks[blockKey(transcript.SentLog, slot)] = newest[:len(newest)-1] },
+		"long block": func(s *splitSave) {
+			s.blocks[blockKey(transcript.SentLog, slot)] = append(newest[:len(newest):len(newest)], make([]byte, 48)...)
+		},
+		"block as head":  func(s *splitSave) { s.head = newest },
+		"full as head":   func(s *splitSave) { s.head = full },
+		"truncated head": func(s *splitSave) { s.head = s.head[:len(s.head)-1] },
+		"wrong hash log": func(s *splitSave) {
+			b := bytes.Clone(newest)
+			b[len(b)-1] ^= 1
+			s.blocks[blockKey(transcript.SentLog, slot)] = b
+		},
+		"block index off": func(s *splitSave) {
+			b := bytes.Clone(newest)
+			b[7] ^= 16
+			s.blocks[blockKey(transcript.SentLog, slot)] = b
+		},
+	}
+	for name, edit := range cases {
+		t.Run(name, func(t *testing.T) {
+			bad := &splitSave{head: s.head, blocks: map[string][]byte{}}
+			for k, v := range s.blocks {
+				bad.blocks[k] = v
+			}
+			edit(bad)
+			d := transcript.New()
+			empty := state(t, d)
+			err := bad.load(d)
+			if !errors.Is(err, transcript.ErrMalformed) {
+				t.Fatalf("got %v, want ErrMalformed", err)
+			}
+			if !bytes.Equal(state(t, d), empty) {
+				t.Fatal("failed UnmarshalSplit changed the target")
+			}
+		})
+	}
+	// RestoreHead of a head from further back than one operation.
+	d := transcript.New()
+	if err := s.load(d); err != nil {
+		t.Fatal(err)
+	}
+	for range 300 {
+		send(t, d, 'a', "far")
+	}
+	before := state(t, d)
+	if err := d.RestoreHead(s.head); !errors.Is(err, transcript.ErrMalformed) || !bytes.Equal(state(t, d), before) {
+		t.Fatalf("RestoreHead from far back: %v, or the state changed", err)
+	}
+}
+
+// FuzzUnmarshalSplit feeds UnmarshalSplit an arbitrary head and blocks:
+// a typed error with the target unchanged, or a state that re-encodes.
+func FuzzUnmarshalSplit(f *testing.F) {
+	c := transcript.New()
+	for i := 0; i < 40; i++ {
+		send(f, c, 'a', fmt.Sprint(i))
+	}
+	head, _ := c.MarshalHead()
+	_, block, _ := c.NewestBlock(transcript.SentLog)
+	f.Add(head, block)
+	f.Add([]byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, head, block []byte) {
+		d := transcript.New()
+		err := d.UnmarshalSplit(head, func(transcript.Log, int) ([]byte, error) { return block, nil })
+		if err != nil {
+			if !errors.Is(err, transcript.ErrMalformed) && !errors.Is(err, transcript.ErrUnsupportedVersion) {
+				t.Fatalf("untyped error %v", err)
+			}
+			if !bytes.Equal(state(t, d), state(t, transcript.New())) {
+				t.Fatal("failed UnmarshalSplit changed the target")
+			}
+			return
+		}
+		again := state(t, d)
+		e := transcript.New()
+		if err := e.UnmarshalBinary(again); err != nil || !bytes.Equal(state(t, e), again) {
+			t.Fatalf("accepted split state does not re-encode stably: %v", err)
+		}
+	})
+}
