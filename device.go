@@ -15,7 +15,7 @@ import (
 
 // deviceVersion is the version of the saved device and peer records. Any
 // other is ErrUnsupportedVersion; a later version will migrate this one.
-const deviceVersion = 1
+const deviceVersion = 2
 
 // Store keys. Every record a Device writes lives under one of these.
 const (
@@ -25,6 +25,12 @@ const (
 	keySeenPrefix = "seen/"
 	// keyKeptIndexPrefix holds each peer's list of kept results.
 	keyKeptIndexPrefix = "keptidx/"
+	// A session's records: the session itself, its pending start, its
+	// transcript log blocks and its queued-receipt blocks.
+	keySessionPrefix = "sess/"
+	keyStartPrefix   = "start/"
+	keyLogPrefix     = "tlog/"
+	keyQueuePrefix   = "rq/"
 )
 
 // Device is one device's identity, prekeys, sessions, transcripts and
@@ -118,19 +124,8 @@ func (d *Device) load(ctx context.Context, raw []byte) error {
 	}
 	d.id, d.pre, d.rec = id, pre, rec
 	for _, key := range rec.Peers {
-		praw, err := getRecord(ctx, d.store, key)
+		p, err := d.loadPeer(ctx, key)
 		if err != nil {
-			return fmt.Errorf("sealpost: loading %s: %w", key, err)
-		}
-		p, err := decodePeer(praw)
-		if err != nil {
-			return err
-		}
-		kraw, err := getRecord(ctx, d.store, keptIndexKey(p.addr))
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return err
-		}
-		if err := p.decodeKept(kraw); err != nil {
 			return err
 		}
 		d.peers[p.addr] = p

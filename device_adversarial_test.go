@@ -301,3 +301,44 @@ func TestConcurrentUse(t *testing.T) {
 		receive(t, hub, send(t, p, hub, "still here"))
 	}
 }
+
+// TestStoreFailureOnConfirmingReply: the initiator's store fails while it
+// receives the peer's first reply. The session stays unconfirmed in memory
+// as in the store (the next send still carries the session start), and
+// the reply received again confirms it.
+func TestStoreFailureOnConfirmingReply(t *testing.T) {
+	c := newClock()
+	alice, fs := newFaultyParty(t, "alice", c)
+	bob := newParty(t, "bob", c)
+	connect(t, alice, bob)
+	first := send(t, alice, bob, "hello")
+	receive(t, bob, first)
+	reply := send(t, bob, alice, "hi")
+	before := alice.store.Snapshot()
+	fs.fail = true
+	if in, err := alice.Receive(ctx, reply.Envelope); err == nil || in != nil {
+		t.Fatalf("Receive with a failing store: %v, %v", in, err)
+	}
+	fs.fail = false
+	if !maps.EqualFunc(before, alice.store.Snapshot(), func(a, b []byte) bool { return string(a) == string(b) }) {
+		t.Fatal("a failed Receive changed the store")
+	}
+	again := send(t, alice, bob, "still starting")
+	if len(again.Envelope) < len(first.Envelope)-64 {
+		t.Fatalf("a send after the failed confirmation is %d bytes, the first contact %d: it lost the session start", len(again.Envelope), len(first.Envelope))
+	}
+	receive(t, bob, again)
+	receive(t, alice, reply)
+	after := send(t, alice, bob, "confirmed")
+	if len(after.Envelope) > len(first.Envelope)/2 {
+		t.Fatalf("a send after the reply is %d bytes: it still carries the session start", len(after.Envelope))
+	}
+	receive(t, bob, after)
+	reopened, err := sealpost.Open(ctx, alice.store, alice.addr, sealpost.WithClock(c.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.Device = reopened
+	receive(t, bob, send(t, alice, bob, "after reopen"))
+	receive(t, alice, send(t, bob, alice, "both ways"))
+}

@@ -660,14 +660,17 @@ func TestStoredVersions(t *testing.T) {
 	snap := bob.store.Snapshot()
 	peerKey := "peer/" + sealpost.Address{User: "alice", Device: 1}.String()
 	keptIdx := "keptidx/" + sealpost.Address{User: "alice", Device: 1}.String()
-	var keptKey string
+	var keptKey, sessKey string
 	for k := range snap {
 		if strings.HasPrefix(k, "kept/") {
 			keptKey = k
 		}
+		if strings.HasPrefix(k, "sess/") {
+			sessKey = k
+		}
 	}
-	if keptKey == "" {
-		t.Fatal("no kept result in the store")
+	if keptKey == "" || sessKey == "" {
+		t.Fatal("no kept result or session in the store")
 	}
 	withVersion := func(t *testing.T, key string, set func(raw []byte) []byte) sealpost.Store {
 		t.Helper()
@@ -697,7 +700,7 @@ func TestStoredVersions(t *testing.T) {
 	}{
 		{"device", "device", func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.Device)
-			return recode(t, raw, m, func() { m.Version = 2 })
+			return recode(t, raw, m, func() { m.Version = 99 })
 		}, ""},
 		{"device version 0", "device", func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.Device)
@@ -705,24 +708,28 @@ func TestStoredVersions(t *testing.T) {
 		}, ""},
 		{"peer", peerKey, func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.Peer)
-			return recode(t, raw, m, func() { m.Version = 2 })
+			return recode(t, raw, m, func() { m.Version = 99 })
 		}, ""},
 		{"kept index", keptIdx, func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.KeptIndex)
-			return recode(t, raw, m, func() { m.Version = 2 })
+			return recode(t, raw, m, func() { m.Version = 99 })
 		}, ""},
-		{"ratchet state", peerKey, func(t *testing.T, raw []byte) []byte {
-			m := new(statepb.Peer)
+		{"session", sessKey, func(t *testing.T, raw []byte) []byte {
+			m := new(statepb.PeerSession)
+			return recode(t, raw, m, func() { m.Version = 99 })
+		}, ""},
+		{"ratchet state", sessKey, func(t *testing.T, raw []byte) []byte {
+			m := new(statepb.PeerSession)
 			return recode(t, raw, m, func() {
 				r := new(statepb.RatchetSession)
-				m.Sessions[0].Ratchet = recode(t, m.Sessions[0].Ratchet, r, func() { r.Version = 2 })
+				m.Ratchet = recode(t, m.Ratchet, r, func() { r.Version = 99 })
 			})
 		}, ""},
-		{"transcript state", peerKey, func(t *testing.T, raw []byte) []byte {
-			m := new(statepb.Peer)
+		{"transcript state", sessKey, func(t *testing.T, raw []byte) []byte {
+			m := new(statepb.PeerSession)
 			return recode(t, raw, m, func() {
 				r := new(statepb.Transcript)
-				m.Sessions[0].Transcript = recode(t, m.Sessions[0].Transcript, r, func() { r.Version = 2 })
+				m.Transcript = recode(t, m.Transcript, r, func() { r.Version = 99 })
 			})
 		}, ""},
 		{"signed prekey record", "device", func(t *testing.T, raw []byte) []byte {
@@ -731,7 +738,7 @@ func TestStoredVersions(t *testing.T) {
 		}, "prekeys.go decodePrekeys never checks statepb.PrivateKey.Version: a private-key record of version 2 loads as version 1"},
 		{"device version 2 with a field this build lacks", "device", func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.Device)
-			out := recode(t, raw, m, func() { m.Version = 2 })
+			out := recode(t, raw, m, func() { m.Version = 99 })
 			return append(out, 0xF8, 0x07, 0x01) // field 127, varint 1
 		}, "device.go load unmarshals strictly before it reads the version, so a later version that adds a field is ErrMalformed, not ErrUnsupportedVersion (transcript.UnmarshalBinary reads the version first)"},
 	}
@@ -750,7 +757,7 @@ func TestStoredVersions(t *testing.T) {
 	t.Run("kept result", func(t *testing.T) {
 		s := withVersion(t, keptKey, func(raw []byte) []byte {
 			m := new(statepb.KeptIncoming)
-			return recode(t, raw, m, func() { m.Version = 2 })
+			return recode(t, raw, m, func() { m.Version = 99 })
 		})
 		d, err := dmOpenNoPanic(t, s, bob.addr, c, "kept result")
 		if err != nil {

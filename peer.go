@@ -2,8 +2,15 @@ package sealpost
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+
+	"cmp"
 
 	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/keys"
@@ -14,37 +21,78 @@ import (
 
 // peer is everything a Device holds about one peer device: the pinned
 // identity, its sessions (current first, each with its transcript and
-// receipt queue) and the index of results kept until Done. raw is the record as last committed; after a
-// failed commit the peer is rebuilt from it.
+// receipt queue) and the index of results kept until Done.
+//
+// A peer is saved as several records (see the statepb messages): the peer
+// record (identity, mailbox, the list of sessions), one record per session
+// (ratchet, transcript head, receipt queue bounds), the transcript's log
+// blocks and queued-receipt blocks, and the kept index. A message on a
+// session rewrites only that session's record and the blocks it changed.
+// After a failed commit the peer is rebuilt from what it last committed:
+// raw and saved here, each session's raw, and the transcript and receipt
+// queue rewound to their saved bounds.
 type peer struct {
 	addr     Address
 	key      string
-	raw      []byte
+	raw      []byte // the peer record as last committed; nil if never
 	identity keys.PublicIdentity
-	rec      *statepb.Peer // everything but sessions and transcripts
-	kept     []*statepb.Kept
-	keptRaw  []byte // the kept index as last committed
+	rec      *statepb.Peer // identity, mailbox, times; not the session list
 	sessions []*session
+	saved    []*session // the sessions as last committed, in order
+	kept     []*statepb.Kept
+	keptRaw  []byte     // the kept index as last committed
 	keptIn   []keptRef  // what this peer has in Device.kept and keptHash
 	indexed  []*session // the sessions whose tags are in Device.tags
 }
 
 // session is one ratchet session and its transcript.
 type session struct {
-	r    *ratchet.Session
-	conv *transcript.Conversation
-	// start and bundle cache the parsed PendingStart and PeerBundle while
-	// the peer has not replied (built on first use after a reload).
-	start  *keys.SessionStart
-	bundle *keys.Bundle
-	meta   *statepb.PeerSession // base key, initiator, pending start, times
-	tags   [][16]byte           // the expected tags last put in Device.tags
-	spare  [][16]byte           // a buffer for the next ExpectedTags, reused
+	id    [16]byte // the first 16 bytes of SHA-256(base key)
+	keyID string   // "<peer address>/<id in hex>", the tail of its store keys
+	r     *ratchet.Session
+	conv  *transcript.Conversation
+	meta  *statepb.PeerSession // base key, initiator, pending, times, read receipts
+	// delivered are the queued delivery receipts.
+	delivered idQueue
+	// pending is our session start and the peer's bundle while the peer
+	// has not replied (nil after); start and bundle cache them parsed.
+	pending *statepb.PendingStart
+	start   *keys.SessionStart
+	bundle  *keys.Bundle
+
+	// What was last committed: the session record, the pending start (nil
+	// when its record does not exist), the transcript's log totals and the
+	// receipt queue's end.
+	raw                  []byte
+	savedPending         *statepb.PendingStart
+	sentSaved, recvSaved uint64
+	queueSaved           uint64
+
+	tags  [][16]byte // the expected tags last put in Device.tags
+	spare [][16]byte // a buffer for the next ExpectedTags, reused
+}
+
+// newSession returns a session not yet committed.
+func newSession(addr Address, r *ratchet.Session, meta *statepb.PeerSession) *session {
+	sum := sha256.Sum256(meta.BaseKey)
+	s := &session{id: [16]byte(sum[:16]), r: r, conv: transcript.New(), meta: meta}
+	s.keyID = addr.String() + "/" + hex.EncodeToString(s.id[:])
+	return s
 }
 
 // confirmed reports whether the peer has shown it holds this session: we
 // responded to its start, or it replied to ours.
-func (s *session) confirmed() bool { return len(s.meta.PendingStart) == 0 }
+func (s *session) confirmed() bool { return s.pending == nil }
+
+// Store keys of a session's records.
+func (s *session) recordKey() string { return keySessionPrefix + s.keyID }
+func (s *session) startKey() string  { return keyStartPrefix + s.keyID }
+func (s *session) logKey(l transcript.Log, slot int) string {
+	return keyLogPrefix + s.keyID + "/" + strconv.Itoa(int(l)) + "/" + strconv.Itoa(slot)
+}
+func (s *session) queueKey(slot int) string {
+	return keyQueuePrefix + s.keyID + "/" + strconv.Itoa(slot)
+}
 
 func peerKey(a Address) string { return keyPeerPrefix + a.String() }
 
@@ -75,7 +123,7 @@ func (p *peer) decodeKept(raw []byte) error {
 	return nil
 }
 
-// encode returns the peer's record bytes from its live state.
+// encode returns the peer record from its live state.
 func (p *peer) encode() ([]byte, error) {
 	rec := &statepb.Peer{
 		Version: deviceVersion, User: p.addr.User, Device: p.addr.Device,
@@ -84,49 +132,234 @@ func (p *peer) encode() ([]byte, error) {
 		IdentityChangedUnixNano: p.rec.IdentityChangedUnixNano,
 	}
 	for _, s := range p.sessions {
-		r, err := s.r.MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		t, err := s.conv.MarshalBinary()
-		if err != nil {
-			return nil, err
-		}
-		m := s.meta
-		rec.Sessions = append(rec.Sessions, &statepb.PeerSession{
-			Ratchet: r, Transcript: t, BaseKey: m.BaseKey, Initiator: m.Initiator,
-			PendingStart: m.PendingStart, PeerBundle: m.PeerBundle, Receipts: m.Receipts,
-			CreatedUnixNano: m.CreatedUnixNano, LastReceivedUnixNano: m.LastReceivedUnixNano,
-		})
+		rec.Sessions = append(rec.Sessions, s.id[:])
 	}
 	return pbstrict.MarshalRoom(rec, checksumSize)
 }
 
-// decodePeer rebuilds a peer from its record bytes.
-func decodePeer(raw []byte) (*peer, error) {
+// encode returns the session record from its live state.
+func (s *session) encode() ([]byte, error) {
+	r, err := s.r.MarshalBinary()
+	if err != nil {
+		return nil, err
+	}
+	head, err := s.conv.MarshalHead()
+	if err != nil {
+		return nil, err
+	}
+	m := s.meta
+	rec := &statepb.PeerSession{
+		Version: deviceVersion, Ratchet: r, Transcript: head, BaseKey: m.BaseKey, Initiator: m.Initiator,
+		Pending: s.pending != nil, CreatedUnixNano: m.CreatedUnixNano, LastReceivedUnixNano: m.LastReceivedUnixNano,
+	}
+	if m.Receipts != nil || s.delivered.to != 0 {
+		rec.Receipts = &statepb.ReceiptQueue{DeliveredFrom: s.delivered.from, DeliveredTo: s.delivered.to}
+		if m.Receipts != nil {
+			rec.Receipts.Read, rec.Receipts.DueUnixNano = m.Receipts.Read, m.Receipts.DueUnixNano
+		}
+	}
+	return pbstrict.MarshalRoom(rec, checksumSize)
+}
+
+// decodePeerRecord decodes a peer record.
+func decodePeerRecord(raw []byte) (*statepb.Peer, keys.PublicIdentity, error) {
 	rec := new(statepb.Peer)
 	if err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved peer"); err != nil {
-		return nil, err
+		return nil, keys.PublicIdentity{}, err
 	}
 	id, err := keys.ParsePublicIdentity(rec.Identity)
 	if err != nil {
-		return nil, fmt.Errorf("%w: saved peer identity", ErrMalformed)
+		return nil, keys.PublicIdentity{}, fmt.Errorf("%w: saved peer identity", ErrMalformed)
+	}
+	if len(rec.Sessions) > maxSessions {
+		return nil, keys.PublicIdentity{}, fmt.Errorf("%w: saved peer has %d sessions", ErrMalformed, len(rec.Sessions))
+	}
+	for i, sid := range rec.Sessions {
+		if len(sid) != 16 || slices.ContainsFunc(rec.Sessions[:i], func(o []byte) bool { return bytes.Equal(o, sid) }) {
+			return nil, keys.PublicIdentity{}, fmt.Errorf("%w: saved peer session id", ErrMalformed)
+		}
+	}
+	return rec, id, nil
+}
+
+// loadPeer reads a peer and all its sessions from the store.
+func (d *Device) loadPeer(ctx context.Context, key string) (*peer, error) {
+	raw, err := getRecord(ctx, d.store, key)
+	if err != nil {
+		return nil, fmt.Errorf("sealpost: loading %s: %w", key, err)
+	}
+	rec, id, err := decodePeerRecord(raw)
+	if err != nil {
+		return nil, err
 	}
 	p := &peer{addr: Address{User: rec.User, Device: rec.Device}, raw: raw, identity: id, rec: rec}
 	p.key = peerKey(p.addr)
-	for _, m := range rec.Sessions {
-		s := &session{r: new(ratchet.Session), conv: transcript.New(), meta: m}
-		if err := s.r.UnmarshalBinary(m.Ratchet); err != nil {
+	if p.key != key {
+		return nil, fmt.Errorf("%w: peer record %q is for %s", ErrMalformed, key, p.addr)
+	}
+	for _, sid := range rec.Sessions {
+		s, err := d.loadSession(ctx, p.addr, [16]byte(sid))
+		if err != nil {
 			return nil, err
 		}
-		if err := s.conv.UnmarshalBinary(m.Transcript); err != nil {
-			return nil, err
-		}
-		m.Ratchet, m.Transcript = nil, nil
 		p.sessions = append(p.sessions, s)
 	}
 	rec.Sessions = nil
+	p.saved = slices.Clone(p.sessions)
+	kraw, err := getRecord(ctx, d.store, keptIndexKey(p.addr))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err := p.decodeKept(kraw); err != nil {
+		return nil, err
+	}
 	return p, nil
+}
+
+// loadSession reads one session's records from the store.
+func (d *Device) loadSession(ctx context.Context, addr Address, id [16]byte) (*session, error) {
+	s := &session{id: id, keyID: addr.String() + "/" + hex.EncodeToString(id[:])}
+	raw, err := getRecord(ctx, d.store, s.recordKey())
+	if err != nil {
+		return nil, fmt.Errorf("sealpost: loading session %s: %w", s.keyID, err)
+	}
+	if err := s.decode(raw); err != nil {
+		return nil, err
+	}
+	if sum := sha256.Sum256(s.meta.BaseKey); [16]byte(sum[:16]) != id {
+		return nil, fmt.Errorf("%w: session record %s is for another session", ErrMalformed, s.keyID)
+	}
+	conv := transcript.New()
+	err = conv.UnmarshalSplit(s.meta.Transcript, func(l transcript.Log, slot int) ([]byte, error) {
+		return getRecord(ctx, d.store, s.logKey(l, slot))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sealpost: loading the transcript of session %s: %w", s.keyID, err)
+	}
+	s.conv = conv
+	if q := s.meta.Receipts; q != nil {
+		err := s.delivered.load(q.DeliveredFrom, q.DeliveredTo, func(slot int) ([]byte, error) {
+			return getRecord(ctx, d.store, s.queueKey(slot))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sealpost: loading the receipt queue of session %s: %w", s.keyID, err)
+		}
+	}
+	if s.meta.Pending {
+		sraw, err := getRecord(ctx, d.store, s.startKey())
+		if err != nil {
+			return nil, fmt.Errorf("sealpost: loading the session start of %s: %w", s.keyID, err)
+		}
+		ps := new(statepb.PendingStart)
+		if err := decodeVersioned(sraw, ps, func() uint32 { return ps.Version }, "saved session start"); err != nil {
+			return nil, err
+		}
+		s.pending = ps
+	}
+	s.committed(raw)
+	return s, nil
+}
+
+// decode sets the session's ratchet and metadata from its record; the
+// transcript and receipt queue are loaded or rewound by the caller.
+func (s *session) decode(raw []byte) error {
+	m := new(statepb.PeerSession)
+	if err := decodeVersioned(raw, m, func() uint32 { return m.Version }, "saved session"); err != nil {
+		return err
+	}
+	r := new(ratchet.Session)
+	if err := r.UnmarshalBinary(m.Ratchet); err != nil {
+		return err
+	}
+	if q := m.Receipts; q != nil {
+		if q.DeliveredTo < q.DeliveredFrom || q.DeliveredTo-q.DeliveredFrom > maxQueuedReceipts ||
+			len(q.Read) > maxQueuedReceipts || slices.ContainsFunc(q.Read, func(id []byte) bool { return len(id) != 16 }) {
+			return fmt.Errorf("%w: saved receipt queue", ErrMalformed)
+		}
+	}
+	m.Ratchet = nil
+	s.r, s.meta = r, m
+	return nil
+}
+
+// committed records raw as the session's committed record, with its
+// transcript, queue and start as they are now.
+func (s *session) committed(raw []byte) {
+	s.raw = raw
+	s.savedPending = s.pending
+	s.sentSaved = s.conv.LogTotal(transcript.SentLog)
+	s.recvSaved = s.conv.LogTotal(transcript.ReceivedLog)
+	s.queueSaved = s.delivered.to
+}
+
+// rewind returns the session to what it last committed, keeping its
+// ratchet when keepRatchet is set (a failed send spent a key, which must
+// stay spent).
+func (s *session) rewind(keepRatchet bool) {
+	r := s.r
+	if err := s.decode(s.raw); err != nil {
+		panic("sealpost: committed session record does not decode: " + err.Error())
+	}
+	if keepRatchet {
+		s.r = r
+	}
+	if err := s.conv.RestoreHead(s.meta.Transcript); err != nil {
+		panic("sealpost: committed transcript head does not restore: " + err.Error())
+	}
+	if q := s.meta.Receipts; q != nil {
+		s.delivered.from, s.delivered.to = q.DeliveredFrom, q.DeliveredTo
+	} else {
+		s.delivered.from, s.delivered.to = 0, 0
+	}
+	if s.pending != s.savedPending {
+		s.pending, s.start, s.bundle = s.savedPending, nil, nil
+	}
+}
+
+// put adds the session's changed records to b: the session record, the
+// transcript and receipt-queue blocks written since the last commit, and
+// the pending start when it appears or goes. It returns the new session
+// record.
+func (s *session) put(b *Batch) ([]byte, error) {
+	raw, err := s.encode()
+	if err != nil {
+		return nil, err
+	}
+	putRecord(b, s.recordKey(), raw)
+	s.conv.ChangedBlocks(transcript.SentLog, s.sentSaved, func(slot int, block []byte) {
+		putRecord(b, s.logKey(transcript.SentLog, slot), block)
+	})
+	s.conv.ChangedBlocks(transcript.ReceivedLog, s.recvSaved, func(slot int, block []byte) {
+		putRecord(b, s.logKey(transcript.ReceivedLog, slot), block)
+	})
+	s.delivered.changedBlocks(s.queueSaved, func(slot int, block []byte) {
+		putRecord(b, s.queueKey(slot), block)
+	})
+	switch {
+	case s.pending != nil && s.savedPending == nil:
+		sraw, err := pbstrict.Marshal(&statepb.PendingStart{Version: deviceVersion,
+			SessionStart: s.pending.SessionStart, PeerBundle: s.pending.PeerBundle})
+		if err != nil {
+			return nil, err
+		}
+		putRecord(b, s.startKey(), sraw)
+	case s.pending == nil && s.savedPending != nil:
+		b.Delete(s.startKey())
+	}
+	return raw, nil
+}
+
+// deleteAll adds the deletion of every record of the session to b.
+func (s *session) deleteAll(b *Batch) {
+	b.Delete(s.recordKey())
+	b.Delete(s.startKey())
+	for slot := range transcript.LogSlots {
+		b.Delete(s.logKey(transcript.SentLog, slot))
+		b.Delete(s.logKey(transcript.ReceivedLog, slot))
+	}
+	for slot := range queueBlocks {
+		b.Delete(s.queueKey(slot))
+	}
 }
 
 // sessionByBaseKey returns the session a session start created.
@@ -255,4 +488,105 @@ func indexAhead(s [][16]byte, from int, t [16]byte) int {
 		}
 	}
 	return -1
+}
+
+// commitPeer writes p's changes in one Apply: the peer record when it
+// changed (or the peer is new), the records of the sessions given and of
+// any new session, the deletion of sessions dropped since the last commit,
+// and the device record when the peer is new or pre is given; extra holds
+// more of the same operation. On success the new state is adopted; on
+// failure p is rewound to what it last committed and the error returned.
+func (d *Device) commitPeer(ctx context.Context, p *peer, isNew bool, pre *prekeys, extra *Batch, touched ...*session) error {
+	return d.commitPeerKeeping(ctx, p, isNew, pre, extra, nil, touched...)
+}
+
+// commitPeerKeeping is commitPeer that, on failure, keeps the ratchet of
+// spent (a session whose send key is spent).
+func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre *prekeys, extra *Batch, spent *session, touched ...*session) error {
+	b := extra
+	if b == nil {
+		b = new(Batch)
+	}
+	raw, err := p.encode()
+	if err != nil {
+		d.restore(p, spent)
+		return err
+	}
+	if !bytes.Equal(raw, p.raw) {
+		putRecord(b, p.key, raw)
+	} else {
+		raw = p.raw
+	}
+	var write []*session
+	for _, s := range p.sessions {
+		if s.raw == nil || slices.Contains(touched, s) {
+			write = append(write, s)
+		}
+	}
+	sraw := make([][]byte, len(write))
+	for i, s := range write {
+		if sraw[i], err = s.put(b); err != nil {
+			d.restore(p, spent)
+			return err
+		}
+	}
+	for _, s := range p.saved {
+		if !slices.Contains(p.sessions, s) {
+			s.deleteAll(b)
+		}
+	}
+	if isNew || pre != nil {
+		var newPeers []string
+		if isNew {
+			newPeers = []string{p.key}
+		}
+		if err := d.putDevice(b, cmp.Or(pre, d.pre), newPeers...); err != nil {
+			d.restore(p, spent)
+			return err
+		}
+	}
+	if err := d.store.Apply(ctx, b); err != nil {
+		d.restore(p, spent)
+		return err
+	}
+	if isNew {
+		d.rec.Peers = append(d.rec.Peers, p.key)
+	}
+	if pre != nil {
+		d.pre = pre
+	}
+	p.raw = raw
+	for i, s := range write {
+		s.committed(sraw[i])
+	}
+	p.saved = append(p.saved[:0], p.sessions...)
+	d.peers[p.addr] = p
+	d.index(p)
+	return nil
+}
+
+// restore rewinds p to what it last committed (or forgets it if it was
+// never committed). The ratchet of spent, if given, is kept: a failed send
+// spent its key, which must never be used again.
+func (d *Device) restore(p *peer, spent *session) {
+	d.unindex(p)
+	if p.raw == nil {
+		delete(d.peers, p.addr)
+		return
+	}
+	rec, id, err := decodePeerRecord(p.raw)
+	if err != nil {
+		panic("sealpost: committed peer record does not decode: " + err.Error())
+	}
+	rec.Sessions = nil
+	p.rec, p.identity = rec, id
+	p.sessions = slices.Clone(p.saved)
+	for _, s := range p.sessions {
+		s.rewind(s == spent)
+	}
+	if err := p.decodeKept(p.keptRaw); err != nil {
+		panic("sealpost: committed kept index does not decode: " + err.Error())
+	}
+	d.peers[p.addr] = p
+	d.index(p)
 }

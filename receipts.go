@@ -41,12 +41,12 @@ func (d *Device) Acknowledge(ctx context.Context, from Address, kind Kind, ids .
 	for _, id := range ids {
 		s := p.sessionThatReceived(id)
 		if s == nil {
-			d.restore(p)
+			d.restore(p, nil)
 			return fmt.Errorf("%w: message %s from %s", ErrNotFound, id, from)
 		}
 		d.queueReceipt(s, kind, []MessageID{id}, now)
 	}
-	return d.commitPeer(ctx, p, false, nil, nil)
+	return d.commitPeer(ctx, p, false, nil, nil, p.sessions...)
 }
 
 // sessionThatReceived returns the session whose transcript holds id.
@@ -72,8 +72,7 @@ func (d *Device) Flush(ctx context.Context) ([]*Outgoing, error) {
 	for _, p := range d.peers {
 		for i := 0; i < len(p.sessions); i++ {
 			s := p.sessions[i]
-			q := s.meta.Receipts
-			if q == nil || len(q.Delivered)+len(q.Read) == 0 || q.DueUnixNano > now {
+			if q := s.meta.Receipts; q == nil || s.queued() == 0 || q.DueUnixNano > now {
 				continue
 			}
 			o, err := d.sendReceipts(ctx, p, s)
@@ -100,7 +99,7 @@ func (d *Device) sendReceipts(ctx context.Context, p *peer, s *session) (*Outgoi
 	case len(c.Delivered) > 0:
 		c.Kind = uint32(KindDelivered)
 	default:
-		return nil, d.commitPeer(ctx, p, false, nil, nil)
+		return nil, d.commitPeer(ctx, p, false, nil, nil, s)
 	}
 	return d.seal(ctx, p, s, c)
 }

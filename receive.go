@@ -92,15 +92,15 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	// 4. Decode the content and run the transcript.
 	in, err := d.process(rc)
 	if err != nil {
-		d.restore(rc.p)
+		d.restore(rc.p, nil)
 		return nil, err
 	}
 	// 5. Keep the result until Done, and commit everything at once.
 	if err := d.keep(rc, in, keptKey, sum); err != nil {
-		d.restore(rc.p)
+		d.restore(rc.p, nil)
 		return nil, err
 	}
-	if err := d.commitPeer(ctx, rc.p, rc.isNew, rc.pre, rc.batch); err != nil {
+	if err := d.commitPeer(ctx, rc.p, rc.isNew, rc.pre, rc.batch, rc.s); err != nil {
 		return nil, err
 	}
 	rc.p.keptRaw = rc.keptIdx
@@ -178,12 +178,12 @@ func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*re
 	if held != nil {
 		rc.s = held
 	} else if err := d.respond(ctx, rc, start); err != nil {
-		d.restore(p)
+		d.restore(p, nil)
 		return nil, err
 	}
 	rc.plain, err = rc.s.r.Decrypt(tag, msg)
 	if err != nil {
-		d.restore(p)
+		d.restore(p, nil)
 		if held != nil && errors.Is(err, ErrDecrypt) {
 			// The start was accepted before, and only its holder (or a
 			// clone of its state) can seal one: this is a replayed start
@@ -225,8 +225,8 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 		return err
 	}
 	now := d.opts.now().UnixNano()
-	rc.s = &session{r: r, conv: transcript.New(), meta: &statepb.PeerSession{
-		BaseKey: start.BaseKey(), CreatedUnixNano: now, LastReceivedUnixNano: now}}
+	rc.s = newSession(rc.p.addr, r, &statepb.PeerSession{
+		BaseKey: start.BaseKey(), CreatedUnixNano: now, LastReceivedUnixNano: now})
 	rc.p.place(rc.s)
 	if otp != nil || start.PQOneTime {
 		rc.pre = d.pre.without(otp, pq)
@@ -291,8 +291,7 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 		findings = append(findings, transcript.Finding{Kind: transcript.IdentityChanged})
 	}
 	now := d.opts.now()
-	rc.s.meta.PendingStart, rc.s.meta.PeerBundle = nil, nil // confirmed
-	rc.s.start, rc.s.bundle = nil, nil
+	rc.s.pending, rc.s.start, rc.s.bundle = nil, nil, nil // confirmed
 	rc.s.meta.LastReceivedUnixNano = now.UnixNano()
 	if c.kind == KindMessage && d.opts.autoDelivered {
 		d.queueReceipt(rc.s, KindDelivered, []MessageID{c.id}, now)
@@ -407,23 +406,32 @@ func (d *Device) queueReceipt(s *session, kind Kind, ids []MessageID, now time.T
 		q = &statepb.ReceiptQueue{}
 		s.meta.Receipts = q
 	}
-	if len(q.Delivered)+len(q.Read) == 0 {
+	if s.queued() == 0 {
 		q.DueUnixNano = now.Add(d.jitter()).UnixNano()
 	}
 	for _, id := range ids {
 		if kind == KindRead {
 			q.Read = append(q.Read, append([]byte(nil), id[:]...))
 		} else {
-			q.Delivered = append(q.Delivered, append([]byte(nil), id[:]...))
+			s.delivered.push(id, maxQueuedReceipts)
 		}
 	}
-	for len(q.Delivered) > 0 && len(q.Delivered)+len(q.Read) > maxQueuedReceipts {
-		q.Delivered = q.Delivered[1:]
+	for s.delivered.len() > 0 && s.queued() > maxQueuedReceipts {
+		s.delivered.dropOldest()
 	}
 	if n := len(q.Read) - maxQueuedReceipts; n > 0 {
 		q.Read = q.Read[n:]
 	}
-	if len(q.Delivered)+len(q.Read) >= maxReceiptBatch {
+	if s.queued() >= maxReceiptBatch {
 		q.DueUnixNano = min(q.DueUnixNano, now.UnixNano())
 	}
+}
+
+// queued returns the number of receipts queued on the session.
+func (s *session) queued() int {
+	n := s.delivered.len()
+	if q := s.meta.Receipts; q != nil {
+		n += len(q.Read)
+	}
+	return n
 }

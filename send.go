@@ -1,7 +1,6 @@
 package sealpost
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 
@@ -57,10 +56,11 @@ func (d *Device) StartSession(ctx context.Context, to Address, b *keys.Bundle) e
 		return err
 	}
 	now := d.opts.now().UnixNano()
-	s := &session{r: r, conv: transcript.New(), start: start, bundle: b, meta: &statepb.PeerSession{
-		BaseKey: start.BaseKey(), Initiator: true, PendingStart: startRaw,
-		PeerBundle: bundleRaw, CreatedUnixNano: now, LastReceivedUnixNano: now,
-	}}
+	s := newSession(to, r, &statepb.PeerSession{
+		BaseKey: start.BaseKey(), Initiator: true, CreatedUnixNano: now, LastReceivedUnixNano: now,
+	})
+	s.pending = &statepb.PendingStart{SessionStart: startRaw, PeerBundle: bundleRaw}
+	s.start, s.bundle = start, b
 	p, isNew, _, err := d.peerFor(to, b.Identity)
 	if err != nil {
 		return err
@@ -144,37 +144,33 @@ func (d *Device) Send(ctx context.Context, to Address, body []byte) (*Outgoing, 
 	return out, nil
 }
 
-// takeReceipts moves the session's queued receipts into c.
+// takeReceipts moves the session's queued receipts into c: at most
+// maxReceiptBatch, read receipts first.
 func takeReceipts(s *session, c *sealedpb.Content) {
 	q := s.meta.Receipts
-	if q == nil || len(q.Delivered)+len(q.Read) == 0 {
+	if q == nil || s.queued() == 0 {
 		return
 	}
-	rest := &statepb.ReceiptQueue{DueUnixNano: q.DueUnixNano}
-	if n := len(q.Read); n > maxReceiptBatch {
-		q.Read, rest.Read = q.Read[:maxReceiptBatch], q.Read[maxReceiptBatch:]
+	read := q.Read
+	if len(read) > maxReceiptBatch {
+		read, q.Read = read[:maxReceiptBatch], read[maxReceiptBatch:]
+	} else {
+		q.Read = nil
 	}
-	if n := maxReceiptBatch - len(q.Read); len(q.Delivered) > n {
-		q.Delivered, rest.Delivered = q.Delivered[:n], q.Delivered[n:]
+	delivered := s.delivered.take(maxReceiptBatch - len(read))
+	if s.queued() == 0 {
+		s.meta.Receipts = nil
 	}
-	defer func() {
-		if len(rest.Delivered)+len(rest.Read) > 0 {
-			s.meta.Receipts = rest
-		}
-	}()
-	ids := append(idsFrom(q.Delivered), idsFrom(q.Read)...)
-	hash, err := s.conv.ReceiptHash(toArrays(ids))
+	hash, err := s.conv.ReceiptHash(toArrays(append(idsFrom(delivered), idsFrom(read)...)))
 	if err != nil {
 		// The transcript no longer knows some ids (they fell out of its
 		// log); send the receipts without them rather than not at all.
-		q.Delivered, q.Read = knownOnly(s.conv, q.Delivered), knownOnly(s.conv, q.Read)
-		if hash, err = s.conv.ReceiptHash(toArrays(append(idsFrom(q.Delivered), idsFrom(q.Read)...))); err != nil {
-			s.meta.Receipts = nil
+		delivered, read = knownOnly(s.conv, delivered), knownOnly(s.conv, read)
+		if hash, err = s.conv.ReceiptHash(toArrays(append(idsFrom(delivered), idsFrom(read)...))); err != nil {
 			return
 		}
 	}
-	c.Delivered, c.Read, c.ReceiptHash = q.Delivered, q.Read, hash[:]
-	s.meta.Receipts = nil
+	c.Delivered, c.Read, c.ReceiptHash = delivered, read, hash[:]
 }
 
 func idsFrom(raw [][]byte) []MessageID {
@@ -203,27 +199,26 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 	if !s.confirmed() {
 		c.SenderMailbox = d.rec.Mailbox
 	}
+	var env []byte
 	f := s.conv.Next()
 	c.Seq, c.Prev, c.AckCount, c.AckHash, c.AckAbove = f.Seq, f.Prev[:], f.AckCount, f.AckHash[:], f.AckAbove
 	plain, err := pbstrict.Marshal(c)
 	if err != nil {
+		d.restore(p, nil) // puts back the receipts taken into c
 		return nil, err
 	}
 	tag, msg, err := s.r.Encrypt(pad.Append(nil, plain))
-	if err != nil {
-		return nil, err
+	if err == nil {
+		env, err = frame(p, s, tag, msg)
 	}
-	env, err := frame(p, s, tag, msg)
 	if err == nil {
 		err = s.conv.Sent(f, [16]byte(c.Id), plain)
 	}
 	if err != nil {
-		d.restore(p)
-		d.keepSpentKey(p.addr, s)
+		d.restore(p, s) // keeping the spent key spent
 		return nil, err
 	}
-	if err := d.commitPeer(ctx, p, false, nil, nil); err != nil { // restores p
-		d.keepSpentKey(p.addr, s)
+	if err := d.commitPeerKeeping(ctx, p, false, nil, nil, s, s); err != nil { // restores p
 		return nil, err
 	}
 	return &Outgoing{To: p.addr, Mailbox: append([]byte(nil), p.rec.Mailbox...), Envelope: env}, nil
@@ -237,11 +232,11 @@ func frame(p *peer, s *session, tag [16]byte, msg []byte) ([]byte, error) {
 	}
 	if s.start == nil || s.bundle == nil {
 		// Parsed once per process: parsing verifies four signatures.
-		start, err := keys.ParseSessionStart(s.meta.PendingStart)
+		start, err := keys.ParseSessionStart(s.pending.SessionStart)
 		if err != nil {
 			return nil, err
 		}
-		b, err := keys.ParseBundle(s.meta.PeerBundle)
+		b, err := keys.ParseBundle(s.pending.PeerBundle)
 		if err != nil {
 			return nil, err
 		}
@@ -254,74 +249,4 @@ func frame(p *peer, s *session, tag [16]byte, msg []byte) ([]byte, error) {
 		return nil, err
 	}
 	return seal.FirstContact(s.bundle, raw)
-}
-
-// keepSpentKey puts the advanced sending ratchet of s back into the peer
-// restored after a failed send, so the key it spent is never used again.
-func (d *Device) keepSpentKey(addr Address, s *session) {
-	if q := d.peers[addr]; q != nil {
-		if t := q.sessionByBaseKey(s.meta.BaseKey); t != nil {
-			t.r = s.r
-		}
-	}
-}
-
-// commitPeer writes p (and the device record when the peer is new or pre is
-// given) in one Apply, then adopts the new state. On failure it restores p
-// from its last committed record and returns the error.
-func (d *Device) commitPeer(ctx context.Context, p *peer, isNew bool, pre *prekeys, extra *Batch) error {
-	raw, err := p.encode()
-	if err != nil {
-		d.restore(p)
-		return err
-	}
-	b := extra
-	if b == nil {
-		b = new(Batch)
-	}
-	putRecord(b, p.key, raw)
-	if isNew || pre != nil {
-		var newPeers []string
-		if isNew {
-			newPeers = []string{p.key}
-		}
-		if err := d.putDevice(b, cmp.Or(pre, d.pre), newPeers...); err != nil {
-			d.restore(p)
-			return err
-		}
-	}
-	if err := d.store.Apply(ctx, b); err != nil {
-		d.restore(p)
-		return err
-	}
-	if isNew {
-		d.rec.Peers = append(d.rec.Peers, p.key)
-	}
-	if pre != nil {
-		d.pre = pre
-	}
-	p.raw = raw
-	d.peers[p.addr] = p
-	d.index(p)
-	return nil
-}
-
-// restore rebuilds p from its last committed record (or forgets it if it
-// was never committed).
-func (d *Device) restore(p *peer) {
-	if p.raw == nil {
-		d.unindex(p)
-		delete(d.peers, p.addr)
-		return
-	}
-	q, err := decodePeer(p.raw)
-	if err == nil {
-		err = q.decodeKept(p.keptRaw)
-	}
-	if err != nil {
-		panic("sealpost: committed peer record does not decode: " + err.Error())
-	}
-	d.unindex(p)
-	d.peers[p.addr] = q
-	d.index(q)
 }

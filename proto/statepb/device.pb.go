@@ -165,22 +165,23 @@ func (x *Device) GetIdentity() []byte {
 // Peer is everything about one peer device, under "peer/<address>".
 type Peer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 1.
+	// version must be 2.
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	User    string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
 	Device  uint32 `protobuf:"varint,3,opt,name=device,proto3" json:"device,omitempty"`
 	// identity is the pinned public identity.
 	Identity []byte `protobuf:"bytes,4,opt,name=identity,proto3" json:"identity,omitempty"`
-	// sessions: the current session first, then archived ones that may
-	// still receive late messages.
-	Sessions []*PeerSession `protobuf:"bytes,6,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	// mailbox is the peer's mailbox id.
 	Mailbox []byte `protobuf:"bytes,10,opt,name=mailbox,proto3" json:"mailbox,omitempty"`
 	// identity_changed_unix_nano is when a new identity replaced the pinned
 	// one (0: never).
 	IdentityChangedUnixNano int64 `protobuf:"varint,11,opt,name=identity_changed_unix_nano,json=identityChangedUnixNano,proto3" json:"identity_changed_unix_nano,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// sessions are the ids (16 bytes) of the peer's sessions: the current
+	// session first, then archived ones that may still receive late
+	// messages. Each is a PeerSession record of its own.
+	Sessions      [][]byte `protobuf:"bytes,12,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Peer) Reset() {
@@ -241,13 +242,6 @@ func (x *Peer) GetIdentity() []byte {
 	return nil
 }
 
-func (x *Peer) GetSessions() []*PeerSession {
-	if x != nil {
-		return x.Sessions
-	}
-	return nil
-}
-
 func (x *Peer) GetMailbox() []byte {
 	if x != nil {
 		return x.Mailbox
@@ -262,22 +256,34 @@ func (x *Peer) GetIdentityChangedUnixNano() int64 {
 	return 0
 }
 
-// PeerSession is one ratchet session with a peer.
+func (x *Peer) GetSessions() [][]byte {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+// PeerSession is one ratchet session with a peer, under
+// "sess/<address>/<session id in hex>". It is rewritten with every
+// message on the session, so it holds only what is small: the transcript's
+// logs and the queued delivery receipts are saved in fixed blocks of their
+// own ("tlog/..." and "rq/..."), and the session start in a PendingStart
+// record while the peer has not replied.
 type PeerSession struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Ratchet []byte                 `protobuf:"bytes,1,opt,name=ratchet,proto3" json:"ratchet,omitempty"`
-	// base_key is the session start's base key: the session's id.
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version must be 2.
+	Version uint32 `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
+	Ratchet []byte `protobuf:"bytes,1,opt,name=ratchet,proto3" json:"ratchet,omitempty"`
+	// base_key is the session start's base key; the session id is the
+	// first 16 bytes of its SHA-256.
 	BaseKey   []byte `protobuf:"bytes,2,opt,name=base_key,json=baseKey,proto3" json:"base_key,omitempty"`
 	Initiator bool   `protobuf:"varint,3,opt,name=initiator,proto3" json:"initiator,omitempty"`
-	// pending_start is our session start (without payload) while the peer
-	// has not replied; every send until then carries it.
-	PendingStart []byte `protobuf:"bytes,4,opt,name=pending_start,json=pendingStart,proto3" json:"pending_start,omitempty"`
-	// peer_bundle is the bundle the session started from, kept while
-	// pending_start is, for its mailbox key.
-	PeerBundle           []byte `protobuf:"bytes,5,opt,name=peer_bundle,json=peerBundle,proto3" json:"peer_bundle,omitempty"`
-	CreatedUnixNano      int64  `protobuf:"varint,6,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
-	LastReceivedUnixNano int64  `protobuf:"varint,7,opt,name=last_received_unix_nano,json=lastReceivedUnixNano,proto3" json:"last_received_unix_nano,omitempty"`
-	// transcript is this session's transcript state.
+	// pending: the peer has not replied to our session start, which is
+	// saved in a PendingStart record and rides on every send until then.
+	Pending              bool  `protobuf:"varint,11,opt,name=pending,proto3" json:"pending,omitempty"`
+	CreatedUnixNano      int64 `protobuf:"varint,6,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
+	LastReceivedUnixNano int64 `protobuf:"varint,7,opt,name=last_received_unix_nano,json=lastReceivedUnixNano,proto3" json:"last_received_unix_nano,omitempty"`
+	// transcript is this session's transcript head (transcript.MarshalHead).
 	Transcript []byte `protobuf:"bytes,8,opt,name=transcript,proto3" json:"transcript,omitempty"`
 	// receipts are receipts for messages received on this session, not yet
 	// sent.
@@ -316,6 +322,13 @@ func (*PeerSession) Descriptor() ([]byte, []int) {
 	return file_statepb_device_proto_rawDescGZIP(), []int{2}
 }
 
+func (x *PeerSession) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 func (x *PeerSession) GetRatchet() []byte {
 	if x != nil {
 		return x.Ratchet
@@ -337,18 +350,11 @@ func (x *PeerSession) GetInitiator() bool {
 	return false
 }
 
-func (x *PeerSession) GetPendingStart() []byte {
+func (x *PeerSession) GetPending() bool {
 	if x != nil {
-		return x.PendingStart
+		return x.Pending
 	}
-	return nil
-}
-
-func (x *PeerSession) GetPeerBundle() []byte {
-	if x != nil {
-		return x.PeerBundle
-	}
-	return nil
+	return false
 }
 
 func (x *PeerSession) GetCreatedUnixNano() int64 {
@@ -379,20 +385,87 @@ func (x *PeerSession) GetReceipts() *ReceiptQueue {
 	return nil
 }
 
+// PendingStart is our session start while the peer has not replied, under
+// "start/<address>/<session id in hex>".
+type PendingStart struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version must be 2.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// session_start is our session start, without payload.
+	SessionStart []byte `protobuf:"bytes,2,opt,name=session_start,json=sessionStart,proto3" json:"session_start,omitempty"`
+	// peer_bundle is the bundle the session started from, for its mailbox
+	// key.
+	PeerBundle    []byte `protobuf:"bytes,3,opt,name=peer_bundle,json=peerBundle,proto3" json:"peer_bundle,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingStart) Reset() {
+	*x = PendingStart{}
+	mi := &file_statepb_device_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingStart) ProtoMessage() {}
+
+func (x *PendingStart) ProtoReflect() protoreflect.Message {
+	mi := &file_statepb_device_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingStart.ProtoReflect.Descriptor instead.
+func (*PendingStart) Descriptor() ([]byte, []int) {
+	return file_statepb_device_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PendingStart) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *PendingStart) GetSessionStart() []byte {
+	if x != nil {
+		return x.SessionStart
+	}
+	return nil
+}
+
+func (x *PendingStart) GetPeerBundle() []byte {
+	if x != nil {
+		return x.PeerBundle
+	}
+	return nil
+}
+
 // ReceiptQueue holds receipts not yet sent to a peer.
 type ReceiptQueue struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Delivered [][]byte               `protobuf:"bytes,1,rep,name=delivered,proto3" json:"delivered,omitempty"`
-	Read      [][]byte               `protobuf:"bytes,2,rep,name=read,proto3" json:"read,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Read  [][]byte               `protobuf:"bytes,2,rep,name=read,proto3" json:"read,omitempty"`
 	// due_unix_nano is when Flush may send them.
-	DueUnixNano   int64 `protobuf:"varint,3,opt,name=due_unix_nano,json=dueUnixNano,proto3" json:"due_unix_nano,omitempty"`
+	DueUnixNano   int64  `protobuf:"varint,3,opt,name=due_unix_nano,json=dueUnixNano,proto3" json:"due_unix_nano,omitempty"`
+	DeliveredFrom uint64 `protobuf:"varint,4,opt,name=delivered_from,json=deliveredFrom,proto3" json:"delivered_from,omitempty"`
+	DeliveredTo   uint64 `protobuf:"varint,5,opt,name=delivered_to,json=deliveredTo,proto3" json:"delivered_to,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReceiptQueue) Reset() {
 	*x = ReceiptQueue{}
-	mi := &file_statepb_device_proto_msgTypes[3]
+	mi := &file_statepb_device_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -404,7 +477,7 @@ func (x *ReceiptQueue) String() string {
 func (*ReceiptQueue) ProtoMessage() {}
 
 func (x *ReceiptQueue) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[3]
+	mi := &file_statepb_device_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -417,14 +490,7 @@ func (x *ReceiptQueue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiptQueue.ProtoReflect.Descriptor instead.
 func (*ReceiptQueue) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{3}
-}
-
-func (x *ReceiptQueue) GetDelivered() [][]byte {
-	if x != nil {
-		return x.Delivered
-	}
-	return nil
+	return file_statepb_device_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ReceiptQueue) GetRead() [][]byte {
@@ -437,6 +503,20 @@ func (x *ReceiptQueue) GetRead() [][]byte {
 func (x *ReceiptQueue) GetDueUnixNano() int64 {
 	if x != nil {
 		return x.DueUnixNano
+	}
+	return 0
+}
+
+func (x *ReceiptQueue) GetDeliveredFrom() uint64 {
+	if x != nil {
+		return x.DeliveredFrom
+	}
+	return 0
+}
+
+func (x *ReceiptQueue) GetDeliveredTo() uint64 {
+	if x != nil {
+		return x.DeliveredTo
 	}
 	return 0
 }
@@ -455,7 +535,7 @@ type KeptIndex struct {
 
 func (x *KeptIndex) Reset() {
 	*x = KeptIndex{}
-	mi := &file_statepb_device_proto_msgTypes[4]
+	mi := &file_statepb_device_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +547,7 @@ func (x *KeptIndex) String() string {
 func (*KeptIndex) ProtoMessage() {}
 
 func (x *KeptIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[4]
+	mi := &file_statepb_device_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +560,7 @@ func (x *KeptIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeptIndex.ProtoReflect.Descriptor instead.
 func (*KeptIndex) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{4}
+	return file_statepb_device_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *KeptIndex) GetVersion() uint32 {
@@ -509,7 +589,7 @@ type Kept struct {
 
 func (x *Kept) Reset() {
 	*x = Kept{}
-	mi := &file_statepb_device_proto_msgTypes[5]
+	mi := &file_statepb_device_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -521,7 +601,7 @@ func (x *Kept) String() string {
 func (*Kept) ProtoMessage() {}
 
 func (x *Kept) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[5]
+	mi := &file_statepb_device_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -534,7 +614,7 @@ func (x *Kept) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Kept.ProtoReflect.Descriptor instead.
 func (*Kept) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{5}
+	return file_statepb_device_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Kept) GetEnvelopeHash() []byte {
@@ -577,7 +657,7 @@ type KeptIncoming struct {
 
 func (x *KeptIncoming) Reset() {
 	*x = KeptIncoming{}
-	mi := &file_statepb_device_proto_msgTypes[6]
+	mi := &file_statepb_device_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +669,7 @@ func (x *KeptIncoming) String() string {
 func (*KeptIncoming) ProtoMessage() {}
 
 func (x *KeptIncoming) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[6]
+	mi := &file_statepb_device_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +682,7 @@ func (x *KeptIncoming) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeptIncoming.ProtoReflect.Descriptor instead.
 func (*KeptIncoming) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{6}
+	return file_statepb_device_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *KeptIncoming) GetVersion() uint32 {
@@ -682,7 +762,7 @@ type KeptFinding struct {
 
 func (x *KeptFinding) Reset() {
 	*x = KeptFinding{}
-	mi := &file_statepb_device_proto_msgTypes[7]
+	mi := &file_statepb_device_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -694,7 +774,7 @@ func (x *KeptFinding) String() string {
 func (*KeptFinding) ProtoMessage() {}
 
 func (x *KeptFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[7]
+	mi := &file_statepb_device_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -707,7 +787,7 @@ func (x *KeptFinding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeptFinding.ProtoReflect.Descriptor instead.
 func (*KeptFinding) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{7}
+	return file_statepb_device_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *KeptFinding) GetKind() uint32 {
@@ -764,34 +844,40 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\x0enext_prekey_id\x18\n" +
 	" \x01(\rR\fnextPrekeyId\x12\x14\n" +
 	"\x05peers\x18\v \x03(\tR\x05peers\x12\x1a\n" +
-	"\bidentity\x18\f \x01(\fR\bidentity\"\x93\x02\n" +
+	"\bidentity\x18\f \x01(\fR\bidentity\"\xf9\x01\n" +
 	"\x04Peer\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
 	"\x06device\x18\x03 \x01(\rR\x06device\x12\x1a\n" +
-	"\bidentity\x18\x04 \x01(\fR\bidentity\x12:\n" +
-	"\bsessions\x18\x06 \x03(\v2\x1e.sealpost.state.v1.PeerSessionR\bsessions\x12\x18\n" +
+	"\bidentity\x18\x04 \x01(\fR\bidentity\x12\x18\n" +
 	"\amailbox\x18\n" +
 	" \x01(\fR\amailbox\x12;\n" +
-	"\x1aidentity_changed_unix_nano\x18\v \x01(\x03R\x17identityChangedUnixNanoJ\x04\b\x05\x10\x06J\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
-	"\"\xe6\x02\n" +
+	"\x1aidentity_changed_unix_nano\x18\v \x01(\x03R\x17identityChangedUnixNano\x12\x1a\n" +
+	"\bsessions\x18\f \x03(\fR\bsessionsJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\"\xe0\x02\n" +
 	"\vPeerSession\x12\x18\n" +
+	"\aversion\x18\n" +
+	" \x01(\rR\aversion\x12\x18\n" +
 	"\aratchet\x18\x01 \x01(\fR\aratchet\x12\x19\n" +
 	"\bbase_key\x18\x02 \x01(\fR\abaseKey\x12\x1c\n" +
-	"\tinitiator\x18\x03 \x01(\bR\tinitiator\x12#\n" +
-	"\rpending_start\x18\x04 \x01(\fR\fpendingStart\x12\x1f\n" +
-	"\vpeer_bundle\x18\x05 \x01(\fR\n" +
-	"peerBundle\x12*\n" +
+	"\tinitiator\x18\x03 \x01(\bR\tinitiator\x12\x18\n" +
+	"\apending\x18\v \x01(\bR\apending\x12*\n" +
 	"\x11created_unix_nano\x18\x06 \x01(\x03R\x0fcreatedUnixNano\x125\n" +
 	"\x17last_received_unix_nano\x18\a \x01(\x03R\x14lastReceivedUnixNano\x12\x1e\n" +
 	"\n" +
 	"transcript\x18\b \x01(\fR\n" +
 	"transcript\x12;\n" +
-	"\breceipts\x18\t \x01(\v2\x1f.sealpost.state.v1.ReceiptQueueR\breceipts\"d\n" +
-	"\fReceiptQueue\x12\x1c\n" +
-	"\tdelivered\x18\x01 \x03(\fR\tdelivered\x12\x12\n" +
+	"\breceipts\x18\t \x01(\v2\x1f.sealpost.state.v1.ReceiptQueueR\breceiptsJ\x04\b\x04\x10\x05J\x04\b\x05\x10\x06\"n\n" +
+	"\fPendingStart\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12#\n" +
+	"\rsession_start\x18\x02 \x01(\fR\fsessionStart\x12\x1f\n" +
+	"\vpeer_bundle\x18\x03 \x01(\fR\n" +
+	"peerBundle\"\x96\x01\n" +
+	"\fReceiptQueue\x12\x12\n" +
 	"\x04read\x18\x02 \x03(\fR\x04read\x12\"\n" +
-	"\rdue_unix_nano\x18\x03 \x01(\x03R\vdueUnixNano\"R\n" +
+	"\rdue_unix_nano\x18\x03 \x01(\x03R\vdueUnixNano\x12%\n" +
+	"\x0edelivered_from\x18\x04 \x01(\x04R\rdeliveredFrom\x12!\n" +
+	"\fdelivered_to\x18\x05 \x01(\x04R\vdeliveredToJ\x04\b\x01\x10\x02\"R\n" +
 	"\tKeptIndex\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12+\n" +
 	"\x04kept\x18\x02 \x03(\v2\x17.sealpost.state.v1.KeptR\x04kept\"i\n" +
@@ -828,32 +914,32 @@ func file_statepb_device_proto_rawDescGZIP() []byte {
 	return file_statepb_device_proto_rawDescData
 }
 
-var file_statepb_device_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_statepb_device_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_statepb_device_proto_goTypes = []any{
 	(*Device)(nil),       // 0: sealpost.state.v1.Device
 	(*Peer)(nil),         // 1: sealpost.state.v1.Peer
 	(*PeerSession)(nil),  // 2: sealpost.state.v1.PeerSession
-	(*ReceiptQueue)(nil), // 3: sealpost.state.v1.ReceiptQueue
-	(*KeptIndex)(nil),    // 4: sealpost.state.v1.KeptIndex
-	(*Kept)(nil),         // 5: sealpost.state.v1.Kept
-	(*KeptIncoming)(nil), // 6: sealpost.state.v1.KeptIncoming
-	(*KeptFinding)(nil),  // 7: sealpost.state.v1.KeptFinding
-	(*PrivateKey)(nil),   // 8: sealpost.state.v1.PrivateKey
+	(*PendingStart)(nil), // 3: sealpost.state.v1.PendingStart
+	(*ReceiptQueue)(nil), // 4: sealpost.state.v1.ReceiptQueue
+	(*KeptIndex)(nil),    // 5: sealpost.state.v1.KeptIndex
+	(*Kept)(nil),         // 6: sealpost.state.v1.Kept
+	(*KeptIncoming)(nil), // 7: sealpost.state.v1.KeptIncoming
+	(*KeptFinding)(nil),  // 8: sealpost.state.v1.KeptFinding
+	(*PrivateKey)(nil),   // 9: sealpost.state.v1.PrivateKey
 }
 var file_statepb_device_proto_depIdxs = []int32{
-	8, // 0: sealpost.state.v1.Device.signed_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	8, // 1: sealpost.state.v1.Device.pq_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	8, // 2: sealpost.state.v1.Device.one_time_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	8, // 3: sealpost.state.v1.Device.mailbox_keys:type_name -> sealpost.state.v1.PrivateKey
-	2, // 4: sealpost.state.v1.Peer.sessions:type_name -> sealpost.state.v1.PeerSession
-	3, // 5: sealpost.state.v1.PeerSession.receipts:type_name -> sealpost.state.v1.ReceiptQueue
-	5, // 6: sealpost.state.v1.KeptIndex.kept:type_name -> sealpost.state.v1.Kept
-	7, // 7: sealpost.state.v1.KeptIncoming.findings:type_name -> sealpost.state.v1.KeptFinding
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	9, // 0: sealpost.state.v1.Device.signed_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	9, // 1: sealpost.state.v1.Device.pq_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	9, // 2: sealpost.state.v1.Device.one_time_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	9, // 3: sealpost.state.v1.Device.mailbox_keys:type_name -> sealpost.state.v1.PrivateKey
+	4, // 4: sealpost.state.v1.PeerSession.receipts:type_name -> sealpost.state.v1.ReceiptQueue
+	6, // 5: sealpost.state.v1.KeptIndex.kept:type_name -> sealpost.state.v1.Kept
+	8, // 6: sealpost.state.v1.KeptIncoming.findings:type_name -> sealpost.state.v1.KeptFinding
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_statepb_device_proto_init() }
@@ -868,7 +954,7 @@ func file_statepb_device_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statepb_device_proto_rawDesc), len(file_statepb_device_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
