@@ -1,10 +1,12 @@
 package sealpost
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/sealpost/sealpost/internal/ct"
@@ -53,6 +55,10 @@ type Device struct {
 	tags     map[[16]byte]*peer
 	kept     map[MessageID]*peer
 	keptHash map[[32]byte]*peer // envelope hash of every kept result
+	// active lists the most recently used sessions, newest first, at most
+	// maxSlowPath: those an envelope with an unknown tag is tried on.
+	active     []activeSession
+	slowTrials int // sessions tried on the slow path, for tests
 }
 
 // Open loads the device for self from the store, or creates it (a new
@@ -123,14 +129,23 @@ func (d *Device) load(ctx context.Context, raw []byte) error {
 		return err
 	}
 	d.id, d.pre, d.rec = id, pre, rec
+	var all []activeSession
 	for _, key := range rec.Peers {
 		p, err := d.loadPeer(ctx, key)
 		if err != nil {
 			return err
 		}
+		for _, s := range p.sessions {
+			all = append(all, activeSession{p, s})
+		}
 		d.peers[p.addr] = p
 		d.index(p)
 	}
+	// The sessions that received last are taken as the most recently used.
+	slices.SortStableFunc(all, func(a, b activeSession) int {
+		return cmp.Compare(b.s.meta.LastReceivedUnixNano, a.s.meta.LastReceivedUnixNano)
+	})
+	d.active = all[:min(len(all), maxSlowPath)]
 	return nil
 }
 

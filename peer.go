@@ -558,6 +558,7 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 	p.raw = raw
 	for i, s := range write {
 		s.committed(sraw[i])
+		d.used(p, s)
 	}
 	p.saved = append(p.saved[:0], p.sessions...)
 	d.peers[p.addr] = p

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sealpost/sealpost/envelope"
@@ -133,21 +134,53 @@ func (d *Device) decrypt(ctx context.Context, h envelope.Header, body, raw []byt
 	return d.slowPath(h.Tag, body)
 }
 
-// slowPath tries the envelope on every session, for messages whose tag ran
-// ahead of the window. The ratchet bounds the trials per session.
+// maxSlowPath bounds the sessions an envelope with an unknown tag is tried
+// on: the most recently used ones. Such an envelope is either garbage (a
+// flood must cost a bounded amount per envelope, whatever the number of
+// sessions: ADVERSARIAL 24) or a message more than ratchet.TagWindow past
+// what its session expects, which only happens after heavy loss; it is
+// found if its session is among the maxSlowPath most recently used, and is
+// otherwise ErrDecrypt.
+const maxSlowPath = 32
+
+// slowPath tries the envelope on the most recently used sessions, for
+// messages whose tag ran ahead of the window. The ratchet bounds the trials
+// per session (two header trial decryptions).
 func (d *Device) slowPath(tag [16]byte, body []byte) (*received, error) {
-	for _, p := range d.peers {
-		for _, s := range p.sessions {
-			plain, err := s.r.Decrypt(tag, body)
-			if err == nil {
-				return &received{p: p, s: s, plain: plain, batch: new(Batch)}, nil
-			}
-			if !errors.Is(err, ErrDecrypt) {
-				return nil, err // a failed Decrypt changes nothing
-			}
+	for _, a := range d.active {
+		if !slices.Contains(a.p.sessions, a.s) || d.peers[a.p.addr] != a.p {
+			continue // dropped since
+		}
+		d.slowTrials++
+		plain, err := a.s.r.Decrypt(tag, body)
+		if err == nil {
+			return &received{p: a.p, s: a.s, plain: plain, batch: new(Batch)}, nil
+		}
+		if !errors.Is(err, ErrDecrypt) {
+			return nil, err // a failed Decrypt changes nothing
 		}
 	}
 	return nil, fmt.Errorf("%w: no session or mailbox key opens the envelope", ErrDecrypt)
+}
+
+// activeSession is an entry of Device.active.
+type activeSession struct {
+	p *peer
+	s *session
+}
+
+// used moves s to the front of the most recently used sessions.
+func (d *Device) used(p *peer, s *session) {
+	i := slices.IndexFunc(d.active, func(a activeSession) bool { return a.s == s })
+	switch {
+	case i == 0:
+		return
+	case i > 0:
+		d.active = slices.Delete(d.active, i, i+1)
+	case len(d.active) == maxSlowPath:
+		d.active = d.active[:maxSlowPath-1]
+	}
+	d.active = slices.Insert(d.active, 0, activeSession{p, s})
 }
 
 // openFirstContact tries each of our mailbox keys, newest first.

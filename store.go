@@ -25,45 +25,47 @@ type Store interface {
 // Batch is a set of puts and deletes applied together by Store.Apply. Later
 // operations on the same key replace earlier ones.
 type Batch struct {
-	ops   map[string][]byte // nil value: delete
-	order []string
+	ops []batchOp // in the order each key was first touched
+}
+
+type batchOp struct {
+	key     string
+	value   []byte
+	deleted bool
 }
 
 // Put records that key is to hold value. The batch keeps value as given;
 // the caller must not change it afterwards.
 func (b *Batch) Put(key string, value []byte) {
-	b.set(key, value)
+	if value == nil {
+		value = []byte{}
+	}
+	b.set(batchOp{key: key, value: value})
 }
 
 // Delete records that key is to be removed.
-func (b *Batch) Delete(key string) { b.set(key, nil) }
+func (b *Batch) Delete(key string) { b.set(batchOp{key: key, deleted: true}) }
 
-func (b *Batch) set(key string, value []byte) {
-	if b.ops == nil {
-		b.ops = make(map[string][]byte)
+// set adds op, replacing an earlier one on the same key. A Device's
+// batches touch a handful of keys, so a scan beats a map.
+func (b *Batch) set(op batchOp) {
+	for i := range b.ops {
+		if b.ops[i].key == op.key {
+			b.ops[i] = op
+			return
+		}
 	}
-	if _, ok := b.ops[key]; !ok {
-		b.order = append(b.order, key)
-	}
-	if value == nil {
-		b.ops[key] = nil
-		return
-	}
-	if len(value) == 0 {
-		value = []byte{}
-	}
-	b.ops[key] = value
+	b.ops = append(b.ops, op)
 }
 
 // Len returns the number of keys the batch touches.
-func (b *Batch) Len() int { return len(b.order) }
+func (b *Batch) Len() int { return len(b.ops) }
 
 // Each calls fn for every key in the order first touched, with its final
 // value, or with deleted true.
 func (b *Batch) Each(fn func(key string, value []byte, deleted bool) error) error {
-	for _, k := range b.order {
-		v := b.ops[k]
-		if err := fn(k, v, v == nil); err != nil {
+	for _, op := range b.ops {
+		if err := fn(op.key, op.value, op.deleted); err != nil {
 			return err
 		}
 	}
@@ -91,18 +93,20 @@ func (s *MemoryStore) Get(_ context.Context, key string) ([]byte, error) {
 	return append([]byte{}, v...), nil
 }
 
-// Apply applies the batch atomically.
+// Apply applies the batch atomically. It keeps the batch's values without
+// copying them (Batch.Put's contract says they do not change); Get and
+// Snapshot hand out copies.
 func (s *MemoryStore) Apply(_ context.Context, b *Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return b.Each(func(key string, value []byte, deleted bool) error {
-		if deleted {
-			delete(s.m, key)
+	for _, op := range b.ops {
+		if op.deleted {
+			delete(s.m, op.key)
 		} else {
-			s.m[key] = append([]byte{}, value...)
+			s.m[op.key] = op.value
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // Snapshot returns a copy of the whole store, for tests that compare state
