@@ -193,6 +193,35 @@ func TestFirstContactReplay(t *testing.T) {
 	}
 	replay("after the session was evicted")
 	receive(t, alice, send(t, bob, alice, "still fine"))
+
+	// Once rotation drops the signed prekey the start used, the record of
+	// accepted starts for it goes too; the replay is still refused with
+	// nothing changed (its mailbox key rotated away with the prekey, so it
+	// no longer even opens).
+	seen := func() (n int) {
+		for k := range bob.store.Snapshot() {
+			if strings.HasPrefix(k, "seen/") {
+				n++
+			}
+		}
+		return n
+	}
+	if seen() == 0 {
+		t.Fatal("no record of accepted starts")
+	}
+	for range 4 {
+		if err := bob.RotatePrekeys(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := seen(); n != 0 {
+		t.Fatalf("%d records of accepted starts left after their signed prekeys were dropped", n)
+	}
+	before = dmCapture(bob, fs)
+	if _, err := bob.Receive(ctx, first.Envelope); !errors.Is(err, sealpost.ErrDecrypt) {
+		t.Fatalf("replay after rotation: %v, want ErrDecrypt", err)
+	}
+	dmUnchanged(t, bob, fs, before, "replay after rotation")
 }
 
 // TestUnknownPrekey: a session start naming a one-time prekey the

@@ -64,8 +64,22 @@
 //     receipt implies delivery. The receipt hash binds each id with the hash
 //     of the exact content received.
 //   - A failed Send keeps the spent ratchet key spent (in memory) and
-//     releases no envelope; a failed Receive releases nothing and restores
-//     the peer from its last committed record.
+//     releases no envelope; a failed Receive releases nothing and rewinds
+//     the peer to what it last committed.
+//   - A peer is saved as small records, so a message rewrites only what it
+//     changed: the peer record (identity, mailbox, session list), one
+//     record per session (ratchet, transcript head, receipt-queue bounds),
+//     the transcript's logs and the queued delivery receipts in fixed
+//     blocks of 16 entries, the pending session start until the peer
+//     replies, and the kept results with their index. One message writes
+//     about 1-3 KB where the whole peer (up to ~35 KB) used to be
+//     rewritten.
+//   - An envelope whose tag no session expects is tried on the 32 most
+//     recently used sessions only, so a flood of garbage costs a bounded
+//     amount per envelope however many sessions the device has. The price:
+//     a message more than ratchet.TagWindow ahead of what its session
+//     expects (heavy loss) on a session outside those 32 is ErrDecrypt
+//     until the session is used again.
 //   - Accepted session starts are remembered by the hash of their base key,
 //     so a replayed start is ErrDuplicate even after its session is gone.
 package sealpost

@@ -63,6 +63,9 @@ func (d *Device) commitDevice(ctx context.Context, pre *prekeys) error {
 	if err := d.putDevice(b, pre); err != nil {
 		return err
 	}
+	if d.pre != nil {
+		forgetSeen(b, d.pre, pre)
+	}
 	if err := d.store.Apply(ctx, b); err != nil {
 		return err
 	}

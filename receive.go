@@ -130,6 +130,14 @@ func (d *Device) decrypt(ctx context.Context, h envelope.Header, body, raw []byt
 		if !errors.Is(err, ErrDecrypt) {
 			return nil, err
 		}
+		// Sealed to none of our mailbox keys (perhaps one rotated away):
+		// if it is no session message either, say that, not what the
+		// ratchet thinks of its first bytes.
+		rc, err := d.slowPath(h.Tag, body)
+		if err != nil && !errors.Is(err, ErrDecrypt) {
+			err = fmt.Errorf("%w: no session or mailbox key opens the envelope", ErrDecrypt)
+		}
+		return rc, err
 	}
 	return d.slowPath(h.Tag, body)
 }
@@ -231,12 +239,14 @@ func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*re
 // respond runs the responder's side of a new session start and places the
 // new session.
 func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionStart) error {
-	baseSum := sha256.Sum256(start.BaseKey())
-	seen := keySeenPrefix + hex.EncodeToString(baseSum[:])
-	if _, err := getRecord(ctx, d.store, seen); err == nil {
-		return fmt.Errorf("%w: session start replayed", ErrDuplicate)
-	} else if !errors.Is(err, ErrNotFound) {
+	seen, err := d.seenStarts(ctx, start.SignedPrekeyID)
+	if err != nil {
 		return err
+	}
+	baseSum := sha256.Sum256(start.BaseKey())
+	seenSet, replayed := seen.with([16]byte(baseSum[:16]))
+	if replayed {
+		return fmt.Errorf("%w: session start replayed", ErrDuplicate)
 	}
 	spk := d.pre.signedByID(start.SignedPrekeyID)
 	pq := d.pre.pqByID(start.PQPrekeyID, start.PQOneTime)
@@ -264,7 +274,7 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 	if otp != nil || start.PQOneTime {
 		rc.pre = d.pre.without(otp, pq)
 	}
-	putRecord(rc.batch, seen, []byte{1})
+	putRecord(rc.batch, seenKey(start.SignedPrekeyID), seenSet)
 	return nil
 }
 
