@@ -81,5 +81,7 @@
 //     expects (heavy loss) on a session outside those 32 is ErrDecrypt
 //     until the session is used again.
 //   - Accepted session starts are remembered by the hash of their base key,
-//     so a replayed start is ErrDuplicate even after its session is gone.
+//     so a replayed start is ErrDuplicate even after its session is gone;
+//     they are kept per signed prekey and forgotten when RotatePrekeys
+//     drops that prekey (a start naming it can no longer be accepted).
 package sealpost

@@ -12,7 +12,7 @@ import (
 // chain heads, gaps, findings) plus its two logs in fixed blocks of
 // LogBlockSize entries, each block under its own slot. Sent and Received
 // each add one entry to one log, so a caller that saves after every
-// message writes the head and one block (NewestBlock) instead of the whole
+// message writes the head and one block (ChangedBlocks) instead of the whole
 // state: a few hundred bytes instead of up to 26 KiB with full logs.
 
 // Log names one of a conversation's two logs in a split save.
@@ -42,7 +42,7 @@ func (l Log) record() int {
 }
 
 // MarshalHead encodes c without its logs, for a split save: with the
-// blocks NewestBlock has returned since, it is the whole conversation.
+// blocks ChangedBlocks has returned since, it is the whole conversation.
 // It does not fail.
 func (c *Conversation) MarshalHead() ([]byte, error) {
 	m := c.state()
@@ -50,22 +50,25 @@ func (c *Conversation) MarshalHead() ([]byte, error) {
 	return pbstrict.Marshal(m)
 }
 
-// NewestBlock returns the slot and the encoding of the block that holds
-// the newest entry of log l, which is what a split save writes after Sent
-// (SentLog) or Received (ReceivedLog). ok is false when the log is empty.
-func (c *Conversation) NewestBlock(l Log) (slot int, block []byte, ok bool) {
+// ChangedBlocks calls fn with the slot and encoding of every block that
+// holds an entry of log l added after its first since entries (since is
+// LogTotal(l) as last saved). After one Sent or Received that is one
+// block: what a split save writes besides the head.
+func (c *Conversation) ChangedBlocks(l Log, since uint64, fn func(slot int, block []byte)) {
 	total := c.logTotal(l)
-	if total == 0 {
-		return 0, nil, false
+	if since >= total {
+		return
 	}
-	k := (total - 1) / LogBlockSize
-	from := k * LogBlockSize
-	b := make([]byte, 8, 8+int(total-from)*l.record())
-	binary.BigEndian.PutUint64(b, from)
-	for a := from; a < total; a++ {
-		b = c.appendEntry(b, l, a)
+	since = max(since, total-min(total, MaxLog))
+	for k := since / LogBlockSize; k <= (total-1)/LogBlockSize; k++ {
+		from, to := k*LogBlockSize, min(total, (k+1)*LogBlockSize)
+		b := make([]byte, 8, 8+int(to-from)*l.record())
+		binary.BigEndian.PutUint64(b, from)
+		for a := from; a < to; a++ {
+			b = c.appendEntry(b, l, a)
+		}
+		fn(int(k%LogSlots), b)
 	}
-	return int(k % LogSlots), b, true
 }
 
 // LogTotal returns how many entries were ever added to log l: a caller
