@@ -438,7 +438,10 @@ func TestUnopenedFirstContactError(t *testing.T) {
 			}
 		}
 	}
+	// Before be8572a, 16 of the 32 were ErrUnsupportedVersion: with a
+	// session held, the slow path read the HPKE encapsulation's first
+	// (random) byte as a ratchet version.
 	if len(wrong) > 0 {
-		t.Skipf("BUG: %d of 32 unopened first contacts are not ErrDecrypt, e.g. %v: receive.go decrypt falls through to slowPath, whose trial Decrypt on each session reads the HPKE encapsulation's first (random) byte as the ratchet version and returns ErrUnsupportedVersion at once, so the error class is random whenever the device holds a session", len(wrong), wrong[0])
+		t.Fatalf("%d of 32 unopened first contacts are not ErrDecrypt, e.g. %v", len(wrong), wrong[0])
 	}
 }
