@@ -390,6 +390,7 @@ func (h *akErrs) check() {
 	if name := akLeak(h.secrets, h.texts); name != "" {
 		h.t.Errorf("hygiene: %s appears in an error string", name)
 	}
+	h.t.Logf("hygiene: %d errors checked against %d secrets", h.errs, len(h.secrets))
 }
 
 // akLeak reports the name of a secret some 16-byte window of which is in
