@@ -117,12 +117,3 @@ func (q *idQueue) load(from, to uint64, block func(slot int) ([]byte, error)) er
 	*q = next
 	return nil
 }
-
-// clone copies q.
-func (q *idQueue) clone() idQueue {
-	c := *q
-	if q.buf != nil {
-		c.buf = append([][16]byte(nil), q.buf...)
-	}
-	return c
-}

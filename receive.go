@@ -96,7 +96,9 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 		d.restore(rc.p, nil)
 		return nil, err
 	}
-	// 5. Keep the result until Done, and commit everything at once.
+	// 5. Answer on the session the peer used.
+	rc.p.promote(rc.s)
+	// 6. Keep the result until Done, and commit everything at once.
 	if err := d.keep(rc, in, keptKey, sum); err != nil {
 		d.restore(rc.p, nil)
 		return nil, err
@@ -270,7 +272,7 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 	now := d.opts.now().UnixNano()
 	rc.s = newSession(rc.p.addr, r, &statepb.PeerSession{
 		BaseKey: start.BaseKey(), CreatedUnixNano: now, LastReceivedUnixNano: now})
-	rc.p.place(rc.s)
+	rc.p.promote(rc.s)
 	if otp != nil || start.PQOneTime {
 		rc.pre = d.pre.without(otp, pq)
 	}
@@ -278,21 +280,32 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 	return nil
 }
 
-// place makes a session from a peer's new start current, except during a
-// simultaneous start: when our current session is one we started that the
-// peer has not yet confirmed, both sides keep the session whose base key
-// sorts first, so they converge on one session. The other stays archived
-// and still receives.
-func (p *peer) place(s *session) {
-	if len(p.sessions) > 0 {
+// promote makes s, a session that a message just arrived on (or a new
+// session a peer's start created), the current one: the one Send uses.
+// The peer sends on the session it holds current, so answering on that
+// one brings both sides to one session after any exchange, whatever the
+// order of late starts, lost messages and restores (libsignal does the
+// same). The exception is a simultaneous start: when a new start from the
+// peer meets a session we started that it has not confirmed, both sides
+// keep the session whose base key sorts first, so that crossing starts
+// settle at once; the new session is archived and still receives, and
+// becomes current if a later message arrives on it.
+func (p *peer) promote(s *session) {
+	i := slices.Index(p.sessions, s)
+	if i == 0 {
+		return
+	}
+	if i > 0 {
+		p.sessions = slices.Delete(p.sessions, i, i+1)
+	}
+	at := 0
+	if i < 0 && len(p.sessions) > 0 {
 		cur := p.sessions[0]
 		if cur.meta.Initiator && !cur.confirmed() && bytes.Compare(cur.meta.BaseKey, s.meta.BaseKey) < 0 {
-			p.sessions = append([]*session{cur, s}, p.sessions[1:]...)
-			p.trimSessions()
-			return
+			at = 1
 		}
 	}
-	p.sessions = append([]*session{s}, p.sessions...)
+	p.sessions = slices.Insert(p.sessions, at, s)
 	p.trimSessions()
 }
 

@@ -1,6 +1,7 @@
 package transcript
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -87,19 +88,34 @@ func (c *Conversation) Sent(f Fields, id [16]byte, content []byte) error {
 // are content and whose decoded transcript fields are f, and returns the
 // findings it newly reveals (nil when there are none). It returns
 // ErrMalformed for impossible fields, ErrDuplicate for a seq already
-// received, ErrExpiredKey for one given up as Lost, and ErrTooManySkipped
-// for one more than MaxMissing past the highest received; then it changes
-// nothing.
+// received with the same content, ErrExpiredKey for one given up as Lost,
+// and ErrTooManySkipped for one more than MaxMissing past the highest
+// received; then it changes nothing. A content whose seq was received with
+// other contents (still in the received log) is accepted with a Fork
+// finding and leaves the chain as it was: the peer's state went back or
+// was cloned, and its new contents must not be lost.
 func (c *Conversation) Received(f Fields, id [16]byte, content []byte) ([]Finding, error) {
 	// 1. Check everything before anything changes.
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	if err := c.in.admit(f.Seq, c.sticky); err != nil {
-		return nil, err
-	}
+	err := c.in.admit(f.Seq, c.sticky)
 	// 2. Hash the bytes exactly as received; never a re-encoding.
 	cur := receivedEntry{seq: f.Seq, id: id, hash: kdf.Hash(kdf.LabelTranscriptContent, content)}
+	if err != nil {
+		if errors.Is(err, ErrDuplicate) {
+			if e, ok := c.in.lookupSeq(f.Seq); ok && e.hash != cur.hash {
+				// Not the content we received under this seq, and only a
+				// holder of the session keys could send it: the peer's
+				// state went back (a restored backup) or was cloned. It is
+				// a new content; refusing it would lose a message.
+				fork := Finding{Kind: Fork, Seq: f.Seq, ToSeq: f.Seq, IDs: [][16]byte{e.id, id}}
+				c.in.log.push(cur)
+				return c.keep([]Finding{fork}), nil
+			}
+		}
+		return nil, err
+	}
 	// 3. Our chain as the peer saw it: forks in its report, drops.
 	var found []Finding
 	found = c.out.ack(&f, found)

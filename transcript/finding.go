@@ -63,6 +63,9 @@ func (k Kind) String() string {
 //     carries is not the hash of Seq as we received it (Seq 0: content 1
 //     carried a non-zero Prev); IDs are those of the two contents still in
 //     the received log;
+//   - Seq=ToSeq, not Outgoing: a peer content arrived with the seq of one
+//     received before but other bytes (the peer's state was restored from
+//     a backup or cloned); IDs are the first content's and the new one's;
 //   - Outgoing, Seq=ToSeq: the peer's hash of our content Seq is not ours;
 //     IDs holds our id of Seq;
 //   - Outgoing, Seq > the number we sent: the peer acknowledges our

@@ -53,14 +53,6 @@ func (r *ring[T]) canRewind(n uint64) bool {
 	return n-min(n-r.base, MaxLog)+ringSlots >= r.total
 }
 
-// rewind returns the log to what it was at total n; canRewind(n) must hold.
-func (r *ring[T]) rewind(n uint64) {
-	if len(r.buf) < ringSlots {
-		r.buf = r.buf[:n-r.base]
-	}
-	r.total = n
-}
-
 // load replaces r with entries (oldest first), the newest of which has
 // absolute index total-1.
 func (r *ring[T]) load(entries []T, total uint64) {

@@ -168,9 +168,6 @@ func decodeHead(head []byte) (*statepb.Transcript, error) {
 	if len(m.SentLog)+len(m.ReceivedLog) != 0 {
 		return nil, malformed("head holds log entries")
 	}
-	if m.ReceivedLogged > m.Highest {
-		return nil, malformed("received log count")
-	}
 	return m, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/sealpost/sealpost/transcript"
@@ -111,7 +112,6 @@ func TestReceivedErrorsChangeNothing(t *testing.T) {
 	}{
 		{"replay of a received content", func(p *pair) msg { return p.sent['a'][0] }, transcript.ErrDuplicate},
 		{"replay of a waiting content", func(p *pair) msg { return p.sent['a'][3] }, transcript.ErrDuplicate},
-		{"replay with other bytes", func(p *pair) msg { return forge(p.sent['a'][1], "zzz", nil) }, transcript.ErrDuplicate},
 		{"seq 0", func(p *pair) msg {
 			return forge(p.sent['a'][2], "x", func(f *transcript.Fields) { f.Seq = 0 })
 		}, transcript.ErrMalformed},
@@ -144,6 +144,38 @@ func TestReceivedErrorsChangeNothing(t *testing.T) {
 				t.Fatal("a failed Received changed the state")
 			}
 		})
+	}
+}
+
+// TestForkedSeqAccepted: a content with the seq of one already received
+// but other bytes (the peer's state was restored from a backup) is a new
+// content: accepted with a Fork naming both, the chain left as it was; the
+// same forked content again is a duplicate, and it can be acknowledged.
+func TestForkedSeqAccepted(t *testing.T) {
+	p := exchange(t, "a", "a", "a", "a", "B1", "B2", "B4 => gap: peer seq 3", "b")
+	b := p.conv['b']
+	next := b.Next()
+	m := forge(p.sent['a'][1], "zzz", nil)
+	fs, err := b.Received(m.f, m.id, m.raw)
+	if err != nil || len(fs) != 1 || fs[0].Kind != transcript.Fork || fs[0].Seq != 2 || fs[0].ToSeq != 2 ||
+		len(fs[0].IDs) != 2 || fs[0].IDs[0] != p.sent['a'][1].id || fs[0].IDs[1] != m.id {
+		t.Fatalf("forked seq: %v, %v", describe(fs), err)
+	}
+	if b.Next() != next {
+		t.Fatal("a forked content moved the chain")
+	}
+	before := state(t, b)
+	if fs, err := b.Received(m.f, m.id, m.raw); !errors.Is(err, transcript.ErrDuplicate) || fs != nil {
+		t.Fatalf("the forked content again: %v, %v", fs, err)
+	}
+	if !bytes.Equal(before, state(t, b)) {
+		t.Fatal("a failed Received changed the state")
+	}
+	if _, err := b.ReceiptHash([][16]byte{m.id}); err != nil {
+		t.Fatalf("the forked content cannot be acknowledged: %v", err)
+	}
+	if !slices.ContainsFunc(b.Findings(), func(f transcript.Finding) bool { return f.Kind == transcript.Fork && f.Seq == 2 }) {
+		t.Fatal("the fork is not kept")
 	}
 }
 
