@@ -14,7 +14,7 @@
 // # What the relay still sees
 //
 // The recipient's mailbox id, a routing tag that looks random and changes
-// every message, the padded size (Padmé, 256-byte floor: receipts and short
+// every message, the padded size (Padmé, 384-byte floor: receipts and short
 // messages are one size), and the time. A relay compelled to hand over
 // everything it holds hands over that routing metadata only.
 //
