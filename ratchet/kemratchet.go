@@ -85,13 +85,13 @@ func (f *kemField) check() error {
 // declared+1, streams its encapsulation key, collects the peer's answer and
 // decapsulates. At most one epoch is in flight.
 type ownLane struct {
-	declared uint32                  // newest epoch mixed (in our sending chains)
-	seed     [kemSeedSize]byte       // secret: the epoch's decapsulation key
-	ekSent   uint32                  // encapsulation key chunks sent
-	answer   *erasure.Decoder        // the peer's answer; nil once ready
-	ready    bool                    // decapsulated and confirmed, not yet mixed
+	declared uint32                    // newest epoch mixed (in our sending chains)
+	seed     [kemSeedSize]byte         // secret: the epoch's decapsulation key
+	ekSent   uint32                    // encapsulation key chunks sent
+	answer   *erasure.Decoder          // the peer's answer; nil once ready
+	ready    bool                      // decapsulated and confirmed, not yet mixed
 	secret   [mlkem.SharedKeySize]byte // secret, once ready
-	th       [keySize]byte           // the epoch's transcript, once ready
+	th       [keySize]byte             // the epoch's transcript, once ready
 
 	enc *erasure.Encoder // cache of the encapsulation key's chunks, not saved
 }
