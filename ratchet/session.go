@@ -67,6 +67,10 @@ type hooks struct {
 	kemSeed   func() [kemSeedSize]byte
 	encaps    func(*mlkem.EncapsulationKey768) (ss, ct []byte)
 	classical bool
+	// blind skips every received KEM chunk: the security tests' model of
+	// an attacker that holds a party's classical secrets but none of its
+	// KEM secrets (it follows the public lane state from outside).
+	blind bool
 }
 
 // sendChain is the sending chain.
