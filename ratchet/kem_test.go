@@ -127,10 +127,10 @@ func TestKEMBadControlValues(t *testing.T) {
 	for bob.peer.declared < 1 {
 		converse(t, alice, bob, 2, 2)
 	}
-	before := bob.peer.key.Received()
+	before := bob.peer.received()
 	m := withField(t, alice, func(k *kemField) { k.kind, k.epoch, k.index = kindEK, 1, 200 })
 	recv(t, bob, m)
-	if bob.peer.key == nil || bob.peer.key.Received() != before {
+	if bob.peer.answered() || bob.peer.received() != before {
 		t.Fatal("a chunk of a finished epoch changed the decoder")
 	}
 }
@@ -163,7 +163,7 @@ func TestKEMInvalidKeyStream(t *testing.T) {
 	failures := 0
 	for i := 0; i < 200 && failures < 3; i++ {
 		m := send(t, alice, "a")
-		if bob.peer.key.Received() == bob.peer.key.DataChunks()-1 {
+		if bob.peer.received() == (ekSize+kemChunkSize-1)/kemChunkSize-1 {
 			mustFail(t, bob, m.tag, m.msg, ErrMalformed)
 			failures++
 			continue
@@ -191,7 +191,7 @@ func TestKEMWrongKeyFailsConfirmation(t *testing.T) {
 	for i := 0; i < 400 && failures < 2; i++ {
 		recv(t, bob, send(t, alice, "a"))
 		m := send(t, bob, "b")
-		if d := alice.own.answer; d != nil && d.Received() == d.DataChunks()-1 {
+		if alice.own.received() == (answerSize+kemChunkSize-1)/kemChunkSize-1 {
 			before := state(t, alice)
 			if _, err := alice.Decrypt(m.tag, m.msg); !errorsIs(err, ErrMalformed) {
 				f, _ := fieldOf(t, bob)
@@ -229,7 +229,7 @@ func TestKEMCorruptAnswerStream(t *testing.T) {
 	for i := 0; i < 400 && !failed; i++ {
 		recv(t, bob, send(t, alice, "a"))
 		m := send(t, bob, "b")
-		if d := alice.own.answer; d != nil && d.Received() == d.DataChunks()-1 {
+		if alice.own.received() == (answerSize+kemChunkSize-1)/kemChunkSize-1 {
 			mustFail(t, alice, m.tag, m.msg, ErrMalformed)
 			failed = true
 			continue
@@ -426,7 +426,7 @@ func TestKEMDeterministicEncrypt(t *testing.T) {
 // at once are ErrMalformed, and the session is unchanged.
 func TestKEMStateRejects(t *testing.T) {
 	alice, bob := pairFrom(t, "kem state")
-	for i := 0; alice.own.answer == nil || alice.own.answer.Received() < 2 || !alice.peer.answered(); i++ {
+	for i := 0; alice.own.received() < 2 || !alice.peer.answered(); i++ {
 		if i > 500 {
 			t.Fatal("never mid-round in both lanes")
 		}

@@ -88,7 +88,7 @@ type ownLane struct {
 	declared uint32                    // newest epoch mixed (in our sending chains)
 	seed     [kemSeedSize]byte         // secret: the epoch's decapsulation key
 	ekSent   uint32                    // encapsulation key chunks sent
-	answer   *erasure.Decoder          // the peer's answer; nil once ready
+	answer   *erasure.Decoder          // the peer's answer; nil before its first chunk and once ready
 	ready    bool                      // decapsulated and confirmed, not yet mixed
 	secret   [mlkem.SharedKeySize]byte // secret, once ready
 	th       [keySize]byte             // the epoch's transcript, once ready
@@ -100,14 +100,22 @@ func (l *ownLane) epoch() uint32 { return l.declared + 1 }
 
 // sendsKey reports whether the lane still streams its encapsulation key:
 // until any chunk of the answer arrives, which proves the peer has the key.
-func (l *ownLane) sendsKey() bool { return !l.ready && l.answer.Received() == 0 }
+func (l *ownLane) sendsKey() bool { return !l.ready && l.received() == 0 }
+
+// received is how many distinct chunks of the answer the lane holds.
+func (l *ownLane) received() int {
+	if l.answer == nil {
+		return 0
+	}
+	return l.answer.Received()
+}
 
 // peerLane is the lane the peer owns: this party collects the encapsulation
 // key of epoch declared+1, encapsulates, and streams the answer until the
 // peer declares the epoch.
 type peerLane struct {
 	declared uint32           // newest epoch the peer declared
-	key      *erasure.Decoder // the peer's encapsulation key; nil once answered
+	key      *erasure.Decoder // the peer's encapsulation key; nil before its first chunk and once answered
 	answer   []byte           // ciphertext || confirmation, once answered
 	ctSent   uint32           // answer chunks sent
 	secret   [mlkem.SharedKeySize]byte
@@ -118,12 +126,22 @@ type peerLane struct {
 
 func (l *peerLane) answered() bool { return l.answer != nil }
 
+// received is how many distinct chunks of the key the lane holds.
+func (l *peerLane) received() int {
+	if l.key == nil {
+		return 0
+	}
+	return l.key.Received()
+}
+
+// newOwnLane and newPeerLane start an epoch. Decoders are allocated with
+// the first chunk, so that an idle session holds no chunk buffers.
 func newOwnLane(declared uint32, seed *[kemSeedSize]byte) ownLane {
-	return ownLane{declared: declared, seed: *seed, answer: newDecoder(answerSize)}
+	return ownLane{declared: declared, seed: *seed}
 }
 
 func newPeerLane(declared uint32) peerLane {
-	return peerLane{declared: declared, key: newDecoder(ekSize)}
+	return peerLane{declared: declared}
 }
 
 func newDecoder(size int) *erasure.Decoder {
@@ -360,6 +378,9 @@ func (k *kemPlan) completes(d *erasure.Decoder, f *kemField) (msg []byte, done b
 // ErrMalformed), encapsulates to it and prepares the answer.
 func (s *Session) planKeyChunk(k *kemPlan, f *kemField) error {
 	l := &k.peer
+	if l.key == nil {
+		l.key = newDecoder(ekSize) // reachable from the session only on commit
+	}
 	key, done, err := k.completes(l.key, f)
 	if err != nil || !done {
 		return err
@@ -384,6 +405,9 @@ func (s *Session) planKeyChunk(k *kemPlan, f *kemField) error {
 // and the secret is never used.
 func (s *Session) planAnswerChunk(k *kemPlan, f *kemField) error {
 	l := &k.own
+	if l.answer == nil {
+		l.answer = newDecoder(answerSize) // reachable from the session only on commit
+	}
 	answer, done, err := k.completes(l.answer, f)
 	if err != nil || !done {
 		return err

@@ -31,10 +31,10 @@ func (s *Session) marshalKEM(m *statepb.RatchetSession) {
 }
 
 func marshalDecoder(d *erasure.Decoder) (points, chunks []byte) {
-	n := d.Received()
-	if n == 0 {
+	if d == nil || d.Received() == 0 {
 		return nil, nil
 	}
+	n := d.Received()
 	points, chunks = make([]byte, 0, n), make([]byte, 0, n*kemChunkSize)
 	for i, c := range d.All() {
 		points = append(points, byte(i))
@@ -110,6 +110,9 @@ func (t *Session) loadPeerLane(p *statepb.RatchetKemPeerLane) error {
 // loadDecoder rebuilds a decoder from saved points and chunks (the inverse
 // of marshalDecoder): each point once, fewer than k, every chunk valid.
 func loadDecoder(size int, points, chunks []byte) (*erasure.Decoder, error) {
+	if len(points) == 0 && len(chunks) == 0 {
+		return nil, nil
+	}
 	d := newDecoder(size)
 	if len(chunks) != len(points)*kemChunkSize || len(points) >= d.DataChunks() {
 		return nil, errorf(ErrMalformed, "state KEM decoder sizes")
