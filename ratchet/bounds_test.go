@@ -19,7 +19,8 @@ func craft(t testing.TB, s *Session, pn, n uint32) sealed {
 	}
 	c.pn = pn
 	var mk [keySize]byte
-	tag, msg := c.seal(c.send.hk, n, &mk, []byte("crafted"))
+	f := kemField{mixed: c.own.declared}
+	tag, msg := c.seal(c.send.hk, n, &mk, &f, []byte("crafted"))
 	return sealed{tag, msg, []byte("crafted")}
 }
 

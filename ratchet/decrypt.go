@@ -47,7 +47,9 @@ type location struct {
 // byte-for-byte what it was. Errors: ErrMalformed (too short),
 // ErrUnsupportedVersion, ErrDecrypt (header or body fails, or opens under
 // no key), ErrDuplicate (already decrypted), ErrExpiredKey (its skipped key
-// was evicted), ErrTooManySkipped (too far ahead), ErrLowOrderPoint.
+// was evicted), ErrTooManySkipped (too far ahead), ErrLowOrderPoint, and
+// ErrMalformed for an authenticated KEM field that breaks the KEM ratchet's
+// rules or completes a bad key or answer (doc.go, The KEM ratchet).
 //
 // The receive path, in the specification's order:
 //
@@ -64,9 +66,12 @@ type location struct {
 //     then skip the old chain to PN, DH step, skip the new chain to N
 //     (SkipMessageKeysHE, DHRatchetHE).
 //  6. Open the body under the message key.
-//  7. Finish the DH step (new ratchet key pair, sending chain) and commit:
-//     skipped keys stored, the oldest evicted past the cap, the tag
-//     recorded against replay, the used keys cleared.
+//  7. Finish the DH step (new ratchet key pair, sending chain, and the own
+//     KEM lane's ready secret mixed and declared), plan the KEM chunk
+//     (encapsulating to a completed key, or decapsulating and confirming a
+//     completed answer: ErrMalformed if either is bad), and commit:
+//     skipped keys stored, the oldest evicted past the cap, the KEM lanes,
+//     the tag recorded against replay, the used keys cleared.
 func (s *Session) Decrypt(tag [TagSize]byte, msg []byte) ([]byte, error) {
 	if s.dhs == nil {
 		return nil, errorf(ErrNoSession, "zero session")

@@ -1,8 +1,10 @@
 // Package ratchet implements the Double Ratchet with header encryption, the
 // variant of section 4 of Signal's "The Double Ratchet Algorithm" (Trevor
-// Perrin and Moxie Marlinspike, revision 1, 2016-11-20), with the routing
-// tags of sealpost's DESIGN section 3.3, bounded skipped keys, replay
-// detection, failure without side effects and a versioned saved state.
+// Perrin and Moxie Marlinspike, revision 1, 2016-11-20), with a
+// post-quantum KEM ratchet (ML-KEM-768, FIPS 203) mixed into its root
+// chain, the routing tags of sealpost's DESIGN section 3.3, bounded skipped
+// keys, replay detection, failure without side effects and a versioned
+// saved state.
 //
 // A Session is one party's side of one conversation. NewInitiator and
 // NewResponder start it from the secret, associated data and first ratchet
@@ -32,15 +34,29 @@
 //   - A replay is ErrDuplicate, a message whose skipped key was evicted is
 //     ErrExpiredKey (never ErrDuplicate: it was never read), a message too
 //     far ahead is ErrTooManySkipped.
+//   - Post-quantum post-compromise security: an attacker who holds all of
+//     one party's classical secrets (root, chain, header and ratchet keys)
+//     and can compute every X25519 discrete log stops deriving message keys
+//     once one ML-KEM-768 secret generated after the compromise is mixed
+//     into the root chain: about 66 messages later on average in a
+//     conversation of alternating turns of 1 to 5 messages (see The KEM
+//     ratchet). TestKEMSnapshotHeals shows it on a shadow session built
+//     from such a snapshot, and TestKEMSnapshotConverse that without a KEM
+//     round the same snapshot derives every key. An attacker who also holds
+//     the party's KEM secrets is healed once an epoch whose key pair was
+//     generated after the compromise is mixed (about 260 messages).
+//     Recorded traffic before the compromise stays protected by the session
+//     start's ML-KEM-1024 and every KEM secret mixed since.
 //
 // # What the relay learns
 //
 // For each message, its 16-byte routing tag (pseudorandom, different for
 // every message, unlinkable without the header key) and its length, which
-// is the plaintext's plus Overhead (85 bytes); the caller pads the plaintext
-// (Padmé in envelope/seal) so that the length says little. It learns no
-// ratchet key, no message number and no chain boundary: every message of a
-// given padded size looks alike, DH step or not.
+// is the plaintext's plus Overhead (127 bytes); the caller pads the
+// plaintext (Padmé in envelope/seal) so that the length says little. It
+// learns no ratchet key, no message number, no chain boundary and no KEM
+// state: every message of a given padded size looks alike, DH step or not,
+// carrying a key chunk, an answer chunk or filler.
 //
 // # Protocol decisions
 //
@@ -55,8 +71,15 @@
 //     HKDF call under the ratchet's own label derives three independent,
 //     domain-separated keys from it.
 //  2. KDF_RK_HE: HKDF-SHA-256 with the root key as salt, the X25519 output
-//     as input and "sealpost v1 ratchet root" as info, giving root key,
-//     chain key and next header key (section 5.2's recommendation).
+//     (followed by the ML-KEM shared secret when the step mixes one) as
+//     input, giving root key, chain key and next header key (section 5.2's
+//     recommendation). The info is "sealpost v1 ratchet v2 dh root", or
+//     "sealpost v1 ratchet v2 kem root" when a KEM secret is mixed, then the
+//     lane of the chain's sender (1 byte), the epoch it declares (4 bytes)
+//     and, when mixed, the epoch's transcript hash. Its security against
+//     an attacker who knows the root key and every DH output but not the
+//     KEM secret rests on HKDF-Extract as a dual PRF, the combiner PQXDH
+//     and our session start already use.
 //  3. KDF_CK: message key = HMAC-SHA-256(CK, "sealpost v1 ratchet message
 //     key"), next CK = HMAC-SHA-256(CK, "sealpost v1 ratchet chain key")
 //     (section 5.2 uses the constants 0x01 and 0x02; labels cost the same,
@@ -128,13 +151,81 @@
 //     shows constant time). Encrypt refuses to use N = 2^32-1 (ErrTooLarge),
 //     so a genuine header never carries it.
 //  13. The message is a fixed layout, not protobuf: version (1) ||
-//     encrypted header (56) || body (plaintext + 16). The per-message path
-//     has no parser and no reflection; the layout lives in header.go, so
-//     the post-quantum ratchet can add its fixed-size KEM chunk there and
-//     bump Version.
+//     encrypted header (98) || body nonce (12) || body (plaintext + 16).
+//     The per-message path has no parser and no reflection; the layout,
+//     with its 42-byte KEM field, lives in header.go.
 //  14. Encrypt advances the sending chain before it returns the message,
 //     so a message key is never used twice even if the caller fails to send;
-//     the caller saves the session after Encrypt.
+//     the caller saves the session after Encrypt. Encrypt draws no
+//     randomness (the KEM field is chosen from the saved state), so a
+//     session restored from a backup seals the same bytes again.
+//
+// # The KEM ratchet
+//
+// Beside the DH ratchet runs a KEM ratchet of ML-KEM-768 (crypto/mlkem; the
+// design, sources and simulation are in PQ_RATCHET.md). It has two lanes,
+// one owned by each party (the initiator's is lane 0). A lane runs numbered
+// epochs, one at a time: the owner generates a key pair (saved as its
+// 64-byte seed), streams the 1184-byte encapsulation key; the peer, once it
+// has the key, checks it (FIPS 203's encapsulation key check),
+// encapsulates, and streams the 1088-byte ciphertext with a 16-byte key
+// confirmation, HMAC-SHA-256 under the shared secret of the epoch's
+// transcript (lane, epoch, key, ciphertext); the owner decapsulates and
+// checks the confirmation. At its next DH step the owner mixes the secret
+// into the root KDF of its new sending chain and declares the epoch in
+// every header of that chain; the peer mixes the same secret in the
+// matching receiving half. The peer always holds the secret before the
+// owner can declare it (encapsulation comes first), so no acknowledgement
+// round is needed, and a root step never waits for a chunk.
+//
+// Keys and ciphertexts travel in 32-byte chunks of a systematic
+// Reed-Solomon code over GF(2^8) (internal/erasure), one chunk in the
+// 42-byte KEM field of every header: mixed epoch (4), kind (1: filler, key
+// chunk or answer chunk), epoch (4), erasure point (1), chunk (32). Every
+// message carries a new point, and any 37 distinct chunks rebuild a key,
+// any 35 an answer, so lost and reordered messages never stall a round:
+// the chunks that follow replace the lost ones, with no retransmission and
+// no acknowledgement to lose (a key stops being sent when any answer chunk
+// arrives; an answer when its epoch is declared). Filler is sent only when
+// neither lane has a chunk due; when both do, the count of messages sent
+// alternates between them. The field is inside the header AEAD, so a chunk
+// is authenticated before it is read and changes state only on commit;
+// the chunk that completes a decoder is checked on a clone first.
+//
+// Schedule decision: continuous streaming at one chunk per message, rather
+// than a whole key and ciphertext every N messages or T seconds as PQ3
+// does. Measured in TestKEMCadence and the PQ_RATCHET.md simulation, for
+// alternating turns of 1 to 5 messages: one KEM secret mixed per 91-95
+// messages (11 per 1,000 messages, BenchmarkConversation), each lane
+// at most 260 messages apart in 4,000; an attacker with a classical-only snapshot
+// is locked out after 66 messages on average (p95 142), one with every
+// secret after 261 (p95 355); at 30% loss 95 and 392. It costs exactly 42
+// bytes on every message (127 bytes of overhead instead of 85 for
+// version 1), whatever the traffic, so the KEM state never shows on the
+// wire. Sending whole key and ciphertext once per round instead would cost
+// 2272 bytes per round, about 380 bytes per message at the same cadence,
+// and those messages would stand out; a slower cadence would cut that but
+// lengthen the window in proportion. 64-byte chunks would halve the window
+// for 74 bytes per message; 32 matches Signal's SPQR and keeps well under
+// the 100-byte budget.
+//
+// Failure policy (ADVERSARIAL 29). A flipped bit anywhere in the field is
+// ErrDecrypt (header AEAD). A validly sealed field an honest peer never
+// sends (unknown kind, non-zero filler, a chunk of a future epoch, a
+// declaration that skips an epoch or names one whose secret this party
+// does not hold, a declaration that changes inside a chain) is
+// ErrMalformed. Chunks that rebuild an invalid key, or an answer whose key
+// confirmation fails (a corrupted ciphertext, or a key substituted on the
+// way: ML-KEM decapsulation never fails, it returns a pseudorandom key),
+// make the message that completes the decoder ErrMalformed, with the
+// session unchanged: a wrong secret is never mixed, and the round is never
+// skipped either. Since each chunk was authenticated, only the peer or
+// someone holding its keys can cause it; the decoder keeps the bad chunk,
+// so every later message completing that epoch fails the same way and the
+// app must start a new session (fail closed, never a classical fallback).
+// There is no way to turn the KEM ratchet off: a peer that sends only
+// filler stalls its own lane and the other lane's answers, visibly (no
+// epoch declared), and never makes the honest party skip mixing.
 //
 // # Bounds
 //
@@ -180,9 +271,13 @@
 //
 // # Backwards compatibility
 //
-// Messages start with Version (1) and saved states carry StateVersion (1);
-// anything else is ErrUnsupportedVersion. The post-quantum ratchet will
-// bump both. Golden vectors in testdata (a scripted conversation with every
+// Messages start with Version (2) and saved states carry StateVersion (2);
+// anything else is ErrUnsupportedVersion. Version 1 (the Double Ratchet
+// without the KEM ratchet) is refused, not migrated: sealpost has not
+// shipped, so no version-1 session needs keeping, and a migrated session
+// would go on without the KEM ratchet, the silent downgrade ADVERSARIAL 29
+// forbids. Golden version1_rejected vectors (a genuine version-1 message
+// and state) check it. Golden vectors in testdata (a scripted conversation with every
 // injected key recorded, its messages and saved states, an accumulated
 // 10,000-step walk, and version_unsupported vectors) fail the tests on any
 // accidental format change; regenerate them only with go test -update.

@@ -12,6 +12,11 @@ import "math"
 // save the session after Encrypt and before sending. plaintext is not
 // retained.
 //
+// Every header carries one KEM field of fixed size (a chunk of this
+// party's ML-KEM key, a chunk of its answer to the peer's, or filler), so
+// all messages of a given plaintext length have the same size. Encrypt
+// draws no randomness: the same saved state seals the same bytes.
+//
 // It returns ErrNoSession on the zero Session or a responder that has not
 // received yet, and ErrTooLarge when the chain has used every message
 // number.
@@ -23,12 +28,20 @@ func (s *Session) Encrypt(plaintext []byte) (tag [TagSize]byte, msg []byte, err 
 	if c.n == math.MaxUint32 {
 		return tag, nil, errorf(ErrTooLarge, "sending chain exhausted")
 	}
+	var f kemField
+	if err := s.kemOut(&f); err != nil {
+		return tag, nil, err
+	}
+	if testHookKEMField != nil {
+		testHookKEMField(s, &f)
+	}
 	// Step the chain: a fresh message key, and the chain moves on.
 	var mk [keySize]byte
 	stepChain(&c.ck, &mk)
 	n := c.n
 	c.n++
-	tag, msg = s.seal(c.hk, n, &mk, plaintext)
+	s.kemSent(&f)
+	tag, msg = s.seal(c.hk, n, &mk, &f, plaintext)
 	clear(mk[:])
 	return tag, msg, nil
 }
@@ -36,7 +49,7 @@ func (s *Session) Encrypt(plaintext []byte) (tag [TagSize]byte, msg []byte, err 
 // seal builds message n of the chain of hk under message key mk: the header
 // sealed under the header key with the tag's first 12 bytes as nonce, then
 // the body under mk with the encrypted header added to the AD.
-func (s *Session) seal(hk *headerKeys, n uint32, mk *[keySize]byte, plaintext []byte) (tag [TagSize]byte, msg []byte) {
+func (s *Session) seal(hk *headerKeys, n uint32, mk *[keySize]byte, f *kemField, plaintext []byte) (tag [TagSize]byte, msg []byte) {
 	tag = hk.tag(n)
 	if testHookSeal != nil {
 		testHookSeal(hk.hk, tag, *mk)
@@ -44,7 +57,7 @@ func (s *Session) seal(hk *headerKeys, n uint32, mk *[keySize]byte, plaintext []
 	msg = make([]byte, bodyOffset+len(plaintext)+bodyOverhead)
 	msg[0] = Version
 	sc := s.scratch
-	putHeader(sc.hdr[:], &s.dhsPub, s.pn, n)
+	putHeader(sc.hdr[:], &s.dhsPub, s.pn, n, f)
 	copy(sc.nonce[:], tag[:nonceSize])
 	ad := s.headerAD(&tag)
 	hk.aead.Seal(msg[1:1], sc.nonce[:], sc.hdr[:], ad)
@@ -62,6 +75,11 @@ func (s *Session) headerAD(tag *[TagSize]byte) []byte {
 	ad = append(ad, Version)
 	return append(ad, tag[:]...)
 }
+
+// testHookKEMField, when set by a test, may rewrite the KEM field Encrypt
+// chose, so that a test can send a validly sealed header with a corrupted
+// or inconsistent chunk stream.
+var testHookKEMField func(s *Session, f *kemField)
 
 // testHookSeal, when set by a test, sees the header key, tag and message key
 // of every message sealed.

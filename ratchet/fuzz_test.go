@@ -47,7 +47,7 @@ func FuzzRatchetDecrypt(f *testing.F) {
 		if err := bob.UnmarshalBinary(blob); err != nil {
 			t.Fatal(err)
 		}
-		bob.keygen = seedKeygen("fuzz")
+		bob.hooks = testHooks("fuzz")
 		pt, err := bob.Decrypt([TagSize]byte(in), in[TagSize:])
 		if err != nil {
 			if pt != nil || !anySentinel(err) {
@@ -92,7 +92,7 @@ func FuzzSessionStateUnmarshal(f *testing.F) {
 			}
 			return
 		}
-		s.keygen = seedKeygen("fuzz")
+		s.hooks = testHooks("fuzz")
 		exercise(t, &s)
 	})
 }

@@ -6,12 +6,16 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// The message layout of version 1, fixed so that the per-message path needs
-// no parser and every message of a given body length has the same size:
+// The message layout of version 2, fixed so that the per-message path needs
+// no parser and every message of a given body length has the same size,
+// whatever the state of the KEM ratchet:
 //
-//	message = version (1) || encrypted header (56) || body nonce (12) ||
+//	message = version (1) || encrypted header (98) || body nonce (12) ||
 //	          body ciphertext (len+16)
-//	header  = sender ratchet public key (32) || PN (4, BE) || N (4, BE)
+//	header  = sender ratchet public key (32) || PN (4, BE) || N (4, BE) ||
+//	          KEM field (42)
+//	KEM field = mixed (4, BE) || kind (1) || epoch (4, BE) || index (1) ||
+//	            chunk (32)
 //
 // The header is sealed with ChaCha20-Poly1305 under the chain's header key
 // (see headerKeys), nonce the first 12 bytes of the routing tag, AD the
@@ -24,11 +28,17 @@ import (
 // plaintext under the same key get a different nonce (equal plaintexts give
 // equal ciphertexts, which is all that leaks).
 //
-// A later version (the post-quantum ratchet) appends a fixed-size KEM chunk
-// to the header; only the constants and putHeader/parseHeader change.
+// The KEM field (kemratchet.go) is: mixed, the newest epoch of the
+// sender's own KEM lane that the sending chain's root step mixed; kind,
+// 0 filler, 1 a chunk of the sender's encapsulation key, 2 a chunk of the
+// ciphertext answering the receiver's encapsulation key; epoch and index
+// (the erasure point) of the chunk; and the 32-byte chunk. A filler has
+// epoch, index and chunk zero. Version 1 had no KEM field (a 40-byte
+// header); it is refused with ErrUnsupportedVersion.
 const (
 	// Version is the message format version this build writes and reads.
-	Version = 1
+	// Version 1 (no KEM ratchet) is refused: no silent downgrade.
+	Version = 2
 
 	// TagSize is the size of a routing tag.
 	TagSize = 16
@@ -39,7 +49,7 @@ const (
 	Overhead = bodyOffset + bodyOverhead
 
 	pubSize       = 32
-	headerSize    = pubSize + 4 + 4
+	headerSize    = pubSize + 4 + 4 + kemFieldSize
 	encHeaderSize = headerSize + chacha20poly1305.Overhead
 	nonceOffset   = 1 + encHeaderSize
 	bodyOffset    = nonceOffset + nonceSize
@@ -49,23 +59,27 @@ const (
 
 // header is a decrypted message header.
 type header struct {
-	dh [pubSize]byte
-	pn uint32
-	n  uint32
+	dh  [pubSize]byte
+	pn  uint32
+	n   uint32
+	kem kemField
 }
 
 // putHeader writes the plaintext header into b, which is headerSize long.
-func putHeader(b []byte, dh *[pubSize]byte, pn, n uint32) {
+func putHeader(b []byte, dh *[pubSize]byte, pn, n uint32, f *kemField) {
 	copy(b, dh[:])
 	binary.BigEndian.PutUint32(b[pubSize:], pn)
 	binary.BigEndian.PutUint32(b[pubSize+4:], n)
+	f.put(b[pubSize+8:])
 }
 
-// parseHeader reads a plaintext header of exactly headerSize bytes.
+// parseHeader reads a plaintext header of exactly headerSize bytes. The
+// KEM field's values are checked by the receive path (checkField).
 func parseHeader(b []byte) (h header) {
 	copy(h.dh[:], b)
 	h.pn = binary.BigEndian.Uint32(b[pubSize:])
 	h.n = binary.BigEndian.Uint32(b[pubSize+4:])
+	h.kem.parse(b[pubSize+8:])
 	return h
 }
 

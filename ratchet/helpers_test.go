@@ -3,6 +3,8 @@ package ratchet
 import (
 	"bytes"
 	"crypto/ecdh"
+	"crypto/mlkem"
+	"crypto/mlkem/mlkemtest"
 	"crypto/sha256"
 	"crypto/sha3"
 	"encoding/binary"
@@ -25,20 +27,62 @@ func seedKeygen(label string) func() (*ecdh.PrivateKey, error) {
 	}
 }
 
+// kemSeeds returns a deterministic ML-KEM-768 seed generator: the i-th
+// seed is SHA-256(label || i || 0) || SHA-256(label || i || 1).
+func kemSeeds(label string) func() [kemSeedSize]byte {
+	var i uint32
+	return func() (seed [kemSeedSize]byte) {
+		b := binary.BigEndian.AppendUint32([]byte(label), i)
+		i++
+		h0, h1 := sha256.Sum256(append(b, 0)), sha256.Sum256(append(b, 1))
+		copy(seed[:], h0[:])
+		copy(seed[32:], h1[:])
+		return seed
+	}
+}
+
+// encapsFrom returns deterministic ML-KEM-768 encapsulation whose i-th
+// randomness is SHA-256(label || i) (FIPS 203's ML-KEM.Encaps_internal).
+func encapsFrom(label string) func(*mlkem.EncapsulationKey768) (ss, ct []byte) {
+	var i uint32
+	return func(ek *mlkem.EncapsulationKey768) (ss, ct []byte) {
+		m := sha256.Sum256(binary.BigEndian.AppendUint32([]byte(label), i))
+		i++
+		ss, ct, err := mlkemtest.Encapsulate768(ek, m[:])
+		if err != nil {
+			panic(err)
+		}
+		return ss, ct
+	}
+}
+
+// testHooks makes every random choice of a session deterministic.
+func testHooks(label string) hooks {
+	return hooks{keygen: seedKeygen(label), kemSeed: kemSeeds(label + " kem"), encaps: encapsFrom(label + " encaps")}
+}
+
 // pairFrom builds a deterministic initiator/responder pair from a label.
 func pairFrom(t testing.TB, label string, opts ...Option) (alice, bob *Session) {
 	t.Helper()
+	return pairWith(t, label, false, opts...)
+}
+
+// pairWith is pairFrom, with the KEM ratchet sending filler only
+// (classical) when asked.
+func pairWith(t testing.TB, label string, classical bool, opts ...Option) (alice, bob *Session) {
+	t.Helper()
 	secret := sha256.Sum256([]byte(label + " secret"))
 	bobKey, _ := seedKeygen(label + " bob")()
-	alice, err := newInitiator(secret[:], testAD, bobKey.PublicKey(), seedKeygen(label+" alice"), opts...)
+	ha, hb := testHooks(label+" alice"), testHooks(label+" bob next")
+	ha.classical, hb.classical = classical, classical
+	alice, err := newInitiator(secret[:], testAD, bobKey.PublicKey(), ha, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err = NewResponder(secret[:], testAD, bobKey, opts...)
+	bob, err = newResponder(secret[:], testAD, bobKey, hb, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob.keygen = seedKeygen(label + " bob next")
 	return alice, bob
 }
 

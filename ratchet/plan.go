@@ -24,6 +24,9 @@ type plan struct {
 	send   *sendChain
 	nhks   [keySize]byte
 	rkSend [keySize]byte
+
+	// The KEM lanes after this message (kemratchet.go).
+	kem kemPlan
 }
 
 // clear erases every key the plan holds (on success commit has copied
@@ -37,18 +40,29 @@ func (p *plan) clear() {
 	clear(p.rkSend[:])
 	clear(p.old)
 	clear(p.own)
+	p.kem.clear()
 }
 
 // plan is step 5.
 func (s *Session) plan(p *plan, loc location, h *header) error {
 	p.loc = loc
+	if err := h.kem.check(); err != nil {
+		return err
+	}
+	p.kem.own, p.kem.peer = s.own, s.peer
 	switch loc.at {
 	case atSkipped:
+		// An older chain's root step is long done: its mixed value is
+		// not checked again (its header authenticated under that chain's
+		// key), only its chunk is used.
 		p.mk = s.skipped.chains[loc.ci].keys[loc.ki].mk
 		return nil
 	case atCurrent:
 		if err := s.checkBounds(0, gap(s.recv.n, h.n), h.n); err != nil {
 			return err
+		}
+		if h.kem.mixed != s.peer.declared {
+			return errorf(ErrMalformed, "KEM epoch changed inside a chain")
 		}
 		p.ck = s.recv.ck
 		p.own = skipKeys(&p.ck, s.recv.win, s.recv.n, h.n)
@@ -68,6 +82,9 @@ func (s *Session) planStep(p *plan, h *header) error {
 	if err := s.checkBounds(old, uint64(h.n), h.n); err != nil {
 		return err
 	}
+	if err := p.kem.declared(h.kem.mixed); err != nil {
+		return err
+	}
 	dh, err := exchange(s.dhs, &h.dh)
 	if err != nil {
 		return err
@@ -76,7 +93,7 @@ func (s *Session) planStep(p *plan, h *header) error {
 		p.ck = s.recv.ck
 		p.old = skipKeys(&p.ck, s.recv.win, s.recv.n, h.pn)
 	}
-	kdfRoot(&p.rk, &p.ck, &p.nhkr, &s.rk, dh)
+	kdfRoot(&p.rk, &p.ck, &p.nhkr, &s.rk, dh, s.peerID(), h.kem.mixed, &p.kem.recvMix)
 	p.dhr = h.dh
 	p.own = skipKeys(&p.ck, s.next, 0, h.n)
 	stepChain(&p.ck, &p.mk)
@@ -101,12 +118,21 @@ func skipKeys(ck *[keySize]byte, w *window, from, to uint32) []skippedKey {
 }
 
 // finish is the first half of step 7: for a DH step, the sending half
-// (a new ratchet key pair, the new sending chain). It runs only after the
-// body authenticated, so a forged body costs no key generation.
+// (a new ratchet key pair, the new sending chain, and the own KEM lane's
+// ready epoch declared and mixed, with the next epoch's key pair); then the
+// message's KEM chunk. It runs only after the body authenticated, so a
+// forged body costs no key generation, encapsulation or decapsulation.
 func (s *Session) finish(p *plan, h *header) error {
-	if p.loc.at != atNext {
-		return nil
+	if p.loc.at == atNext {
+		if err := s.sendingHalf(p, h); err != nil {
+			return err
+		}
 	}
+	return s.planChunk(&p.kem, &h.kem)
+}
+
+// sendingHalf is the sending half of a DH step (DHRatchetHE).
+func (s *Session) sendingHalf(p *plan, h *header) error {
 	dhs, err := s.generate()
 	if err != nil {
 		return err
@@ -115,8 +141,9 @@ func (s *Session) finish(p *plan, h *header) error {
 	if err != nil {
 		return err
 	}
+	s.declare(&p.kem)
 	var cks [keySize]byte
-	kdfRoot(&p.rkSend, &cks, &p.nhks, &p.rk, dh)
+	kdfRoot(&p.rkSend, &cks, &p.nhks, &p.rk, dh, s.ownID(), p.kem.own.declared, &p.kem.sendMix)
 	p.dhs = dhs
 	p.send = &sendChain{ck: cks, hk: newHeaderKeys(&s.nhks)}
 	clear(cks[:])
@@ -136,6 +163,7 @@ func (s *Session) commit(p *plan, t *[TagSize]byte, body []byte) {
 	case atNext:
 		s.commitStep(p)
 	}
+	s.commitKEM(&p.kem)
 	for s.skipped.count > int(s.cfg.maxSkipped) {
 		s.expired.push(s.skipped.evictOldest())
 	}

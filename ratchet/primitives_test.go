@@ -34,7 +34,7 @@ func TestHMACMatchesStdlib(t *testing.T) {
 
 // TestConstantSizes pins the wire layout.
 func TestConstantSizes(t *testing.T) {
-	if headerSize != 40 || encHeaderSize != 56 || Overhead != 85 || TagSize != 16 || nonceOffset != 57 || bodyOffset != 69 {
+	if Version != 2 || headerSize != 82 || encHeaderSize != 98 || Overhead != 127 || TagSize != 16 || nonceOffset != 99 || bodyOffset != 111 {
 		t.Fatal("layout constants changed: bump Version")
 	}
 	if nonceSize != chacha20poly1305.NonceSize || keySize != chacha20poly1305.KeySize {
@@ -53,9 +53,16 @@ func TestConstantSizes(t *testing.T) {
 func TestHeaderLayout(t *testing.T) {
 	var b [headerSize]byte
 	dh := [pubSize]byte{1, 2, 3}
-	putHeader(b[:], &dh, 0xdeadbeef, 7)
+	f := kemField{mixed: 0x01020304, kind: kindCT, epoch: 0x05060708, index: 9, chunk: [kemChunkSize]byte{10, 11}}
+	putHeader(b[:], &dh, 0xdeadbeef, 7, &f)
 	h := parseHeader(b[:])
-	if h.dh != dh || h.pn != 0xdeadbeef || h.n != 7 {
+	if h.dh != dh || h.pn != 0xdeadbeef || h.n != 7 || h.kem != f {
 		t.Fatalf("%+v", h)
+	}
+	if headerSize != 82 || encHeaderSize != 98 || Overhead != 127 || kemFieldSize != 42 {
+		t.Fatalf("layout sizes %d %d %d %d", headerSize, encHeaderSize, Overhead, kemFieldSize)
+	}
+	if ekSize != 1184 || answerSize != 1104 || (ekSize+kemChunkSize-1)/kemChunkSize != 37 || (answerSize+kemChunkSize-1)/kemChunkSize != 35 {
+		t.Fatal("ML-KEM-768 sizes")
 	}
 }

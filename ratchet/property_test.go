@@ -77,7 +77,7 @@ func (m *sim) duplicate(to *party) {
 func (m *sim) roundTrip(p *party) {
 	b := state(m.t, p.s)
 	var r Session
-	r.keygen = p.s.keygen
+	r.hooks = p.s.hooks
 	if err := r.UnmarshalBinary(b); err != nil {
 		m.t.Fatal(err)
 	}

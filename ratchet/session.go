@@ -2,8 +2,10 @@ package ratchet
 
 import (
 	"crypto/ecdh"
+	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"hash"
 
@@ -40,13 +42,35 @@ type Session struct {
 	consumed ring[consumed]
 	expired  ring[[TagSize]byte]
 
+	// The KEM ratchet (kemratchet.go): the lane this party owns, the
+	// peer's, and the count of messages sent, which picks between them.
+	initiator bool
+	own       ownLane
+	peer      peerLane
+	sent      uint64
+
 	// Scratch space, so that sealing and opening do not allocate.
 	scratch *scratch
 
-	// Test hooks (never saved): keygen replaces random ratchet keys in
-	// vectors, and trials counts header trial decryptions.
-	keygen func() (*ecdh.PrivateKey, error)
-	trials int
+	hooks
+	trials int // test hook: header trial decryptions
+}
+
+// hooks are test hooks, never saved and never settable from outside the
+// package: keygen replaces random ratchet keys and kemSeed random ML-KEM
+// seeds, encaps makes encapsulation deterministic (vectors), and classical
+// sends filler in every KEM field, so that no KEM round ever completes
+// (benchmarks and the converse security test compare with it). There is
+// no exported way to turn the KEM ratchet off.
+type hooks struct {
+	keygen    func() (*ecdh.PrivateKey, error)
+	kemSeed   func() [kemSeedSize]byte
+	encaps    func(*mlkem.EncapsulationKey768) (ss, ct []byte)
+	classical bool
+	// blind skips every received KEM chunk: the security tests' model of
+	// an attacker that holds a party's classical secrets but none of its
+	// KEM secrets (it follows the public lane state from outside).
+	blind bool
 }
 
 // sendChain is the sending chain.
@@ -83,18 +107,17 @@ type scratch struct {
 // It returns ErrMalformed for a secret of the wrong size or a key that is
 // not X25519, and ErrLowOrderPoint for a low-order peer key.
 func NewInitiator(secret, ad []byte, peerRatchetKey *ecdh.PublicKey, opts ...Option) (*Session, error) {
-	return newInitiator(secret, ad, peerRatchetKey, nil, opts...)
+	return newInitiator(secret, ad, peerRatchetKey, hooks{}, opts...)
 }
 
-func newInitiator(secret, ad []byte, peer *ecdh.PublicKey, keygen func() (*ecdh.PrivateKey, error), opts ...Option) (*Session, error) {
+func newInitiator(secret, ad []byte, peer *ecdh.PublicKey, h hooks, opts ...Option) (*Session, error) {
 	if peer == nil || peer.Curve() != ecdh.X25519() {
 		return nil, errorf(ErrMalformed, "peer ratchet key is not X25519")
 	}
-	s, hka, nhkb, err := newSession(secret, ad, opts)
+	s, hka, nhkb, err := newSession(secret, ad, true, h, opts)
 	if err != nil {
 		return nil, err
 	}
-	s.keygen = keygen
 	copy(s.dhr[:], peer.Bytes())
 	s.hasDHr = true
 	if s.dhs, err = s.generate(); err != nil {
@@ -106,7 +129,7 @@ func newInitiator(secret, ad []byte, peer *ecdh.PublicKey, keygen func() (*ecdh.
 		return nil, err
 	}
 	var ck, nhks [keySize]byte
-	kdfRoot(&s.rk, &ck, &nhks, &s.rk, dh)
+	kdfRoot(&s.rk, &ck, &nhks, &s.rk, dh, s.ownID(), 0, nil)
 	s.send = &sendChain{ck: ck, hk: newHeaderKeys(&hka)}
 	s.nhks = nhks
 	s.next = newWindow(newHeaderKeys(&nhkb), 0, s.cfg.tagWindow)
@@ -125,10 +148,14 @@ func newInitiator(secret, ad []byte, peer *ecdh.PublicKey, keygen func() (*ecdh.
 // It returns ErrMalformed for a secret of the wrong size or a key that is
 // not X25519.
 func NewResponder(secret, ad []byte, ownRatchetKey *ecdh.PrivateKey, opts ...Option) (*Session, error) {
+	return newResponder(secret, ad, ownRatchetKey, hooks{}, opts...)
+}
+
+func newResponder(secret, ad []byte, ownRatchetKey *ecdh.PrivateKey, h hooks, opts ...Option) (*Session, error) {
 	if ownRatchetKey == nil || ownRatchetKey.Curve() != ecdh.X25519() {
 		return nil, errorf(ErrMalformed, "own ratchet key is not X25519")
 	}
-	s, hka, nhkb, err := newSession(secret, ad, opts)
+	s, hka, nhkb, err := newSession(secret, ad, false, h, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -142,15 +169,21 @@ func NewResponder(secret, ad []byte, ownRatchetKey *ecdh.PrivateKey, opts ...Opt
 }
 
 // newSession derives the first root key, HKa and NHKb from the secret with
-// HKDF-SHA-256 under LabelRatchetInit (both parties do the same).
-func newSession(secret, ad []byte, opts []Option) (s *Session, hka, nhkb [keySize]byte, err error) {
+// HKDF-SHA-256 under LabelRatchetInit (both parties do the same), and
+// starts the KEM lanes: the party's own lane generates the key pair of its
+// epoch 1, the peer's lane waits for the peer's.
+func newSession(secret, ad []byte, initiator bool, h hooks, opts []Option) (s *Session, hka, nhkb [keySize]byte, err error) {
 	if len(secret) != SecretSize {
 		return nil, hka, nhkb, errorf(ErrMalformed, "session secret of %d bytes", len(secret))
 	}
-	s = &Session{cfg: defaultConfig(), ad: append([]byte(nil), ad...)}
+	s = &Session{cfg: defaultConfig(), ad: append([]byte(nil), ad...), initiator: initiator, hooks: h}
 	for _, o := range opts {
 		o(&s.cfg)
 	}
+	seed := s.newSeed()
+	s.own = newOwnLane(0, &seed)
+	clear(seed[:])
+	s.peer = newPeerLane(0)
 	s.initRecords()
 	okm := kdf.Key(secret, nil, kdf.LabelRatchetInit, nil, 3*keySize)
 	copy(s.rk[:], okm)
@@ -189,17 +222,29 @@ func exchange(priv *ecdh.PrivateKey, pub *[pubSize]byte) ([]byte, error) {
 	return dh, nil
 }
 
-// kdfRoot is KDF_RK_HE (section 4.2): HKDF-SHA-256 with the root key as
-// salt and the DH output as input, giving the next root key, a chain key and
-// the next header key. It clears dh. rkOut may alias rk.
-func kdfRoot(rkOut, ck, nhk, rk *[keySize]byte, dh []byte) {
+// kdfRoot is KDF_RK_HE (section 4.2) extended with the KEM ratchet:
+// HKDF-SHA-256 with the root key as salt, the DH output (followed by the
+// KEM secret when one is mixed) as input, and as info a label, the lane of
+// the chain's sender and its declared epoch (followed by the epoch's
+// transcript when mixed), giving the next root key, a chain key and the
+// next header key. It clears dh. rkOut may alias rk.
+func kdfRoot(rkOut, ck, nhk, rk *[keySize]byte, dh []byte, lane uint8, epoch uint32, mix *kemMix) {
 	salt := *rk // a copy: HKDF keeps its salt, which must not pin the caller's
-	okm := kdf.Key(dh, salt[:], kdf.LabelRatchetRoot, nil, 3*keySize)
+	var ctxBuf [5 + keySize]byte
+	ctx := binary.BigEndian.AppendUint32(append(ctxBuf[:0], lane), epoch)
+	label, ikm := kdf.LabelRatchetDHRoot, dh
+	if mix != nil && mix.ok {
+		label = kdf.LabelRatchetKEMRoot
+		ctx = append(ctx, mix.th[:]...)
+		ikm = append(append(make([]byte, 0, len(dh)+len(mix.ss)), dh...), mix.ss[:]...)
+	}
+	okm := kdf.Key(ikm, salt[:], label, ctx, 3*keySize)
 	clear(salt[:])
 	copy(rkOut[:], okm)
 	copy(ck[:], okm[keySize:])
 	copy(nhk[:], okm[2*keySize:])
 	clear(okm)
+	clear(ikm)
 	clear(dh)
 }
 

@@ -8,10 +8,11 @@ import (
 )
 
 // StateVersion is the version of the saved state this build writes and
-// reads (statepb.RatchetSession.version). A later version may add fields
-// (the post-quantum ratchet's KEM state); this build refuses any other
-// version with ErrUnsupportedVersion rather than half-read it.
-const StateVersion = 1
+// reads (statepb.RatchetSession.version). Version 2 adds the KEM ratchet's
+// lanes. This build refuses any other version, version 1 included, with
+// ErrUnsupportedVersion rather than half-read it: a version-1 session has no
+// KEM lanes and could only go on without them, a silent downgrade.
+const StateVersion = 2
 
 // MarshalBinary saves the whole session, keys included, as a versioned
 // protobuf (statepb.RatchetSession), encoded deterministically: the same
@@ -44,6 +45,7 @@ func (s *Session) MarshalBinary() ([]byte, error) {
 	for _, c := range s.skipped.chains {
 		m.Skipped = append(m.Skipped, marshalSkipped(c))
 	}
+	s.marshalKEM(m)
 	m.Consumed = marshalConsumed(&s.consumed)
 	for i := range s.expired.len() {
 		t := s.expired.at(i)
@@ -93,7 +95,7 @@ func (s *Session) UnmarshalBinary(data []byte) error {
 	if err != nil {
 		return err
 	}
-	t.keygen = s.keygen
+	t.hooks = s.hooks
 	*s = *t
 	return nil
 }
@@ -116,6 +118,9 @@ func loadSession(m *statepb.RatchetSession) (*Session, error) {
 		return nil, err
 	}
 	if err := t.loadRecords(m.Consumed, m.Expired); err != nil {
+		return nil, err
+	}
+	if err := t.loadKEM(m); err != nil {
 		return nil, err
 	}
 	return t, nil

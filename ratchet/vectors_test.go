@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ecdh"
+	"crypto/mlkem"
+	"crypto/mlkem/mlkemtest"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -38,6 +40,10 @@ type conversation struct {
 	BobPrekey   hexBytes   `json:"bob_prekey_seed"`
 	AliceSeeds  []hexBytes `json:"alice_ratchet_seeds"`
 	BobSeeds    []hexBytes `json:"bob_ratchet_seeds"`
+	AliceKEM    []hexBytes `json:"alice_mlkem_seeds"`
+	BobKEM      []hexBytes `json:"bob_mlkem_seeds"`
+	AliceEncaps []hexBytes `json:"alice_encapsulation_randomness"`
+	BobEncaps   []hexBytes `json:"bob_encapsulation_randomness"`
 	Script      []string   `json:"script"`
 	Messages    []vecMsg   `json:"messages"`
 	AliceState  hexBytes   `json:"alice_state"`
@@ -60,6 +66,70 @@ var script = []string{
 	"deliver 2", // old chain, after a DH step (PN)
 	"bob: ping", "deliver 6",
 	"alice: pong", "deliver 7",
+}
+
+// vectorScript is script followed by vectorTurns alternating turns of 1 to
+// 4 messages, each delivered at once but the first of every fifth turn,
+// which is delivered after the second (reordered): long enough for a KEM
+// epoch of each lane to be exchanged and mixed.
+func vectorScript() []string {
+	out := append([]string(nil), script...)
+	sent := 8
+	for turn := range vectorTurns {
+		from := [2]string{"bob", "alice"}[turn%2]
+		n := 1 + turn%4
+		for i := range n {
+			out = append(out, fmt.Sprintf("%s: t%d.%d", from, turn, i))
+			switch {
+			case turn%5 == 0 && n > 1 && i == 0:
+			case turn%5 == 0 && n > 1 && i == 1:
+				out = append(out, fmt.Sprintf("deliver %d", sent+1), fmt.Sprintf("deliver %d", sent))
+			default:
+				out = append(out, fmt.Sprintf("deliver %d", sent+i))
+			}
+		}
+		sent += n
+	}
+	return out
+}
+
+// vectorTurns is the number of generated turns in the golden conversation.
+const vectorTurns = 90
+
+// listKEMSeeds injects the given ML-KEM seeds, in order.
+func listKEMSeeds(t testing.TB, seeds *[]hexBytes, record bool, label string) func() [kemSeedSize]byte {
+	i := 0
+	return func() [kemSeedSize]byte {
+		if record {
+			a, b := sha256.Sum256(fmt.Appendf(nil, "%s %d a", label, i)), sha256.Sum256(fmt.Appendf(nil, "%s %d b", label, i))
+			*seeds = append(*seeds, append(a[:], b[:]...))
+		}
+		if i >= len(*seeds) || len((*seeds)[i]) != kemSeedSize {
+			t.Fatalf("vector has %d %s seeds; the script needs more", len(*seeds), label)
+		}
+		i++
+		return [kemSeedSize]byte((*seeds)[i-1])
+	}
+}
+
+// listEncaps injects the given encapsulation randomness, in order.
+func listEncaps(t testing.TB, rnd *[]hexBytes, record bool, label string) func(*mlkem.EncapsulationKey768) (ss, ct []byte) {
+	i := 0
+	return func(ek *mlkem.EncapsulationKey768) (ss, ct []byte) {
+		if record {
+			m := sha256.Sum256(fmt.Appendf(nil, "%s %d", label, i))
+			*rnd = append(*rnd, m[:])
+		}
+		if i >= len(*rnd) {
+			t.Fatalf("vector has %d %s values; the script needs more", len(*rnd), label)
+		}
+		ss, ct, err := mlkemtest.Encapsulate768(ek, (*rnd)[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		i++
+		return ss, ct
+	}
 }
 
 // listKeygen injects the given seeds as ratchet private keys, in order.
@@ -86,14 +156,22 @@ func runConversation(t *testing.T, v *conversation, record bool) (alice, bob *Se
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice, err = newInitiator(v.Secret, v.AD, bobKey.PublicKey(), listKeygen(t, &v.AliceSeeds, record, "alice"))
+	alice, err = newInitiator(v.Secret, v.AD, bobKey.PublicKey(), hooks{
+		keygen:  listKeygen(t, &v.AliceSeeds, record, "alice"),
+		kemSeed: listKEMSeeds(t, &v.AliceKEM, record, "alice mlkem"),
+		encaps:  listEncaps(t, &v.AliceEncaps, record, "alice encaps"),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bob, err = NewResponder(v.Secret, v.AD, bobKey); err != nil {
+	bob, err = newResponder(v.Secret, v.AD, bobKey, hooks{
+		keygen:  listKeygen(t, &v.BobSeeds, record, "bob"),
+		kemSeed: listKEMSeeds(t, &v.BobKEM, record, "bob mlkem"),
+		encaps:  listEncaps(t, &v.BobEncaps, record, "bob encaps"),
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	bob.keygen = listKeygen(t, &v.BobSeeds, record, "bob")
 	parties := map[string][2]*Session{"alice": {alice, bob}, "bob": {bob, alice}}
 	sent := 0
 	for _, step := range v.Script {
@@ -126,9 +204,10 @@ func TestGoldenConversation(t *testing.T) {
 		secret := sha256.Sum256([]byte("sealpost ratchet vector secret"))
 		prekey := sha256.Sum256([]byte("sealpost ratchet vector bob prekey"))
 		v = conversation{
-			Comment: "ratchet v1 golden conversation; seeds are X25519 private keys injected in order",
-			Secret:  secret[:], AD: []byte("sealpost v1 associated data: test vector"),
-			BobPrekey: prekey[:], Script: script,
+			Comment: "ratchet v2 golden conversation; ratchet seeds are X25519 private keys, mlkem seeds ML-KEM-768 seeds (d || z), " +
+				"encapsulation randomness the m of ML-KEM.Encaps_internal, each injected in order",
+			Secret: secret[:], AD: []byte("sealpost v1 associated data: test vector"),
+			BobPrekey: prekey[:], Script: vectorScript(),
 		}
 		alice, bob := runConversation(t, &v, true)
 		v.AliceState, v.BobState = state(t, alice), state(t, bob)
@@ -141,12 +220,16 @@ func TestGoldenConversation(t *testing.T) {
 	if !bytes.Equal(state(t, alice), v.AliceState) || !bytes.Equal(state(t, bob), v.BobState) {
 		t.Fatal("saved state differs from the vector: a format change needs a new StateVersion")
 	}
+	// The vector covers the KEM ratchet: each lane mixed an epoch.
+	if alice.own.declared < 1 || bob.own.declared < 1 || alice.peer.declared < 1 || bob.peer.declared < 1 {
+		t.Fatalf("KEM epochs mixed: alice %d/%d, bob %d/%d", alice.own.declared, alice.peer.declared, bob.own.declared, bob.peer.declared)
+	}
 	// Stored states load and the conversation continues.
 	var a, b Session
 	if err := errors.Join(a.UnmarshalBinary(v.AliceState), b.UnmarshalBinary(v.BobState)); err != nil {
 		t.Fatal(err)
 	}
-	b.keygen = seedKeygen("continue")
+	b.hooks = testHooks("continue")
 	recv(t, &b, send(t, &a, "after reload"))
 	recv(t, &a, send(t, &b, "and back"))
 }
@@ -284,7 +367,9 @@ func TestErrorVectors(t *testing.T) {
 	msgs, _ := filepath.Glob(filepath.Join("testdata", "message", "*"))
 	states, _ := filepath.Glob(filepath.Join("testdata", "state", "*"))
 	files := append(msgs, states...)
-	if len(files) < 5 {
+	// version1_rejected (message and state) are kept from the version-1
+	// golden conversation and never regenerated.
+	if len(files) < 11 {
 		t.Fatalf("only %d vectors", len(files))
 	}
 	for _, f := range files {
@@ -320,7 +405,7 @@ func genErrorVectors(t *testing.T, v *conversation, last vecMsg) {
 	}
 	bumped := bytes.Clone(last.Message)
 	bumped[0] = Version + 1
-	msg("version_unsupported", "ErrUnsupportedVersion", "the last message of the conversation with version byte 2", bumped)
+	msg("version_unsupported", "ErrUnsupportedVersion", "the last message of the conversation with version byte 3", bumped)
 	msg("malformed_truncated", "ErrMalformed", "the last message cut below the fixed overhead", last.Message[:Overhead-1])
 	msg("malformed_empty", "ErrMalformed", "no bytes", nil)
 	msg("duplicate_replay", "ErrDuplicate", "the last message again: Bob consumed it", last.Message)
@@ -330,8 +415,8 @@ func genErrorVectors(t *testing.T, v *conversation, last vecMsg) {
 	st := func(name, expect, comment string, data []byte) {
 		writeVector(t, filepath.Join("testdata", "state", name), [][2]string{{"expect", expect}, {"comment", comment}}, data)
 	}
-	// Field 1 (version) = 2, then the rest of Bob's state.
-	st("version_unsupported", "ErrUnsupportedVersion", "bob_state of conversation.json with version 2", append([]byte{0x08, 0x02}, v.BobState[2:]...))
+	// Field 1 (version) = 3, then the rest of Bob's state.
+	st("version_unsupported", "ErrUnsupportedVersion", "bob_state of conversation.json with version 3", append([]byte{0x08, StateVersion + 1}, v.BobState[2:]...))
 	st("malformed_unknown_field", "ErrMalformed", "bob_state with field 2047 appended", append(bytes.Clone(v.BobState), 0xf8, 0x7f, 0x01))
 	st("malformed_truncated", "ErrMalformed", "bob_state cut in the middle of a field", v.BobState[:len(v.BobState)/2])
 	st("valid_bob", "ok", "bob_state of conversation.json", v.BobState)

@@ -161,21 +161,40 @@ func NewDecoder(msgLen, chunkSize int) (*Decoder, error) {
 // and also changes nothing; done still reports the decoder's state. Add
 // costs one copy; the solve waits for Message.
 func (d *Decoder) Add(index uint32, chunk []byte) (done bool, err error) {
-	if len(chunk) != d.size {
-		return d.Done(), errorf(ErrMalformed, "chunk of %d bytes, want %d", len(chunk), d.size)
+	fresh, err := d.Check(index, chunk)
+	if err != nil || !fresh {
+		return d.Done(), err
 	}
 	p := uint8(index % Period)
-	if d.Done() || d.has(p) {
-		return d.Done(), nil
-	}
-	if int(p) == d.k-1 && !zero(chunk[d.msgLen-(d.k-1)*d.size:]) {
-		return false, errorf(ErrMalformed, "padding of the last data chunk is not zero")
-	}
 	d.have[p/64] |= 1 << (p % 64)
 	copy(d.chunks[len(d.points)*d.size:], chunk)
 	d.points = append(d.points, p)
 	return d.Done(), nil
 }
+
+// Check reports what Add(index, chunk) would do, without changing d: fresh
+// is true when Add would store the chunk (a new point on an unfinished
+// decoder), and err is the error Add would return. A receive path that must
+// not change state before a message authenticates checks the chunk while it
+// plans and adds it on commit, where Add then cannot fail; it needs Clone
+// only for the chunk that completes the message (Received() == k-1 and
+// fresh), whose result it must verify first.
+func (d *Decoder) Check(index uint32, chunk []byte) (fresh bool, err error) {
+	if len(chunk) != d.size {
+		return false, errorf(ErrMalformed, "chunk of %d bytes, want %d", len(chunk), d.size)
+	}
+	p := uint8(index % Period)
+	if d.Done() || d.has(p) {
+		return false, nil
+	}
+	if int(p) == d.k-1 && !zero(chunk[d.msgLen-(d.k-1)*d.size:]) {
+		return false, errorf(ErrMalformed, "padding of the last data chunk is not zero")
+	}
+	return true, nil
+}
+
+// DataChunks returns k: how many distinct chunks complete the message.
+func (d *Decoder) DataChunks() int { return d.k }
 
 // Done reports whether the decoder has k distinct chunks.
 func (d *Decoder) Done() bool { return len(d.points) == d.k }

@@ -333,3 +333,42 @@ func TestCloneAndAllRebuild(t *testing.T) {
 		break // stopping early is allowed
 	}
 }
+
+// TestCheckPredictsAdd: Check reports exactly what Add then does (stored or
+// not, and the same error), and never changes the decoder.
+func TestCheckPredictsAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	msg := message(rng, 70) // k = 3 at 32 bytes, 26 bytes of padding
+	e, _ := NewEncoder(msg, 32)
+	d, _ := NewDecoder(len(msg), 32)
+	if d.DataChunks() != 3 {
+		t.Fatalf("DataChunks = %d", d.DataChunks())
+	}
+	inputs := []struct {
+		index uint32
+		chunk []byte
+	}{
+		{5, e.Chunk(5, nil)}, {5 + Period, e.Chunk(5, nil)}, {2, append(make([]byte, 31), 1)},
+		{0, make([]byte, 31)}, {9, e.Chunk(9, nil)}, {200, e.Chunk(200, nil)}, {1, e.Chunk(1, nil)},
+	}
+	for i, in := range inputs {
+		before := d.Clone()
+		fresh, cerr := d.Check(in.index, in.chunk)
+		if d.Received() != before.Received() {
+			t.Fatalf("input %d: Check changed the decoder", i)
+		}
+		_, aerr := d.Add(in.index, in.chunk)
+		if (cerr == nil) != (aerr == nil) || (cerr != nil && !errors.Is(aerr, ErrMalformed)) {
+			t.Fatalf("input %d: Check error %v, Add error %v", i, cerr, aerr)
+		}
+		if stored := d.Received() == before.Received()+1; stored != fresh {
+			t.Fatalf("input %d: Check said fresh=%v, Add stored=%v", i, fresh, stored)
+		}
+	}
+	if !d.Done() {
+		t.Fatal("three distinct good chunks did not complete")
+	}
+	if got, err := d.Message(); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("Message: %v", err)
+	}
+}

@@ -81,6 +81,24 @@ const (
 	// LabelRatchetTagKey is the HMAC input under a header key that gives
 	// the key of that chain's routing tags.
 	LabelRatchetTagKey = "sealpost v1 ratchet tag key"
+
+	// ratchet, format version 2: the post-quantum KEM ratchet
+	// (ratchet/doc.go, "The KEM ratchet").
+
+	// LabelRatchetDHRoot is the HKDF info prefix of the version-2 root KDF
+	// for a DH step that mixes no KEM secret; the sending lane and its
+	// declared epoch follow.
+	LabelRatchetDHRoot = "sealpost v1 ratchet v2 dh root"
+	// LabelRatchetKEMRoot is the HKDF info prefix of the version-2 root KDF
+	// for a DH step that mixes an ML-KEM-768 shared secret; the lane, the
+	// epoch and the epoch's KEM transcript hash follow.
+	LabelRatchetKEMRoot = "sealpost v1 ratchet v2 kem root"
+	// LabelRatchetKEMTranscript prefixes the hash of one KEM epoch: its
+	// lane, number, the hash of the encapsulation key and the ciphertext.
+	LabelRatchetKEMTranscript = "sealpost v1 ratchet v2 kem transcript"
+	// LabelRatchetKEMConfirm is the HMAC input, under the epoch's shared
+	// secret, of the key confirmation sent with the ciphertext.
+	LabelRatchetKEMConfirm = "sealpost v1 ratchet v2 kem confirm"
 )
 
 // transcript labels.

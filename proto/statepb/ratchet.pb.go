@@ -31,7 +31,7 @@ const (
 // are derived again from the header keys when the state is loaded.
 type RatchetSession struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 1.
+	// version must be 2 (version 1, without the KEM ratchet, is refused).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// associated_data is the session's AD, bound into every header and body.
 	AssociatedData []byte `protobuf:"bytes,2,opt,name=associated_data,json=associatedData,proto3" json:"associated_data,omitempty"`
@@ -65,8 +65,18 @@ type RatchetSession struct {
 	MaxSkip        uint32 `protobuf:"varint,14,opt,name=max_skip,json=maxSkip,proto3" json:"max_skip,omitempty"`
 	MaxSkippedKeys uint32 `protobuf:"varint,15,opt,name=max_skipped_keys,json=maxSkippedKeys,proto3" json:"max_skipped_keys,omitempty"`
 	TagWindow      uint32 `protobuf:"varint,16,opt,name=tag_window,json=tagWindow,proto3" json:"tag_window,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// initiator is true for the party that sent the session start: it owns
+	// KEM lane 0 and the responder lane 1.
+	Initiator bool `protobuf:"varint,17,opt,name=initiator,proto3" json:"initiator,omitempty"`
+	// own_lane is the KEM lane this party owns (generates key pairs for and
+	// decapsulates); peer_lane the one the peer owns.
+	OwnLane  *RatchetKemOwnLane  `protobuf:"bytes,18,opt,name=own_lane,json=ownLane,proto3" json:"own_lane,omitempty"`
+	PeerLane *RatchetKemPeerLane `protobuf:"bytes,19,opt,name=peer_lane,json=peerLane,proto3" json:"peer_lane,omitempty"`
+	// sent counts the messages sent; its parity picks the KEM field when
+	// both lanes have a chunk to send.
+	Sent          uint64 `protobuf:"varint,20,opt,name=sent,proto3" json:"sent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RatchetSession) Reset() {
@@ -211,6 +221,240 @@ func (x *RatchetSession) GetTagWindow() uint32 {
 	return 0
 }
 
+func (x *RatchetSession) GetInitiator() bool {
+	if x != nil {
+		return x.Initiator
+	}
+	return false
+}
+
+func (x *RatchetSession) GetOwnLane() *RatchetKemOwnLane {
+	if x != nil {
+		return x.OwnLane
+	}
+	return nil
+}
+
+func (x *RatchetSession) GetPeerLane() *RatchetKemPeerLane {
+	if x != nil {
+		return x.PeerLane
+	}
+	return nil
+}
+
+func (x *RatchetSession) GetSent() uint64 {
+	if x != nil {
+		return x.Sent
+	}
+	return 0
+}
+
+// RatchetKemOwnLane is the KEM lane a party owns: epoch declared+1 is in
+// flight. Its ML-KEM-768 key pair is stored as the 64-byte seed; the
+// encapsulation key is derived from it again when needed.
+type RatchetKemOwnLane struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// declared is the newest epoch mixed into the root chain (0: none).
+	Declared uint32 `protobuf:"varint,1,opt,name=declared,proto3" json:"declared,omitempty"`
+	// seed is the ML-KEM-768 seed (d || z) of the epoch in flight. Secret.
+	Seed []byte `protobuf:"bytes,2,opt,name=seed,proto3" json:"seed,omitempty"`
+	// ek_sent counts the encapsulation key chunks sent in this epoch.
+	EkSent uint32 `protobuf:"varint,3,opt,name=ek_sent,json=ekSent,proto3" json:"ek_sent,omitempty"`
+	// ct_points and ct_chunks are the decoder of the peer's answer
+	// (ciphertext || confirmation): the erasure points received (fewer than
+	// needed; any at all means the peer has the key, so its chunks stop) and
+	// their 32-byte chunks, in the same order.
+	CtPoints []byte `protobuf:"bytes,4,opt,name=ct_points,json=ctPoints,proto3" json:"ct_points,omitempty"`
+	CtChunks []byte `protobuf:"bytes,5,opt,name=ct_chunks,json=ctChunks,proto3" json:"ct_chunks,omitempty"`
+	// secret and transcript are the decapsulated, confirmed shared secret
+	// and the epoch's transcript hash, set once the epoch is ready (then the
+	// decoder is empty) until it is mixed. secret is secret.
+	Secret        []byte `protobuf:"bytes,6,opt,name=secret,proto3" json:"secret,omitempty"`
+	Transcript    []byte `protobuf:"bytes,7,opt,name=transcript,proto3" json:"transcript,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RatchetKemOwnLane) Reset() {
+	*x = RatchetKemOwnLane{}
+	mi := &file_statepb_ratchet_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RatchetKemOwnLane) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RatchetKemOwnLane) ProtoMessage() {}
+
+func (x *RatchetKemOwnLane) ProtoReflect() protoreflect.Message {
+	mi := &file_statepb_ratchet_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RatchetKemOwnLane.ProtoReflect.Descriptor instead.
+func (*RatchetKemOwnLane) Descriptor() ([]byte, []int) {
+	return file_statepb_ratchet_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RatchetKemOwnLane) GetDeclared() uint32 {
+	if x != nil {
+		return x.Declared
+	}
+	return 0
+}
+
+func (x *RatchetKemOwnLane) GetSeed() []byte {
+	if x != nil {
+		return x.Seed
+	}
+	return nil
+}
+
+func (x *RatchetKemOwnLane) GetEkSent() uint32 {
+	if x != nil {
+		return x.EkSent
+	}
+	return 0
+}
+
+func (x *RatchetKemOwnLane) GetCtPoints() []byte {
+	if x != nil {
+		return x.CtPoints
+	}
+	return nil
+}
+
+func (x *RatchetKemOwnLane) GetCtChunks() []byte {
+	if x != nil {
+		return x.CtChunks
+	}
+	return nil
+}
+
+func (x *RatchetKemOwnLane) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *RatchetKemOwnLane) GetTranscript() []byte {
+	if x != nil {
+		return x.Transcript
+	}
+	return nil
+}
+
+// RatchetKemPeerLane is the KEM lane the peer owns: epoch declared+1 is
+// being decoded (ek_points, ek_chunks) or answered (ciphertext and secret).
+type RatchetKemPeerLane struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// declared is the newest epoch the peer declared (mixed).
+	Declared uint32 `protobuf:"varint,1,opt,name=declared,proto3" json:"declared,omitempty"`
+	// ek_points and ek_chunks are the encapsulation key decoder.
+	EkPoints []byte `protobuf:"bytes,2,opt,name=ek_points,json=ekPoints,proto3" json:"ek_points,omitempty"`
+	EkChunks []byte `protobuf:"bytes,3,opt,name=ek_chunks,json=ekChunks,proto3" json:"ek_chunks,omitempty"`
+	// ciphertext is the ML-KEM-768 ciphertext and 16-byte key confirmation
+	// (1104 bytes) once this party has encapsulated, else empty.
+	Ciphertext []byte `protobuf:"bytes,4,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
+	// ct_sent counts the ciphertext chunks sent.
+	CtSent uint32 `protobuf:"varint,5,opt,name=ct_sent,json=ctSent,proto3" json:"ct_sent,omitempty"`
+	// secret and transcript are the encapsulated shared secret (secret) and
+	// the epoch's transcript hash, held until the peer declares the epoch.
+	Secret        []byte `protobuf:"bytes,6,opt,name=secret,proto3" json:"secret,omitempty"`
+	Transcript    []byte `protobuf:"bytes,7,opt,name=transcript,proto3" json:"transcript,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RatchetKemPeerLane) Reset() {
+	*x = RatchetKemPeerLane{}
+	mi := &file_statepb_ratchet_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RatchetKemPeerLane) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RatchetKemPeerLane) ProtoMessage() {}
+
+func (x *RatchetKemPeerLane) ProtoReflect() protoreflect.Message {
+	mi := &file_statepb_ratchet_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RatchetKemPeerLane.ProtoReflect.Descriptor instead.
+func (*RatchetKemPeerLane) Descriptor() ([]byte, []int) {
+	return file_statepb_ratchet_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RatchetKemPeerLane) GetDeclared() uint32 {
+	if x != nil {
+		return x.Declared
+	}
+	return 0
+}
+
+func (x *RatchetKemPeerLane) GetEkPoints() []byte {
+	if x != nil {
+		return x.EkPoints
+	}
+	return nil
+}
+
+func (x *RatchetKemPeerLane) GetEkChunks() []byte {
+	if x != nil {
+		return x.EkChunks
+	}
+	return nil
+}
+
+func (x *RatchetKemPeerLane) GetCiphertext() []byte {
+	if x != nil {
+		return x.Ciphertext
+	}
+	return nil
+}
+
+func (x *RatchetKemPeerLane) GetCtSent() uint32 {
+	if x != nil {
+		return x.CtSent
+	}
+	return 0
+}
+
+func (x *RatchetKemPeerLane) GetSecret() []byte {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
+func (x *RatchetKemPeerLane) GetTranscript() []byte {
+	if x != nil {
+		return x.Transcript
+	}
+	return nil
+}
+
 // RatchetChain is one sending or receiving chain.
 type RatchetChain struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -224,7 +468,7 @@ type RatchetChain struct {
 
 func (x *RatchetChain) Reset() {
 	*x = RatchetChain{}
-	mi := &file_statepb_ratchet_proto_msgTypes[1]
+	mi := &file_statepb_ratchet_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -236,7 +480,7 @@ func (x *RatchetChain) String() string {
 func (*RatchetChain) ProtoMessage() {}
 
 func (x *RatchetChain) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_ratchet_proto_msgTypes[1]
+	mi := &file_statepb_ratchet_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -249,7 +493,7 @@ func (x *RatchetChain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RatchetChain.ProtoReflect.Descriptor instead.
 func (*RatchetChain) Descriptor() ([]byte, []int) {
-	return file_statepb_ratchet_proto_rawDescGZIP(), []int{1}
+	return file_statepb_ratchet_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *RatchetChain) GetChainKey() []byte {
@@ -289,7 +533,7 @@ type RatchetSkippedChain struct {
 
 func (x *RatchetSkippedChain) Reset() {
 	*x = RatchetSkippedChain{}
-	mi := &file_statepb_ratchet_proto_msgTypes[2]
+	mi := &file_statepb_ratchet_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +545,7 @@ func (x *RatchetSkippedChain) String() string {
 func (*RatchetSkippedChain) ProtoMessage() {}
 
 func (x *RatchetSkippedChain) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_ratchet_proto_msgTypes[2]
+	mi := &file_statepb_ratchet_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +558,7 @@ func (x *RatchetSkippedChain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RatchetSkippedChain.ProtoReflect.Descriptor instead.
 func (*RatchetSkippedChain) Descriptor() ([]byte, []int) {
-	return file_statepb_ratchet_proto_rawDescGZIP(), []int{2}
+	return file_statepb_ratchet_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RatchetSkippedChain) GetHeaderKey() []byte {
@@ -342,7 +586,7 @@ var File_statepb_ratchet_proto protoreflect.FileDescriptor
 
 const file_statepb_ratchet_proto_rawDesc = "" +
 	"\n" +
-	"\x15statepb/ratchet.proto\x12\x11sealpost.state.v1\"\xbe\x05\n" +
+	"\x15statepb/ratchet.proto\x12\x11sealpost.state.v1\"\xf5\x06\n" +
 	"\x0eRatchetSession\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12'\n" +
 	"\x0fassociated_data\x18\x02 \x01(\fR\x0eassociatedData\x12\x19\n" +
@@ -361,7 +605,33 @@ const file_statepb_ratchet_proto_rawDesc = "" +
 	"\bmax_skip\x18\x0e \x01(\rR\amaxSkip\x12(\n" +
 	"\x10max_skipped_keys\x18\x0f \x01(\rR\x0emaxSkippedKeys\x12\x1d\n" +
 	"\n" +
-	"tag_window\x18\x10 \x01(\rR\ttagWindow\"`\n" +
+	"tag_window\x18\x10 \x01(\rR\ttagWindow\x12\x1c\n" +
+	"\tinitiator\x18\x11 \x01(\bR\tinitiator\x12?\n" +
+	"\bown_lane\x18\x12 \x01(\v2$.sealpost.state.v1.RatchetKemOwnLaneR\aownLane\x12B\n" +
+	"\tpeer_lane\x18\x13 \x01(\v2%.sealpost.state.v1.RatchetKemPeerLaneR\bpeerLane\x12\x12\n" +
+	"\x04sent\x18\x14 \x01(\x04R\x04sent\"\xce\x01\n" +
+	"\x11RatchetKemOwnLane\x12\x1a\n" +
+	"\bdeclared\x18\x01 \x01(\rR\bdeclared\x12\x12\n" +
+	"\x04seed\x18\x02 \x01(\fR\x04seed\x12\x17\n" +
+	"\aek_sent\x18\x03 \x01(\rR\x06ekSent\x12\x1b\n" +
+	"\tct_points\x18\x04 \x01(\fR\bctPoints\x12\x1b\n" +
+	"\tct_chunks\x18\x05 \x01(\fR\bctChunks\x12\x16\n" +
+	"\x06secret\x18\x06 \x01(\fR\x06secret\x12\x1e\n" +
+	"\n" +
+	"transcript\x18\a \x01(\fR\n" +
+	"transcript\"\xdb\x01\n" +
+	"\x12RatchetKemPeerLane\x12\x1a\n" +
+	"\bdeclared\x18\x01 \x01(\rR\bdeclared\x12\x1b\n" +
+	"\tek_points\x18\x02 \x01(\fR\bekPoints\x12\x1b\n" +
+	"\tek_chunks\x18\x03 \x01(\fR\bekChunks\x12\x1e\n" +
+	"\n" +
+	"ciphertext\x18\x04 \x01(\fR\n" +
+	"ciphertext\x12\x17\n" +
+	"\act_sent\x18\x05 \x01(\rR\x06ctSent\x12\x16\n" +
+	"\x06secret\x18\x06 \x01(\fR\x06secret\x12\x1e\n" +
+	"\n" +
+	"transcript\x18\a \x01(\fR\n" +
+	"transcript\"`\n" +
 	"\fRatchetChain\x12\x1b\n" +
 	"\tchain_key\x18\x01 \x01(\fR\bchainKey\x12\x1d\n" +
 	"\n" +
@@ -385,21 +655,25 @@ func file_statepb_ratchet_proto_rawDescGZIP() []byte {
 	return file_statepb_ratchet_proto_rawDescData
 }
 
-var file_statepb_ratchet_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_statepb_ratchet_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_statepb_ratchet_proto_goTypes = []any{
 	(*RatchetSession)(nil),      // 0: sealpost.state.v1.RatchetSession
-	(*RatchetChain)(nil),        // 1: sealpost.state.v1.RatchetChain
-	(*RatchetSkippedChain)(nil), // 2: sealpost.state.v1.RatchetSkippedChain
+	(*RatchetKemOwnLane)(nil),   // 1: sealpost.state.v1.RatchetKemOwnLane
+	(*RatchetKemPeerLane)(nil),  // 2: sealpost.state.v1.RatchetKemPeerLane
+	(*RatchetChain)(nil),        // 3: sealpost.state.v1.RatchetChain
+	(*RatchetSkippedChain)(nil), // 4: sealpost.state.v1.RatchetSkippedChain
 }
 var file_statepb_ratchet_proto_depIdxs = []int32{
-	1, // 0: sealpost.state.v1.RatchetSession.sending:type_name -> sealpost.state.v1.RatchetChain
-	1, // 1: sealpost.state.v1.RatchetSession.receiving:type_name -> sealpost.state.v1.RatchetChain
-	2, // 2: sealpost.state.v1.RatchetSession.skipped:type_name -> sealpost.state.v1.RatchetSkippedChain
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	3, // 0: sealpost.state.v1.RatchetSession.sending:type_name -> sealpost.state.v1.RatchetChain
+	3, // 1: sealpost.state.v1.RatchetSession.receiving:type_name -> sealpost.state.v1.RatchetChain
+	4, // 2: sealpost.state.v1.RatchetSession.skipped:type_name -> sealpost.state.v1.RatchetSkippedChain
+	1, // 3: sealpost.state.v1.RatchetSession.own_lane:type_name -> sealpost.state.v1.RatchetKemOwnLane
+	2, // 4: sealpost.state.v1.RatchetSession.peer_lane:type_name -> sealpost.state.v1.RatchetKemPeerLane
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_statepb_ratchet_proto_init() }
@@ -413,7 +687,7 @@ func file_statepb_ratchet_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statepb_ratchet_proto_rawDesc), len(file_statepb_ratchet_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,128 @@
+package ratchet
+
+import (
+	"github.com/sealpost/sealpost/internal/erasure"
+	"github.com/sealpost/sealpost/proto/statepb"
+)
+
+// Saving the KEM lanes. A decapsulation key is saved as its 64-byte seed
+// (the encapsulation key is derived again when chunks of it are needed); a
+// decoder as its points and chunks (never more than k-1 of them: the chunk
+// that completes a decoder replaces it by its result); an answer as its
+// 1104 bytes. The whole KEM state is at most about 2.4 KB, whatever the
+// peer sends.
+
+func (s *Session) marshalKEM(m *statepb.RatchetSession) {
+	m.Initiator = s.initiator
+	m.Sent = s.sent
+	o := &statepb.RatchetKemOwnLane{Declared: s.own.declared, Seed: s.own.seed[:], EkSent: s.own.ekSent}
+	if s.own.ready {
+		o.Secret, o.Transcript = s.own.secret[:], s.own.th[:]
+	} else {
+		o.CtPoints, o.CtChunks = marshalDecoder(s.own.answer)
+	}
+	p := &statepb.RatchetKemPeerLane{Declared: s.peer.declared, CtSent: s.peer.ctSent}
+	if s.peer.answered() {
+		p.Ciphertext, p.Secret, p.Transcript = s.peer.answer, s.peer.secret[:], s.peer.th[:]
+	} else {
+		p.EkPoints, p.EkChunks = marshalDecoder(s.peer.key)
+	}
+	m.OwnLane, m.PeerLane = o, p
+}
+
+func marshalDecoder(d *erasure.Decoder) (points, chunks []byte) {
+	if d == nil || d.Received() == 0 {
+		return nil, nil
+	}
+	n := d.Received()
+	points, chunks = make([]byte, 0, n), make([]byte, 0, n*kemChunkSize)
+	for i, c := range d.All() {
+		points = append(points, byte(i))
+		chunks = append(chunks, c...)
+	}
+	return points, chunks
+}
+
+// loadKEM loads and checks the lanes: exact sizes, a secret only with its
+// transcript and only in the state that holds one, decoders with fewer
+// than k distinct, valid chunks.
+func (t *Session) loadKEM(m *statepb.RatchetSession) error {
+	o, p := m.OwnLane, m.PeerLane
+	if o == nil || p == nil {
+		return errorf(ErrMalformed, "state has no KEM lanes")
+	}
+	t.initiator, t.sent = m.Initiator, m.Sent
+	if err := t.loadOwnLane(o); err != nil {
+		return err
+	}
+	return t.loadPeerLane(p)
+}
+
+func (t *Session) loadOwnLane(o *statepb.RatchetKemOwnLane) error {
+	if len(o.Seed) != kemSeedSize || o.Declared == ^uint32(0) {
+		return errorf(ErrMalformed, "state KEM seed or epoch")
+	}
+	l := ownLane{declared: o.Declared, seed: [kemSeedSize]byte(o.Seed), ekSent: o.EkSent}
+	if len(o.Secret) > 0 || len(o.Transcript) > 0 {
+		if len(o.CtPoints) > 0 || len(o.CtChunks) > 0 {
+			return errorf(ErrMalformed, "state KEM lane both ready and decoding")
+		}
+		if err := firstErr(key32(&l.secret, o.Secret, "KEM secret"), key32(&l.th, o.Transcript, "KEM transcript")); err != nil {
+			return err
+		}
+		l.ready = true
+	} else {
+		var err error
+		if l.answer, err = loadDecoder(answerSize, o.CtPoints, o.CtChunks); err != nil {
+			return err
+		}
+	}
+	t.own = l
+	return nil
+}
+
+func (t *Session) loadPeerLane(p *statepb.RatchetKemPeerLane) error {
+	if p.Declared == ^uint32(0) {
+		return errorf(ErrMalformed, "state KEM epoch")
+	}
+	l := peerLane{declared: p.Declared, ctSent: p.CtSent}
+	if len(p.Ciphertext) > 0 || len(p.Secret) > 0 || len(p.Transcript) > 0 {
+		if len(p.EkPoints) > 0 || len(p.EkChunks) > 0 || len(p.Ciphertext) != answerSize {
+			return errorf(ErrMalformed, "state KEM answer")
+		}
+		if err := firstErr(key32(&l.secret, p.Secret, "KEM secret"), key32(&l.th, p.Transcript, "KEM transcript")); err != nil {
+			return err
+		}
+		l.answer = append([]byte(nil), p.Ciphertext...)
+	} else {
+		if p.CtSent != 0 {
+			return errorf(ErrMalformed, "state KEM answer count without an answer")
+		}
+		var err error
+		if l.key, err = loadDecoder(ekSize, p.EkPoints, p.EkChunks); err != nil {
+			return err
+		}
+	}
+	t.peer = l
+	return nil
+}
+
+// loadDecoder rebuilds a decoder from saved points and chunks (the inverse
+// of marshalDecoder): each point once, fewer than k, every chunk valid.
+func loadDecoder(size int, points, chunks []byte) (*erasure.Decoder, error) {
+	if len(points) == 0 && len(chunks) == 0 {
+		return nil, nil
+	}
+	d := newDecoder(size)
+	if len(chunks) != len(points)*kemChunkSize || len(points) >= d.DataChunks() {
+		return nil, errorf(ErrMalformed, "state KEM decoder sizes")
+	}
+	for i, pt := range points {
+		fresh, err := d.Check(uint32(pt), chunks[i*kemChunkSize:(i+1)*kemChunkSize])
+		if err != nil || !fresh {
+			return nil, errorf(ErrMalformed, "state KEM decoder chunk")
+		}
+		d.Add(uint32(pt), chunks[i*kemChunkSize:(i+1)*kemChunkSize])
+	}
+	return d, nil
+}
