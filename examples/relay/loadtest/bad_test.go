@@ -16,6 +16,7 @@ import (
 
 	"github.com/sealpost/sealpost"
 	"github.com/sealpost/sealpost/envelope"
+	"github.com/sealpost/sealpost/examples/relay/server"
 )
 
 // What the bad client sends, and which answers from the relay are right.
@@ -67,17 +68,19 @@ const (
 	// badDepth is the relay's mailbox depth in the bad-client scenario,
 	// small enough for the flood to fill it.
 	badDepth = 256
-	// malformedWorkers post the malformed kinds at once from one address,
-	// so that the rate limit answers 429 even when the relay is slow (one
-	// worker waiting 50 ms for each answer would stay under 20/s).
-	malformedWorkers = 4
-	// floodPace and malformedPace space the requests of each flood worker
-	// once the mailbox is full and of each malformed worker: 4×50
-	// requests/s at most each, ten times the 20/s allowed per address.
-	// (Refusing costs the relay CPU too; this test is about what it
-	// refuses, not how many refusals a second two cores can afford.)
-	floodPace     = 20 * time.Millisecond
-	malformedPace = 20 * time.Millisecond
+	// malformedBurst is how many malformed envelopes the bad client posts
+	// at once when it starts, twice the relay's burst per address: the
+	// rate limit answers 429 to some of them however slow the relay is.
+	// After that one worker posts them in turn every malformedPace, at
+	// the rate the relay allows, so every kind gets answers other than
+	// 429 too.
+	malformedBurst = 2 * server.DefaultBurst
+	malformedPace  = 50 * time.Millisecond
+	// floodPace spaces each flood worker's requests once the mailbox is
+	// full: 20/s per address, the allowed rate. (Refusing costs the relay
+	// CPU too; this test is about what the relay refuses, not how many
+	// refusals a second two cores can afford.)
+	floodPace = 50 * time.Millisecond
 )
 
 // badEnv is one distinct envelope the bad client posted.
@@ -139,9 +142,16 @@ func newBadClient(ctx context.Context, r *run, victim *agent) (*badClient, error
 func (b *badClient) start(seed uint64) {
 	hc := localHTTP(net.IPv4(127, 2, 0, 1))
 	var next atomic.Uint64
-	for i := range malformedWorkers {
-		b.wg.Go(func() { b.malformed(hc, &next, rand.New(rand.NewPCG(seed, 100+uint64(i)))) })
+	for i := range malformedBurst {
+		b.wg.Go(func() { b.malformedOne(hc, &next, rand.New(rand.NewPCG(seed, 1000+uint64(i)))) })
 	}
+	b.wg.Go(func() {
+		rng := rand.New(rand.NewPCG(seed, 100))
+		for !b.stopped() {
+			b.malformedOne(hc, &next, rng)
+			b.pause(malformedPace)
+		}
+	})
 	for i := range floodIPs {
 		b.wg.Go(func() { b.flood(localHTTP(net.IPv4(127, 3, 0, byte(i+1))), rand.New(rand.NewPCG(seed, 200+uint64(i)))) })
 	}
@@ -169,17 +179,31 @@ func (b *badClient) pause(d time.Duration) {
 	}
 }
 
-// malformed posts the malformed kinds in turn (next counts the posts of
-// all malformed workers) from one address.
-func (b *badClient) malformed(hc *http.Client, next *atomic.Uint64, rng *rand.Rand) {
-	for !b.stopped() {
-		kind := malformedKinds[(next.Add(1)-1)%uint64(len(malformedKinds))]
-		body := b.make(kind, rng)
-		if code := b.post(hc, kind, body, kind == kindOversizedTE); code == http.StatusTooManyRequests {
-			b.saw429.Store(true)
-		}
-		b.pause(malformedPace)
+// malformedOne posts one envelope of the next malformed kind (next counts
+// the malformed posts) from the bad client's address.
+func (b *badClient) malformedOne(hc *http.Client, next *atomic.Uint64, rng *rand.Rand) {
+	kind := malformedKinds[(next.Add(1)-1)%uint64(len(malformedKinds))]
+	if code := b.post(hc, kind, b.make(kind, rng), kind == kindOversizedTE); code == http.StatusTooManyRequests {
+		b.saw429.Store(true)
 	}
+}
+
+// answered reports whether every kind has had one of the answers it
+// needs (badKinds) and the rate limit has answered 429.
+func (b *badClient) answered() bool {
+	if !b.saw429.Load() {
+		return false
+	}
+	for kind, k := range badKinds {
+		seen := false
+		for _, code := range k.needOne {
+			seen = seen || b.answers[kind].get(statusLabel(code)) > 0
+		}
+		if !seen {
+			return false
+		}
+	}
+	return true
 }
 
 // flood posts junk to the victim's mailbox as fast as the relay answers

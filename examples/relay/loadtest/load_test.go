@@ -363,8 +363,8 @@ func runBadClient(r *run, bad *badClient, agents []*agent, loadStart time.Time, 
 	})
 	online := time.Since(loadStart)
 	r.victim.setOnline(true)
-	wait("every device receiving a message sent after the bad client started", func() bool {
-		if time.Since(loadStart) < dur*4/5 || !bad.saw429.Load() {
+	wait("every device receiving a message sent after the bad client started, and the relay giving each answer the test needs", func() bool {
+		if time.Since(loadStart) < dur*4/5 || !bad.answered() {
 			return false
 		}
 		for _, a := range agents {
