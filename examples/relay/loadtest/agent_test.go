@@ -343,6 +343,7 @@ func (a *agent) handle(env []byte) bool {
 		a.r.fail("%s: Receive refused an honest envelope: %v", a.name, err)
 		return false
 	case in.Redelivered:
+		a.r.appDuplicates.Add(1)
 		a.r.fail("%s: %v %x handed to the app again (Redelivered)", a.name, in.Kind, in.ID)
 		return false
 	case in.From != a.peer.dev.Address():
@@ -388,6 +389,7 @@ func (a *agent) handle(env []byte) bool {
 	}
 	a.mu.Unlock()
 	if dup != "" {
+		a.r.appDuplicates.Add(1)
 		a.r.fail("%s: %s", a.name, dup)
 		return false
 	}

@@ -217,13 +217,12 @@ func runScenario(t *testing.T, sc scenario) {
 	hwm, _ := procStatus("/proc/self/status", "VmHWM:")
 
 	// Checks.
-	var lost, sent, gotTotal int
+	var lost, sent, gotTotal, readTotal int
 	var latency, receiptRT []int64
 	for _, a := range agents {
 		lost += a.lost()
-		got, s, _, _ := a.progress()
-		sent += s
-		gotTotal += got
+		got, s, _, rd := a.progress()
+		sent, gotTotal, readTotal = sent+s, gotTotal+got, readTotal+rd
 		a.mu.Lock()
 		latency = append(latency, a.latency...)
 		receiptRT = append(receiptRT, a.receiptRT...)
@@ -261,8 +260,8 @@ func runScenario(t *testing.T, sc scenario) {
 	var rep bytes.Buffer
 	fmt.Fprintf(&rep, "scenario %s: %d devices (%d pairs), %.3g messages/s each, load %v, drain %v",
 		sc.name, n, n/2, *loadRate, loadTime.Round(time.Millisecond), drainTime.Round(time.Millisecond))
-	fmt.Fprintf(&rep, "\n  messages: %d sent, %d handed to the apps, %d lost, 0 twice (checked); read receipts back for all",
-		sent, gotTotal, lost)
+	fmt.Fprintf(&rep, "\n  messages: %d sent, %d handed to the apps, %d lost, %d handed to an app twice; read receipts back for %d",
+		sent, gotTotal, lost, r.appDuplicates.Load(), readTotal)
 	fmt.Fprintf(&rep, "\n  relay accepted (202) %d honest envelopes during the load: %.0f/s (%d messages, %d receipt envelopes over the whole run, %.0f B each on average)",
 		accepted, float64(accepted)/loadTime.Seconds(), r.acceptedMsgs.Load(), r.acceptedReceipts.Load(),
 		float64(r.honestBytes.Load())/float64(max(1, r.acceptedMsgs.Load()+r.acceptedReceipts.Load())))

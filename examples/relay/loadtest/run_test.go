@@ -78,6 +78,7 @@ type run struct {
 	honestRefused    counts       // honest posts not answered 202, by reason
 	deliveries       atomic.Int64 // envelopes delivered to honest devices (with repeats)
 	relayRepeats     atomic.Int64 // of which the device reported ErrDuplicate
+	appDuplicates    atomic.Int64 // results handed to an app a second time: must stay 0
 	badDelivered     atomic.Int64 // of which were the bad client's
 	deviceRefused    counts       // bad envelopes Receive refused, by error
 	connections      atomic.Int64 // mailbox WebSockets opened
