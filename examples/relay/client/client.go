@@ -34,11 +34,21 @@ const (
 type Client struct {
 	base string
 	hc   *http.Client
+	ws   *http.Client // dials WebSockets; nil: http.DefaultClient
 }
 
 // New returns a client of the relay at baseURL (http://host:port).
 func New(baseURL string) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), hc: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// NewWithHTTPClient is New with the app's own HTTP client, used for every
+// request and to dial mailbox WebSockets: for example one whose transport
+// binds a local address, sets TLS options or goes through a proxy. Its
+// Timeout bounds each request and each WebSocket handshake, not a
+// subscription's lifetime.
+func NewWithHTTPClient(baseURL string, hc *http.Client) *Client {
+	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc, ws: hc}
 }
 
 // StatusError is a refusal by the relay: the HTTP status and its message.
@@ -173,7 +183,11 @@ func (c *Client) Subscribe(ctx context.Context, mailbox []byte) (*Subscription, 
 	case strings.HasPrefix(u, "https://"):
 		u = "wss://" + strings.TrimPrefix(u, "https://")
 	}
-	conn, resp, err := websocket.Dial(ctx, u, nil)
+	var opts *websocket.DialOptions
+	if c.ws != nil {
+		opts = &websocket.DialOptions{HTTPClient: c.ws}
+	}
+	conn, resp, err := websocket.Dial(ctx, u, opts)
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			return nil, statusError(resp)
