@@ -166,6 +166,12 @@ func (d *Device) slowPath(tag [16]byte, body []byte) (*received, error) {
 		if err == nil {
 			return &received{p: a.p, s: a.s, plain: plain, batch: new(Batch)}, nil
 		}
+		if errors.Is(err, ErrUnsupportedVersion) || errors.Is(err, ErrMalformed) {
+			// Refused before any key was tried, the same for every
+			// session: with a tag no session expects, nothing says a peer
+			// sent it (a forged version byte must not read as "update").
+			break
+		}
 		if !errors.Is(err, ErrDecrypt) {
 			return nil, err // a failed Decrypt changes nothing
 		}

@@ -86,6 +86,16 @@ func TestSlowPathBudget(t *testing.T) {
 			t.Fatalf("garbage tried on %d sessions, want 1..%d", bob.slowTrials, maxSlowPath)
 		}
 	}
+	// Junk with another version byte, or too short to be a message, is no
+	// more attributable: ErrDecrypt, not "unsupported version".
+	for _, edit := range []func([]byte) []byte{
+		func(b []byte) []byte { b[len(b)-300] = ratchet.Version + 1; return b },
+		func(b []byte) []byte { return b[:len(b)-300+ratchet.Overhead-1] },
+	} {
+		if _, err := bob.Receive(ctx, edit(garbage(bob))); !errors.Is(err, ErrDecrypt) {
+			t.Fatalf("junk: %v, want ErrDecrypt", err)
+		}
+	}
 	if !maps.EqualFunc(before, store.Snapshot(), func(a, b []byte) bool { return string(a) == string(b) }) {
 		t.Fatal("garbage changed the store")
 	}
