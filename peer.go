@@ -39,6 +39,11 @@ type peer struct {
 	rec      *statepb.Peer // identity, mailbox, times; not the session list
 	sessions []*session
 	saved    []*session // the sessions as last committed, in order
+	// The peer record's other fields as last committed, to tell without
+	// encoding it whether it changed.
+	savedIdentity keys.PublicIdentity
+	savedMailbox  []byte
+	savedChanged  int64
 	kept     []*statepb.Kept
 	keptRaw  []byte     // the kept index as last committed
 	keptIn   []keptRef  // what this peer has in Device.kept and keptHash
@@ -123,6 +128,18 @@ func (p *peer) decodeKept(raw []byte) error {
 	return nil
 }
 
+// changed reports whether the peer record differs from what was last
+// committed (or was never committed).
+func (p *peer) changed() bool {
+	return p.raw == nil || !slices.Equal(p.sessions, p.saved) || !p.identity.Equal(p.savedIdentity) ||
+		!bytes.Equal(p.rec.Mailbox, p.savedMailbox) || p.rec.IdentityChangedUnixNano != p.savedChanged
+}
+
+// saveFields records the peer record's fields as committed.
+func (p *peer) saveFields() {
+	p.savedIdentity, p.savedMailbox, p.savedChanged = p.identity, p.rec.Mailbox, p.rec.IdentityChangedUnixNano
+}
+
 // encode returns the peer record from its live state.
 func (p *peer) encode() ([]byte, error) {
 	rec := &statepb.Peer{
@@ -193,6 +210,7 @@ func (d *Device) loadPeer(ctx context.Context, key string) (*peer, error) {
 		return nil, err
 	}
 	p := &peer{addr: Address{User: rec.User, Device: rec.Device}, raw: raw, identity: id, rec: rec}
+	p.saveFields()
 	p.key = peerKey(p.addr)
 	if p.key != key {
 		return nil, fmt.Errorf("%w: peer record %q is for %s", ErrMalformed, key, p.addr)
@@ -507,15 +525,14 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 	if b == nil {
 		b = new(Batch)
 	}
-	raw, err := p.encode()
-	if err != nil {
-		d.restore(p, spent)
-		return err
-	}
-	if !bytes.Equal(raw, p.raw) {
+	raw := p.raw
+	if p.changed() {
+		var err error
+		if raw, err = p.encode(); err != nil {
+			d.restore(p, spent)
+			return err
+		}
 		putRecord(b, p.key, raw)
-	} else {
-		raw = p.raw
 	}
 	var write []*session
 	for _, s := range p.sessions {
@@ -525,6 +542,7 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 	}
 	sraw := make([][]byte, len(write))
 	for i, s := range write {
+		var err error
 		if sraw[i], err = s.put(b); err != nil {
 			d.restore(p, spent)
 			return err
@@ -549,6 +567,7 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 		d.restore(p, spent)
 		return err
 	}
+	p.saveFields()
 	if isNew {
 		d.rec.Peers = append(d.rec.Peers, p.key)
 	}
@@ -581,6 +600,7 @@ func (d *Device) restore(p *peer, spent *session) {
 	}
 	rec.Sessions = nil
 	p.rec, p.identity = rec, id
+	p.saveFields()
 	p.sessions = slices.Clone(p.saved)
 	for _, s := range p.sessions {
 		s.rewind(s == spent)
