@@ -44,10 +44,10 @@ type peer struct {
 	savedIdentity keys.PublicIdentity
 	savedMailbox  []byte
 	savedChanged  int64
-	kept     []*statepb.Kept
-	keptRaw  []byte     // the kept index as last committed
-	keptIn   []keptRef  // what this peer has in Device.kept and keptHash
-	indexed  []*session // the sessions whose tags are in Device.tags
+	kept          []*statepb.Kept
+	keptRaw       []byte     // the kept index as last committed
+	keptIn        []keptRef  // what this peer has in Device.kept and keptHash
+	indexed       []*session // the sessions whose tags are in Device.tags
 }
 
 // session is one ratchet session and its transcript.
