@@ -96,6 +96,10 @@ type crashPlan struct {
 	// Inbox holds, per device name, what the relay delivers: every
 	// envelope not yet acknowledged, and some that were (a lost ack).
 	Inbox map[string][][]byte
+	// LoseLastWrite runs the devices on a broken store that acknowledges
+	// each Apply before it is durable (see laggingStore), for
+	// TestCrashCatchesLostWrites.
+	LoseLastWrite bool
 }
 
 // TestCrashChild is the child process of TestCrash (see the file comment);
@@ -173,11 +177,17 @@ func crashChild(planPath string, out, ready *os.File) error {
 		name string
 		addr sealpost.Address
 	}{{"alice", aliceAddr}, {"bob", bobAddr}} {
-		s, err := Open(filepath.Join(c.plan.Dir, who.name+".db"))
+		bs, err := Open(filepath.Join(c.plan.Dir, who.name+".db"))
 		if err != nil {
 			return err
 		}
-		defer s.Close()
+		defer bs.Close()
+		var s sealpost.Store = bs
+		if c.plan.LoseLastWrite {
+			ls := &laggingStore{Store: bs}
+			defer ls.flush(c.ctx) // runs before bs.Close: a run that ends loses nothing
+			s = ls
+		}
 		d, err := sealpost.Open(c.ctx, s, who.addr, sealpost.WithReceiptDelay(0, 0))
 		if err != nil {
 			return err
@@ -377,6 +387,56 @@ func orDash(s string) string {
 	return s
 }
 
+// laggingStore is a broken Store for TestCrashCatchesLostWrites: Apply
+// returns at once and the batch reaches the file only at the next Apply
+// (or at a clean exit), so a kill loses the last write the Device was told
+// had committed. Get reads through the pending batch.
+type laggingStore struct {
+	*Store
+	pending map[string][]byte // nil value: a delete
+}
+
+func (l *laggingStore) Apply(ctx context.Context, b *sealpost.Batch) error {
+	if err := l.flush(ctx); err != nil {
+		return err
+	}
+	l.pending = map[string][]byte{}
+	return b.Each(func(key string, value []byte, deleted bool) error {
+		if deleted {
+			l.pending[key] = nil
+		} else {
+			l.pending[key] = append([]byte{}, value...) // not nil, even if empty
+		}
+		return nil
+	})
+}
+
+func (l *laggingStore) Get(ctx context.Context, key string) ([]byte, error) {
+	if v, ok := l.pending[key]; ok {
+		if v == nil {
+			return nil, fmt.Errorf("%w: %q", sealpost.ErrNotFound, key)
+		}
+		return append([]byte{}, v...), nil
+	}
+	return l.Store.Get(ctx, key)
+}
+
+func (l *laggingStore) flush(ctx context.Context) error {
+	if l.pending == nil {
+		return nil
+	}
+	b := new(sealpost.Batch)
+	for k, v := range l.pending {
+		if v == nil {
+			b.Delete(k)
+		} else {
+			b.Put(k, v)
+		}
+	}
+	l.pending = nil
+	return l.Store.Apply(ctx, b)
+}
+
 // crashEnvelope is what the parent (the relay) knows of one envelope a
 // child printed as returned by Send or Flush.
 type crashEnvelope struct {
@@ -431,6 +491,8 @@ type crashPair struct {
 	sentBy     map[string]int  // envelopes each device returned, by the lines
 	kills      int             // on this pair
 	stats      *crashStats
+	lossy      bool         // the child runs on laggingStore
+	onFail     func(string) // a check failed: t.Fatal, or the self-test's catch
 
 	// per run
 	run        int
@@ -508,7 +570,7 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 	t.Helper()
 	p.run++
 	p.stats.runs++
-	plan := crashPlan{Dir: p.dir, Run: p.stats.runs, Seed: rng.Uint64(), Final: final, Inbox: map[string][][]byte{}}
+	plan := crashPlan{Dir: p.dir, Run: p.stats.runs, Seed: rng.Uint64(), Final: final, Inbox: map[string][][]byte{}, LoseLastWrite: p.lossy}
 	for _, e := range p.order {
 		// The relay delivers what was not acknowledged, and in the final
 		// run everything; an acknowledged envelope comes again now and
@@ -649,7 +711,7 @@ func tail(lines []string) string {
 // fail stops the test with the line being applied and the ones before it.
 func (p *crashPair) fail(lines []string, format string, args ...any) {
 	p.t.Helper()
-	p.t.Fatalf("run %d: %s\nlast lines:\n%s", p.run, fmt.Sprintf(format, args...), tail(lines))
+	p.onFail(fmt.Sprintf("run %d: %s\nlast lines:\n%s", p.run, fmt.Sprintf(format, args...), tail(lines)))
 }
 
 func hexField(s string) ([]byte, error) {
@@ -737,7 +799,7 @@ func (p *crashPair) sent(dev, idHex, envHex, bodyHex string, lines []string) {
 		p.fail(lines, "%s returned the same envelope twice", dev)
 	}
 	if other := p.tags[h.Tag]; other != nil {
-		p.fail(lines, "key reuse: %s returned two envelopes with routing tag %x (the first from %s)", dev, h.Tag, other.from)
+		p.fail(lines, "key reuse: %s returned two envelopes with routing tag %x (the first in run %d)", dev, h.Tag, other.sentRun)
 	}
 	if !e.receipt {
 		if p.ids[e.id] != nil {
@@ -944,18 +1006,17 @@ func (p *crashPair) done(dev, idHex string, lines []string) {
 // finish checks a pair after its final run: everything sent was handed
 // once as new and Done, and a message went each way after the last kill.
 func (p *crashPair) finish() {
-	t := p.t
-	t.Helper()
+	p.t.Helper()
 	for _, e := range p.order {
 		if !e.acked || e.fresh > 1 {
-			t.Fatalf("envelope %s from %s (message %x, %q): acked %t, handed as new %d times",
-				e.key, e.from, e.id[:], e.body, e.acked, e.fresh)
+			p.onFail(fmt.Sprintf("envelope %s from %s (message %x, %q): acked %t, handed as new %d times",
+				e.key, e.from, e.id[:], e.body, e.acked, e.fresh))
 		}
 	}
 	for _, dev := range []string{"alice", "bob"} {
 		e := p.resumeSent[dev]
 		if e == nil || !e.handed || e.fresh != 1 || !e.acked {
-			t.Fatalf("the conversation did not resume: %s's message after the last kill did not arrive", dev)
+			p.onFail(fmt.Sprintf("the conversation did not resume: %s's message after the last kill did not arrive", dev))
 		}
 	}
 }
@@ -974,26 +1035,10 @@ func TestCrash(t *testing.T) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	t.Logf("seed %d (rerun with -crash.seed=%d)", seed, seed)
-	rng := rand.New(rand.NewPCG(seed, seed>>32))
-	stats := &crashStats{killedIn: map[string]int{}}
-	for stats.kills < *crashIterations {
-		if *crashBudget > 0 && time.Since(start) > *crashBudget {
-			t.Logf("stopping after %d kills: over the %v budget", stats.kills, *crashBudget)
-			break
-		}
-		p := newCrashPair(t, stats)
-		for n := 0; n < crashKillsPerPair && stats.kills < *crashIterations; {
-			if p.runChild(rng, false) {
-				n++
-			}
-			if stats.runs > 3*(*crashIterations)+10 {
-				t.Fatalf("%d runs for %d kills: the kills do not land", stats.runs, stats.kills)
-			}
-		}
-		p.runChild(rng, true)
-		p.finish()
-		stats.longestPair = max(stats.longestPair, len(p.order))
-	}
+	stats := crashLoop(t, seed, *crashIterations, *crashBudget, false, func(msg string) {
+		t.Helper()
+		t.Fatal(msg)
+	})
 	t.Logf("%d kills over %d pairs (up to %d envelopes each) and %d runs (%d ended before the kill) in %v; a child takes %v to start, the kill window was %v; killed in: %v",
 		stats.kills, stats.pairs, stats.longestPair, stats.runs, stats.missed, time.Since(start).Round(time.Millisecond),
 		stats.startEst.Round(time.Millisecond), stats.window.Round(time.Millisecond), stats.killedIn)
@@ -1006,4 +1051,70 @@ func TestCrash(t *testing.T) {
 	if stats.kills == 0 {
 		t.Fatal("no kill")
 	}
+}
+
+// crashDetected unwinds TestCrashCatchesLostWrites from a failed check.
+type crashDetected struct{ msg string }
+
+// TestCrashCatchesLostWrites runs the harness on laggingStore, which
+// acknowledges each Apply before it is durable, and passes only if the
+// checks catch that within crashSelfTestKills kills: the harness can fail.
+func TestCrashCatchesLostWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("spawns processes")
+	}
+	const crashSelfTestKills = 40
+	seed := *crashSeed
+	if seed == 0 {
+		seed = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d", seed)
+	var caught string
+	var stats *crashStats
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				d, ok := r.(crashDetected)
+				if !ok {
+					panic(r)
+				}
+				caught = d.msg
+			}
+		}()
+		stats = crashLoop(t, seed, crashSelfTestKills, 0, true, func(msg string) { panic(crashDetected{msg}) })
+	}()
+	if caught == "" {
+		t.Fatalf("%d kills on a store that loses its last write, and no check failed", stats.kills)
+	}
+	t.Logf("caught: %s", strings.SplitN(caught, "\n", 2)[0])
+}
+
+// crashLoop runs pairs until iterations kills (or budget) and returns the
+// counts. Every random choice comes from one generator seeded with seed,
+// used only on this goroutine.
+func crashLoop(t *testing.T, seed uint64, iterations int, budget time.Duration, lossy bool, onFail func(string)) *crashStats {
+	t.Helper()
+	start := time.Now()
+	rng := rand.New(rand.NewPCG(seed, seed>>32))
+	stats := &crashStats{killedIn: map[string]int{}}
+	for stats.kills < iterations {
+		if budget > 0 && time.Since(start) > budget {
+			t.Logf("stopping after %d kills: over the %v budget", stats.kills, budget)
+			break
+		}
+		p := newCrashPair(t, stats)
+		p.lossy, p.onFail = lossy, onFail
+		for n := 0; n < crashKillsPerPair && stats.kills < iterations; {
+			if p.runChild(rng, false) {
+				n++
+			}
+			if stats.runs > 3*iterations+10 {
+				t.Fatalf("%d runs for %d kills: the kills do not land", stats.runs, stats.kills)
+			}
+		}
+		p.runChild(rng, true)
+		p.finish()
+		stats.longestPair = max(stats.longestPair, len(p.order))
+	}
+	return stats
 }
