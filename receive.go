@@ -59,7 +59,11 @@ type received struct {
 // error, releases nothing, and the same envelope can be received again.
 //
 // A result is kept until Done: receiving the same envelope again returns
-// it with Redelivered set; after Done it is ErrDuplicate. Errors:
+// it with Redelivered set; after Done it is ErrDuplicate, or ErrDecrypt
+// once its session has consumed more than ratchet.ReplayRecord messages
+// since and no longer remembers it. Either way it is never handed out
+// twice: an app that sees either error for an envelope it has handled
+// drops it. Errors:
 // ErrMalformed, ErrTooLarge and ErrUnsupportedVersion for bad input;
 // ErrDecrypt when no session or mailbox key opens it; ErrDuplicate,
 // ErrExpiredKey, ErrTooManySkipped from the ratchet; ErrUnknownPrekey and
