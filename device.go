@@ -27,9 +27,11 @@ const (
 	keySeenPrefix = "seen/"
 	// keyKeptIndexPrefix holds each peer's list of kept results.
 	keyKeptIndexPrefix = "keptidx/"
-	// A session's records: the session itself, its pending start, its
-	// transcript log blocks and its queued-receipt blocks.
+	// A session's records: the session itself, its ratchet state, its
+	// pending start, its transcript log blocks and its queued-receipt
+	// blocks.
 	keySessionPrefix = "sess/"
+	keyRatchetPrefix = "rat/"
 	keyStartPrefix   = "start/"
 	keyLogPrefix     = "tlog/"
 	keyQueuePrefix   = "rq/"

@@ -748,12 +748,9 @@ func TestStoredVersions(t *testing.T) {
 			m := new(statepb.PeerSession)
 			return recode(t, raw, m, func() { m.Version = 99 })
 		}, ""},
-		{"ratchet state", sessKey, func(t *testing.T, raw []byte) []byte {
-			m := new(statepb.PeerSession)
-			return recode(t, raw, m, func() {
-				r := new(statepb.RatchetSession)
-				m.Ratchet = recode(t, m.Ratchet, r, func() { r.Version = 99 })
-			})
+		{"ratchet state", "rat/" + strings.TrimPrefix(sessKey, "sess/"), func(t *testing.T, raw []byte) []byte {
+			m := new(statepb.RatchetSession)
+			return recode(t, raw, m, func() { m.Version = 99 })
 		}, ""},
 		{"transcript state", sessKey, func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.PeerSession)

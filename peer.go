@@ -69,6 +69,7 @@ type session struct {
 	// when its record does not exist), the transcript's log totals and the
 	// receipt queue's end.
 	raw                  []byte
+	ratchetRaw           []byte
 	savedPending         *statepb.PendingStart
 	sentSaved, recvSaved uint64
 	queueSaved           uint64
@@ -90,7 +91,8 @@ func newSession(addr Address, r *ratchet.Session, meta *statepb.PeerSession) *se
 func (s *session) confirmed() bool { return s.pending == nil }
 
 // Store keys of a session's records.
-func (s *session) recordKey() string { return keySessionPrefix + s.keyID }
+func (s *session) recordKey() string  { return keySessionPrefix + s.keyID }
+func (s *session) ratchetKey() string { return keyRatchetPrefix + s.keyID }
 func (s *session) startKey() string  { return keyStartPrefix + s.keyID }
 func (s *session) logKey(l transcript.Log, slot int) string {
 	return keyLogPrefix + s.keyID + "/" + strconv.Itoa(int(l)) + "/" + strconv.Itoa(slot)
@@ -156,17 +158,13 @@ func (p *peer) encode() ([]byte, error) {
 
 // encode returns the session record from its live state.
 func (s *session) encode() ([]byte, error) {
-	r, err := s.r.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
 	head, err := s.conv.MarshalHead()
 	if err != nil {
 		return nil, err
 	}
 	m := s.meta
 	rec := &statepb.PeerSession{
-		Version: deviceVersion, Ratchet: r, Transcript: head, BaseKey: m.BaseKey, Initiator: m.Initiator,
+		Version: deviceVersion, Transcript: head, BaseKey: m.BaseKey, Initiator: m.Initiator,
 		Pending: s.pending != nil, CreatedUnixNano: m.CreatedUnixNano, LastReceivedUnixNano: m.LastReceivedUnixNano,
 	}
 	if m.Receipts != nil || s.delivered.to != 0 {
@@ -241,7 +239,11 @@ func (d *Device) loadSession(ctx context.Context, addr Address, id [16]byte) (*s
 	if err != nil {
 		return nil, fmt.Errorf("sealpost: loading session %s: %w", s.keyID, err)
 	}
-	if err := s.decode(raw); err != nil {
+	rraw, err := getRecord(ctx, d.store, s.ratchetKey())
+	if err != nil {
+		return nil, fmt.Errorf("sealpost: loading the ratchet of session %s: %w", s.keyID, err)
+	}
+	if err := s.decode(raw, rraw); err != nil {
 		return nil, err
 	}
 	if sum := sha256.Sum256(s.meta.BaseKey); [16]byte(sum[:16]) != id {
@@ -274,19 +276,19 @@ func (d *Device) loadSession(ctx context.Context, addr Address, id [16]byte) (*s
 		}
 		s.pending = ps
 	}
-	s.committed(raw)
+	s.committed(raw, rraw)
 	return s, nil
 }
 
-// decode sets the session's ratchet and metadata from its record; the
+// decode sets the session's metadata and ratchet from their records; the
 // transcript and receipt queue are loaded or rewound by the caller.
-func (s *session) decode(raw []byte) error {
+func (s *session) decode(raw, ratchetRaw []byte) error {
 	m := new(statepb.PeerSession)
 	if err := decodeVersioned(raw, m, func() uint32 { return m.Version }, "saved session"); err != nil {
 		return err
 	}
 	r := new(ratchet.Session)
-	if err := r.UnmarshalBinary(m.Ratchet); err != nil {
+	if err := r.UnmarshalBinary(ratchetRaw); err != nil {
 		return err
 	}
 	if q := m.Receipts; q != nil {
@@ -295,15 +297,14 @@ func (s *session) decode(raw []byte) error {
 			return fmt.Errorf("%w: saved receipt queue", ErrMalformed)
 		}
 	}
-	m.Ratchet = nil
 	s.r, s.meta = r, m
 	return nil
 }
 
-// committed records raw as the session's committed record, with its
-// transcript, queue and start as they are now.
-func (s *session) committed(raw []byte) {
-	s.raw = raw
+// committed records raw and ratchetRaw as the session's committed
+// records, with its transcript, queue and start as they are now.
+func (s *session) committed(raw, ratchetRaw []byte) {
+	s.raw, s.ratchetRaw = raw, ratchetRaw
 	s.savedPending = s.pending
 	s.sentSaved = s.conv.LogTotal(transcript.SentLog)
 	s.recvSaved = s.conv.LogTotal(transcript.ReceivedLog)
@@ -315,7 +316,7 @@ func (s *session) committed(raw []byte) {
 // stay spent).
 func (s *session) rewind(keepRatchet bool) {
 	r := s.r
-	if err := s.decode(s.raw); err != nil {
+	if err := s.decode(s.raw, s.ratchetRaw); err != nil {
 		panic("sealpost: committed session record does not decode: " + err.Error())
 	}
 	if keepRatchet {
@@ -334,16 +335,20 @@ func (s *session) rewind(keepRatchet bool) {
 	}
 }
 
-// put adds the session's changed records to b: the session record, the
-// transcript and receipt-queue blocks written since the last commit, and
-// the pending start when it appears or goes. It returns the new session
-// record.
-func (s *session) put(b *Batch) ([]byte, error) {
-	raw, err := s.encode()
-	if err != nil {
-		return nil, err
+// put adds the session's changed records to b: the session record, its
+// ratchet state, the transcript and receipt-queue blocks written since the
+// last commit, and the pending start when it appears or goes. It returns
+// the new session and ratchet records.
+func (s *session) put(b *Batch) (raw, ratchetRaw []byte, err error) {
+	if raw, err = s.encode(); err != nil {
+		return nil, nil, err
 	}
 	putRecord(b, s.recordKey(), raw)
+	// Encoded with room for the checksum, which putRecord appends in place.
+	if ratchetRaw, err = s.r.AppendBinary(make([]byte, 0, len(s.ratchetRaw)+checksumSize+256)); err != nil {
+		return nil, nil, err
+	}
+	putRecord(b, s.ratchetKey(), ratchetRaw)
 	s.conv.ChangedBlocks(transcript.SentLog, s.sentSaved, func(slot int, block []byte) {
 		putRecord(b, s.logKey(transcript.SentLog, slot), block)
 	})
@@ -358,18 +363,19 @@ func (s *session) put(b *Batch) ([]byte, error) {
 		sraw, err := pbstrict.Marshal(&statepb.PendingStart{Version: deviceVersion,
 			SessionStart: s.pending.SessionStart, PeerBundle: s.pending.PeerBundle})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		putRecord(b, s.startKey(), sraw)
 	case s.pending == nil && s.savedPending != nil:
 		b.Delete(s.startKey())
 	}
-	return raw, nil
+	return raw, ratchetRaw, nil
 }
 
 // deleteAll adds the deletion of every record of the session to b.
 func (s *session) deleteAll(b *Batch) {
 	b.Delete(s.recordKey())
+	b.Delete(s.ratchetKey())
 	b.Delete(s.startKey())
 	for slot := range transcript.LogSlots {
 		b.Delete(s.logKey(transcript.SentLog, slot))
@@ -540,10 +546,10 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 			write = append(write, s)
 		}
 	}
-	sraw := make([][]byte, len(write))
+	sraw, rraw := make([][]byte, len(write)), make([][]byte, len(write))
 	for i, s := range write {
 		var err error
-		if sraw[i], err = s.put(b); err != nil {
+		if sraw[i], rraw[i], err = s.put(b); err != nil {
 			d.restore(p, spent)
 			return err
 		}
@@ -576,7 +582,7 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 	}
 	p.raw = raw
 	for i, s := range write {
-		s.committed(sraw[i])
+		s.committed(sraw[i], rraw[i])
 		d.used(p, s)
 	}
 	p.saved = append(p.saved[:0], p.sessions...)

@@ -65,3 +65,9 @@ func MarshalRoom(m proto.Message, extra int) ([]byte, error) {
 	opts := proto.MarshalOptions{Deterministic: true}
 	return opts.MarshalAppend(make([]byte, 0, opts.Size(m)+extra), m)
 }
+
+// MarshalAppend appends m's deterministic encoding to b.
+func MarshalAppend(b []byte, m proto.Message) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.MarshalAppend(b, m)
+}
+

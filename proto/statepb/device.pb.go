@@ -265,15 +265,15 @@ func (x *Peer) GetSessions() [][]byte {
 
 // PeerSession is one ratchet session with a peer, under
 // "sess/<address>/<session id in hex>". It is rewritten with every
-// message on the session, so it holds only what is small: the transcript's
-// logs and the queued delivery receipts are saved in fixed blocks of their
-// own ("tlog/..." and "rq/..."), and the session start in a PendingStart
+// message on the session, so it holds only what is small: the ratchet
+// state is its own record ("rat/..."), the transcript's logs and the
+// queued delivery receipts are saved in fixed blocks of their own
+// ("tlog/..." and "rq/..."), and the session start in a PendingStart
 // record while the peer has not replied.
 type PeerSession struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// version must be 2.
 	Version uint32 `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
-	Ratchet []byte `protobuf:"bytes,1,opt,name=ratchet,proto3" json:"ratchet,omitempty"`
 	// base_key is the session start's base key; the session id is the
 	// first 16 bytes of its SHA-256.
 	BaseKey   []byte `protobuf:"bytes,2,opt,name=base_key,json=baseKey,proto3" json:"base_key,omitempty"`
@@ -327,13 +327,6 @@ func (x *PeerSession) GetVersion() uint32 {
 		return x.Version
 	}
 	return 0
-}
-
-func (x *PeerSession) GetRatchet() []byte {
-	if x != nil {
-		return x.Ratchet
-	}
-	return nil
 }
 
 func (x *PeerSession) GetBaseKey() []byte {
@@ -854,11 +847,10 @@ const file_statepb_device_proto_rawDesc = "" +
 	" \x01(\fR\amailbox\x12;\n" +
 	"\x1aidentity_changed_unix_nano\x18\v \x01(\x03R\x17identityChangedUnixNano\x12\x1a\n" +
 	"\bsessions\x18\f \x03(\fR\bsessionsJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
-	"\"\xe0\x02\n" +
+	"\"\xcc\x02\n" +
 	"\vPeerSession\x12\x18\n" +
 	"\aversion\x18\n" +
-	" \x01(\rR\aversion\x12\x18\n" +
-	"\aratchet\x18\x01 \x01(\fR\aratchet\x12\x19\n" +
+	" \x01(\rR\aversion\x12\x19\n" +
 	"\bbase_key\x18\x02 \x01(\fR\abaseKey\x12\x1c\n" +
 	"\tinitiator\x18\x03 \x01(\bR\tinitiator\x12\x18\n" +
 	"\apending\x18\v \x01(\bR\apending\x12*\n" +
@@ -867,7 +859,7 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\n" +
 	"transcript\x18\b \x01(\fR\n" +
 	"transcript\x12;\n" +
-	"\breceipts\x18\t \x01(\v2\x1f.sealpost.state.v1.ReceiptQueueR\breceiptsJ\x04\b\x04\x10\x05J\x04\b\x05\x10\x06\"n\n" +
+	"\breceipts\x18\t \x01(\v2\x1f.sealpost.state.v1.ReceiptQueueR\breceiptsJ\x04\b\x01\x10\x02J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06\"n\n" +
 	"\fPendingStart\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12#\n" +
 	"\rsession_start\x18\x02 \x01(\fR\fsessionStart\x12\x1f\n" +
