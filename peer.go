@@ -93,7 +93,7 @@ func (s *session) confirmed() bool { return s.pending == nil }
 // Store keys of a session's records.
 func (s *session) recordKey() string  { return keySessionPrefix + s.keyID }
 func (s *session) ratchetKey() string { return keyRatchetPrefix + s.keyID }
-func (s *session) startKey() string  { return keyStartPrefix + s.keyID }
+func (s *session) startKey() string   { return keyStartPrefix + s.keyID }
 func (s *session) logKey(l transcript.Log, slot int) string {
 	return keyLogPrefix + s.keyID + "/" + strconv.Itoa(int(l)) + "/" + strconv.Itoa(slot)
 }

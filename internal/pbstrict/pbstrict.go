@@ -70,4 +70,3 @@ func MarshalRoom(m proto.Message, extra int) ([]byte, error) {
 func MarshalAppend(b []byte, m proto.Message) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.MarshalAppend(b, m)
 }
-
