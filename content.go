@@ -84,6 +84,9 @@ func decodeContent(raw []byte) (*content, error) {
 	if pb.Version != contentVersion {
 		return nil, fmt.Errorf("%w: content version %d", ErrUnsupportedVersion, pb.Version)
 	}
+	if pb.Kind < uint32(KindMessage) || pb.Kind > uint32(KindRead) {
+		return nil, fmt.Errorf("%w: content kind %d", ErrMalformed, pb.Kind)
+	}
 	c := &content{kind: Kind(pb.Kind), body: pb.Body, receiptHash: pb.ReceiptHash, pb: pb}
 	if len(pb.Id) != len(c.id) {
 		return nil, fmt.Errorf("%w: content id", ErrMalformed)

@@ -40,6 +40,7 @@ func TestDecodeContent(t *testing.T) {
 		{"short id", func(c *sealedpb.Content) { c.Id = c.Id[:15] }, ErrMalformed},
 		{"kind 0", func(c *sealedpb.Content) { c.Kind = 0 }, ErrMalformed},
 		{"kind 4", func(c *sealedpb.Content) { c.Kind = 4 }, ErrMalformed},
+		{"kind 257 (1 mod 256)", func(c *sealedpb.Content) { c.Kind = 257 }, ErrMalformed},
 		{"receipt with a body", func(c *sealedpb.Content) {
 			c.Kind, c.Delivered, c.ReceiptHash = uint32(KindDelivered), [][]byte{id16(2)}, make([]byte, 32)
 		}, ErrMalformed},

@@ -441,6 +441,9 @@ func (d *Device) keptResult(ctx context.Context, key string) (*Incoming, error) 
 	if len(rec.Id) != 16 {
 		return nil, fmt.Errorf("%w: kept result id", ErrMalformed)
 	}
+	if rec.Kind < uint32(KindMessage) || rec.Kind > uint32(KindRead) {
+		return nil, fmt.Errorf("%w: kept result kind %d", ErrMalformed, rec.Kind)
+	}
 	c := &content{kind: Kind(rec.Kind), id: MessageID(rec.Id), body: rec.Body}
 	if c.delivered, err = decodeIDs(rec.Delivered); err != nil {
 		return nil, err
@@ -450,6 +453,9 @@ func (d *Device) keptResult(ctx context.Context, key string) (*Incoming, error) 
 	}
 	var findings []transcript.Finding
 	for _, f := range rec.Findings {
+		if f.Kind < uint32(transcript.Gap) || f.Kind > uint32(transcript.IdentityChanged) {
+			return nil, fmt.Errorf("%w: kept finding kind %d", ErrMalformed, f.Kind)
+		}
 		tf := transcript.Finding{Kind: transcript.Kind(f.Kind), Seq: f.Seq, ToSeq: f.ToSeq, Outgoing: f.Outgoing}
 		for _, id := range f.Ids {
 			tf.IDs = append(tf.IDs, [16]byte(id))

@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"syscall"
@@ -61,6 +62,9 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	}
 	if *me == "" {
 		return errors.New("-me is required")
+	}
+	if *device > math.MaxUint32 {
+		return errors.New("-device must fit in 32 bits")
 	}
 	if *storePath == "" {
 		*storePath = *me + ".db"
