@@ -458,6 +458,9 @@ func (d *Device) keptResult(ctx context.Context, key string) (*Incoming, error) 
 		}
 		tf := transcript.Finding{Kind: transcript.Kind(f.Kind), Seq: f.Seq, ToSeq: f.ToSeq, Outgoing: f.Outgoing}
 		for _, id := range f.Ids {
+			if len(id) != 16 {
+				return nil, fmt.Errorf("%w: kept finding id", ErrMalformed)
+			}
 			tf.IDs = append(tf.IDs, [16]byte(id))
 		}
 		findings = append(findings, tf)
