@@ -67,13 +67,14 @@
 //     releases no envelope; a failed Receive releases nothing and rewinds
 //     the peer to what it last committed.
 //   - A peer is saved as small records, so a message rewrites only what it
-//     changed: the peer record (identity, mailbox, session list), one
-//     record per session (ratchet, transcript head, receipt-queue bounds),
-//     the transcript's logs and the queued delivery receipts in fixed
-//     blocks of 16 entries, the pending session start until the peer
-//     replies, and the kept results with their index. One message writes
-//     about 1-3 KB where the whole peer (up to ~35 KB) used to be
-//     rewritten.
+//     changed: the peer record (identity, mailbox, session list), per
+//     session a record (transcript head, receipt-queue bounds) and its
+//     ratchet state, the transcript's logs and the queued delivery receipts
+//     in fixed blocks of 16 entries, the pending session start until the
+//     peer replies, and the kept results with their index. In a steady
+//     one-way conversation a Send writes about 1.4 KB and a Receive plus
+//     its Done about 5 KB, most of it the receiving ratchet's state, where
+//     the whole peer (up to ~35 KB) used to be rewritten.
 //   - An envelope whose tag no session expects is tried on the 32 most
 //     recently used sessions only, so a flood of garbage costs a bounded
 //     amount per envelope however many sessions the device has. The price:

@@ -136,14 +136,6 @@ func (d *Device) decrypt(ctx context.Context, h envelope.Header, body, raw []byt
 		if !errors.Is(err, ErrDecrypt) {
 			return nil, err
 		}
-		// Sealed to none of our mailbox keys (perhaps one rotated away):
-		// if it is no session message either, say that, not what the
-		// ratchet thinks of its first bytes.
-		rc, err := d.slowPath(h.Tag, body)
-		if err != nil && !errors.Is(err, ErrDecrypt) {
-			err = fmt.Errorf("%w: no session or mailbox key opens the envelope", ErrDecrypt)
-		}
-		return rc, err
 	}
 	return d.slowPath(h.Tag, body)
 }

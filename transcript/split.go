@@ -55,7 +55,7 @@ func (c *Conversation) MarshalHead() ([]byte, error) {
 // LogTotal(l) as last saved). After one Sent or Received that is one
 // block: what a split save writes besides the head.
 func (c *Conversation) ChangedBlocks(l Log, since uint64, fn func(slot int, block []byte)) {
-	total := c.logTotal(l)
+	total := c.LogTotal(l)
 	if since >= total {
 		return
 	}
@@ -73,9 +73,7 @@ func (c *Conversation) ChangedBlocks(l Log, since uint64, fn func(slot int, bloc
 
 // LogTotal returns how many entries were ever added to log l: a caller
 // compares it before and after an operation to know which blocks changed.
-func (c *Conversation) LogTotal(l Log) uint64 { return c.logTotal(l) }
-
-func (c *Conversation) logTotal(l Log) uint64 {
+func (c *Conversation) LogTotal(l Log) uint64 {
 	if l == SentLog {
 		return c.out.log.total
 	}

@@ -62,8 +62,7 @@ func Unknown(m proto.Message) bool { return hasUnknown(m.ProtoReflect()) }
 // MarshalRoom encodes m deterministically into a buffer with room for
 // extra more bytes, so a caller can append a trailer without a copy.
 func MarshalRoom(m proto.Message, extra int) ([]byte, error) {
-	opts := proto.MarshalOptions{Deterministic: true}
-	return opts.MarshalAppend(make([]byte, 0, opts.Size(m)+extra), m)
+	return MarshalAppend(make([]byte, 0, proto.Size(m)+extra), m)
 }
 
 // MarshalAppend appends m's deterministic encoding to b.
