@@ -191,6 +191,5 @@ func (s *Session) commitStep(p *plan) {
 	s.rk = p.rkSend
 	s.dhr = p.dhr
 	s.hasDHr = true
-	s.dhs = p.dhs
-	s.dhsPub = [pubSize]byte(p.dhs.PublicKey().Bytes())
+	s.setDHs(p.dhs)
 }

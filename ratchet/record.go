@@ -6,9 +6,10 @@ package ratchet
 // ring is a bounded record, oldest first; pushing onto a full ring drops the
 // oldest entry.
 type ring[T comparable] struct {
-	buf  []T
-	head int // index of the oldest entry
-	max  int
+	buf   []T
+	head  int // index of the oldest entry
+	max   int
+	total uint64 // entries ever pushed: the newest has absolute index total-1
 }
 
 func (r *ring[T]) len() int { return len(r.buf) }
@@ -17,6 +18,7 @@ func (r *ring[T]) len() int { return len(r.buf) }
 func (r *ring[T]) at(i int) T { return r.buf[(r.head+i)%len(r.buf)] }
 
 func (r *ring[T]) push(v T) {
+	r.total++
 	if len(r.buf) < r.max {
 		r.buf = append(r.buf, v)
 		return

@@ -26,12 +26,13 @@ type Session struct {
 	cfg config
 	ad  []byte
 
-	rk     [keySize]byte    // RK
-	dhs    *ecdh.PrivateKey // DHs
-	dhsPub [pubSize]byte    // DHs public key, cached for every header
-	dhr    [pubSize]byte    // DHr
-	hasDHr bool
-	pn     uint32 // PN
+	rk      [keySize]byte    // RK
+	dhs     *ecdh.PrivateKey // DHs
+	dhsPub  [pubSize]byte    // DHs public key, cached for every header
+	dhsPriv [keySize]byte    // DHs private key, cached for every save
+	dhr     [pubSize]byte    // DHr
+	hasDHr  bool
+	pn      uint32 // PN
 
 	send *sendChain // CKs, HKs, Ns; nil until a responder has received
 	recv *recvChain // CKr, HKr, Nr; nil until the first message arrives
@@ -91,6 +92,7 @@ type recvChain struct {
 type scratch struct {
 	ad    []byte // session AD || version || tag || encrypted header
 	hdr   [headerSize]byte
+	cold  []byte // the cold part of a split save, to compare with the saved one
 	nonce [nonceSize]byte
 	mac   hash.Hash // SHA-256, for the body nonce's HMAC
 	pad   [sha256.BlockSize]byte
@@ -120,10 +122,11 @@ func newInitiator(secret, ad []byte, peer *ecdh.PublicKey, h hooks, opts ...Opti
 	}
 	copy(s.dhr[:], peer.Bytes())
 	s.hasDHr = true
-	if s.dhs, err = s.generate(); err != nil {
+	dhs, err := s.generate()
+	if err != nil {
 		return nil, err
 	}
-	s.dhsPub = [pubSize]byte(s.dhs.PublicKey().Bytes())
+	s.setDHs(dhs)
 	dh, err := exchange(s.dhs, &s.dhr)
 	if err != nil {
 		return nil, err
@@ -159,8 +162,7 @@ func newResponder(secret, ad []byte, ownRatchetKey *ecdh.PrivateKey, h hooks, op
 	if err != nil {
 		return nil, err
 	}
-	s.dhs = ownRatchetKey
-	s.dhsPub = [pubSize]byte(ownRatchetKey.PublicKey().Bytes())
+	s.setDHs(ownRatchetKey)
 	s.nhks = nhkb
 	s.next = newWindow(newHeaderKeys(&hka), 0, s.cfg.tagWindow)
 	clear(hka[:])
@@ -198,6 +200,13 @@ func (s *Session) initRecords() {
 	s.consumed = ring[consumed]{max: ReplayRecord}
 	s.expired = ring[[TagSize]byte]{max: ExpiredRecord}
 	s.scratch = &scratch{ad: make([]byte, 0, len(s.ad)+1+TagSize+encHeaderSize), mac: sha256.New()}
+}
+
+// setDHs makes k the session's ratchet key pair, with its cached bytes.
+func (s *Session) setDHs(k *ecdh.PrivateKey) {
+	s.dhs = k
+	s.dhsPub = [pubSize]byte(k.PublicKey().Bytes())
+	s.dhsPriv = [keySize]byte(k.Bytes())
 }
 
 // generate makes a new ratchet key pair (GENERATE_DH).

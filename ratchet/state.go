@@ -30,7 +30,7 @@ func (s *Session) AppendBinary(b []byte) ([]byte, error) {
 		Version:                StateVersion,
 		AssociatedData:         s.ad,
 		RootKey:                s.rk[:],
-		OwnRatchetKey:          s.dhs.Bytes(),
+		OwnRatchetKey:          s.dhsPriv[:],
 		NextSendingHeaderKey:   s.nhks[:],
 		NextReceivingHeaderKey: s.next.hk.hk[:],
 		PreviousSendingCount:   s.pn,
@@ -152,11 +152,12 @@ func (t *Session) loadKeys(m *statepb.RatchetSession) error {
 	if err != nil {
 		return err
 	}
-	if t.dhs, err = ecdh.X25519().NewPrivateKey(own[:]); err != nil {
+	dhs, err := ecdh.X25519().NewPrivateKey(own[:])
+	if err != nil {
 		return errorf(ErrMalformed, "state own ratchet key")
 	}
 	clear(own[:])
-	t.dhsPub = [pubSize]byte(t.dhs.PublicKey().Bytes())
+	t.setDHs(dhs)
 	t.next = newWindow(newHeaderKeys(&nhkr), 0, t.cfg.tagWindow)
 	clear(nhkr[:])
 	if len(m.PeerRatchetKey) > 0 {
