@@ -17,7 +17,7 @@ import (
 
 // deviceVersion is the version of the saved device and peer records. Any
 // other is ErrUnsupportedVersion; a later version will migrate this one.
-const deviceVersion = 2
+const deviceVersion = 3
 
 // Store keys. Every record a Device writes lives under one of these.
 const (

@@ -25,7 +25,7 @@ var updateStore = flag.Bool("update-store", false, "rewrite testdata/store/*.gol
 //
 // File format: "# comment" lines, then one "store <name>" line per store
 // followed by "<key> <hex value>" lines, then "envelope <to> <hex>" lines.
-const storeGolden = "testdata/store/layout2.golden"
+const storeGolden = "testdata/store/layout3.golden"
 
 type golden struct {
 	stores    map[string]map[string][]byte

@@ -748,9 +748,10 @@ func TestStoredVersions(t *testing.T) {
 			m := new(statepb.PeerSession)
 			return recode(t, raw, m, func() { m.Version = 99 })
 		}, ""},
-		{"ratchet state", "rat/" + strings.TrimPrefix(sessKey, "sess/"), func(t *testing.T, raw []byte) []byte {
-			m := new(statepb.RatchetSession)
-			return recode(t, raw, m, func() { m.Version = 99 })
+		{"ratchet state", "rat/" + strings.TrimPrefix(sessKey, "sess/") + "/0", func(t *testing.T, raw []byte) []byte {
+			out := bytes.Clone(raw)
+			out[0] = 99 // the split head's version byte
+			return out
 		}, ""},
 		{"transcript state", sessKey, func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.PeerSession)

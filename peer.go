@@ -65,14 +65,21 @@ type session struct {
 	start   *keys.SessionStart
 	bundle  *keys.Bundle
 
-	// What was last committed: the session record, the pending start (nil
-	// when its record does not exist), the transcript's log totals and the
-	// receipt queue's end.
+	// What was last committed: the session record, the ratchet's parts and
+	// the mark of their save, the pending start (nil when its record does
+	// not exist), the transcript's log totals and the receipt queue's end.
 	raw                  []byte
-	ratchetRaw           []byte
+	ratParts             [ratchet.SplitParts][]byte
+	ratMark              ratchet.SplitMark
 	savedPending         *statepb.PendingStart
 	sentSaved, recvSaved uint64
 	queueSaved           uint64
+
+	// The ratchet's parts put by the last put, and their mark, committed
+	// by committed.
+	ratStaged     [ratchet.SplitParts][]byte
+	ratStagedMark ratchet.SplitMark
+	ratKeys       [ratchet.SplitParts]string // store keys of the parts, built once
 
 	tags  [][16]byte // the expected tags last put in Device.tags
 	spare [][16]byte // a buffer for the next ExpectedTags, reused
@@ -91,9 +98,16 @@ func newSession(addr Address, r *ratchet.Session, meta *statepb.PeerSession) *se
 func (s *session) confirmed() bool { return s.pending == nil }
 
 // Store keys of a session's records.
-func (s *session) recordKey() string  { return keySessionPrefix + s.keyID }
-func (s *session) ratchetKey() string { return keyRatchetPrefix + s.keyID }
-func (s *session) startKey() string   { return keyStartPrefix + s.keyID }
+func (s *session) recordKey() string { return keySessionPrefix + s.keyID }
+
+// ratchetKey is the store key of a part of the ratchet's split save.
+func (s *session) ratchetKey(p ratchet.Part) string {
+	if s.ratKeys[p] == "" {
+		s.ratKeys[p] = keyRatchetPrefix + s.keyID + "/" + strconv.Itoa(int(p))
+	}
+	return s.ratKeys[p]
+}
+func (s *session) startKey() string { return keyStartPrefix + s.keyID }
 func (s *session) logKey(l transcript.Log, slot int) string {
 	return keyLogPrefix + s.keyID + "/" + strconv.Itoa(int(l)) + "/" + strconv.Itoa(slot)
 }
@@ -239,13 +253,19 @@ func (d *Device) loadSession(ctx context.Context, addr Address, id [16]byte) (*s
 	if err != nil {
 		return nil, fmt.Errorf("sealpost: loading session %s: %w", s.keyID, err)
 	}
-	rraw, err := getRecord(ctx, d.store, s.ratchetKey())
+	if err := s.decode(raw); err != nil {
+		return nil, err
+	}
+	var parts [ratchet.SplitParts][]byte
+	err = s.loadRatchet(func(p ratchet.Part) ([]byte, error) {
+		v, err := getRecord(ctx, d.store, s.ratchetKey(p))
+		parts[p] = v
+		return v, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("sealpost: loading the ratchet of session %s: %w", s.keyID, err)
 	}
-	if err := s.decode(raw, rraw); err != nil {
-		return nil, err
-	}
+	s.ratParts = parts
 	if sum := sha256.Sum256(s.meta.BaseKey); [16]byte(sum[:16]) != id {
 		return nil, fmt.Errorf("%w: session record %s is for another session", ErrMalformed, s.keyID)
 	}
@@ -276,19 +296,30 @@ func (d *Device) loadSession(ctx context.Context, addr Address, id [16]byte) (*s
 		}
 		s.pending = ps
 	}
-	s.committed(raw, rraw)
+	s.committed(raw)
 	return s, nil
 }
 
-// decode sets the session's metadata and ratchet from their records; the
-// transcript and receipt queue are loaded or rewound by the caller.
-func (s *session) decode(raw, ratchetRaw []byte) error {
-	m := new(statepb.PeerSession)
-	if err := decodeVersioned(raw, m, func() uint32 { return m.Version }, "saved session"); err != nil {
+// loadRatchet sets the session's ratchet from the parts of its split save
+// (ratchet.LoadSplit), with the mark of that save.
+func (s *session) loadRatchet(get func(ratchet.Part) ([]byte, error)) error {
+	head, err := get(ratchet.PartHead)
+	if err != nil {
 		return err
 	}
-	r := new(ratchet.Session)
-	if err := r.UnmarshalBinary(ratchetRaw); err != nil {
+	r, mark, err := ratchet.LoadSplit(head, get)
+	if err != nil {
+		return err
+	}
+	s.r, s.ratMark = r, mark
+	return nil
+}
+
+// decode sets the session's metadata from its record; the ratchet,
+// transcript and receipt queue are loaded or rewound by the caller.
+func (s *session) decode(raw []byte) error {
+	m := new(statepb.PeerSession)
+	if err := decodeVersioned(raw, m, func() uint32 { return m.Version }, "saved session"); err != nil {
 		return err
 	}
 	if q := m.Receipts; q != nil {
@@ -297,14 +328,21 @@ func (s *session) decode(raw, ratchetRaw []byte) error {
 			return fmt.Errorf("%w: saved receipt queue", ErrMalformed)
 		}
 	}
-	s.r, s.meta = r, m
+	s.meta = m
 	return nil
 }
 
-// committed records raw and ratchetRaw as the session's committed
-// records, with its transcript, queue and start as they are now.
-func (s *session) committed(raw, ratchetRaw []byte) {
-	s.raw, s.ratchetRaw = raw, ratchetRaw
+// committed records raw and the ratchet parts put last as the session's
+// committed records, with its transcript, queue and start as they are now.
+func (s *session) committed(raw []byte) {
+	s.raw = raw
+	for p, v := range s.ratStaged {
+		if v != nil {
+			s.ratParts[p] = v
+		}
+	}
+	s.ratMark = s.ratStagedMark
+	s.ratStaged = [ratchet.SplitParts][]byte{}
 	s.savedPending = s.pending
 	s.sentSaved = s.conv.LogTotal(transcript.SentLog)
 	s.recvSaved = s.conv.LogTotal(transcript.ReceivedLog)
@@ -315,12 +353,15 @@ func (s *session) committed(raw, ratchetRaw []byte) {
 // ratchet when keepRatchet is set (a failed send spent a key, which must
 // stay spent).
 func (s *session) rewind(keepRatchet bool) {
-	r := s.r
-	if err := s.decode(s.raw, s.ratchetRaw); err != nil {
+	s.ratStaged = [ratchet.SplitParts][]byte{}
+	if err := s.decode(s.raw); err != nil {
 		panic("sealpost: committed session record does not decode: " + err.Error())
 	}
-	if keepRatchet {
-		s.r = r
+	if !keepRatchet {
+		err := s.loadRatchet(func(p ratchet.Part) ([]byte, error) { return s.ratParts[p], nil })
+		if err != nil {
+			panic("sealpost: committed ratchet does not load: " + err.Error())
+		}
 	}
 	if err := s.conv.RestoreHead(s.meta.Transcript); err != nil {
 		panic("sealpost: committed transcript head does not restore: " + err.Error())
@@ -339,16 +380,21 @@ func (s *session) rewind(keepRatchet bool) {
 // ratchet state, the transcript and receipt-queue blocks written since the
 // last commit, and the pending start when it appears or goes. It returns
 // the new session and ratchet records.
-func (s *session) put(b *Batch) (raw, ratchetRaw []byte, err error) {
+func (s *session) put(b *Batch) (raw []byte, err error) {
 	if raw, err = s.encode(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	putRecord(b, s.recordKey(), raw)
-	// Encoded with room for the checksum, which putRecord appends in place.
-	if ratchetRaw, err = s.r.AppendBinary(make([]byte, 0, len(s.ratchetRaw)+checksumSize+256)); err != nil {
-		return nil, nil, err
+	// The ratchet's changed parts, encoded with room for the checksum,
+	// which putRecord appends in place.
+	s.ratStaged = [ratchet.SplitParts][]byte{}
+	s.ratStagedMark, err = s.r.SaveSplit(s.ratMark, checksumSize, func(p ratchet.Part, v []byte) {
+		putRecord(b, s.ratchetKey(p), v)
+		s.ratStaged[p] = v
+	})
+	if err != nil {
+		return nil, err
 	}
-	putRecord(b, s.ratchetKey(), ratchetRaw)
 	s.conv.ChangedBlocks(transcript.SentLog, s.sentSaved, func(slot int, block []byte) {
 		putRecord(b, s.logKey(transcript.SentLog, slot), block)
 	})
@@ -363,19 +409,21 @@ func (s *session) put(b *Batch) (raw, ratchetRaw []byte, err error) {
 		sraw, err := pbstrict.Marshal(&statepb.PendingStart{Version: deviceVersion,
 			SessionStart: s.pending.SessionStart, PeerBundle: s.pending.PeerBundle})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		putRecord(b, s.startKey(), sraw)
 	case s.pending == nil && s.savedPending != nil:
 		b.Delete(s.startKey())
 	}
-	return raw, ratchetRaw, nil
+	return raw, nil
 }
 
 // deleteAll adds the deletion of every record of the session to b.
 func (s *session) deleteAll(b *Batch) {
 	b.Delete(s.recordKey())
-	b.Delete(s.ratchetKey())
+	for p := range ratchet.SplitParts {
+		b.Delete(s.ratchetKey(ratchet.Part(p)))
+	}
 	b.Delete(s.startKey())
 	for slot := range transcript.LogSlots {
 		b.Delete(s.logKey(transcript.SentLog, slot))
@@ -546,10 +594,10 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 			write = append(write, s)
 		}
 	}
-	sraw, rraw := make([][]byte, len(write)), make([][]byte, len(write))
+	sraw := make([][]byte, len(write))
 	for i, s := range write {
 		var err error
-		if sraw[i], rraw[i], err = s.put(b); err != nil {
+		if sraw[i], err = s.put(b); err != nil {
 			d.restore(p, spent)
 			return err
 		}
@@ -582,7 +630,7 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 	}
 	p.raw = raw
 	for i, s := range write {
-		s.committed(sraw[i], rraw[i])
+		s.committed(sraw[i])
 		d.used(p, s)
 	}
 	p.saved = append(p.saved[:0], p.sessions...)

@@ -15,6 +15,7 @@ import (
 //
 //   - PartHead, written on every save: every key, counter and bound, in a
 //     fixed layout (no protobuf on the per-message path).
+//   - PartAD: the session's associated data, written by the first save only.
 //   - PartCold: the skipped keys and the record of evicted ones, written
 //     when they change (rare in order; their size is bounded by the
 //     session's caps).
@@ -40,9 +41,10 @@ type Part int
 // session deletes parts 0 to SplitParts-1.
 const (
 	PartHead       Part = 0
-	PartCold       Part = 1
-	PartCiphertext Part = 2
-	partConsumed   Part = 3
+	PartAD         Part = 1
+	PartCold       Part = 2
+	PartCiphertext Part = 3
+	partConsumed   Part = 4
 	partOwnAnswer  Part = partConsumed + ConsumedSlots
 	partPeerKey    Part = partOwnAnswer + DecoderSlots
 	SplitParts          = int(partPeerKey + DecoderSlots)
@@ -70,14 +72,15 @@ const (
 	flagCold
 )
 
-// headSize is the size of a head with every optional field, without the AD.
-const headSize = 2 + 4*4 + 8 + 8 + 5*keySize + 2*(2*keySize+4) +
-	(4 + 4 + kemSeedSize + 2*keySize + 1) + (4 + 4 + 2*keySize + 1) + 2
+// headSize is the size of a head with every optional field.
+const headSize = 3 + 4*4 + 8 + 8 + 5*keySize + 2*(2*keySize+4) +
+	(4 + 4 + kemSeedSize + 2*keySize + 1) + (4 + 4 + 2*keySize + 1)
 
 // SplitMark records what a split save wrote, so that the next save writes
 // only the parts changed since. The zero SplitMark means nothing was saved.
 // A mark belongs to the Session that returned it.
 type SplitMark struct {
+	ad        bool   // the AD is saved
 	consumed  uint64 // replay-record entries ever pushed, as saved
 	cold, ct  []byte // the cold part and the ciphertext as saved
 	own, peer decoderMark
@@ -102,14 +105,14 @@ func (s *Session) SaveSplit(mark SplitMark, room int, put func(Part, []byte)) (S
 	if s.dhs == nil {
 		return SplitMark{}, errorf(ErrNoSession, "zero session")
 	}
-	if len(s.ad) > 0xffff {
-		return SplitMark{}, errorf(ErrMalformed, "associated data of %d bytes", len(s.ad))
-	}
 	cold := s.appendCold(s.scratch.cold[:0])
 	s.scratch.cold = cold
 	hasCold := len(cold) > 0
-	put(PartHead, s.appendHead(make([]byte, 0, headSize+len(s.ad)+room), hasCold))
-	next := SplitMark{consumed: s.consumed.total, cold: mark.cold, ct: mark.ct}
+	put(PartHead, s.appendHead(make([]byte, 0, headSize+room), hasCold))
+	next := SplitMark{ad: true, consumed: s.consumed.total, cold: mark.cold, ct: mark.ct}
+	if !mark.ad {
+		put(PartAD, append(make([]byte, 0, len(s.ad)+room), s.ad...))
+	}
 	if hasCold && !bytes.Equal(cold, mark.cold) {
 		next.cold = append(make([]byte, 0, len(cold)+room), cold...)
 		put(PartCold, next.cold)
@@ -136,7 +139,6 @@ func (s *Session) SaveSplit(mark SplitMark, room int, put func(Part, []byte)) (S
 //	  and transcript 32 (flagOwnReady) or answer chunks held u8
 //	peer lane: declared u32, answer chunks sent u32, then secret 32 and
 //	  transcript 32 (flagPeerAnswered) or key chunks held u8
-//	AD length u16, AD
 func (s *Session) appendHead(b []byte, hasCold bool) []byte {
 	var flags byte
 	if s.hasDHr {
@@ -195,8 +197,7 @@ func (s *Session) appendHead(b []byte, hasCold bool) []byte {
 	} else {
 		b = append(b, byte(s.peer.received()))
 	}
-	b = binary.BigEndian.AppendUint16(b, uint16(len(s.ad)))
-	return append(b, s.ad...)
+	return b
 }
 
 // appendCold appends the cold part, or nothing when there are no skipped
@@ -300,6 +301,9 @@ func LoadSplit(head []byte, get func(Part) ([]byte, error)) (*Session, SplitMark
 		return nil, SplitMark{}, err
 	}
 	m, cold, ct := h.m, []byte(nil), []byte(nil)
+	if m.AssociatedData, err = get(PartAD); err != nil {
+		return nil, SplitMark{}, err
+	}
 	if h.flags&flagCold != 0 {
 		if cold, err = get(PartCold); err != nil {
 			return nil, SplitMark{}, err
@@ -329,7 +333,7 @@ func LoadSplit(head []byte, get func(Part) ([]byte, error)) (*Session, SplitMark
 		return nil, SplitMark{}, err
 	}
 	t.consumed.total = h.consumed
-	mark := SplitMark{consumed: h.consumed, cold: cold, ct: t.peer.answer,
+	mark := SplitMark{ad: true, consumed: h.consumed, cold: cold, ct: t.peer.answer,
 		own: decoderMark{d: t.own.answer, n: t.own.received()}, peer: decoderMark{d: t.peer.key, n: t.peer.received()}}
 	return t, mark, nil
 }
@@ -360,13 +364,12 @@ func (r *splitReader) bytes(n int) []byte {
 	return v
 }
 
-func (r *splitReader) u8() byte      { return r.bytes(1)[0] }
-func (r *splitReader) u16() uint16   { return binary.BigEndian.Uint16(r.bytes(2)) }
-func (r *splitReader) u32() uint32   { return binary.BigEndian.Uint32(r.bytes(4)) }
-func (r *splitReader) u64() uint64   { return binary.BigEndian.Uint64(r.bytes(8)) }
-func (r *splitReader) key() []byte   { return bytes.Clone(r.bytes(keySize)) }
-func (r *splitReader) done() bool    { return !r.short && len(r.b) == 0 }
-func (r *splitReader) clone() []byte { return bytes.Clone(r.bytes(int(r.u16()))) }
+func (r *splitReader) u8() byte    { return r.bytes(1)[0] }
+func (r *splitReader) u16() uint16 { return binary.BigEndian.Uint16(r.bytes(2)) }
+func (r *splitReader) u32() uint32 { return binary.BigEndian.Uint32(r.bytes(4)) }
+func (r *splitReader) u64() uint64 { return binary.BigEndian.Uint64(r.bytes(8)) }
+func (r *splitReader) key() []byte { return bytes.Clone(r.bytes(keySize)) }
+func (r *splitReader) done() bool  { return !r.short && len(r.b) == 0 }
 
 func parseHead(b []byte) (splitHead, error) {
 	r := &splitReader{b: b}
@@ -416,7 +419,6 @@ func parseHead(b []byte) (splitHead, error) {
 		h.peerChunks = int(r.u8())
 	}
 	m.OwnLane, m.PeerLane = o, p
-	m.AssociatedData = r.clone()
 	if !r.done() {
 		return splitHead{}, errorf(ErrMalformed, "split state head size")
 	}

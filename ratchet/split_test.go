@@ -227,6 +227,11 @@ func TestLoadSplitRejects(t *testing.T) {
 			delete(parts, consumedPart)
 			return parts, nil
 		}, errMissingPart},
+		{"missing AD", func() (map[Part][]byte, error) {
+			parts := maps.Clone(st.parts)
+			delete(parts, PartAD)
+			return parts, nil
+		}, errMissingPart},
 		{"missing cold part", func() (map[Part][]byte, error) {
 			parts := maps.Clone(st.parts)
 			delete(parts, PartCold)
