@@ -81,8 +81,10 @@ type session struct {
 	ratStagedMark ratchet.SplitMark
 	ratKeys       [ratchet.SplitParts]string // store keys of the parts, built once
 
-	tags  [][16]byte // the expected tags last put in Device.tags
-	spare [][16]byte // a buffer for the next ExpectedTags, reused
+	tags    [][16]byte       // the expected tags last put in Device.tags
+	tagsOf  *ratchet.Session // the ratchet they are from (nil: not indexed)
+	tagsGen uint64           // and its TagGeneration then
+	spare   [][16]byte       // a buffer for the next ExpectedTags, reused
 }
 
 // newSession returns a session not yet committed.
@@ -452,6 +454,7 @@ func (d *Device) unindex(p *peer) {
 				delete(d.tags, t)
 			}
 		}
+		s.tags, s.tagsOf = s.tags[:0], nil
 	}
 	p.indexed = p.indexed[:0]
 	d.unindexKept(p)
@@ -481,9 +484,14 @@ func (d *Device) index(p *peer) {
 					delete(d.tags, t) // a session that is gone
 				}
 			}
+			old.tags, old.tagsOf = old.tags[:0], nil
 		}
 	}
 	for _, s := range p.sessions {
+		if s.tagsOf == s.r && s.tagsGen == s.r.TagGeneration() {
+			continue // no message decrypted since: the same tags
+		}
+		s.tagsOf, s.tagsGen = s.r, s.r.TagGeneration()
 		next := slices.AppendSeq(s.spare[:0], s.r.ExpectedTags())
 		if slices.Equal(next, s.tags) {
 			s.spare = next // unchanged: keep the buffer for next time

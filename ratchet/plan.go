@@ -168,6 +168,7 @@ func (s *Session) commit(p *plan, t *[TagSize]byte, body []byte) {
 		s.expired.push(s.skipped.evictOldest())
 	}
 	s.consumed.push(consumed{tag: *t, mac: [16]byte(body[len(body)-16:])})
+	s.tagGen++
 }
 
 // commitStep applies a DH step (DHRatchetHE): PN = Ns, HKs = NHKs,

@@ -52,6 +52,7 @@ type Session struct {
 
 	// Scratch space, so that sealing and opening do not allocate.
 	scratch *scratch
+	tagGen  uint64 // counts the changes of the expected tags (TagGeneration)
 
 	hooks
 	trials int // test hook: header trial decryptions

@@ -2,6 +2,13 @@ package ratchet
 
 import "iter"
 
+// TagGeneration changes whenever the set ExpectedTags yields may have
+// changed: it counts the messages this Session decrypted. Only Decrypt
+// changes the set; Encrypt never does. A caller that indexes tags can skip
+// a session whose generation is the one it indexed (for the same Session
+// value: a reloaded session starts again from zero).
+func (s *Session) TagGeneration() uint64 { return s.tagGen }
+
 // ExpectedTags yields every routing tag this session can place without
 // trial decryption: TagWindow tags of the receiving chain from Nr, TagWindow
 // tags of the next receiving chain from 0, the tags of the skipped keys, and
