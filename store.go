@@ -25,7 +25,8 @@ type Store interface {
 // Batch is a set of puts and deletes applied together by Store.Apply. Later
 // operations on the same key replace earlier ones.
 type Batch struct {
-	ops []batchOp // in the order each key was first touched
+	ops   []batchOp  // in the order each key was first touched
+	first [8]batchOp // room for the ops of a message, without growing
 }
 
 type batchOp struct {
@@ -54,6 +55,9 @@ func (b *Batch) set(op batchOp) {
 			b.ops[i] = op
 			return
 		}
+	}
+	if b.ops == nil {
+		b.ops = b.first[:0]
 	}
 	b.ops = append(b.ops, op)
 }
