@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 
-	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/proto/sealedpb"
 )
 
@@ -78,7 +77,7 @@ type content struct {
 // on a receipt, a receipt without ids, too many ids.
 func decodeContent(raw []byte) (*content, error) {
 	pb := new(sealedpb.Content)
-	if err := pbstrict.Unmarshal(raw, pb); err != nil {
+	if err := parseContent(raw, pb); err != nil {
 		return nil, fmt.Errorf("%w: content encoding", ErrMalformed)
 	}
 	if pb.Version != contentVersion {

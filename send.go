@@ -6,7 +6,6 @@ import (
 
 	"github.com/sealpost/sealpost/envelope/seal"
 	"github.com/sealpost/sealpost/internal/pad"
-	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/proto/sealedpb"
 	"github.com/sealpost/sealpost/proto/statepb"
@@ -202,12 +201,10 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 	var env []byte
 	f := s.conv.Next()
 	c.Seq, c.Prev, c.AckCount, c.AckHash, c.AckAbove = f.Seq, f.Prev[:], f.AckCount, f.AckHash[:], f.AckAbove
-	plain, err := pbstrict.Marshal(c)
-	if err != nil {
-		d.restore(p, nil) // puts back the receipts taken into c
-		return nil, err
-	}
-	tag, msg, err := s.r.Encrypt(pad.Append(nil, plain))
+	// Encoded into a buffer with room for its padding.
+	n := contentSize(c)
+	plain := appendContent(make([]byte, 0, pad.Size(n)), c)
+	tag, msg, err := s.r.Encrypt(pad.Pad(plain))
 	if err == nil {
 		env, err = frame(p, s, tag, msg)
 	}

@@ -40,13 +40,17 @@ func Size(n int) int {
 
 // Append appends msg padded to Size(len(msg)) to dst.
 func Append(dst, msg []byte) []byte {
-	total := Size(len(msg))
-	dst = append(dst, msg...)
-	dst = append(dst, 0x80)
-	for range total - len(msg) - 1 {
-		dst = append(dst, 0)
-	}
-	return dst
+	return appendPadding(append(dst, msg...), len(msg))
+}
+
+// Pad pads msg in place: it appends the padding to msg, within msg's
+// capacity when there is room (a caller that encodes into a buffer of
+// Size(n) bytes pads without copying), and returns the padded message.
+func Pad(msg []byte) []byte { return appendPadding(msg, len(msg)) }
+
+// appendPadding appends the padding of an n-byte message to dst.
+func appendPadding(dst []byte, n int) []byte {
+	return append(append(dst, 0x80), make([]byte, Size(n)-n-1)...)
 }
 
 // Unpad returns the plaintext inside padded, aliasing it. It returns
