@@ -4,11 +4,10 @@ package erasure
 // (0x11d), the field of most Reed-Solomon codes, and generator 2.
 //
 // Multiplication goes through log and exp tables (mulAdd through a full
-// multiplication table), so its time depends on
-// the operands (a zero test and table lookups indexed by data). The chunks
-// this package codes are public KEM keys and ciphertexts that travel inside
-// encrypted headers, so this is acceptable; do not reuse these helpers on
-// secrets.
+// multiplication table), so its time depends on the operands (a zero test
+// and table lookups indexed by data). The chunks this package codes are
+// public KEM keys and ciphertexts that travel inside encrypted headers, so
+// this is acceptable; do not reuse these helpers on secrets.
 
 import "sync"
 
