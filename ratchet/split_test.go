@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -288,4 +290,108 @@ func TestSplitSaveAcrossEpochs(t *testing.T) {
 	if !bytes.Equal(state(t, got), state(t, bob)) {
 		t.Fatal("split load after an epoch change differs")
 	}
+}
+
+// splitVector is testdata/split.json: the split saves (zero mark) of both
+// final states of testdata/conversation.json, part by part.
+type splitVector struct {
+	Comment string              `json:"comment"`
+	Alice   map[string]hexBytes `json:"alice_parts"`
+	Bob     map[string]hexBytes `json:"bob_parts"`
+}
+
+// splitParts saves s with a zero mark and returns its parts by number.
+func splitParts(t testing.TB, s *Session) map[string]hexBytes {
+	t.Helper()
+	out := map[string]hexBytes{}
+	if _, err := s.SaveSplit(SplitMark{}, 0, func(p Part, v []byte) { out[fmt.Sprint(int(p))] = v }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// loadParts loads a session from parts keyed by number.
+func loadParts(parts map[string]hexBytes) (*Session, error) {
+	get := func(p Part) ([]byte, error) {
+		v, ok := parts[fmt.Sprint(int(p))]
+		if !ok {
+			return nil, fmt.Errorf("part %d: %w", p, errMissingPart)
+		}
+		return v, nil
+	}
+	head, err := get(PartHead)
+	if err != nil {
+		return nil, err
+	}
+	s, _, err := LoadSplit(head, get)
+	return s, err
+}
+
+// TestGoldenSplit checks testdata/split.json (regenerate with -update): the
+// split save of the golden conversation's final states is byte for byte the
+// stored parts, and the stored parts load to exactly those states.
+func TestGoldenSplit(t *testing.T) {
+	var conv conversation
+	readJSON(t, filepath.Join("testdata", "conversation.json"), &conv)
+	var alice, bob Session
+	if err := errors.Join(alice.UnmarshalBinary(conv.AliceState), bob.UnmarshalBinary(conv.BobState)); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "split.json")
+	if *update {
+		writeJSON(t, path, &splitVector{
+			Comment: "ratchet split save (state version 2, split format 1) of alice_state and bob_state of conversation.json, saved with a zero mark; keys are part numbers",
+			Alice:   splitParts(t, &alice), Bob: splitParts(t, &bob),
+		})
+	}
+	var v splitVector
+	readJSON(t, path, &v)
+	for _, c := range []struct {
+		name  string
+		s     *Session
+		parts map[string]hexBytes
+		whole []byte
+	}{{"alice", &alice, v.Alice, conv.AliceState}, {"bob", &bob, v.Bob, conv.BobState}} {
+		if !maps.EqualFunc(splitParts(t, c.s), c.parts, func(a, b hexBytes) bool { return bytes.Equal(a, b) }) {
+			t.Fatalf("%s: the split save differs from the vector: a format change needs a new split format", c.name)
+		}
+		got, err := loadParts(c.parts)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if !bytes.Equal(state(t, got), c.whole) {
+			t.Fatalf("%s: the stored parts load to another state", c.name)
+		}
+	}
+}
+
+// FuzzLoadSplit: LoadSplit of the golden parts with the head and one other
+// part replaced never panics, returns a typed error or a session whose
+// split save loads back to the same state.
+func FuzzLoadSplit(f *testing.F) {
+	var v splitVector
+	readJSON(f, filepath.Join("testdata", "split.json"), &v)
+	for p, raw := range v.Bob {
+		n, _ := strconv.Atoi(p)
+		f.Add([]byte(v.Bob["0"]), []byte(raw), uint8(n))
+	}
+	f.Add([]byte(v.Alice["0"]), []byte(v.Alice["4"]), uint8(4))
+	f.Fuzz(func(t *testing.T, head, part []byte, which uint8) {
+		parts := maps.Clone(v.Bob)
+		parts["0"] = head
+		if p := int(which) % SplitParts; p != 0 {
+			parts[fmt.Sprint(p)] = part
+		}
+		s, err := loadParts(parts)
+		if err != nil {
+			if s != nil || !(errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupportedVersion) || errors.Is(err, errMissingPart)) {
+				t.Fatalf("untyped error or a session with it: %v", err)
+			}
+			return
+		}
+		again, err := loadParts(splitParts(t, s))
+		if err != nil || !bytes.Equal(state(t, again), state(t, s)) {
+			t.Fatalf("an accepted state does not save and load the same: %v", err)
+		}
+	})
 }
