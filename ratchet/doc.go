@@ -159,6 +159,24 @@
 //     the caller saves the session after Encrypt. Encrypt draws no
 //     randomness (the KEM field is chosen from the saved state), so a
 //     session restored from a backup seals the same bytes again.
+//  15. Two saved forms of one state. MarshalBinary writes the whole state
+//     as one protobuf, for backups and tools. SaveSplit writes it in parts
+//     (split.go) for a caller that saves after every message, as the
+//     Device does: a fixed-layout head of every key and counter (~420
+//     bytes) on every save, the AD once, the replay record and the two
+//     KEM decoders in blocks of which a message rewrites one, the skipped
+//     keys and evicted tags only when they change, the KEM answer once per
+//     epoch. A receive writes ~0.7 KB instead of ~3.8 KB. The head names
+//     the parts that hold the state (replay count, decoder epochs and
+//     chunk counts, flags), blocks carry their own numbers, and LoadSplit
+//     rebuilds the protobuf message and runs the one validation
+//     UnmarshalBinary runs, so both forms accept exactly the same states.
+//     Changed parts are found from counters (replay record), decoder
+//     identity and chunk count, and a byte comparison (cold part, answer),
+//     never from flags set at each mutation that a later change could
+//     forget. TestSplitSaveProperty saves after every step of random
+//     conversations with failing commits and checks each reload against
+//     the live state.
 //
 // # The KEM ratchet
 //
@@ -277,10 +295,12 @@
 // shipped, so no version-1 session needs keeping, and a migrated session
 // would go on without the KEM ratchet, the silent downgrade ADVERSARIAL 29
 // forbids. Golden version1_rejected vectors (a genuine version-1 message
-// and state) check it. Golden vectors in testdata (a scripted conversation with every
-// injected key recorded, its messages and saved states, an accumulated
-// 10,000-step walk, and version_unsupported vectors) fail the tests on any
-// accidental format change; regenerate them only with go test -update.
+// and state) check it. Golden vectors in testdata (a scripted conversation
+// with every injected key recorded, its messages and saved states, the
+// split saves of those states, an accumulated 10,000-step walk, and
+// version_unsupported vectors) fail the tests on any accidental format
+// change; regenerate them only with go test -update. The split save's head
+// carries StateVersion and its own format byte (1).
 //
 // # Erasure
 //
