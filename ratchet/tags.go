@@ -60,3 +60,31 @@ func (s *Session) ExpectedTags() iter.Seq[[TagSize]byte] {
 		}
 	}
 }
+
+// AppendExpectedTags appends to dst the tags ExpectedTags yields, in the
+// same order, and returns the extended slice: the same set for a caller
+// that rebuilds its index after every message, without an iterator call
+// per tag.
+func (s *Session) AppendExpectedTags(dst [][TagSize]byte) [][TagSize]byte {
+	if s.dhs == nil {
+		return dst
+	}
+	for _, w := range [2]*window{s.windowOf(atCurrent), s.next} {
+		if w != nil {
+			w.fill()
+			dst = append(dst, w.tags...)
+		}
+	}
+	for _, c := range s.skipped.chains {
+		for i := range c.keys {
+			dst = append(dst, c.keys[i].tag)
+		}
+	}
+	for i := range s.consumed.len() {
+		dst = append(dst, s.consumed.at(i).tag)
+	}
+	for i := range s.expired.len() {
+		dst = append(dst, s.expired.at(i))
+	}
+	return dst
+}

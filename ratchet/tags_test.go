@@ -124,3 +124,25 @@ func TestTagDerivation(t *testing.T) {
 	}
 	_ = sha256.Size
 }
+
+// TestAppendExpectedTags: AppendExpectedTags gives exactly the tags of
+// ExpectedTags, in order, at every step of a random conversation (skipped
+// keys, DH steps, replay and eviction records), appended after what dst
+// already holds.
+func TestAppendExpectedTags(t *testing.T) {
+	m := newSim(t, "append tags")
+	prefix := [][TagSize]byte{{1}, {2}}
+	for range 1500 {
+		m.step()
+		for _, p := range m.p {
+			want := append(slices.Clone(prefix), slices.Collect(p.s.ExpectedTags())...)
+			if got := p.s.AppendExpectedTags(slices.Clone(prefix)); !slices.Equal(got, want) {
+				t.Fatalf("%s: AppendExpectedTags gives %d tags, ExpectedTags %d", p.name, len(got), len(want))
+			}
+		}
+	}
+	var zero Session
+	if got := zero.AppendExpectedTags(nil); len(got) != 0 {
+		t.Fatal("a zero session expects tags")
+	}
+}
