@@ -397,10 +397,10 @@ func (s *session) put(b *Batch) (raw []byte, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s.conv.ChangedBlocks(transcript.SentLog, s.sentSaved, func(slot int, block []byte) {
+	s.conv.ChangedBlocks(transcript.SentLog, s.sentSaved, checksumSize, func(slot int, block []byte) {
 		putRecord(b, s.logKey(transcript.SentLog, slot), block)
 	})
-	s.conv.ChangedBlocks(transcript.ReceivedLog, s.recvSaved, func(slot int, block []byte) {
+	s.conv.ChangedBlocks(transcript.ReceivedLog, s.recvSaved, checksumSize, func(slot int, block []byte) {
 		putRecord(b, s.logKey(transcript.ReceivedLog, slot), block)
 	})
 	s.delivered.changedBlocks(s.queueSaved, func(slot int, block []byte) {

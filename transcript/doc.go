@@ -112,12 +112,17 @@
 //
 // # Backwards compatibility
 //
-// Saved state is a statepb.Transcript of version StateVersion, encoded
-// deterministically and decoded strictly (unknown fields are ErrMalformed,
-// another version ErrUnsupportedVersion, the version read first). Kind
-// values are stored and never renumbered. MaxLog may grow in a later build
-// (a shorter saved log loads and grows); within version 1 it never
-// shrinks, and MaxMissing and MaxSticky likewise. A golden vector in testdata/
-// fails the tests on any accidental format change; state written by a
-// released version must keep loading.
+// Saved state (MarshalBinary, and the split save's head and log blocks)
+// is a fixed binary layout of version StateVersion, documented on
+// AppendBinary and ChangedBlocks: the version byte first, big-endian
+// integers, explicit counts. It is encoded deterministically and decoded
+// strictly: a truncation, a count past its bound or past the input,
+// trailing bytes or a non-canonical byte is ErrMalformed, another version
+// ErrUnsupportedVersion (the version is read first). Version 1, a
+// protocol-buffer message, is no longer read. Kind values are stored and
+// never renumbered. MaxLog may grow in a later build (a shorter saved log
+// loads and grows); within a version it never shrinks, and MaxMissing and
+// MaxSticky likewise. A golden vector in testdata/ fails the tests on any
+// accidental format change; state written by a released version must keep
+// loading or be refused with ErrUnsupportedVersion.
 package transcript

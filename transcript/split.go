@@ -3,9 +3,6 @@ package transcript
 import (
 	"encoding/binary"
 	"fmt"
-
-	"github.com/sealpost/sealpost/internal/pbstrict"
-	"github.com/sealpost/sealpost/proto/statepb"
 )
 
 // A split save keeps a conversation as a small head (MarshalHead: counters,
@@ -31,7 +28,9 @@ const (
 	// k*16+15 by absolute index) is saved in slot k mod LogSlots.
 	LogSlots = MaxLog/LogBlockSize + 1
 	// MaxBlockSize bounds an encoded block.
-	MaxBlockSize = 8 + LogBlockSize*receivedRecord
+	MaxBlockSize = blockFixed + LogBlockSize*receivedRecord
+	// blockFixed is a block's size without its entries.
+	blockFixed = 1 + 8
 )
 
 func (l Log) record() int {
@@ -45,16 +44,34 @@ func (l Log) record() int {
 // blocks ChangedBlocks has returned since, it is the whole conversation.
 // It does not fail.
 func (c *Conversation) MarshalHead() ([]byte, error) {
-	m := c.state()
-	m.ReceivedLogged = c.in.log.total
-	return pbstrict.Marshal(m)
+	return c.AppendHead(make([]byte, 0, c.HeadSize())), nil
 }
+
+// AppendHead appends the head MarshalHead returns to b: the layout of
+// AppendBinary with received_logged set to the received log's total and
+// both log counts 0. A caller that encodes it into a larger record sizes
+// its buffer with HeadSize.
+func (c *Conversation) AppendHead(b []byte) []byte {
+	return c.appendState(b, false, c.in.log.total)
+}
+
+// HeadSize returns the size of the head AppendHead appends.
+func (c *Conversation) HeadSize() int { return c.stateSize(false) }
 
 // ChangedBlocks calls fn with the slot and encoding of every block that
 // holds an entry of log l added after its first since entries (since is
 // LogTotal(l) as last saved). After one Sent or Received that is one
-// block: what a split save writes besides the head.
-func (c *Conversation) ChangedBlocks(l Log, since uint64, fn func(slot int, block []byte)) {
+// block: what a split save writes besides the head. Each block is a new
+// buffer with room spare bytes of capacity past its end, for what the
+// caller appends (the Device's record checksum) without a copy. A block's
+// layout (integers big-endian):
+//
+//	version  1   StateVersion
+//	first    8   absolute index of the block's first entry: k*LogBlockSize
+//	             for block k
+//	entries  as in AppendBinary's logs (48 bytes per sent entry, 56 per
+//	             received entry), min(LogBlockSize, total-first) of them
+func (c *Conversation) ChangedBlocks(l Log, since uint64, room int, fn func(slot int, block []byte)) {
 	total := c.LogTotal(l)
 	if since >= total {
 		return
@@ -62,8 +79,9 @@ func (c *Conversation) ChangedBlocks(l Log, since uint64, fn func(slot int, bloc
 	since = max(since, total-min(total, MaxLog))
 	for k := since / LogBlockSize; k <= (total-1)/LogBlockSize; k++ {
 		from, to := k*LogBlockSize, min(total, (k+1)*LogBlockSize)
-		b := make([]byte, 8, 8+int(to-from)*l.record())
-		binary.BigEndian.PutUint64(b, from)
+		b := make([]byte, 0, blockFixed+int(to-from)*l.record()+max(room, 0))
+		b = append(b, StateVersion)
+		b = binary.BigEndian.AppendUint64(b, from)
 		for a := from; a < to; a++ {
 			b = c.appendEntry(b, l, a)
 		}
@@ -158,42 +176,45 @@ func (c *Conversation) RestoreHead(head []byte) error {
 }
 
 // decodeHead decodes a head from MarshalHead.
-func decodeHead(head []byte) (*statepb.Transcript, error) {
+func decodeHead(head []byte) (*saved, error) {
 	m, err := decodeState(head)
 	if err != nil {
 		return nil, err
 	}
-	if len(m.SentLog)+len(m.ReceivedLog) != 0 {
+	if len(m.sentLog)+len(m.receivedLog) != 0 {
 		return nil, malformed("head holds log entries")
 	}
 	return m, nil
 }
 
 // logWindow returns how many entries log l ever had and how many it holds.
-func logWindow(m *statepb.Transcript, l Log) (total, held uint64) {
+func logWindow(m *saved, l Log) (total, held uint64) {
 	if l == SentLog {
-		total = m.Sent
+		total = m.sent
 	} else {
-		total = m.ReceivedLogged
+		total = m.receivedLogged
 	}
 	return total, min(total, MaxLog)
 }
 
-func setLog(m *statepb.Transcript, l Log, packed []byte) {
+func setLog(m *saved, l Log, packed []byte) {
 	if l == SentLog {
-		m.SentLog = packed
+		m.sentLog = packed
 	} else {
-		m.ReceivedLog = packed
+		m.receivedLog = packed
 	}
 }
 
 // blockEntries checks block k of log l, whose log has total entries, and
 // returns its packed entries.
 func blockEntries(b []byte, l Log, k, total uint64) ([]byte, error) {
+	if len(b) > 0 && b[0] != StateVersion {
+		return nil, fmt.Errorf("%w: transcript log block %d version %d", ErrUnsupportedVersion, k, b[0])
+	}
 	want := min(total-k*LogBlockSize, LogBlockSize)
-	if len(b) < 8 || len(b) > MaxBlockSize || binary.BigEndian.Uint64(b) != k*LogBlockSize ||
-		uint64(len(b)-8) != want*uint64(l.record()) {
+	if len(b) < blockFixed || len(b) > MaxBlockSize || binary.BigEndian.Uint64(b[1:]) != k*LogBlockSize ||
+		uint64(len(b)-blockFixed) != want*uint64(l.record()) {
 		return nil, fmt.Errorf("%w: transcript log block %d", ErrMalformed, k)
 	}
-	return b[8:], nil
+	return b[blockFixed:], nil
 }

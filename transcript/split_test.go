@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"testing"
 
@@ -33,7 +34,7 @@ func (s *splitSave) save(t *testing.T, c *transcript.Conversation, sentBefore, r
 			before = recvBefore
 		}
 		n := 0
-		c.ChangedBlocks(l, before, func(slot int, b []byte) {
+		c.ChangedBlocks(l, before, 0, func(slot int, b []byte) {
 			s.blocks[blockKey(l, slot)] = b
 			n++
 		})
@@ -127,7 +128,7 @@ func TestSplitSaveErrors(t *testing.T) {
 	full := state(t, c)
 	var slot int
 	var newest []byte
-	c.ChangedBlocks(transcript.SentLog, c.LogTotal(transcript.SentLog)-1, func(s int, b []byte) { slot, newest = s, b })
+	c.ChangedBlocks(transcript.SentLog, c.LogTotal(transcript.SentLog)-1, 0, func(s int, b []byte) { slot, newest = s, b })
 	stale := s.blocks[blockKey(transcript.SentLog, (slot+1)%transcript.LogSlots)]
 	cases := map[string]func(s *splitSave){
 		"missing block": func(s *splitSave) { delete(s.blocks, blockKey(transcript.SentLog, slot)) },
@@ -146,7 +147,7 @@ func TestSplitSaveErrors(t *testing.T) {
 		},
 		"block index off": func(s *splitSave) {
 			b := bytes.Clone(newest)
-			b[7] ^= 16
+			b[8] ^= 16 // the low byte of first: one block off
 			s.blocks[blockKey(transcript.SentLog, slot)] = b
 		},
 	}
@@ -168,6 +169,21 @@ func TestSplitSaveErrors(t *testing.T) {
 			}
 		})
 	}
+	// A block of another version is ErrUnsupportedVersion.
+	bad := &splitSave{head: s.head, blocks: maps.Clone(s.blocks)}
+	b := bytes.Clone(newest)
+	b[0] = transcript.StateVersion + 1
+	bad.blocks[blockKey(transcript.SentLog, slot)] = b
+	if err := bad.load(transcript.New()); !errors.Is(err, transcript.ErrUnsupportedVersion) {
+		t.Fatalf("block version: got %v, want ErrUnsupportedVersion", err)
+	}
+	// Blocks come with the room asked for past their end.
+	c.ChangedBlocks(transcript.ReceivedLog, 0, 0, func(int, []byte) { t.Fatal("no received block changed") })
+	c.ChangedBlocks(transcript.SentLog, c.LogTotal(transcript.SentLog)-1, 7, func(_ int, b []byte) {
+		if cap(b)-len(b) != 7 || !bytes.Equal(b, newest) {
+			t.Fatalf("block with room: %d spare bytes, or other bytes", cap(b)-len(b))
+		}
+	})
 	// RestoreHead of a head from further back than one operation.
 	d := transcript.New()
 	if err := s.load(d); err != nil {
@@ -182,21 +198,33 @@ func TestSplitSaveErrors(t *testing.T) {
 	}
 }
 
-// FuzzUnmarshalSplit feeds UnmarshalSplit an arbitrary head and blocks:
-// a typed error with the target unchanged, or a state that re-encodes.
+// FuzzUnmarshalSplit feeds UnmarshalSplit an arbitrary head and blocks
+// (one for each log, returned for every slot): a typed error with the
+// target unchanged, or a state that re-encodes. Seeds: a head with both
+// logs under way and their newest blocks, and an empty input.
 func FuzzUnmarshalSplit(f *testing.F) {
-	c := transcript.New()
-	for i := 0; i < 40; i++ {
-		send(f, c, 'a', fmt.Sprint(i))
+	a, c := transcript.New(), transcript.New()
+	for i := range 40 {
+		m := send(f, a, 'a', fmt.Sprint(i))
+		if _, err := c.Received(m.f, m.id, m.raw); err != nil {
+			f.Fatal(err)
+		}
+		send(f, c, 'c', fmt.Sprint(i))
 	}
 	head, _ := c.MarshalHead()
-	var block []byte
-	c.ChangedBlocks(transcript.SentLog, 39, func(_ int, b []byte) { block = b })
-	f.Add(head, block)
-	f.Add([]byte{}, []byte{})
-	f.Fuzz(func(t *testing.T, head, block []byte) {
+	var sent, recv []byte
+	c.ChangedBlocks(transcript.SentLog, 39, 0, func(_ int, b []byte) { sent = b })
+	c.ChangedBlocks(transcript.ReceivedLog, 39, 0, func(_ int, b []byte) { recv = b })
+	f.Add(head, sent, recv)
+	f.Add([]byte{}, []byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, head, sent, recv []byte) {
 		d := transcript.New()
-		err := d.UnmarshalSplit(head, func(transcript.Log, int) ([]byte, error) { return block, nil })
+		err := d.UnmarshalSplit(head, func(l transcript.Log, _ int) ([]byte, error) {
+			if l == transcript.SentLog {
+				return sent, nil
+			}
+			return recv, nil
+		})
 		if err != nil {
 			if !errors.Is(err, transcript.ErrMalformed) && !errors.Is(err, transcript.ErrUnsupportedVersion) {
 				t.Fatalf("untyped error %v", err)
@@ -210,6 +238,9 @@ func FuzzUnmarshalSplit(f *testing.F) {
 		e := transcript.New()
 		if err := e.UnmarshalBinary(again); err != nil || !bytes.Equal(state(t, e), again) {
 			t.Fatalf("accepted split state does not re-encode stably: %v", err)
+		}
+		if h, _ := d.MarshalHead(); !bytes.Equal(h, head) {
+			t.Fatal("accepted head does not re-encode to itself")
 		}
 	})
 }

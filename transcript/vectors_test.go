@@ -10,11 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/internal/testkit"
-	"github.com/sealpost/sealpost/proto/statepb"
 	"github.com/sealpost/sealpost/transcript"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/")
@@ -56,32 +53,30 @@ func goldenVectors(t *testing.T) []vector {
 		fs := strings.Join(describe(states[v.name].Findings()), "; ")
 		vs = append(vs, vector{name: "valid_" + v.name, expect: "ok", findings: fs, comment: v.comment, raw: raw})
 	}
-	gap := states["gap"]
-	edit := func(f func(m *statepb.Transcript)) []byte {
-		var m statepb.Transcript
-		if err := pbstrict.Unmarshal(state(t, gap), &m); err != nil {
-			t.Fatal(err)
-		}
-		f(&m)
-		b, _ := pbstrict.Marshal(&m)
-		return b
+	gap := state(t, states["gap"])
+	edit := func(f func(m *layoutState)) []byte { return edited(t, gap, f) }
+	v1, err := os.ReadFile(filepath.Join("testdata", "version1", "valid_gap.bin"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	unknown := protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1)
+	_, v1raw, _ := bytes.Cut(v1, []byte("\n\n"))
 	return append(vs,
-		vector{name: "version_unsupported", expect: "ErrUnsupportedVersion", comment: "valid_gap with version 2",
-			raw: edit(func(m *statepb.Transcript) { m.Version = 2 })},
-		vector{name: "version_unsupported_new_field", expect: "ErrUnsupportedVersion", comment: "version 2 with a field this build lacks",
-			raw: append(edit(func(m *statepb.Transcript) { m.Version = 2 }), unknown...)},
-		vector{name: "malformed_unknown_field", expect: "ErrMalformed", comment: "version 1 with field 99",
-			raw: append(edit(func(*statepb.Transcript) {}), unknown...)},
-		vector{name: "malformed_sent_log", expect: "ErrMalformed", comment: "sent log not whole records",
-			raw: edit(func(m *statepb.Transcript) { m.SentLog = m.SentLog[1:] })},
+		vector{name: "version_unsupported", expect: "ErrUnsupportedVersion", comment: "valid_gap with version 3",
+			raw: edit(func(m *layoutState) { m.version = 3 })},
+		vector{name: "version_unsupported_new_field", expect: "ErrUnsupportedVersion", comment: "version 3 with a field this build lacks",
+			raw: append(edit(func(m *layoutState) { m.version = 3 }), 1, 2, 3)},
+		vector{name: "version1_rejected", expect: "ErrUnsupportedVersion",
+			comment: "valid_gap as version 1 (protocol buffers) wrote it: no longer read", raw: v1raw},
+		vector{name: "malformed_trailing", expect: "ErrMalformed", comment: "version 2 with trailing bytes",
+			raw: append(bytes.Clone(gap), 1, 2, 3)},
+		vector{name: "malformed_sent_log", expect: "ErrMalformed", comment: "sent log count one past its entries",
+			raw: pastCount(t, gap)},
 		vector{name: "malformed_segment", expect: "ErrMalformed", comment: "segment starts right after the prefix",
-			raw: edit(func(m *statepb.Transcript) { m.Segments[0].From = m.Received + 1 })},
-		vector{name: "malformed_head", expect: "ErrMalformed", comment: "received head of 31 bytes",
-			raw: edit(func(m *statepb.Transcript) { m.ReceivedHead = m.ReceivedHead[1:] })},
+			raw: edit(func(m *layoutState) { m.segments[0].from = m.received + 1 })},
+		vector{name: "malformed_head", expect: "ErrMalformed", comment: "sent head is not the newest logged hash",
+			raw: edit(func(m *layoutState) { m.sentHead[0] ^= 1 })},
 		vector{name: "malformed_truncated", expect: "ErrMalformed", comment: "valid_gap cut short",
-			raw: state(t, gap)[:40]},
+			raw: gap[:40]},
 	)
 }
 
@@ -205,12 +200,9 @@ func TestSentLogLengths(t *testing.T) {
 	for range 40 {
 		send(t, c, 'a', "m")
 	}
-	var m statepb.Transcript
-	if err := pbstrict.Unmarshal(state(t, c), &m); err != nil {
-		t.Fatal(err)
-	}
-	m.SentLog = m.SentLog[10*48:]
-	short, _ := pbstrict.Marshal(&m)
+	m := parseLayout(t, state(t, c))
+	m.sentLog = m.sentLog[10:]
+	short := m.bytes()
 	d := transcript.New()
 	if err := d.UnmarshalBinary(short); err != nil {
 		t.Fatal(err)
@@ -218,9 +210,9 @@ func TestSentLogLengths(t *testing.T) {
 	for range transcript.MaxLog {
 		send(t, d, 'a', "m")
 	}
-	m.Sent, m.SentLog = 1, m.SentLog[:2*48]
-	long, _ := pbstrict.Marshal(&m)
-	if err := d.UnmarshalBinary(long); !errors.Is(err, transcript.ErrMalformed) {
+	m.sent, m.sentLog = 1, m.sentLog[:2]
+	m.sentHead = [32]byte(m.sentLog[1][16:])
+	if err := d.UnmarshalBinary(m.bytes()); !errors.Is(err, transcript.ErrMalformed) {
 		t.Fatalf("log longer than sent: %v", err)
 	}
 }
@@ -229,14 +221,14 @@ func TestSentLogLengths(t *testing.T) {
 // calls on them do not wrap.
 func TestStateAtTheEndOfTheSpace(t *testing.T) {
 	top := uint64(1<<64 - 1)
-	m := &statepb.Transcript{Version: 1, SentHead: make([]byte, 32), ReceivedHead: []byte{31: 1},
-		Received: top, Highest: top, Segments: []*statepb.TranscriptSegment{{From: 5, To: top, Prev: make([]byte, 32), Head: make([]byte, 32)}}}
-	raw, _ := pbstrict.Marshal(m)
+	m := &layoutState{version: transcript.StateVersion, receivedHead: [32]byte{31: 1},
+		received: top, highest: top, segments: []layoutSegment{{from: 5, to: top}}}
+	raw := m.bytes()
 	if err := transcript.New().UnmarshalBinary(raw); !errors.Is(err, transcript.ErrMalformed) {
 		t.Fatalf("segment below the prefix: %v", err)
 	}
-	m.Segments = nil
-	raw, _ = pbstrict.Marshal(m)
+	m.segments = nil
+	raw = m.bytes()
 	c := transcript.New()
 	if err := c.UnmarshalBinary(raw); err != nil {
 		t.Fatal(err)
