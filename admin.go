@@ -2,7 +2,6 @@ package sealpost
 
 import (
 	"context"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"time"
@@ -45,8 +44,8 @@ func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 			touched = append(touched, p)
 		}
 		for i, k := range p.kept {
-			if MessageID(k.Id) == id {
-				b.Delete(keyKeptPrefix + hex.EncodeToString(k.EnvelopeHash))
+			if k.id == id {
+				b.Delete(keptKey(k.hash))
 				p.kept = append(p.kept[:i:i], p.kept[i+1:]...)
 				break
 			}
@@ -62,7 +61,7 @@ func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 		if idx[i], err = p.encodeKept(); err != nil {
 			break
 		}
-		putRecord(b, keptIndexKey(p.addr), idx[i])
+		putRecord(b, p.keptIndexKey(), idx[i])
 	}
 	if err == nil {
 		err = d.store.Apply(ctx, b)

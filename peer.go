@@ -44,9 +44,10 @@ type peer struct {
 	savedIdentity keys.PublicIdentity
 	savedMailbox  []byte
 	savedChanged  int64
-	kept          []*statepb.Kept
+	kept          []keptEntry
 	keptRaw       []byte     // the kept index as last committed
 	keptIn        []keptRef  // what this peer has in Device.kept and keptHash
+	keptIdxKey    string     // keptIndexKey(addr), built on first use
 	indexed       []*session // the sessions whose tags are in Device.tags
 }
 
@@ -56,7 +57,7 @@ type session struct {
 	keyID string   // "<peer address>/<id in hex>", the tail of its store keys
 	r     *ratchet.Session
 	conv  *transcript.Conversation
-	meta  *statepb.PeerSession // base key, initiator, pending, times, read receipts
+	meta  *sessionMeta // base key, initiator, pending, times, read receipts
 	// delivered are the queued delivery receipts.
 	delivered idQueue
 	// pending is our session start and the peer's bundle while the peer
@@ -85,10 +86,20 @@ type session struct {
 	tagsOf  *ratchet.Session // the ratchet they are from (nil: not indexed)
 	tagsGen uint64           // and its TagGeneration then
 	spare   [][16]byte       // a buffer for the next ExpectedTags, reused
+
+	keys sessionKeys // its other store keys, each built on first use
+}
+
+// sessionKeys caches a session's store keys (but the ratchet's, in
+// ratKeys), so that the per-message path does not rebuild them.
+type sessionKeys struct {
+	record, start string
+	logs          [2][transcript.LogSlots]string
+	queue         [queueBlocks]string
 }
 
 // newSession returns a session not yet committed.
-func newSession(addr Address, r *ratchet.Session, meta *statepb.PeerSession) *session {
+func newSession(addr Address, r *ratchet.Session, meta *sessionMeta) *session {
 	sum := sha256.Sum256(meta.BaseKey)
 	s := &session{id: [16]byte(sum[:16]), r: r, conv: transcript.New(), meta: meta}
 	s.keyID = addr.String() + "/" + hex.EncodeToString(s.id[:])
@@ -99,8 +110,10 @@ func newSession(addr Address, r *ratchet.Session, meta *statepb.PeerSession) *se
 // responded to its start, or it replied to ours.
 func (s *session) confirmed() bool { return s.pending == nil }
 
-// Store keys of a session's records.
-func (s *session) recordKey() string { return keySessionPrefix + s.keyID }
+// Store keys of a session's records, each built once.
+func (s *session) recordKey() string {
+	return cachedKey(&s.keys.record, keySessionPrefix, s.keyID, -1, -1)
+}
 
 // ratchetKey is the store key of a part of the ratchet's split save.
 func (s *session) ratchetKey(p ratchet.Part) string {
@@ -109,41 +122,46 @@ func (s *session) ratchetKey(p ratchet.Part) string {
 	}
 	return s.ratKeys[p]
 }
-func (s *session) startKey() string { return keyStartPrefix + s.keyID }
+func (s *session) startKey() string { return cachedKey(&s.keys.start, keyStartPrefix, s.keyID, -1, -1) }
 func (s *session) logKey(l transcript.Log, slot int) string {
-	return keyLogPrefix + s.keyID + "/" + strconv.Itoa(int(l)) + "/" + strconv.Itoa(slot)
+	if l != transcript.SentLog && l != transcript.ReceivedLog || slot < 0 || slot >= transcript.LogSlots {
+		return keyLogPrefix + s.keyID + "/" + strconv.Itoa(int(l)) + "/" + strconv.Itoa(slot)
+	}
+	return cachedKey(&s.keys.logs[l-1][slot], keyLogPrefix, s.keyID, int(l), slot)
 }
 func (s *session) queueKey(slot int) string {
-	return keyQueuePrefix + s.keyID + "/" + strconv.Itoa(slot)
+	if slot < 0 || slot >= queueBlocks {
+		return keyQueuePrefix + s.keyID + "/" + strconv.Itoa(slot)
+	}
+	return cachedKey(&s.keys.queue[slot], keyQueuePrefix, s.keyID, -1, slot)
+}
+
+// cachedKey returns *cache, first setting it to prefix, id, then "/a"
+// and "/b" for those not negative.
+func cachedKey(cache *string, prefix, id string, a, b int) string {
+	if *cache == "" {
+		k := make([]byte, 0, len(prefix)+len(id)+2*21)
+		k = append(append(k, prefix...), id...)
+		for _, n := range []int{a, b} {
+			if n >= 0 {
+				k = strconv.AppendInt(append(k, '/'), int64(n), 10)
+			}
+		}
+		*cache = string(k)
+	}
+	return *cache
 }
 
 func peerKey(a Address) string { return keyPeerPrefix + a.String() }
 
 func keptIndexKey(a Address) string { return keyKeptIndexPrefix + a.String() }
 
-// encodeKept returns the kept index record.
-func (p *peer) encodeKept() ([]byte, error) {
-	return pbstrict.Marshal(&statepb.KeptIndex{Version: deviceVersion, Kept: p.kept})
-}
-
-// decodeKept loads the kept index record (absent: empty).
-func (p *peer) decodeKept(raw []byte) error {
-	p.keptRaw = raw
-	if raw == nil {
-		p.kept = nil
-		return nil
+// keptIndexKey returns the peer's kept index key, built once.
+func (p *peer) keptIndexKey() string {
+	if p.keptIdxKey == "" {
+		p.keptIdxKey = keptIndexKey(p.addr)
 	}
-	rec := new(statepb.KeptIndex)
-	if err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved kept index"); err != nil {
-		return err
-	}
-	for _, k := range rec.Kept {
-		if len(k.Id) != 16 || len(k.EnvelopeHash) != 32 {
-			return fmt.Errorf("%w: saved kept entry", ErrMalformed)
-		}
-	}
-	p.kept = rec.Kept
-	return nil
+	return p.keptIdxKey
 }
 
 // changed reports whether the peer record differs from what was last
@@ -168,26 +186,6 @@ func (p *peer) encode() ([]byte, error) {
 	}
 	for _, s := range p.sessions {
 		rec.Sessions = append(rec.Sessions, s.id[:])
-	}
-	return pbstrict.MarshalRoom(rec, checksumSize)
-}
-
-// encode returns the session record from its live state.
-func (s *session) encode() ([]byte, error) {
-	head, err := s.conv.MarshalHead()
-	if err != nil {
-		return nil, err
-	}
-	m := s.meta
-	rec := &statepb.PeerSession{
-		Version: deviceVersion, Transcript: head, BaseKey: m.BaseKey, Initiator: m.Initiator,
-		Pending: s.pending != nil, CreatedUnixNano: m.CreatedUnixNano, LastReceivedUnixNano: m.LastReceivedUnixNano,
-	}
-	if m.Receipts != nil || s.delivered.to != 0 {
-		rec.Receipts = &statepb.ReceiptQueue{DeliveredFrom: s.delivered.from, DeliveredTo: s.delivered.to}
-		if m.Receipts != nil {
-			rec.Receipts.Read, rec.Receipts.DueUnixNano = m.Receipts.Read, m.Receipts.DueUnixNano
-		}
 	}
 	return pbstrict.MarshalRoom(rec, checksumSize)
 }
@@ -320,15 +318,9 @@ func (s *session) loadRatchet(get func(ratchet.Part) ([]byte, error)) error {
 // decode sets the session's metadata from its record; the ratchet,
 // transcript and receipt queue are loaded or rewound by the caller.
 func (s *session) decode(raw []byte) error {
-	m := new(statepb.PeerSession)
-	if err := decodeVersioned(raw, m, func() uint32 { return m.Version }, "saved session"); err != nil {
+	m, err := decodeSessionRecord(raw)
+	if err != nil {
 		return err
-	}
-	if q := m.Receipts; q != nil {
-		if q.DeliveredTo < q.DeliveredFrom || q.DeliveredTo-q.DeliveredFrom > maxQueuedReceipts ||
-			len(q.Read) > maxQueuedReceipts || slices.ContainsFunc(q.Read, func(id []byte) bool { return len(id) != 16 }) {
-			return fmt.Errorf("%w: saved receipt queue", ErrMalformed)
-		}
 	}
 	s.meta = m
 	return nil
@@ -516,7 +508,7 @@ func (d *Device) index(p *peer) {
 func (d *Device) indexKept(p *peer) {
 	d.unindexKept(p)
 	for _, k := range p.kept {
-		ref := keptRef{id: MessageID(k.Id), hash: [32]byte(k.EnvelopeHash)}
+		ref := keptRef{id: k.id, hash: k.hash}
 		d.kept[ref.id], d.keptHash[ref.hash] = p, p
 		p.keptIn = append(p.keptIn, ref)
 	}

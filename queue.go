@@ -16,8 +16,10 @@ const (
 	// push never overwrites an id still queued before it (a failed save
 	// restores the old bounds only).
 	queueSlots = queueBlocks * queueBlockSize
-	// maxQueueBlock bounds a saved block.
-	maxQueueBlock = 8 + queueBlockSize*16
+	// queueBlockFixed is a block's size without its ids; maxQueueBlock
+	// bounds a saved block.
+	queueBlockFixed = 1 + 8
+	maxQueueBlock   = queueBlockFixed + queueBlockSize*16
 )
 
 // idQueue is a session's queued delivery receipts: ids with absolute index
@@ -64,7 +66,15 @@ func (q *idQueue) take(n int) [][]byte {
 }
 
 // changedBlocks calls fn with every block holding an id queued after
-// index since (the bound last saved).
+// index since (the bound last saved), each in a buffer of exactly its size
+// plus room for the checksum putRecord appends. A block, "rq/<address>/
+// <session id in hex>/<slot>" with slot k mod queueBlocks for block k,
+// has the layout (integers big-endian):
+//
+//	version  1   deviceVersion
+//	first    8   absolute index of its first id still queued when saved:
+//	             within block k (k*16 to k*16+15)
+//	ids      16 each, from first to the end of the queue or of the block
 func (q *idQueue) changedBlocks(since uint64, fn func(slot int, block []byte)) {
 	since = max(since, q.from)
 	if since >= q.to {
@@ -72,8 +82,9 @@ func (q *idQueue) changedBlocks(since uint64, fn func(slot int, block []byte)) {
 	}
 	for k := since / queueBlockSize; k <= (q.to-1)/queueBlockSize; k++ {
 		from, to := max(k*queueBlockSize, q.from), min(q.to, (k+1)*queueBlockSize)
-		b := make([]byte, 8, 8+(to-from)*16)
-		binary.BigEndian.PutUint64(b, from)
+		b := make([]byte, 0, queueBlockFixed+(to-from)*16+checksumSize)
+		b = append(b, deviceVersion)
+		b = binary.BigEndian.AppendUint64(b, from)
 		for a := from; a < to; a++ {
 			b = append(b, q.buf[a%queueSlots][:]...)
 		}
@@ -82,7 +93,9 @@ func (q *idQueue) changedBlocks(since uint64, fn func(slot int, block []byte)) {
 }
 
 // load replaces q with the saved queue from..to, whose blocks block(slot)
-// returns.
+// returns. A block of another version is ErrUnsupportedVersion; one that
+// is truncated, too long, not whole ids, or does not cover what the
+// bounds say is queued is ErrMalformed.
 func (q *idQueue) load(from, to uint64, block func(slot int) ([]byte, error)) error {
 	if to < from || to-from > maxQueuedReceipts {
 		return fmt.Errorf("%w: saved receipt queue bounds", ErrMalformed)
@@ -101,17 +114,20 @@ func (q *idQueue) load(from, to uint64, block func(slot int) ([]byte, error)) er
 		// A block starts at its first id still queued when it was saved,
 		// which may be later than the block's start, never later than
 		// what is queued now.
-		if len(b) < 8 || len(b) > maxQueueBlock || (len(b)-8)%16 != 0 {
+		if len(b) > 0 && b[0] != deviceVersion {
+			return fmt.Errorf("%w: saved receipt block version %d", ErrUnsupportedVersion, b[0])
+		}
+		if len(b) < queueBlockFixed || len(b) > maxQueueBlock || (len(b)-queueBlockFixed)%16 != 0 {
 			return fmt.Errorf("%w: saved receipt block", ErrMalformed)
 		}
-		first := binary.BigEndian.Uint64(b)
-		end := first + uint64(len(b)-8)/16
+		first := binary.BigEndian.Uint64(b[1:])
+		end := first + uint64(len(b)-queueBlockFixed)/16
 		if first/queueBlockSize != k || first > max(from, k*queueBlockSize) || end < min(to, (k+1)*queueBlockSize) ||
 			end > (k+1)*queueBlockSize {
 			return fmt.Errorf("%w: saved receipt block %d", ErrMalformed, k)
 		}
 		for a := first; a < end; a++ {
-			next.buf[a%queueSlots] = [16]byte(b[8+(a-first)*16:])
+			next.buf[a%queueSlots] = [16]byte(b[queueBlockFixed+(a-first)*16:])
 		}
 	}
 	*q = next

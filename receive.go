@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -13,9 +12,7 @@ import (
 	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/envelope/seal"
 	"github.com/sealpost/sealpost/internal/pad"
-	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/keys"
-	"github.com/sealpost/sealpost/proto/statepb"
 	"github.com/sealpost/sealpost/ratchet"
 	"github.com/sealpost/sealpost/transcript"
 )
@@ -76,9 +73,8 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	// in-memory index says whether there is one, so a new envelope costs
 	// no store read.
 	sum := sha256.Sum256(raw)
-	keptKey := keyKeptPrefix + hex.EncodeToString(sum[:])
 	if d.keptHash[sum] != nil {
-		return d.keptResult(ctx, keptKey)
+		return d.keptResult(ctx, keptKey(sum))
 	}
 	// 2. The routing header must name our mailbox.
 	h, body, err := seal.Split(raw)
@@ -103,7 +99,7 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	// 5. Answer on the session the peer used.
 	rc.p.promote(rc.s)
 	// 6. Keep the result until Done, and commit everything at once.
-	if err := d.keep(rc, in, keptKey, sum); err != nil {
+	if err := d.keep(rc, in, sum); err != nil {
 		d.restore(rc.p, nil)
 		return nil, err
 	}
@@ -272,7 +268,7 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 		return err
 	}
 	now := d.opts.now().UnixNano()
-	rc.s = newSession(rc.p.addr, r, &statepb.PeerSession{
+	rc.s = newSession(rc.p.addr, r, &sessionMeta{
 		BaseKey: start.BaseKey(), CreatedUnixNano: now, LastReceivedUnixNano: now})
 	rc.p.promote(rc.s)
 	if otp != nil || start.PQOneTime {
@@ -379,17 +375,17 @@ func toArrays(ids []MessageID) [][16]byte {
 
 // keep adds the result to the peer's kept index and the batch, evicting
 // the oldest beyond the count and age limits.
-func (d *Device) keep(rc *received, in *Incoming, key string, sum [32]byte) error {
-	raw, err := pbstrict.Marshal(keptRecord(in))
+func (d *Device) keep(rc *received, in *Incoming, sum [32]byte) error {
+	raw, err := encodeKeptResult(in)
 	if err != nil {
 		return err
 	}
-	putRecord(rc.batch, key, raw)
+	putRecord(rc.batch, keptKey(sum), raw)
 	now := d.opts.now()
-	kept := append(rc.p.kept, &statepb.Kept{EnvelopeHash: sum[:], Id: in.ID[:], ReceivedUnixNano: now.UnixNano()})
+	kept := append(rc.p.kept, keptEntry{hash: sum, id: in.ID, received: now.UnixNano()})
 	cutoff := now.Add(-d.opts.keptAge).UnixNano()
-	for len(kept) > 0 && (len(kept) > d.opts.maxKept || kept[0].ReceivedUnixNano < cutoff) {
-		rc.batch.Delete(keyKeptPrefix + hex.EncodeToString(kept[0].EnvelopeHash))
+	for len(kept) > 0 && (len(kept) > d.opts.maxKept || kept[0].received < cutoff) {
+		rc.batch.Delete(keptKey(kept[0].hash))
 		kept = kept[1:]
 	}
 	rc.p.kept = kept
@@ -397,27 +393,9 @@ func (d *Device) keep(rc *received, in *Incoming, key string, sum [32]byte) erro
 	if err != nil {
 		return err
 	}
-	putRecord(rc.batch, keptIndexKey(rc.p.addr), idx)
+	putRecord(rc.batch, rc.p.keptIndexKey(), idx)
 	rc.keptIdx = idx
 	return nil
-}
-
-func keptRecord(in *Incoming) *statepb.KeptIncoming {
-	rec := &statepb.KeptIncoming{Version: deviceVersion, User: in.From.User, Device: in.From.Device,
-		Kind: uint32(in.Kind), Id: in.ID[:], Body: in.Body,
-		Delivered: encodeIDs(in.Delivered), Read: encodeIDs(in.Read)}
-	for _, f := range in.Findings {
-		rec.Findings = append(rec.Findings, &statepb.KeptFinding{Kind: uint32(f.Kind), Seq: f.Seq, ToSeq: f.ToSeq, Ids: idsOf(f.IDs), Outgoing: f.Outgoing})
-	}
-	return rec
-}
-
-func idsOf(ids [][16]byte) [][]byte {
-	out := make([][]byte, len(ids))
-	for i := range ids {
-		out[i] = append([]byte(nil), ids[i][:]...)
-	}
-	return out
 }
 
 // keptResult returns a kept result, marked Redelivered, or ErrNotFound.
@@ -426,40 +404,7 @@ func (d *Device) keptResult(ctx context.Context, key string) (*Incoming, error) 
 	if err != nil {
 		return nil, err
 	}
-	rec := new(statepb.KeptIncoming)
-	if err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "kept result"); err != nil {
-		return nil, err
-	}
-	if len(rec.Id) != 16 {
-		return nil, fmt.Errorf("%w: kept result id", ErrMalformed)
-	}
-	if rec.Kind < uint32(KindMessage) || rec.Kind > uint32(KindRead) {
-		return nil, fmt.Errorf("%w: kept result kind %d", ErrMalformed, rec.Kind)
-	}
-	c := &content{kind: Kind(rec.Kind), id: MessageID(rec.Id), body: rec.Body}
-	if c.delivered, err = decodeIDs(rec.Delivered); err != nil {
-		return nil, err
-	}
-	if c.read, err = decodeIDs(rec.Read); err != nil {
-		return nil, err
-	}
-	var findings []transcript.Finding
-	for _, f := range rec.Findings {
-		if f.Kind < uint32(transcript.Gap) || f.Kind > uint32(transcript.IdentityChanged) {
-			return nil, fmt.Errorf("%w: kept finding kind %d", ErrMalformed, f.Kind)
-		}
-		tf := transcript.Finding{Kind: transcript.Kind(f.Kind), Seq: f.Seq, ToSeq: f.ToSeq, Outgoing: f.Outgoing}
-		for _, id := range f.Ids {
-			if len(id) != 16 {
-				return nil, fmt.Errorf("%w: kept finding id", ErrMalformed)
-			}
-			tf.IDs = append(tf.IDs, [16]byte(id))
-		}
-		findings = append(findings, tf)
-	}
-	in := incomingFrom(Address{User: rec.User, Device: rec.Device}, c, findings)
-	in.Redelivered = true
-	return in, nil
+	return decodeKeptResult(raw)
 }
 
 // queueReceipt adds ids to the session's receipt queue; a queue that was
@@ -470,7 +415,7 @@ func (d *Device) keptResult(ctx context.Context, key string) (*Incoming, error) 
 func (d *Device) queueReceipt(s *session, kind Kind, ids []MessageID, now time.Time) {
 	q := s.meta.Receipts
 	if q == nil {
-		q = &statepb.ReceiptQueue{}
+		q = &receiptQueue{}
 		s.meta.Receipts = q
 	}
 	if s.queued() == 0 {

@@ -22,13 +22,26 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 const checksumSize = 4
 
+// checksum returns the CRC-32C of key then value.
 func checksum(key string, value []byte) uint32 {
-	c := crc32.Update(0, castagnoli, []byte(key))
-	return crc32.Update(c, castagnoli, value)
+	return crc32.Update(keyChecksum(key), castagnoli, value)
+}
+
+// keyChecksum returns the CRC-32C of key, as crc32.Update(0, castagnoli,
+// []byte(key)) would, without converting key to a slice: crc32.Update's
+// slice escapes, so the conversion would allocate for every key longer
+// than 32 bytes. Keys are short; a byte at a time is fast enough.
+func keyChecksum(key string) uint32 {
+	c := ^uint32(0)
+	for i := 0; i < len(key); i++ {
+		c = castagnoli[byte(c)^key[i]] ^ (c >> 8)
+	}
+	return ^c
 }
 
 // putRecord adds value to b under key, with its checksum appended. When
-// value has room for the checksum (pbstrict.MarshalRoom) it is appended in
+// value has room for the checksum (every per-message record is encoded
+// into a buffer of its exact size plus checksumSize) it is appended in
 // place, past value's length, so value itself is unchanged.
 func putRecord(b *Batch, key string, value []byte) {
 	out := value

@@ -55,7 +55,7 @@ func (d *Device) StartSession(ctx context.Context, to Address, b *keys.Bundle) e
 		return err
 	}
 	now := d.opts.now().UnixNano()
-	s := newSession(to, r, &statepb.PeerSession{
+	s := newSession(to, r, &sessionMeta{
 		BaseKey: start.BaseKey(), Initiator: true, CreatedUnixNano: now, LastReceivedUnixNano: now,
 	})
 	s.pending = &statepb.PendingStart{SessionStart: startRaw, PeerBundle: bundleRaw}

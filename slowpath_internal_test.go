@@ -178,7 +178,7 @@ func addSyntheticSessions(tb testing.TB, d *Device, n int) {
 		addr := Address{User: fmt.Sprint("peer", i), Device: 1}
 		base := make([]byte, 32)
 		rand.Read(base)
-		s := newSession(addr, resp, &statepb.PeerSession{BaseKey: base})
+		s := newSession(addr, resp, &sessionMeta{BaseKey: base})
 		p := &peer{addr: addr, key: peerKey(addr), rec: &statepb.Peer{}, sessions: []*session{s}}
 		d.peers[addr] = p
 		d.index(p)

@@ -1,0 +1,171 @@
+package sealpost
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/sealpost/sealpost/internal/fixed"
+	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/transcript"
+)
+
+// sessionMeta is what a session record holds besides the transcript's
+// live state: the fields of "sess/<address>/<session id in hex>". The
+// ratchet state, the transcript's log blocks, the queued delivery
+// receipts' blocks and the pending start are records of their own.
+type sessionMeta struct {
+	// BaseKey is the session start's base key; the session id is the
+	// first 16 bytes of its SHA-256.
+	BaseKey   []byte
+	Initiator bool
+	// Pending: the peer has not replied to our session start, which is
+	// saved in its own record and rides on every send until then.
+	Pending              bool
+	CreatedUnixNano      int64
+	LastReceivedUnixNano int64
+	// Transcript is the transcript head as decoded from the record
+	// (transcript.AppendHead); it aliases the record and is read only.
+	Transcript []byte
+	// Receipts are receipts for messages received on this session, not
+	// yet sent; nil when none were ever queued since the last send took
+	// them all.
+	Receipts *receiptQueue
+}
+
+// receiptQueue holds receipts not yet sent to a peer. The queued delivery
+// receipts are those with index DeliveredFrom up to (not including)
+// DeliveredTo, saved 16 ids per block (queue.go); read receipts are few
+// and saved in the session record.
+type receiptQueue struct {
+	Read          [][]byte // 16-byte ids
+	DueUnixNano   int64    // when Flush may send them
+	DeliveredFrom uint64
+	DeliveredTo   uint64
+}
+
+// Sizes in the session record.
+const (
+	baseKeySize     = 1 + keys.X25519PublicKeySize // keys.SessionStart.BaseKey: type byte, key
+	sessRecordFixed = 1 + 1 + 8 + 8 + 1 + baseKeySize + 4
+	sessQueueFixed  = 8 + 8 + 8 + 2
+	// Flags of the session record.
+	sessInitiator = 1 << 0
+	sessPending   = 1 << 1
+	sessReceipts  = 1 << 2
+)
+
+// encode returns the session record from its live state, in a buffer of
+// exactly its size plus room for the checksum putRecord appends. Layout
+// (integers big-endian, times in Unix nanoseconds as two's complement):
+//
+//	version         1   deviceVersion
+//	flags           1   bit 0 initiator, bit 1 pending (a PendingStart
+//	                    record exists), bit 2 the receipt section follows;
+//	                    other bits 0
+//	created         8   when the session was made
+//	last_received   8   when it last received (Send refuses a session
+//	                    idle longer than the maximum age)
+//	base_key_len    1   = 33
+//	base_key        33  the session start's base key
+//	transcript_len  4   at most transcript.MaxStateSize
+//	transcript      the transcript head (transcript.AppendHead)
+//
+// and, when flag bit 2 is set, the receipt queue:
+//
+//	due             8   when Flush may send the queued receipts
+//	delivered_from  8   index of the oldest queued delivery receipt
+//	delivered_to    8   one past the newest (at most 256 more than from);
+//	                    the ids are in the "rq/..." blocks
+//	read_count      2   at most 256
+//	read            16 each, the queued read-receipt ids, oldest first
+//
+// Nothing follows.
+func (s *session) encode() ([]byte, error) {
+	m := s.meta
+	if len(m.BaseKey) != baseKeySize {
+		return nil, fmt.Errorf("%w: session base key of %d bytes", ErrMalformed, len(m.BaseKey))
+	}
+	var read [][]byte
+	var due int64
+	if m.Receipts != nil {
+		read, due = m.Receipts.Read, m.Receipts.DueUnixNano
+	}
+	queue := m.Receipts != nil || s.delivered.to != 0
+	head := s.conv.HeadSize()
+	n := sessRecordFixed + head
+	flags := byte(0)
+	if m.Initiator {
+		flags |= sessInitiator
+	}
+	if s.pending != nil {
+		flags |= sessPending
+	}
+	if queue {
+		flags |= sessReceipts
+		n += sessQueueFixed + 16*len(read)
+	}
+	b := make([]byte, 0, n+checksumSize)
+	b = append(b, deviceVersion, flags)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.CreatedUnixNano))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.LastReceivedUnixNano))
+	b = append(b, baseKeySize)
+	b = append(b, m.BaseKey...)
+	b = binary.BigEndian.AppendUint32(b, uint32(head))
+	b = s.conv.AppendHead(b)
+	if queue {
+		b = binary.BigEndian.AppendUint64(b, uint64(due))
+		b = binary.BigEndian.AppendUint64(b, s.delivered.from)
+		b = binary.BigEndian.AppendUint64(b, s.delivered.to)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(read)))
+		for _, id := range read {
+			b = append(b, id...)
+		}
+	}
+	if len(b) != n {
+		return nil, fmt.Errorf("%w: session record of %d bytes, want %d", ErrMalformed, len(b), n)
+	}
+	return b, nil
+}
+
+// decodeSessionRecord decodes a session record (layout on encode). It
+// returns ErrUnsupportedVersion for another version and ErrMalformed for
+// anything else that is not such a record: a truncation, trailing bytes,
+// an unknown flag, a base key of another size, a count past its bound or
+// past the input, queue bounds out of order. The transcript head is
+// checked by its own decoder. Transcript aliases raw; nothing else does.
+func decodeSessionRecord(raw []byte) (*sessionMeta, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: empty saved session", ErrMalformed)
+	}
+	if raw[0] != deviceVersion {
+		return nil, fmt.Errorf("%w: saved session version %d", ErrUnsupportedVersion, raw[0])
+	}
+	r := fixed.NewReader(raw[1:])
+	flags := r.U8()
+	m := &sessionMeta{Initiator: flags&sessInitiator != 0, Pending: flags&sessPending != 0,
+		CreatedUnixNano: int64(r.U64()), LastReceivedUnixNano: int64(r.U64())}
+	if flags&^(sessInitiator|sessPending|sessReceipts) != 0 || r.U8() != baseKeySize {
+		r.Fail()
+	}
+	m.BaseKey = bytes.Clone(r.Bytes(baseKeySize))
+	m.Transcript = r.Bytes(r.Count(uint64(r.U32()), transcript.MaxStateSize, 1))
+	if flags&sessReceipts != 0 {
+		q := &receiptQueue{DueUnixNano: int64(r.U64()), DeliveredFrom: r.U64(), DeliveredTo: r.U64()}
+		if q.DeliveredTo < q.DeliveredFrom || q.DeliveredTo-q.DeliveredFrom > maxQueuedReceipts {
+			r.Fail()
+		}
+		if n := r.Count(uint64(r.U16()), maxQueuedReceipts, 16); n > 0 {
+			flat := bytes.Clone(r.Bytes(16 * n))
+			q.Read = make([][]byte, n)
+			for i := range q.Read {
+				q.Read[i] = flat[16*i : 16*i+16 : 16*i+16]
+			}
+		}
+		m.Receipts = q
+	}
+	if !r.Done() {
+		return nil, fmt.Errorf("%w: saved session record", ErrMalformed)
+	}
+	return m, nil
+}
