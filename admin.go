@@ -45,8 +45,10 @@ func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 		}
 		for i, k := range p.kept {
 			if k.id == id {
-				b.Delete(keptKey(k.hash))
-				p.kept = append(p.kept[:i:i], p.kept[i+1:]...)
+				b.Delete(k.storeKey())
+				// In place: on failure the index is decoded again from
+				// its committed record.
+				p.kept = slices.Delete(p.kept, i, i+1)
 				break
 			}
 		}

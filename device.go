@@ -61,6 +61,8 @@ type Device struct {
 	// maxSlowPath: those an envelope with an unknown tag is tried on.
 	active     []activeSession
 	slowTrials int // sessions tried on the slow path, for tests
+	// gone and fresh are buffers for diffTags, reused.
+	gone, fresh [][16]byte
 }
 
 // Open loads the device for self from the store, or creates it (a new

@@ -15,7 +15,16 @@ import (
 type keptEntry struct {
 	hash     [32]byte // SHA-256 of the envelope: the result's key and redelivery check
 	id       MessageID
-	received int64 // Unix nanoseconds, for the age limit
+	received int64  // Unix nanoseconds, for the age limit
+	key      string // keptKey(hash) once built; not saved
+}
+
+// storeKey returns the key of the kept result, built once.
+func (k *keptEntry) storeKey() string {
+	if k.key == "" {
+		k.key = keptKey(k.hash)
+	}
+	return k.key
 }
 
 // keptEntrySize is the size of a kept-index entry.

@@ -488,7 +488,8 @@ func (d *Device) index(p *peer) {
 		if slices.Equal(next, s.tags) {
 			s.spare = next // unchanged: keep the buffer for next time
 		} else {
-			gone, fresh := diffTags(s.tags, next)
+			gone, fresh := diffTags(s.tags, next, d.gone[:0], d.fresh[:0])
+			d.gone, d.fresh = gone, fresh
 			for _, t := range gone {
 				if d.tags[t] == p {
 					delete(d.tags, t)
@@ -526,14 +527,15 @@ type keptRef struct {
 const tagLookahead = 80
 
 // diffTags returns the tags of old missing from next and those of next
-// missing from old. Both lists come from ExpectedTags in the same order
+// missing from old, appended to gone and fresh (buffers the caller
+// reuses). Both lists come from ExpectedTags in the same order
 // (the receiving window, the next chain's window, skipped keys), and
 // between two calls a window slides by a few, so a merge with a short
 // lookahead finds the difference in about len(next) comparisons instead
 // of a map operation per tag. A tag it cannot match within the lookahead
 // is reported as both gone and fresh, which the caller's delete-then-add
 // order makes harmless.
-func diffTags(old, next [][16]byte) (gone, fresh [][16]byte) {
+func diffTags(old, next, gone, fresh [][16]byte) ([][16]byte, [][16]byte) {
 	i, j := 0, 0
 	for i < len(old) && j < len(next) {
 		if old[i] == next[j] {

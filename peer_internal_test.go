@@ -38,7 +38,7 @@ func TestDiffTags(t *testing.T) {
 				next[i] = tag()
 			}
 		}
-		gone, fresh := diffTags(old, next)
+		gone, fresh := diffTags(old, next, nil, nil)
 		// Apply delete-then-add to a set holding old; it must equal next.
 		set := map[[16]byte]bool{}
 		for _, x := range old {

@@ -380,12 +380,13 @@ func (d *Device) keep(rc *received, in *Incoming, sum [32]byte) error {
 	if err != nil {
 		return err
 	}
-	putRecord(rc.batch, keptKey(sum), raw)
+	key := keptKey(sum)
+	putRecord(rc.batch, key, raw)
 	now := d.opts.now()
-	kept := append(rc.p.kept, keptEntry{hash: sum, id: in.ID, received: now.UnixNano()})
+	kept := append(rc.p.kept, keptEntry{hash: sum, id: in.ID, received: now.UnixNano(), key: key})
 	cutoff := now.Add(-d.opts.keptAge).UnixNano()
 	for len(kept) > 0 && (len(kept) > d.opts.maxKept || kept[0].received < cutoff) {
-		rc.batch.Delete(keptKey(kept[0].hash))
+		rc.batch.Delete(kept[0].storeKey())
 		kept = kept[1:]
 	}
 	rc.p.kept = kept

@@ -6,6 +6,7 @@ import (
 
 	"github.com/sealpost/sealpost/envelope/seal"
 	"github.com/sealpost/sealpost/internal/pad"
+	"github.com/sealpost/sealpost/internal/wire"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/proto/sealedpb"
 	"github.com/sealpost/sealpost/proto/statepb"
@@ -225,7 +226,10 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 // start while the peer has not replied, a session envelope after.
 func frame(p *peer, s *session, tag [16]byte, msg []byte) ([]byte, error) {
 	if s.confirmed() {
-		return seal.Session(nil, p.rec.Mailbox, tag, msg), nil
+		// Sized exactly: appending the header then the message to nil
+		// would grow the buffer four times.
+		dst := make([]byte, 0, wire.HeaderSize(len(p.rec.Mailbox))+len(msg))
+		return seal.Session(dst, p.rec.Mailbox, tag, msg), nil
 	}
 	if s.start == nil || s.bundle == nil {
 		// Parsed once per process: parsing verifies four signatures.
