@@ -1,0 +1,482 @@
+package sealpost
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+
+	"github.com/sealpost/sealpost/proto/statepb"
+	"github.com/sealpost/sealpost/transcript"
+)
+
+// The fixed layouts of the per-message records (sessrecord.go,
+// keptrecord.go, queue.go): a round-trip property per record, a table of
+// bad inputs per decoder (each a typed error, never a panic), and a fuzz
+// target per decoder.
+
+func randomBytes(r *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func randomID(r *rand.Rand) (id [16]byte) {
+	copy(id[:], randomBytes(r, 16))
+	return id
+}
+
+// randomSession returns a session with a transcript under way, and at
+// random a pending start, read receipts and queued delivery receipts.
+func randomSession(t testing.TB, r *rand.Rand) *session {
+	t.Helper()
+	m := &sessionMeta{BaseKey: randomBytes(r, baseKeySize), Initiator: r.IntN(2) == 0,
+		CreatedUnixNano: int64(r.Uint64()), LastReceivedUnixNano: int64(r.Uint64())}
+	s := &session{meta: m, conv: transcript.New()}
+	for i := range r.IntN(40) {
+		f := s.conv.Next()
+		if err := s.conv.Sent(f, randomID(r), []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.IntN(2) == 0 {
+		s.pending = &statepb.PendingStart{}
+	}
+	if r.IntN(3) > 0 {
+		m.Receipts = &receiptQueue{DueUnixNano: int64(r.Uint64())}
+		for range r.IntN(5) {
+			m.Receipts.Read = append(m.Receipts.Read, randomBytes(r, 16))
+		}
+	}
+	if r.IntN(2) == 0 {
+		s.delivered.from = uint64(r.IntN(1 << 20))
+		s.delivered.to = s.delivered.from + uint64(r.IntN(maxQueuedReceipts+1))
+	}
+	return s
+}
+
+// TestSessionRecordRoundTrip: a session record decodes to the fields it
+// was encoded from, and is encoded in a buffer of exactly its size plus
+// the checksum's.
+func TestSessionRecordRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		s := randomSession(t, r)
+		raw, err := s.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cap(raw)-len(raw) != checksumSize {
+			t.Fatalf("%d: %d spare bytes, want %d", i, cap(raw)-len(raw), checksumSize)
+		}
+		got, err := decodeSessionRecord(raw)
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		head, _ := s.conv.MarshalHead()
+		want := &sessionMeta{BaseKey: s.meta.BaseKey, Initiator: s.meta.Initiator, Pending: s.pending != nil,
+			CreatedUnixNano: s.meta.CreatedUnixNano, LastReceivedUnixNano: s.meta.LastReceivedUnixNano, Transcript: head}
+		if s.meta.Receipts != nil || s.delivered.to != 0 {
+			want.Receipts = &receiptQueue{DeliveredFrom: s.delivered.from, DeliveredTo: s.delivered.to}
+			if q := s.meta.Receipts; q != nil {
+				want.Receipts.DueUnixNano, want.Receipts.Read = q.DueUnixNano, q.Read
+			}
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%d: decoded %+v, want %+v", i, got, want)
+		}
+	}
+}
+
+// layoutCase is a bad input for a decoder and the error it must return.
+type layoutCase struct {
+	raw  []byte
+	want error
+}
+
+// badLayouts adds to cases every truncation of raw, raw with a trailing
+// byte, and raw with version 3 and 0.
+func badLayouts(cases map[string]layoutCase, raw []byte) {
+	for n := range len(raw) {
+		cases[fmt.Sprintf("truncated to %d", n)] = layoutCase{raw[:n], ErrMalformed}
+	}
+	cases["trailing byte"] = layoutCase{append(bytes.Clone(raw), 0), ErrMalformed}
+	for _, v := range []byte{0, deviceVersion + 1} {
+		cases[fmt.Sprintf("version %d", v)] = layoutCase{with(raw, 0, v), ErrUnsupportedVersion}
+	}
+}
+
+// with returns a copy of raw with the bytes at i replaced by b.
+func with(raw []byte, i int, b ...byte) []byte {
+	out := bytes.Clone(raw)
+	copy(out[i:], b)
+	return out
+}
+
+func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+func checkLayoutCases(t *testing.T, cases map[string]layoutCase, decode func([]byte) error) {
+	t.Helper()
+	for name, tc := range cases {
+		err := decode(tc.raw)
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+// TestSessionRecordDecodeErrors: every bad session record is a typed error.
+func TestSessionRecordDecodeErrors(t *testing.T) {
+	s := randomSession(t, rand.New(rand.NewPCG(3, 4)))
+	s.meta.Receipts = &receiptQueue{DueUnixNano: 5, Read: [][]byte{bytes.Repeat([]byte{7}, 16)}}
+	s.delivered.from, s.delivered.to = 10, 20
+	raw, err := s.encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	headLen := int(binary.BigEndian.Uint32(raw[52:]))
+	q := 56 + headLen // the receipt section: due, from, to, read count, ids
+	cases := map[string]layoutCase{
+		"empty":                     {nil, ErrMalformed},
+		"unknown flag":              {with(raw, 1, raw[1]|8), ErrMalformed},
+		"receipt flag off":          {with(raw, 1, raw[1]&^sessReceipts), ErrMalformed},
+		"base key length 32":        {with(raw, 18, 32), ErrMalformed},
+		"head length past input":    {with(raw, 52, be32(uint32(len(raw)))...), ErrMalformed},
+		"head length huge":          {with(raw, 52, 0xff, 0xff, 0xff, 0xff), ErrMalformed},
+		"head length short":         {with(raw, 52, be32(uint32(headLen-1))...), ErrMalformed},
+		"delivered to below from":   {with(raw, q+16, be64(9)...), ErrMalformed},
+		"257 delivered receipts":    {with(raw, q+16, be64(10+maxQueuedReceipts+1)...), ErrMalformed},
+		"read count past input":     {with(raw, q+24, be16(2)...), ErrMalformed},
+		"read count over the bound": {with(raw, q+24, be16(maxQueuedReceipts+1)...), ErrMalformed},
+	}
+	badLayouts(cases, raw)
+	checkLayoutCases(t, cases, func(b []byte) error { _, err := decodeSessionRecord(b); return err })
+	if _, err := decodeSessionRecord(raw); err != nil {
+		t.Fatalf("the unedited record: %v", err)
+	}
+}
+
+func randomKept(r *rand.Rand) []keptEntry {
+	var kept []keptEntry
+	for range r.IntN(20) {
+		kept = append(kept, keptEntry{hash: [32]byte(randomBytes(r, 32)), id: randomID(r), received: int64(r.Uint64())})
+	}
+	return kept
+}
+
+// TestKeptIndexRoundTrip: the kept index decodes to the entries it was
+// encoded from, in an exact-size buffer.
+func TestKeptIndexRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for i := range 200 {
+		p := &peer{kept: randomKept(r)}
+		raw, err := p.encodeKept()
+		if err != nil || cap(raw)-len(raw) != checksumSize {
+			t.Fatalf("%d: %v, %d spare bytes", i, err, cap(raw)-len(raw))
+		}
+		q := new(peer)
+		if err := q.decodeKept(raw); err != nil {
+			t.Fatal(err)
+		}
+		if len(p.kept) == 0 && len(q.kept) == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(q.kept, p.kept) {
+			t.Fatalf("%d: decoded %v, want %v", i, q.kept, p.kept)
+		}
+	}
+}
+
+// TestKeptIndexDecodeErrors: every bad kept index is a typed error.
+func TestKeptIndexDecodeErrors(t *testing.T) {
+	p := &peer{kept: randomKept(rand.New(rand.NewPCG(7, 8)))[:0]}
+	p.kept = append(p.kept, keptEntry{id: MessageID{1}}, keptEntry{id: MessageID{2}})
+	raw, _ := p.encodeKept()
+	cases := map[string]layoutCase{
+		"empty":            {[]byte{}, ErrMalformed},
+		"count past input": {with(raw, 1, be32(3)...), ErrMalformed},
+		"count huge":       {with(raw, 1, 0xff, 0xff, 0xff, 0xff), ErrMalformed},
+		"count short":      {with(raw, 1, be32(1)...), ErrMalformed},
+	}
+	badLayouts(cases, raw)
+	checkLayoutCases(t, cases, func(b []byte) error { return new(peer).decodeKept(b) })
+}
+
+func randomIDs(r *rand.Rand, max int) []MessageID {
+	var ids []MessageID
+	for range r.IntN(max + 1) {
+		ids = append(ids, randomID(r))
+	}
+	return ids
+}
+
+// randomIncoming returns a result as Receive would keep it, and what
+// decoding its record must give.
+func randomIncoming(r *rand.Rand) (in, want *Incoming) {
+	c := &content{kind: Kind(1 + r.IntN(3)), id: randomID(r), delivered: randomIDs(r, 4), read: randomIDs(r, 4)}
+	if n := r.IntN(300); n > 0 {
+		c.body = randomBytes(r, n)
+	}
+	from := Address{User: string(randomBytes(r, 1+r.IntN(256))), Device: r.Uint32()}
+	var findings []transcript.Finding
+	for range r.IntN(4) {
+		f := transcript.Finding{Kind: transcript.Kind(1 + r.IntN(6)), Outgoing: r.IntN(2) == 0, Seq: r.Uint64(), ToSeq: r.Uint64()}
+		for range r.IntN(4) {
+			f.IDs = append(f.IDs, randomID(r))
+		}
+		findings = append(findings, f)
+	}
+	in = incomingFrom(from, c, findings)
+	want = incomingFrom(from, c, findings)
+	want.Redelivered = true
+	return in, want
+}
+
+// TestKeptResultRoundTrip: a kept result decodes to the result it was
+// encoded from, marked Redelivered, in an exact-size buffer.
+func TestKeptResultRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for i := range 300 {
+		in, want := randomIncoming(r)
+		raw, err := encodeKeptResult(in)
+		if err != nil || cap(raw)-len(raw) != checksumSize {
+			t.Fatalf("%d: %v, %d spare bytes", i, err, cap(raw)-len(raw))
+		}
+		got, err := decodeKeptResult(raw)
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%d: decoded %+v, want %+v", i, got, want)
+		}
+	}
+}
+
+// TestKeptResultDecodeErrors: every bad kept result is a typed error.
+func TestKeptResultDecodeErrors(t *testing.T) {
+	c := &content{kind: KindMessage, id: MessageID{1}, body: []byte("body"), delivered: []MessageID{{2}}}
+	in := incomingFrom(Address{User: "al", Device: 3}, c,
+		[]transcript.Finding{{Kind: transcript.Fork, Seq: 1, ToSeq: 1, IDs: [][16]byte{{4}}}})
+	raw, err := encodeKeptResult(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Offsets: kind 1, device 2, user length 6, user 8, id 10, body
+	// length 26, body 30, delivered count 34, id 36, read count 52,
+	// findings count 54, the finding: kind 56, outgoing 57, seq 58,
+	// to_seq 66, ids count 74, id 76.
+	cases := map[string]layoutCase{
+		"empty":                    {[]byte{}, ErrMalformed},
+		"kind 0":                   {with(raw, 1, 0), ErrMalformed},
+		"kind 4":                   {with(raw, 1, 4), ErrMalformed},
+		"empty user":               {append(with(raw[:6], 6, 0, 0), raw[10:]...), ErrMalformed},
+		"user over the bound":      {with(raw, 6, be16(257)...), ErrMalformed},
+		"user past input":          {with(raw, 6, 0xff, 0xff), ErrMalformed},
+		"body past input":          {with(raw, 26, be32(5)...), ErrMalformed},
+		"body over MaxBodySize":    {with(raw, 26, be32(MaxBodySize+1)...), ErrMalformed},
+		"delivered over the bound": {with(raw, 34, be16(maxReceiptBatch+1)...), ErrMalformed},
+		"delivered past input":     {with(raw, 34, be16(5)...), ErrMalformed},
+		"read count past input":    {with(raw, 52, be16(1)...), ErrMalformed},
+		"findings past input":      {with(raw, 54, be16(2)...), ErrMalformed},
+		"finding kind 0":           {with(raw, 56, 0), ErrMalformed},
+		"finding kind 7":           {with(raw, 56, 7), ErrMalformed},
+		"outgoing byte 2":          {with(raw, 57, 2), ErrMalformed},
+		"finding ids past input":   {with(raw, 74, be16(2)...), ErrMalformed},
+		"finding ids over bound":   {with(raw, 74, be16(maxKeptFindingIDs+1)...), ErrMalformed},
+	}
+	badLayouts(cases, raw)
+	checkLayoutCases(t, cases, func(b []byte) error { _, err := decodeKeptResult(b); return err })
+	if got, err := decodeKeptResult(raw); err != nil || got.From.User != "al" || got.Findings[0].IDs[0] != [16]byte{4} {
+		t.Fatalf("the unedited record: %v, %+v", err, got)
+	}
+}
+
+// queueWith returns a queue after n pushes with at most max held, and its
+// blocks by slot as changedBlocks writes them.
+func queueWith(r *rand.Rand, n, max int) (*idQueue, map[int][]byte) {
+	q := new(idQueue)
+	blocks := map[int][]byte{}
+	for range n {
+		saved := q.to
+		q.push(randomID(r), max)
+		q.changedBlocks(saved, func(slot int, b []byte) { blocks[slot] = b })
+	}
+	return q, blocks
+}
+
+// TestReceiptBlocksRoundTrip: a queue saved block by block as it grows
+// loads back with the same ids; every block has room for the checksum.
+func TestReceiptBlocksRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for i := range 50 {
+		q, blocks := queueWith(r, r.IntN(600), 1+r.IntN(maxQueuedReceipts))
+		for _, b := range blocks {
+			if cap(b)-len(b) != checksumSize {
+				t.Fatalf("block with %d spare bytes", cap(b)-len(b))
+			}
+		}
+		var got idQueue
+		err := got.load(q.from, q.to, func(slot int) ([]byte, error) { return blocks[slot], nil })
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		if got.len() != q.len() || !reflect.DeepEqual(got.take(q.len()), q.take(q.len())) {
+			t.Fatalf("%d: loaded queue differs", i)
+		}
+	}
+}
+
+// TestReceiptBlockDecodeErrors: every bad receipt block is a typed error.
+func TestReceiptBlockDecodeErrors(t *testing.T) {
+	q, blocks := queueWith(rand.New(rand.NewPCG(13, 14)), 40, maxQueuedReceipts) // blocks 0, 1, 2; 2 holds 8
+	raw := blocks[2]
+	cases := map[string]layoutCase{
+		"empty":              {[]byte{}, ErrMalformed},
+		"first in block 1":   {with(raw, 1, be64(31)...), ErrMalformed},
+		"first past from":    {with(raw, 1, be64(33)...), ErrMalformed},
+		"too long":           {append(bytes.Clone(raw), make([]byte, 16*9)...), ErrMalformed},
+		"a partial id":       {append(bytes.Clone(raw), 1), ErrMalformed},
+		"one id short":       {raw[:len(raw)-16], ErrMalformed},
+		"version 0":          {with(raw, 0, 0), ErrUnsupportedVersion},
+		"version 3":          {with(raw, 0, deviceVersion+1), ErrUnsupportedVersion},
+		"first byte only":    {raw[:1], ErrMalformed},
+		"first truncated":    {raw[:5], ErrMalformed},
+		"header without ids": {raw[:queueBlockFixed], ErrMalformed},
+	}
+	checkLayoutCases(t, cases, func(b []byte) error {
+		return new(idQueue).load(q.from, q.to, func(slot int) ([]byte, error) {
+			if slot == 2 {
+				return b, nil
+			}
+			return blocks[slot], nil
+		})
+	})
+	if err := new(idQueue).load(q.from, q.to, func(slot int) ([]byte, error) { return blocks[slot], nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// typedRecordError fails t unless err is nil or one of the decoders'
+// sentinels.
+func typedRecordError(t *testing.T, err error) bool {
+	t.Helper()
+	if err != nil && !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupportedVersion) {
+		t.Fatalf("untyped error %v", err)
+	}
+	return err == nil
+}
+
+// FuzzSessionRecord: decodeSessionRecord never panics, fails with a
+// typed error, and a record it accepts whose transcript head loads
+// re-encodes to the same bytes (one encoding per record).
+func FuzzSessionRecord(f *testing.F) {
+	r := rand.New(rand.NewPCG(15, 16))
+	for range 4 {
+		s := randomSession(f, r)
+		s.conv = transcript.New() // a head that loads without blocks
+		raw, _ := s.encode()
+		f.Add(raw)
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		m, err := decodeSessionRecord(raw)
+		if !typedRecordError(t, err) {
+			return
+		}
+		conv := transcript.New()
+		if conv.UnmarshalSplit(m.Transcript, func(transcript.Log, int) ([]byte, error) { return nil, ErrNotFound }) != nil {
+			return
+		}
+		s := &session{meta: m, conv: conv}
+		if m.Pending {
+			s.pending = &statepb.PendingStart{}
+		}
+		if q := m.Receipts; q != nil {
+			s.delivered.from, s.delivered.to = q.DeliveredFrom, q.DeliveredTo
+		}
+		again, err := s.encode()
+		if err != nil || !bytes.Equal(again, raw) {
+			t.Fatalf("accepted record re-encodes as %x (%v), was %x", again, err, raw)
+		}
+	})
+}
+
+// FuzzKeptIndex: decodeKeptIndex never panics, fails with a typed error,
+// and an index it accepts re-encodes to the same bytes.
+func FuzzKeptIndex(f *testing.F) {
+	r := rand.New(rand.NewPCG(17, 18))
+	for range 3 {
+		raw, _ := (&peer{kept: randomKept(r)}).encodeKept()
+		f.Add(raw)
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		kept, err := decodeKeptIndex(raw)
+		if !typedRecordError(t, err) {
+			return
+		}
+		again, _ := (&peer{kept: kept}).encodeKept()
+		if !bytes.Equal(again, raw) {
+			t.Fatalf("accepted index re-encodes differently")
+		}
+	})
+}
+
+// FuzzKeptResult: decodeKeptResult never panics, fails with a typed
+// error, and a result it accepts re-encodes to the same bytes.
+func FuzzKeptResult(f *testing.F) {
+	r := rand.New(rand.NewPCG(19, 20))
+	for range 4 {
+		in, _ := randomIncoming(r)
+		raw, _ := encodeKeptResult(in)
+		f.Add(raw)
+	}
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		in, err := decodeKeptResult(raw)
+		if !typedRecordError(t, err) {
+			return
+		}
+		again, err := encodeKeptResult(in)
+		if err != nil || !bytes.Equal(again, raw) {
+			t.Fatalf("accepted result re-encodes differently (%v)", err)
+		}
+	})
+}
+
+// FuzzReceiptBlocks: idQueue.load of arbitrary bounds and blocks never
+// panics, fails with a typed error and leaves the queue unchanged, or
+// loads a queue whose blocks load again to the same ids.
+func FuzzReceiptBlocks(f *testing.F) {
+	q, blocks := queueWith(rand.New(rand.NewPCG(21, 22)), 40, maxQueuedReceipts)
+	f.Add(q.from, q.to, blocks[0], blocks[1], blocks[2])
+	f.Add(uint64(0), uint64(1), []byte{}, []byte{}, []byte{})
+	f.Fuzz(func(t *testing.T, from, to uint64, b0, b1, b2 []byte) {
+		in := [][]byte{b0, b1, b2}
+		var got idQueue
+		got.push([16]byte{1}, maxQueuedReceipts)
+		err := got.load(from, to, func(slot int) ([]byte, error) { return in[slot%3], nil })
+		if !typedRecordError(t, err) {
+			if got.from != 0 || got.to != 1 {
+				t.Fatal("a failed load changed the queue")
+			}
+			return
+		}
+		saved := map[int][]byte{}
+		got.changedBlocks(0, func(slot int, b []byte) { saved[slot] = b })
+		var again idQueue
+		if err := again.load(got.from, got.to, func(slot int) ([]byte, error) { return saved[slot], nil }); err != nil {
+			t.Fatalf("a loaded queue's blocks do not load: %v", err)
+		}
+		if !reflect.DeepEqual(again.take(again.len()), got.take(got.len())) {
+			t.Fatal("a loaded queue's blocks load other ids")
+		}
+	})
+}
