@@ -141,11 +141,3 @@ func decodeIDs(raw [][]byte) ([]MessageID, error) {
 	}
 	return out, nil
 }
-
-func encodeIDs(ids []MessageID) [][]byte {
-	out := make([][]byte, len(ids))
-	for i := range ids {
-		out[i] = ids[i][:]
-	}
-	return out
-}

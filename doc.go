@@ -71,7 +71,15 @@
 //     session a record (transcript head, receipt-queue bounds) and its
 //     ratchet state, the transcript's logs and the queued delivery receipts
 //     in fixed blocks of 16 entries, the pending session start until the
-//     peer replies, and the kept results with their index. In a steady
+//     peer replies, and the kept results with their index. The records
+//     written with every message (session record, transcript head and log
+//     blocks, receipt-queue blocks, kept results and kept index) are fixed
+//     binary layouts, each documented on its encoder: a version byte first,
+//     big-endian integers, explicit lengths, encoded into a buffer of
+//     exactly its size plus the checksum's, decoded strictly (a truncation,
+//     trailing bytes or a count past its bound is ErrMalformed, another
+//     version ErrUnsupportedVersion). Every record ends with a CRC-32C of
+//     its key and value (records.go). In a steady
 //     one-way conversation a Send writes about 1.4 KB and a Receive plus
 //     its Done about 5 KB, most of it the receiving ratchet's state, where
 //     the whole peer (up to ~35 KB) used to be rewritten.

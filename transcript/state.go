@@ -11,7 +11,7 @@ import (
 // StateVersion is the saved-state format this build writes and reads. Any
 // other version is ErrUnsupportedVersion. A later version may change every
 // field after the version. Version 1 was a protocol-buffer message
-// (statepb.Transcript); version 2 is the fixed layout on AppendBinary.
+// (the statepb.Transcript message, since removed); version 2 is the fixed layout on AppendBinary.
 const StateVersion = 2
 
 // MaxStateSize bounds saved state that UnmarshalBinary reads (512 KiB). The

@@ -178,7 +178,8 @@ type Peer struct {
 	IdentityChangedUnixNano int64 `protobuf:"varint,11,opt,name=identity_changed_unix_nano,json=identityChangedUnixNano,proto3" json:"identity_changed_unix_nano,omitempty"`
 	// sessions are the ids (16 bytes) of the peer's sessions: the current
 	// session first, then archived ones that may still receive late
-	// messages. Each is a PeerSession record of its own.
+	// messages. Each has a session record of its own
+	// ("sess/<address>/<session id in hex>", sessrecord.go).
 	Sessions      [][]byte `protobuf:"bytes,12,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -263,121 +264,6 @@ func (x *Peer) GetSessions() [][]byte {
 	return nil
 }
 
-// PeerSession is one ratchet session with a peer, under
-// "sess/<address>/<session id in hex>". It is rewritten with every
-// message on the session, so it holds only what is small: the ratchet
-// state is its own record ("rat/..."), the transcript's logs and the
-// queued delivery receipts are saved in fixed blocks of their own
-// ("tlog/..." and "rq/..."), and the session start in a PendingStart
-// record while the peer has not replied.
-type PeerSession struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 2.
-	Version uint32 `protobuf:"varint,10,opt,name=version,proto3" json:"version,omitempty"`
-	// base_key is the session start's base key; the session id is the
-	// first 16 bytes of its SHA-256.
-	BaseKey   []byte `protobuf:"bytes,2,opt,name=base_key,json=baseKey,proto3" json:"base_key,omitempty"`
-	Initiator bool   `protobuf:"varint,3,opt,name=initiator,proto3" json:"initiator,omitempty"`
-	// pending: the peer has not replied to our session start, which is
-	// saved in a PendingStart record and rides on every send until then.
-	Pending              bool  `protobuf:"varint,11,opt,name=pending,proto3" json:"pending,omitempty"`
-	CreatedUnixNano      int64 `protobuf:"varint,6,opt,name=created_unix_nano,json=createdUnixNano,proto3" json:"created_unix_nano,omitempty"`
-	LastReceivedUnixNano int64 `protobuf:"varint,7,opt,name=last_received_unix_nano,json=lastReceivedUnixNano,proto3" json:"last_received_unix_nano,omitempty"`
-	// transcript is this session's transcript head (transcript.MarshalHead).
-	Transcript []byte `protobuf:"bytes,8,opt,name=transcript,proto3" json:"transcript,omitempty"`
-	// receipts are receipts for messages received on this session, not yet
-	// sent.
-	Receipts      *ReceiptQueue `protobuf:"bytes,9,opt,name=receipts,proto3" json:"receipts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *PeerSession) Reset() {
-	*x = PeerSession{}
-	mi := &file_statepb_device_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *PeerSession) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*PeerSession) ProtoMessage() {}
-
-func (x *PeerSession) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use PeerSession.ProtoReflect.Descriptor instead.
-func (*PeerSession) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *PeerSession) GetVersion() uint32 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *PeerSession) GetBaseKey() []byte {
-	if x != nil {
-		return x.BaseKey
-	}
-	return nil
-}
-
-func (x *PeerSession) GetInitiator() bool {
-	if x != nil {
-		return x.Initiator
-	}
-	return false
-}
-
-func (x *PeerSession) GetPending() bool {
-	if x != nil {
-		return x.Pending
-	}
-	return false
-}
-
-func (x *PeerSession) GetCreatedUnixNano() int64 {
-	if x != nil {
-		return x.CreatedUnixNano
-	}
-	return 0
-}
-
-func (x *PeerSession) GetLastReceivedUnixNano() int64 {
-	if x != nil {
-		return x.LastReceivedUnixNano
-	}
-	return 0
-}
-
-func (x *PeerSession) GetTranscript() []byte {
-	if x != nil {
-		return x.Transcript
-	}
-	return nil
-}
-
-func (x *PeerSession) GetReceipts() *ReceiptQueue {
-	if x != nil {
-		return x.Receipts
-	}
-	return nil
-}
-
 // PendingStart is our session start while the peer has not replied, under
 // "start/<address>/<session id in hex>".
 type PendingStart struct {
@@ -395,7 +281,7 @@ type PendingStart struct {
 
 func (x *PendingStart) Reset() {
 	*x = PendingStart{}
-	mi := &file_statepb_device_proto_msgTypes[3]
+	mi := &file_statepb_device_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +293,7 @@ func (x *PendingStart) String() string {
 func (*PendingStart) ProtoMessage() {}
 
 func (x *PendingStart) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[3]
+	mi := &file_statepb_device_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +306,7 @@ func (x *PendingStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingStart.ProtoReflect.Descriptor instead.
 func (*PendingStart) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{3}
+	return file_statepb_device_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *PendingStart) GetVersion() uint32 {
@@ -442,380 +328,6 @@ func (x *PendingStart) GetPeerBundle() []byte {
 		return x.PeerBundle
 	}
 	return nil
-}
-
-// ReceiptQueue holds receipts not yet sent to a peer.
-type ReceiptQueue struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Read  [][]byte               `protobuf:"bytes,2,rep,name=read,proto3" json:"read,omitempty"`
-	// due_unix_nano is when Flush may send them.
-	DueUnixNano   int64  `protobuf:"varint,3,opt,name=due_unix_nano,json=dueUnixNano,proto3" json:"due_unix_nano,omitempty"`
-	DeliveredFrom uint64 `protobuf:"varint,4,opt,name=delivered_from,json=deliveredFrom,proto3" json:"delivered_from,omitempty"`
-	DeliveredTo   uint64 `protobuf:"varint,5,opt,name=delivered_to,json=deliveredTo,proto3" json:"delivered_to,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ReceiptQueue) Reset() {
-	*x = ReceiptQueue{}
-	mi := &file_statepb_device_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ReceiptQueue) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ReceiptQueue) ProtoMessage() {}
-
-func (x *ReceiptQueue) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ReceiptQueue.ProtoReflect.Descriptor instead.
-func (*ReceiptQueue) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *ReceiptQueue) GetRead() [][]byte {
-	if x != nil {
-		return x.Read
-	}
-	return nil
-}
-
-func (x *ReceiptQueue) GetDueUnixNano() int64 {
-	if x != nil {
-		return x.DueUnixNano
-	}
-	return 0
-}
-
-func (x *ReceiptQueue) GetDeliveredFrom() uint64 {
-	if x != nil {
-		return x.DeliveredFrom
-	}
-	return 0
-}
-
-func (x *ReceiptQueue) GetDeliveredTo() uint64 {
-	if x != nil {
-		return x.DeliveredTo
-	}
-	return 0
-}
-
-// KeptIndex lists a peer's results kept until Done, oldest first, under
-// "keptidx/<address>". It is its own record so that Done does not rewrite
-// the peer's sessions.
-type KeptIndex struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 1.
-	Version       uint32  `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Kept          []*Kept `protobuf:"bytes,2,rep,name=kept,proto3" json:"kept,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KeptIndex) Reset() {
-	*x = KeptIndex{}
-	mi := &file_statepb_device_proto_msgTypes[5]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KeptIndex) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KeptIndex) ProtoMessage() {}
-
-func (x *KeptIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[5]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KeptIndex.ProtoReflect.Descriptor instead.
-func (*KeptIndex) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{5}
-}
-
-func (x *KeptIndex) GetVersion() uint32 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *KeptIndex) GetKept() []*Kept {
-	if x != nil {
-		return x.Kept
-	}
-	return nil
-}
-
-// Kept indexes a received result kept until the app calls Done.
-type Kept struct {
-	state            protoimpl.MessageState `protogen:"open.v1"`
-	EnvelopeHash     []byte                 `protobuf:"bytes,1,opt,name=envelope_hash,json=envelopeHash,proto3" json:"envelope_hash,omitempty"`
-	Id               []byte                 `protobuf:"bytes,2,opt,name=id,proto3" json:"id,omitempty"`
-	ReceivedUnixNano int64                  `protobuf:"varint,3,opt,name=received_unix_nano,json=receivedUnixNano,proto3" json:"received_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
-}
-
-func (x *Kept) Reset() {
-	*x = Kept{}
-	mi := &file_statepb_device_proto_msgTypes[6]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *Kept) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*Kept) ProtoMessage() {}
-
-func (x *Kept) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[6]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use Kept.ProtoReflect.Descriptor instead.
-func (*Kept) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{6}
-}
-
-func (x *Kept) GetEnvelopeHash() []byte {
-	if x != nil {
-		return x.EnvelopeHash
-	}
-	return nil
-}
-
-func (x *Kept) GetId() []byte {
-	if x != nil {
-		return x.Id
-	}
-	return nil
-}
-
-func (x *Kept) GetReceivedUnixNano() int64 {
-	if x != nil {
-		return x.ReceivedUnixNano
-	}
-	return 0
-}
-
-// KeptIncoming is a kept received result, under "kept/<envelope hash>".
-type KeptIncoming struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 1.
-	Version       uint32         `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	User          string         `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
-	Device        uint32         `protobuf:"varint,3,opt,name=device,proto3" json:"device,omitempty"`
-	Kind          uint32         `protobuf:"varint,4,opt,name=kind,proto3" json:"kind,omitempty"`
-	Id            []byte         `protobuf:"bytes,5,opt,name=id,proto3" json:"id,omitempty"`
-	Body          []byte         `protobuf:"bytes,6,opt,name=body,proto3" json:"body,omitempty"`
-	Delivered     [][]byte       `protobuf:"bytes,7,rep,name=delivered,proto3" json:"delivered,omitempty"`
-	Read          [][]byte       `protobuf:"bytes,8,rep,name=read,proto3" json:"read,omitempty"`
-	Findings      []*KeptFinding `protobuf:"bytes,9,rep,name=findings,proto3" json:"findings,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KeptIncoming) Reset() {
-	*x = KeptIncoming{}
-	mi := &file_statepb_device_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KeptIncoming) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KeptIncoming) ProtoMessage() {}
-
-func (x *KeptIncoming) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KeptIncoming.ProtoReflect.Descriptor instead.
-func (*KeptIncoming) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *KeptIncoming) GetVersion() uint32 {
-	if x != nil {
-		return x.Version
-	}
-	return 0
-}
-
-func (x *KeptIncoming) GetUser() string {
-	if x != nil {
-		return x.User
-	}
-	return ""
-}
-
-func (x *KeptIncoming) GetDevice() uint32 {
-	if x != nil {
-		return x.Device
-	}
-	return 0
-}
-
-func (x *KeptIncoming) GetKind() uint32 {
-	if x != nil {
-		return x.Kind
-	}
-	return 0
-}
-
-func (x *KeptIncoming) GetId() []byte {
-	if x != nil {
-		return x.Id
-	}
-	return nil
-}
-
-func (x *KeptIncoming) GetBody() []byte {
-	if x != nil {
-		return x.Body
-	}
-	return nil
-}
-
-func (x *KeptIncoming) GetDelivered() [][]byte {
-	if x != nil {
-		return x.Delivered
-	}
-	return nil
-}
-
-func (x *KeptIncoming) GetRead() [][]byte {
-	if x != nil {
-		return x.Read
-	}
-	return nil
-}
-
-func (x *KeptIncoming) GetFindings() []*KeptFinding {
-	if x != nil {
-		return x.Findings
-	}
-	return nil
-}
-
-// KeptFinding is a saved transcript finding.
-type KeptFinding struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          uint32                 `protobuf:"varint,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
-	ToSeq         uint64                 `protobuf:"varint,3,opt,name=to_seq,json=toSeq,proto3" json:"to_seq,omitempty"`
-	Ids           [][]byte               `protobuf:"bytes,4,rep,name=ids,proto3" json:"ids,omitempty"`
-	Outgoing      bool                   `protobuf:"varint,5,opt,name=outgoing,proto3" json:"outgoing,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *KeptFinding) Reset() {
-	*x = KeptFinding{}
-	mi := &file_statepb_device_proto_msgTypes[8]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *KeptFinding) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*KeptFinding) ProtoMessage() {}
-
-func (x *KeptFinding) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[8]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use KeptFinding.ProtoReflect.Descriptor instead.
-func (*KeptFinding) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{8}
-}
-
-func (x *KeptFinding) GetKind() uint32 {
-	if x != nil {
-		return x.Kind
-	}
-	return 0
-}
-
-func (x *KeptFinding) GetSeq() uint64 {
-	if x != nil {
-		return x.Seq
-	}
-	return 0
-}
-
-func (x *KeptFinding) GetToSeq() uint64 {
-	if x != nil {
-		return x.ToSeq
-	}
-	return 0
-}
-
-func (x *KeptFinding) GetIds() [][]byte {
-	if x != nil {
-		return x.Ids
-	}
-	return nil
-}
-
-func (x *KeptFinding) GetOutgoing() bool {
-	if x != nil {
-		return x.Outgoing
-	}
-	return false
 }
 
 var File_statepb_device_proto protoreflect.FileDescriptor
@@ -847,52 +359,12 @@ const file_statepb_device_proto_rawDesc = "" +
 	" \x01(\fR\amailbox\x12;\n" +
 	"\x1aidentity_changed_unix_nano\x18\v \x01(\x03R\x17identityChangedUnixNano\x12\x1a\n" +
 	"\bsessions\x18\f \x03(\fR\bsessionsJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
-	"\"\xcc\x02\n" +
-	"\vPeerSession\x12\x18\n" +
-	"\aversion\x18\n" +
-	" \x01(\rR\aversion\x12\x19\n" +
-	"\bbase_key\x18\x02 \x01(\fR\abaseKey\x12\x1c\n" +
-	"\tinitiator\x18\x03 \x01(\bR\tinitiator\x12\x18\n" +
-	"\apending\x18\v \x01(\bR\apending\x12*\n" +
-	"\x11created_unix_nano\x18\x06 \x01(\x03R\x0fcreatedUnixNano\x125\n" +
-	"\x17last_received_unix_nano\x18\a \x01(\x03R\x14lastReceivedUnixNano\x12\x1e\n" +
-	"\n" +
-	"transcript\x18\b \x01(\fR\n" +
-	"transcript\x12;\n" +
-	"\breceipts\x18\t \x01(\v2\x1f.sealpost.state.v1.ReceiptQueueR\breceiptsJ\x04\b\x01\x10\x02J\x04\b\x04\x10\x05J\x04\b\x05\x10\x06\"n\n" +
+	"\"n\n" +
 	"\fPendingStart\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12#\n" +
 	"\rsession_start\x18\x02 \x01(\fR\fsessionStart\x12\x1f\n" +
 	"\vpeer_bundle\x18\x03 \x01(\fR\n" +
-	"peerBundle\"\x96\x01\n" +
-	"\fReceiptQueue\x12\x12\n" +
-	"\x04read\x18\x02 \x03(\fR\x04read\x12\"\n" +
-	"\rdue_unix_nano\x18\x03 \x01(\x03R\vdueUnixNano\x12%\n" +
-	"\x0edelivered_from\x18\x04 \x01(\x04R\rdeliveredFrom\x12!\n" +
-	"\fdelivered_to\x18\x05 \x01(\x04R\vdeliveredToJ\x04\b\x01\x10\x02\"R\n" +
-	"\tKeptIndex\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\rR\aversion\x12+\n" +
-	"\x04kept\x18\x02 \x03(\v2\x17.sealpost.state.v1.KeptR\x04kept\"i\n" +
-	"\x04Kept\x12#\n" +
-	"\renvelope_hash\x18\x01 \x01(\fR\fenvelopeHash\x12\x0e\n" +
-	"\x02id\x18\x02 \x01(\fR\x02id\x12,\n" +
-	"\x12received_unix_nano\x18\x03 \x01(\x03R\x10receivedUnixNano\"\xfa\x01\n" +
-	"\fKeptIncoming\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
-	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
-	"\x06device\x18\x03 \x01(\rR\x06device\x12\x12\n" +
-	"\x04kind\x18\x04 \x01(\rR\x04kind\x12\x0e\n" +
-	"\x02id\x18\x05 \x01(\fR\x02id\x12\x12\n" +
-	"\x04body\x18\x06 \x01(\fR\x04body\x12\x1c\n" +
-	"\tdelivered\x18\a \x03(\fR\tdelivered\x12\x12\n" +
-	"\x04read\x18\b \x03(\fR\x04read\x12:\n" +
-	"\bfindings\x18\t \x03(\v2\x1e.sealpost.state.v1.KeptFindingR\bfindings\"x\n" +
-	"\vKeptFinding\x12\x12\n" +
-	"\x04kind\x18\x01 \x01(\rR\x04kind\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12\x15\n" +
-	"\x06to_seq\x18\x03 \x01(\x04R\x05toSeq\x12\x10\n" +
-	"\x03ids\x18\x04 \x03(\fR\x03ids\x12\x1a\n" +
-	"\boutgoing\x18\x05 \x01(\bR\boutgoingB,Z*github.com/sealpost/sealpost/proto/statepbb\x06proto3"
+	"peerBundleB,Z*github.com/sealpost/sealpost/proto/statepbb\x06proto3"
 
 var (
 	file_statepb_device_proto_rawDescOnce sync.Once
@@ -906,32 +378,23 @@ func file_statepb_device_proto_rawDescGZIP() []byte {
 	return file_statepb_device_proto_rawDescData
 }
 
-var file_statepb_device_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_statepb_device_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_statepb_device_proto_goTypes = []any{
 	(*Device)(nil),       // 0: sealpost.state.v1.Device
 	(*Peer)(nil),         // 1: sealpost.state.v1.Peer
-	(*PeerSession)(nil),  // 2: sealpost.state.v1.PeerSession
-	(*PendingStart)(nil), // 3: sealpost.state.v1.PendingStart
-	(*ReceiptQueue)(nil), // 4: sealpost.state.v1.ReceiptQueue
-	(*KeptIndex)(nil),    // 5: sealpost.state.v1.KeptIndex
-	(*Kept)(nil),         // 6: sealpost.state.v1.Kept
-	(*KeptIncoming)(nil), // 7: sealpost.state.v1.KeptIncoming
-	(*KeptFinding)(nil),  // 8: sealpost.state.v1.KeptFinding
-	(*PrivateKey)(nil),   // 9: sealpost.state.v1.PrivateKey
+	(*PendingStart)(nil), // 2: sealpost.state.v1.PendingStart
+	(*PrivateKey)(nil),   // 3: sealpost.state.v1.PrivateKey
 }
 var file_statepb_device_proto_depIdxs = []int32{
-	9, // 0: sealpost.state.v1.Device.signed_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	9, // 1: sealpost.state.v1.Device.pq_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	9, // 2: sealpost.state.v1.Device.one_time_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	9, // 3: sealpost.state.v1.Device.mailbox_keys:type_name -> sealpost.state.v1.PrivateKey
-	4, // 4: sealpost.state.v1.PeerSession.receipts:type_name -> sealpost.state.v1.ReceiptQueue
-	6, // 5: sealpost.state.v1.KeptIndex.kept:type_name -> sealpost.state.v1.Kept
-	8, // 6: sealpost.state.v1.KeptIncoming.findings:type_name -> sealpost.state.v1.KeptFinding
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	3, // 0: sealpost.state.v1.Device.signed_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	3, // 1: sealpost.state.v1.Device.pq_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	3, // 2: sealpost.state.v1.Device.one_time_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	3, // 3: sealpost.state.v1.Device.mailbox_keys:type_name -> sealpost.state.v1.PrivateKey
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_statepb_device_proto_init() }
@@ -946,7 +409,7 @@ func file_statepb_device_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statepb_device_proto_rawDesc), len(file_statepb_device_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
