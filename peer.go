@@ -23,8 +23,9 @@ import (
 // identity, its sessions (current first, each with its transcript and
 // receipt queue) and the index of results kept until Done.
 //
-// A peer is saved as several records (see the statepb messages): the peer
-// record (identity, mailbox, the list of sessions), one record per session
+// A peer is saved as several records (statepb.Peer, and the fixed
+// layouts of sessrecord.go, keptrecord.go and queue.go): the peer record
+// (identity, mailbox, the list of sessions), one record per session
 // (ratchet, transcript head, receipt queue bounds), the transcript's log
 // blocks and queued-receipt blocks, and the kept index. A message on a
 // session rewrites only that session's record and the blocks it changed.
