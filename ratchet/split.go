@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 
 	"github.com/sealpost/sealpost/internal/erasure"
+	"github.com/sealpost/sealpost/internal/fixed"
 	"github.com/sealpost/sealpost/proto/statepb"
 )
 
@@ -347,79 +348,58 @@ type splitHead struct {
 	ownChunks, peerChunks int
 }
 
-// splitReader reads a fixed layout; a read past the end sets short and returns
-// zeros, so a parser checks once at the end.
-type splitReader struct {
-	b     []byte
-	short bool
-}
-
-func (r *splitReader) bytes(n int) []byte {
-	if len(r.b) < n {
-		r.short, r.b = true, nil
-		return make([]byte, n)
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *splitReader) u8() byte    { return r.bytes(1)[0] }
-func (r *splitReader) u16() uint16 { return binary.BigEndian.Uint16(r.bytes(2)) }
-func (r *splitReader) u32() uint32 { return binary.BigEndian.Uint32(r.bytes(4)) }
-func (r *splitReader) u64() uint64 { return binary.BigEndian.Uint64(r.bytes(8)) }
-func (r *splitReader) key() []byte { return bytes.Clone(r.bytes(keySize)) }
-func (r *splitReader) done() bool  { return !r.short && len(r.b) == 0 }
+// key reads a 32-byte key, copied out of the input.
+func key(r *fixed.Reader) []byte { return bytes.Clone(r.Bytes(keySize)) }
 
 func parseHead(b []byte) (splitHead, error) {
-	r := &splitReader{b: b}
+	r := fixed.NewReader(b)
 	if len(b) < 2 {
 		return splitHead{}, errorf(ErrMalformed, "split state head of %d bytes", len(b))
 	}
-	if v := r.u8(); v != StateVersion {
+	if v := r.U8(); v != StateVersion {
 		if v == 0 {
 			return splitHead{}, errorf(ErrMalformed, "split state has no version")
 		}
 		return splitHead{}, errorf(ErrUnsupportedVersion, "state version %d", v)
 	}
-	if f := r.u8(); f != splitFormat {
+	if f := r.U8(); f != splitFormat {
 		return splitHead{}, errorf(ErrUnsupportedVersion, "split state format %d", f)
 	}
-	h := splitHead{flags: r.u8()}
+	h := splitHead{flags: r.U8()}
 	if h.flags >= flagCold<<1 {
 		return splitHead{}, errorf(ErrMalformed, "split state flags")
 	}
 	m := &statepb.RatchetSession{Version: StateVersion,
-		MaxSkip: r.u32(), MaxSkippedKeys: r.u32(), TagWindow: r.u32(), PreviousSendingCount: r.u32(),
-		Sent: r.u64(), Initiator: h.flags&flagInitiator != 0}
-	h.consumed = r.u64()
-	m.RootKey, m.OwnRatchetKey, m.NextSendingHeaderKey, m.NextReceivingHeaderKey = r.key(), r.key(), r.key(), r.key()
-	dhr := r.key()
+		MaxSkip: r.U32(), MaxSkippedKeys: r.U32(), TagWindow: r.U32(), PreviousSendingCount: r.U32(),
+		Sent: r.U64(), Initiator: h.flags&flagInitiator != 0}
+	h.consumed = r.U64()
+	m.RootKey, m.OwnRatchetKey, m.NextSendingHeaderKey, m.NextReceivingHeaderKey = key(&r), key(&r), key(&r), key(&r)
+	dhr := key(&r)
 	if h.flags&flagDHr != 0 {
 		m.PeerRatchetKey = dhr
-	} else if !bytes.Equal(dhr, make([]byte, keySize)) {
+	} else if r.Ok() && !bytes.Equal(dhr, make([]byte, keySize)) {
 		return splitHead{}, errorf(ErrMalformed, "split state peer ratchet key without its flag")
 	}
 	if h.flags&flagSend != 0 {
-		m.Sending = &statepb.RatchetChain{ChainKey: r.key(), HeaderKey: r.key(), Count: r.u32()}
+		m.Sending = &statepb.RatchetChain{ChainKey: key(&r), HeaderKey: key(&r), Count: r.U32()}
 	}
 	if h.flags&flagRecv != 0 {
-		m.Receiving = &statepb.RatchetChain{ChainKey: r.key(), HeaderKey: r.key(), Count: r.u32()}
+		m.Receiving = &statepb.RatchetChain{ChainKey: key(&r), HeaderKey: key(&r), Count: r.U32()}
 	}
-	o := &statepb.RatchetKemOwnLane{Declared: r.u32(), EkSent: r.u32(), Seed: bytes.Clone(r.bytes(kemSeedSize))}
+	o := &statepb.RatchetKemOwnLane{Declared: r.U32(), EkSent: r.U32(), Seed: bytes.Clone(r.Bytes(kemSeedSize))}
 	if h.flags&flagOwnReady != 0 {
-		o.Secret, o.Transcript = r.key(), r.key()
+		o.Secret, o.Transcript = key(&r), key(&r)
 	} else {
-		h.ownChunks = int(r.u8())
+		h.ownChunks = int(r.U8())
 	}
-	p := &statepb.RatchetKemPeerLane{Declared: r.u32(), CtSent: r.u32()}
+	p := &statepb.RatchetKemPeerLane{Declared: r.U32(), CtSent: r.U32()}
 	if h.flags&flagPeerAnswered != 0 {
-		p.Secret, p.Transcript = r.key(), r.key()
+		p.Secret, p.Transcript = key(&r), key(&r)
 	} else {
-		h.peerChunks = int(r.u8())
+		h.peerChunks = int(r.U8())
 	}
 	m.OwnLane, m.PeerLane = o, p
-	if !r.done() {
+	if !r.Done() {
 		return splitHead{}, errorf(ErrMalformed, "split state head size")
 	}
 	h.m = m
@@ -429,27 +409,27 @@ func parseHead(b []byte) (splitHead, error) {
 // parseCold fills m's skipped keys and evicted tags from the cold part,
 // which holds at least one of them.
 func parseCold(b []byte, m *statepb.RatchetSession) error {
-	r := &splitReader{b: b}
-	chains := r.u32()
+	r := fixed.NewReader(b)
+	chains := r.U32()
 	for range chains {
-		c := &statepb.RatchetSkippedChain{HeaderKey: r.key()}
-		n := int(r.u32())
-		if r.short || n == 0 || len(r.b)/(4+keySize) < n {
+		c := &statepb.RatchetSkippedChain{HeaderKey: key(&r)}
+		n := r.Count(uint64(r.U32()), maxSkippedCap, 4+keySize)
+		if !r.Ok() || n == 0 {
 			return errorf(ErrMalformed, "split state skipped keys size")
 		}
 		c.Numbers = make([]uint32, n)
 		c.MessageKeys = make([]byte, 0, n*keySize)
 		for i := range n {
-			c.Numbers[i] = r.u32()
-			c.MessageKeys = append(c.MessageKeys, r.bytes(keySize)...)
+			c.Numbers[i] = r.U32()
+			c.MessageKeys = append(c.MessageKeys, r.Bytes(keySize)...)
 		}
 		m.Skipped = append(m.Skipped, c)
 	}
-	n := r.u32()
-	if r.short || uint64(len(r.b)) != uint64(n)*TagSize || (chains == 0 && n == 0) {
+	n := r.Count(uint64(r.U32()), ExpiredRecord, TagSize)
+	m.Expired = bytes.Clone(r.Bytes(n * TagSize))
+	if !r.Done() || (chains == 0 && n == 0) {
 		return errorf(ErrMalformed, "split state cold part size")
 	}
-	m.Expired = bytes.Clone(r.b)
 	return nil
 }
 
