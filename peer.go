@@ -485,7 +485,7 @@ func (d *Device) index(p *peer) {
 			continue // no message decrypted since: the same tags
 		}
 		s.tagsOf, s.tagsGen = s.r, s.r.TagGeneration()
-		next := slices.AppendSeq(s.spare[:0], s.r.ExpectedTags())
+		next := s.r.AppendExpectedTags(s.spare[:0])
 		if slices.Equal(next, s.tags) {
 			s.spare = next // unchanged: keep the buffer for next time
 		} else {
