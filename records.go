@@ -49,7 +49,18 @@ func putRecord(b *Batch, key string, value []byte) {
 		out = make([]byte, len(value), len(value)+checksumSize)
 		copy(out, value)
 	}
-	b.Put(key, binary.BigEndian.AppendUint32(out, checksum(key, value)))
+	b.Put(key, binary.BigEndian.AppendUint32(out, b.checksum(key, value)))
+}
+
+// checksum is checksum(key, value), with the key copied into the batch's
+// scratch space so that the hardware CRC runs on it without an allocation
+// (keyChecksum's byte loop costs more than the copy).
+func (b *Batch) checksum(key string, value []byte) uint32 {
+	if len(key) > len(b.key) {
+		return checksum(key, value)
+	}
+	n := copy(b.key[:], key)
+	return crc32.Update(crc32.Update(0, castagnoli, b.key[:n]), castagnoli, value)
 }
 
 // getRecord reads key and checks its checksum. It returns the store's

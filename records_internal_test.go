@@ -5,8 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/sealpost/sealpost/proto/statepb"
@@ -479,4 +481,21 @@ func FuzzReceiptBlocks(f *testing.F) {
 			t.Fatal("a loaded queue's blocks load other ids")
 		}
 	})
+}
+
+// TestBatchChecksum: the batch's checksum (key copied into its scratch
+// space) is the plain checksum, for keys shorter and longer than the
+// scratch space.
+func TestBatchChecksum(t *testing.T) {
+	var b Batch
+	value := []byte("a record value")
+	for n := range 200 {
+		key := strings.Repeat("k", n)
+		if got, want := b.checksum(key, value), checksum(key, value); got != want {
+			t.Fatalf("key of %d bytes: %08x, want %08x", n, got, want)
+		}
+		if got := crc32.Checksum(append([]byte(key), value...), castagnoli); got != checksum(key, value) {
+			t.Fatalf("key of %d bytes: checksum is not the CRC-32C of key || value", n)
+		}
+	}
 }

@@ -27,6 +27,7 @@ type Store interface {
 type Batch struct {
 	ops   []batchOp  // in the order each key was first touched
 	first [8]batchOp // room for the ops of a message, without growing
+	key   [96]byte   // scratch for record checksums (records.go)
 }
 
 type batchOp struct {
