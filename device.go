@@ -53,10 +53,10 @@ type Device struct {
 	rec *statepb.Device // as last committed, prekeys excluded
 	pre *prekeys
 
-	peers    map[Address]*peer
-	tags     map[[16]byte]*peer
-	kept     map[MessageID]*peer
-	keptHash map[[32]byte]*peer // envelope hash of every kept result
+	peers   map[Address]*peer
+	tags    map[[16]byte]*peer
+	kept    map[MessageID]*peer
+	keptEnv map[[32]byte]*peer // envelope id (envelopeID) of every kept result
 	// active lists the most recently used sessions, newest first, at most
 	// maxSlowPath: those an envelope with an unknown tag is tried on.
 	active     []activeSession
@@ -75,7 +75,7 @@ func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, 
 	}
 	d := &Device{store: s, self: self, opts: defaultOptions(),
 		peers: map[Address]*peer{}, tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{},
-		keptHash: map[[32]byte]*peer{}}
+		keptEnv: map[[32]byte]*peer{}}
 	for _, o := range opts {
 		o(&d.opts)
 	}

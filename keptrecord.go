@@ -13,16 +13,16 @@ import (
 
 // keptEntry indexes a received result kept until the app calls Done.
 type keptEntry struct {
-	hash     [32]byte // SHA-256 of the envelope: the result's key and redelivery check
+	env      [32]byte // envelopeID of the envelope: the result's key and redelivery check
 	id       MessageID
 	received int64  // Unix nanoseconds, for the age limit
-	key      string // keptKey(hash) once built; not saved
+	key      string // keptKey(env) once built; not saved
 }
 
 // storeKey returns the key of the kept result, built once.
 func (k *keptEntry) storeKey() string {
 	if k.key == "" {
-		k.key = keptKey(k.hash)
+		k.key = keptKey(k.env)
 	}
 	return k.key
 }
@@ -31,12 +31,30 @@ func (k *keptEntry) storeKey() string {
 const keptEntrySize = 32 + 16 + 8
 
 // keptKey returns the store key of the kept result of the envelope with
-// hash sum: "kept/" and the hash in hex, built in one allocation.
-func keptKey(sum [32]byte) string {
-	var b [len(keyKeptPrefix) + 2*len(sum)]byte
+// id env: "kept/" and the id in hex, built in one allocation.
+func keptKey(env [32]byte) string {
+	var b [len(keyKeptPrefix) + 2*len(env)]byte
 	copy(b[:], keyKeptPrefix)
-	hex.Encode(b[len(keyKeptPrefix):], sum[:])
+	hex.Encode(b[len(keyKeptPrefix):], env[:])
 	return string(b[:])
+}
+
+// envelopeID names an envelope for the redelivery check: its routing tag
+// and its last 16 bytes, the authenticator of its seal (the Poly1305 tag
+// of the ratchet message's body, or of the HPKE ciphertext of a first
+// contact). Two deliveries of one envelope have the same id; a genuine new
+// message never has the id of another, since tags are unique per message
+// key (random for first contacts) and the authenticator is a one-time MAC;
+// and a message sealed again under a spent key after a rollback carries a
+// new authenticator (the ratchet's body nonce is synthetic). An edited copy
+// of a kept envelope that keeps both parts returns the kept result again,
+// as the genuine copy would; it is never new plaintext. This costs nothing
+// where a SHA-256 of the whole envelope cost a few hundred nanoseconds on
+// every Receive.
+func envelopeID(tag [16]byte, raw []byte) (id [32]byte) {
+	copy(id[:16], tag[:])
+	copy(id[16:], raw[max(0, len(raw)-16):])
+	return id
 }
 
 // encodeKept returns the kept index record, "keptidx/<address>", in a
@@ -45,8 +63,8 @@ func keptKey(sum [32]byte) string {
 //
 //	version   1   deviceVersion
 //	count     4   entries, oldest first
-//	entries   56 each: envelope hash 32 (SHA-256 of the envelope, the
-//	              tail of its "kept/" key), message id 16, received 8
+//	entries   56 each: envelope id 32 (envelopeID, the tail of its
+//	              "kept/" key), message id 16, received 8
 //	              (Unix nanoseconds, two's complement)
 //
 // Nothing follows.
@@ -56,7 +74,7 @@ func (p *peer) encodeKept() ([]byte, error) {
 	b = append(b, deviceVersion)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(p.kept))) // bounded by the kept limits
 	for _, k := range p.kept {
-		b = append(b, k.hash[:]...)
+		b = append(b, k.env[:]...)
 		b = append(b, k.id[:]...)
 		b = binary.BigEndian.AppendUint64(b, uint64(k.received))
 	}
@@ -90,7 +108,7 @@ func decodeKeptIndex(raw []byte) ([]keptEntry, error) {
 	r := fixed.NewReader(raw[1:])
 	kept := make([]keptEntry, r.Count(uint64(r.U32()), math.MaxInt32, keptEntrySize))
 	for i := range kept {
-		kept[i] = keptEntry{hash: r.A32(), id: r.A16(), received: int64(r.U64())}
+		kept[i] = keptEntry{env: r.A32(), id: r.A16(), received: int64(r.U64())}
 	}
 	if !r.Done() {
 		return nil, fmt.Errorf("%w: saved kept index", ErrMalformed)
@@ -107,7 +125,7 @@ const (
 	maxKeptFindingIDs = 2 * maxReceiptBatch
 )
 
-// encodeKeptResult returns the kept result record, "kept/<envelope hash
+// encodeKeptResult returns the kept result record, "kept/<envelope id
 // in hex>", in a buffer of exactly its size plus room for the checksum.
 // Layout (integers big-endian):
 //

@@ -47,7 +47,7 @@ type peer struct {
 	savedChanged  int64
 	kept          []keptEntry
 	keptRaw       []byte     // the kept index as last committed
-	keptIn        []keptRef  // what this peer has in Device.kept and keptHash
+	keptIn        []keptRef  // what this peer has in Device.kept and keptEnv
 	keptIdxKey    string     // keptIndexKey(addr), built on first use
 	indexed       []*session // the sessions whose tags are in Device.tags
 }
@@ -459,8 +459,8 @@ func (d *Device) unindexKept(p *peer) {
 		if d.kept[k.id] == p {
 			delete(d.kept, k.id)
 		}
-		if d.keptHash[k.hash] == p {
-			delete(d.keptHash, k.hash)
+		if d.keptEnv[k.env] == p {
+			delete(d.keptEnv, k.env)
 		}
 	}
 	p.keptIn = p.keptIn[:0]
@@ -510,17 +510,17 @@ func (d *Device) index(p *peer) {
 func (d *Device) indexKept(p *peer) {
 	d.unindexKept(p)
 	for _, k := range p.kept {
-		ref := keptRef{id: k.id, hash: k.hash}
-		d.kept[ref.id], d.keptHash[ref.hash] = p, p
+		ref := keptRef{id: k.id, env: k.env}
+		d.kept[ref.id], d.keptEnv[ref.env] = p, p
 		p.keptIn = append(p.keptIn, ref)
 	}
 }
 
 // keptRef is how a kept result is found: by message id (Done) and by
-// envelope hash (a redelivery in Receive).
+// envelope id (a redelivery in Receive).
 type keptRef struct {
-	id   MessageID
-	hash [32]byte
+	id  MessageID
+	env [32]byte
 }
 
 // tagLookahead bounds how far diffTags looks ahead for a tag: a window

@@ -69,20 +69,20 @@ type received struct {
 func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// 1. A result kept from an earlier delivery of the same bytes. The
-	// in-memory index says whether there is one, so a new envelope costs
-	// no store read.
-	sum := sha256.Sum256(raw)
-	if d.keptHash[sum] != nil {
-		return d.keptResult(ctx, keptKey(sum))
-	}
-	// 2. The routing header must name our mailbox.
+	// 1. The routing header must name our mailbox.
 	h, body, err := seal.Split(raw)
 	if err != nil {
 		return nil, err
 	}
 	if !bytes.Equal(h.Mailbox, d.rec.Mailbox) {
 		return nil, fmt.Errorf("%w: envelope is for another mailbox", ErrMalformed)
+	}
+	// 2. A result kept from an earlier delivery of the same envelope. The
+	// in-memory index says whether there is one, so a new envelope costs
+	// no store read.
+	env := envelopeID(h.Tag, raw)
+	if d.keptEnv[env] != nil {
+		return d.keptResult(ctx, keptKey(env))
 	}
 	// 3. Find the session and decrypt: by tag, as a first contact, or by
 	// trying every session's header keys.
@@ -99,7 +99,7 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	// 5. Answer on the session the peer used.
 	rc.p.promote(rc.s)
 	// 6. Keep the result until Done, and commit everything at once.
-	if err := d.keep(rc, in, sum); err != nil {
+	if err := d.keep(rc, in, env); err != nil {
 		d.restore(rc.p, nil)
 		return nil, err
 	}
@@ -375,15 +375,15 @@ func toArrays(ids []MessageID) [][16]byte {
 
 // keep adds the result to the peer's kept index and the batch, evicting
 // the oldest beyond the count and age limits.
-func (d *Device) keep(rc *received, in *Incoming, sum [32]byte) error {
+func (d *Device) keep(rc *received, in *Incoming, env [32]byte) error {
 	raw, err := encodeKeptResult(in)
 	if err != nil {
 		return err
 	}
-	key := keptKey(sum)
+	key := keptKey(env)
 	putRecord(rc.batch, key, raw)
 	now := d.opts.now()
-	kept := append(rc.p.kept, keptEntry{hash: sum, id: in.ID, received: now.UnixNano(), key: key})
+	kept := append(rc.p.kept, keptEntry{env: env, id: in.ID, received: now.UnixNano(), key: key})
 	cutoff := now.Add(-d.opts.keptAge).UnixNano()
 	for len(kept) > 0 && (len(kept) > d.opts.maxKept || kept[0].received < cutoff) {
 		rc.batch.Delete(kept[0].storeKey())

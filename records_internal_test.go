@@ -168,7 +168,7 @@ func TestSessionRecordDecodeErrors(t *testing.T) {
 func randomKept(r *rand.Rand) []keptEntry {
 	var kept []keptEntry
 	for range r.IntN(20) {
-		kept = append(kept, keptEntry{hash: [32]byte(randomBytes(r, 32)), id: randomID(r), received: int64(r.Uint64())})
+		kept = append(kept, keptEntry{env: [32]byte(randomBytes(r, 32)), id: randomID(r), received: int64(r.Uint64())})
 	}
 	return kept
 }
