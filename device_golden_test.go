@@ -54,7 +54,7 @@ func writeStoreGolden(t *testing.T) {
 		{"alice", send(t, bob, alice, "in flight to alice").Envelope},
 	}
 	var b strings.Builder
-	b.WriteString("# sealpost store layout 2 (device records version 2, ratchet state version 2):\n")
+	b.WriteString("# sealpost store layout 3 (device records version 3 in fixed layouts, ratchet state version 2 saved split):\n")
 	b.WriteString("# alice and bob after 42 messages, two envelopes in flight; clock 1800000000.\n")
 	for name, p := range map[string]*party{"alice": alice, "bob": bob} {
 		fmt.Fprintf(&b, "store %s\n", name)
