@@ -484,6 +484,17 @@ func (d *Device) index(p *peer) {
 		if s.tagsOf == s.r && s.tagsGen == s.r.TagGeneration() {
 			continue // no message decrypted since: the same tags
 		}
+		if s.tagsOf == s.r {
+			// One message in order since: one tag in, at most one out.
+			if tags, gone, hasGone, fresh, ok := s.r.StepExpectedTags(s.tags, s.tagsGen); ok {
+				if hasGone && d.tags[gone] == p {
+					delete(d.tags, gone)
+				}
+				d.tags[fresh] = p
+				s.tags, s.tagsGen = tags, s.tagsGen+1
+				continue
+			}
+		}
 		s.tagsOf, s.tagsGen = s.r, s.r.TagGeneration()
 		next := s.r.AppendExpectedTags(s.spare[:0])
 		if slices.Equal(next, s.tags) {

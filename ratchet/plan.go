@@ -152,6 +152,12 @@ func (s *Session) sendingHalf(p *plan, h *header) error {
 
 // commit is the rest of step 7: the planned state becomes the session's.
 func (s *Session) commit(p *plan, t *[TagSize]byte, body []byte) {
+	// The next message of the current chain changes the expected tags in
+	// one known way (StepExpectedTags).
+	step := tagStep{ok: p.loc.at == atCurrent && p.loc.n == s.recv.n && len(p.own) == 0, tag: *t}
+	if step.ok && s.consumed.len() == s.consumed.max {
+		step.dropped, step.oldest = true, s.consumed.at(0).tag
+	}
 	switch p.loc.at {
 	case atSkipped:
 		s.skipped.take(p.loc.ci, p.loc.ki)
@@ -169,6 +175,8 @@ func (s *Session) commit(p *plan, t *[TagSize]byte, body []byte) {
 	}
 	s.consumed.push(consumed{tag: *t, mac: [16]byte(body[len(body)-16:])})
 	s.tagGen++
+	step.gen = s.tagGen
+	s.step = step
 }
 
 // commitStep applies a DH step (DHRatchetHE): PN = Ns, HKs = NHKs,

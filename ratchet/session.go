@@ -52,7 +52,8 @@ type Session struct {
 
 	// Scratch space, so that sealing and opening do not allocate.
 	scratch *scratch
-	tagGen  uint64 // counts the changes of the expected tags (TagGeneration)
+	tagGen  uint64  // counts the changes of the expected tags (TagGeneration)
+	step    tagStep // how the last Decrypt changed them, when simply
 
 	hooks
 	trials int // test hook: header trial decryptions

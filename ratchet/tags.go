@@ -1,6 +1,10 @@
 package ratchet
 
-import "iter"
+import (
+	"iter"
+	"math"
+	"slices"
+)
 
 // TagGeneration changes whenever the set ExpectedTags yields may have
 // changed: it counts the messages this Session decrypted. Only Decrypt
@@ -87,4 +91,60 @@ func (s *Session) AppendExpectedTags(dst [][TagSize]byte) [][TagSize]byte {
 		dst = append(dst, s.expired.at(i))
 	}
 	return dst
+}
+
+// tagStep records how the last Decrypt changed the expected tags when it
+// opened the next message of the current receiving chain: the window
+// slid by one (its first tag, the message's, left; a new last one came)
+// and the replay record took the message's tag, dropping its oldest when
+// it was full. Nothing else changes with such a message.
+type tagStep struct {
+	ok      bool
+	gen     uint64        // TagGeneration after that Decrypt
+	tag     [TagSize]byte // the message's tag
+	dropped bool          // the replay record was full
+	oldest  [TagSize]byte // and dropped this tag
+}
+
+// StepExpectedTags updates list, the tags AppendExpectedTags gave at
+// generation gen, to the tags it would give now, when exactly one message
+// was decrypted since and it was the next one of the current receiving
+// chain (the usual case): one tag leaves the window and one comes, one
+// moves into the replay record and the record's oldest may go. It returns
+// the updated list (list's memory, grown by one while the replay record
+// fills), the tag no longer expected (hasGone false when none) and the new
+// one. ok is false, and list unchanged, in every other case (a DH step,
+// skipped keys taken or added, an older generation, a list that is not
+// what it should be): the caller rebuilds with AppendExpectedTags. This
+// lets a caller that indexes tags update two entries per message instead
+// of comparing every tag.
+func (s *Session) StepExpectedTags(list [][TagSize]byte, gen uint64) (out [][TagSize]byte, gone [TagSize]byte, hasGone bool, fresh [TagSize]byte, ok bool) {
+	st := s.step
+	if !st.ok || st.gen != s.tagGen || gen+1 != st.gen || s.recv == nil {
+		return list, gone, false, fresh, false
+	}
+	w := s.recv.win
+	if uint64(w.base)+uint64(w.size) > math.MaxUint32 || w.size == 0 {
+		return list, gone, false, fresh, false // near the end of the chain the window shrinks
+	}
+	w.fill()
+	s.next.fill()
+	win, next, skipped, kept, expired := len(w.tags), len(s.next.tags), s.skipped.count, s.consumed.len(), s.expired.len()
+	before := kept // replay-record entries in list
+	if !st.dropped {
+		before--
+	}
+	off := win + next + skipped // where the replay record starts in list
+	if win != w.size || len(list) != off+before+expired || list[0] != st.tag || (st.dropped && list[off] != st.oldest) {
+		return list, gone, false, fresh, false
+	}
+	copy(list[:win-1], list[1:win])
+	fresh = w.tags[win-1]
+	list[win-1] = fresh
+	if st.dropped {
+		copy(list[off:off+kept-1], list[off+1:off+kept])
+		list[off+kept-1] = st.tag
+		return list, st.oldest, true, fresh, true
+	}
+	return slices.Insert(list, off+before, st.tag), gone, false, fresh, true
 }

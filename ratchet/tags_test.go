@@ -146,3 +146,81 @@ func TestAppendExpectedTags(t *testing.T) {
 		t.Fatal("a zero session expects tags")
 	}
 }
+
+// TestStepExpectedTags: over random conversations (in order, reordered,
+// lost, duplicated, DH steps, skipped keys), whenever StepExpectedTags
+// accepts a step, the list it returns is exactly AppendExpectedTags now
+// and its gone and fresh tags are exactly the set difference; when it
+// refuses, the list is unchanged. The fast path must be the common case of
+// an in-order conversation.
+func TestStepExpectedTags(t *testing.T) {
+	m := newSim(t, "step tags")
+	type seen struct {
+		of   *Session
+		list [][TagSize]byte
+		gen  uint64
+	}
+	var last [2]seen
+	steps, fast := 0, 0
+	for range 4000 {
+		m.step()
+		for k, p := range m.p {
+			s, l := p.s, &last[k]
+			if l.of == s && s.TagGeneration() == l.gen+1 {
+				steps++
+				before := slices.Clone(l.list)
+				out, gone, hasGone, fresh, ok := s.StepExpectedTags(l.list, l.gen)
+				want := s.AppendExpectedTags(nil)
+				switch {
+				case ok:
+					fast++
+					if !slices.Equal(out, want) {
+						t.Fatalf("%s: the stepped list differs from AppendExpectedTags", p.name)
+					}
+					g, f := setDiff(before, want), setDiff(want, before)
+					if len(f) != 1 || f[0] != fresh || len(g) > 1 || (len(g) == 1) != hasGone || (hasGone && g[0] != gone) {
+						t.Fatalf("%s: step reports gone %v (%v) fresh %v, the difference is %v / %v", p.name, gone, hasGone, fresh, g, f)
+					}
+				case !slices.Equal(out, before) || !slices.Equal(l.list[:len(before)], before):
+					t.Fatalf("%s: a refused step changed the list", p.name)
+				}
+			}
+			l.of, l.list, l.gen = s, s.AppendExpectedTags(nil), s.TagGeneration()
+		}
+	}
+	if fast < steps/5 || fast < 200 {
+		t.Fatalf("fast path taken %d times of %d single steps", fast, steps)
+	}
+	t.Logf("fast path taken %d times of %d single steps", fast, steps)
+
+	// In order, every message takes it, and a stale generation does not.
+	alice, bob := pairFrom(t, "step in order")
+	recv(t, bob, send(t, alice, "first"))
+	list, gen := bob.AppendExpectedTags(nil), bob.TagGeneration()
+	for i := range 200 {
+		recv(t, bob, send(t, alice, "m"))
+		var ok bool
+		if list, _, _, _, ok = bob.StepExpectedTags(list, gen); !ok {
+			t.Fatalf("message %d: in-order step refused", i)
+		}
+		gen = bob.TagGeneration()
+	}
+	if _, _, _, _, ok := bob.StepExpectedTags(list, gen-1); ok {
+		t.Fatal("a step accepted for a stale generation")
+	}
+}
+
+// setDiff returns the tags of a missing from b.
+func setDiff(a, b [][TagSize]byte) [][TagSize]byte {
+	in := map[[TagSize]byte]bool{}
+	for _, x := range b {
+		in[x] = true
+	}
+	var out [][TagSize]byte
+	for _, x := range a {
+		if !in[x] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
