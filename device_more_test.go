@@ -742,9 +742,11 @@ func TestStoredVersions(t *testing.T) {
 		}, ""},
 		{"kept index", keptIdx, func(t *testing.T, raw []byte) []byte { return withByte(raw, 0, 99) }, ""},
 		{"session", sessKey, func(t *testing.T, raw []byte) []byte { return withByte(raw, 0, 99) }, ""},
-		{"ratchet state", "rat/" + strings.TrimPrefix(sessKey, "sess/") + "/0", func(t *testing.T, raw []byte) []byte {
+		{"ratchet state", sessKey, func(t *testing.T, raw []byte) []byte {
+			// The ratchet's head lives in the session record, after the
+			// transcript head (length at byte 52) and its own length.
 			out := bytes.Clone(raw)
-			out[0] = 99 // the split head's version byte
+			out[56+int(binary.BigEndian.Uint32(out[52:]))+2] = 99 // its version byte
 			return out
 		}, ""},
 		{"transcript state", sessKey, func(t *testing.T, raw []byte) []byte {

@@ -68,10 +68,10 @@
 //     the peer to what it last committed.
 //   - A peer is saved as small records, so a message rewrites only what it
 //     changed: the peer record (identity, mailbox, session list), per
-//     session a record (transcript head, receipt-queue bounds) and its
-//     ratchet state in the parts of ratchet.SaveSplit (a head, the replay
-//     record and KEM decoders in blocks, skipped keys only when they
-//     change), the transcript's logs and the queued delivery receipts in
+//     session a record (transcript head, the ratchet's head, receipt-queue
+//     bounds) and the other parts of the ratchet's split save
+//     (ratchet.SaveSplit: the replay record and KEM decoders in blocks,
+//     skipped keys only when they change), the transcript's logs and the queued delivery receipts in
 //     fixed blocks of 16 entries, the pending session start until the peer
 //     replies, and the kept results with their index. The records
 //     written with every message (session record, transcript head and log
@@ -82,8 +82,8 @@
 //     trailing bytes or a count past its bound is ErrMalformed, another
 //     version ErrUnsupportedVersion). Every record ends with a CRC-32C of
 //     its key and value (records.go). In a steady one-way conversation a
-//     Send writes about 1.1 KB in 3 records and a Receive plus its Done
-//     about 1.8 KB in 9, where the whole peer (up to ~35 KB) used to be
+//     Send writes about 1.1 KB in 2 records and a Receive plus its Done
+//     about 1.8 KB in 8, where the whole peer (up to ~35 KB) used to be
 //     rewritten.
 //   - An envelope whose tag no session expects is tried on the 32 most
 //     recently used sessions only, so a flood of garbage costs a bounded

@@ -301,14 +301,11 @@ func (d *Device) loadSession(ctx context.Context, addr Address, id [16]byte) (*s
 	return s, nil
 }
 
-// loadRatchet sets the session's ratchet from the parts of its split save
-// (ratchet.LoadSplit), with the mark of that save.
+// loadRatchet sets the session's ratchet from its split save (the head,
+// kept in the session record, and the other parts), with the mark of that
+// save.
 func (s *session) loadRatchet(get func(ratchet.Part) ([]byte, error)) error {
-	head, err := get(ratchet.PartHead)
-	if err != nil {
-		return err
-	}
-	r, mark, err := ratchet.LoadSplit(head, get)
+	r, mark, err := ratchet.LoadSplit(s.meta.RatchetHead, get)
 	if err != nil {
 		return err
 	}
@@ -376,20 +373,22 @@ func (s *session) rewind(keepRatchet bool) {
 // last commit, and the pending start when it appears or goes. It returns
 // the new session and ratchet records.
 func (s *session) put(b *Batch) (raw []byte, err error) {
-	if raw, err = s.encode(); err != nil {
-		return nil, err
-	}
-	putRecord(b, s.recordKey(), raw)
-	// The ratchet's changed parts, encoded with room for the checksum,
-	// which putRecord appends in place.
+	// The session record, with the ratchet's head inside it; the ratchet's
+	// other changed parts as records of their own, encoded with room for
+	// the checksum, which putRecord appends in place.
 	s.ratStaged = [ratchet.SplitParts][]byte{}
-	s.ratStagedMark, err = s.r.SaveSplit(s.ratMark, checksumSize, func(p ratchet.Part, v []byte) {
-		putRecord(b, s.ratchetKey(p), v)
-		s.ratStaged[p] = v
+	raw, err = s.encode(func(rec []byte) ([]byte, error) {
+		var err error
+		rec, s.ratStagedMark, err = s.r.SaveSplit(rec, s.ratMark, checksumSize, func(p ratchet.Part, v []byte) {
+			putRecord(b, s.ratchetKey(p), v)
+			s.ratStaged[p] = v
+		})
+		return rec, err
 	})
 	if err != nil {
 		return nil, err
 	}
+	putRecord(b, s.recordKey(), raw)
 	s.conv.ChangedBlocks(transcript.SentLog, s.sentSaved, checksumSize, func(slot int, block []byte) {
 		putRecord(b, s.logKey(transcript.SentLog, slot), block)
 	})

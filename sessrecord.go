@@ -7,6 +7,7 @@ import (
 
 	"github.com/sealpost/sealpost/internal/fixed"
 	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/ratchet"
 	"github.com/sealpost/sealpost/transcript"
 )
 
@@ -27,6 +28,10 @@ type sessionMeta struct {
 	// Transcript is the transcript head as decoded from the record
 	// (transcript.AppendHead); it aliases the record and is read only.
 	Transcript []byte
+	// RatchetHead is the head of the ratchet's split save
+	// (ratchet.SaveSplit), which changes with every message and so lives
+	// here rather than in a record of its own; it aliases the record.
+	RatchetHead []byte
 	// Receipts are receipts for messages received on this session, not
 	// yet sent; nil when none were ever queued since the last send took
 	// them all.
@@ -47,7 +52,7 @@ type receiptQueue struct {
 // Sizes in the session record.
 const (
 	baseKeySize     = 1 + keys.X25519PublicKeySize // keys.SessionStart.BaseKey: type byte, key
-	sessRecordFixed = 1 + 1 + 8 + 8 + 1 + baseKeySize + 4
+	sessRecordFixed = 1 + 1 + 8 + 8 + 1 + baseKeySize + 4 + 2
 	sessQueueFixed  = 8 + 8 + 8 + 2
 	// Flags of the session record.
 	sessInitiator = 1 << 0
@@ -70,6 +75,10 @@ const (
 //	base_key        33  the session start's base key
 //	transcript_len  4   at most transcript.MaxStateSize
 //	transcript      the transcript head (transcript.AppendHead)
+//	ratchet_len     2   at most ratchet.SplitHeadSize
+//	ratchet         the ratchet's head (ratchet.SaveSplit; its other
+//	                parts are the "rat/..." records), appended by
+//	                appendRatchet
 //
 // and, when flag bit 2 is set, the receipt queue:
 //
@@ -81,7 +90,7 @@ const (
 //	read            16 each, the queued read-receipt ids, oldest first
 //
 // Nothing follows.
-func (s *session) encode() ([]byte, error) {
+func (s *session) encode(appendRatchet func([]byte) ([]byte, error)) ([]byte, error) {
 	m := s.meta
 	if len(m.BaseKey) != baseKeySize {
 		return nil, fmt.Errorf("%w: session base key of %d bytes", ErrMalformed, len(m.BaseKey))
@@ -105,7 +114,7 @@ func (s *session) encode() ([]byte, error) {
 		flags |= sessReceipts
 		n += sessQueueFixed + 16*len(read)
 	}
-	b := make([]byte, 0, n+checksumSize)
+	b := make([]byte, 0, n+ratchet.SplitHeadSize+checksumSize)
 	b = append(b, deviceVersion, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.CreatedUnixNano))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.LastReceivedUnixNano))
@@ -113,6 +122,17 @@ func (s *session) encode() ([]byte, error) {
 	b = append(b, m.BaseKey...)
 	b = binary.BigEndian.AppendUint32(b, uint32(head))
 	b = s.conv.AppendHead(b)
+	at := len(b)
+	b, err := appendRatchet(append(b, 0, 0))
+	if err != nil {
+		return nil, err
+	}
+	rl := len(b) - at - 2
+	if rl > ratchet.SplitHeadSize {
+		return nil, fmt.Errorf("%w: ratchet head of %d bytes", ErrMalformed, rl)
+	}
+	binary.BigEndian.PutUint16(b[at:], uint16(rl))
+	n += rl
 	if queue {
 		b = binary.BigEndian.AppendUint64(b, uint64(due))
 		b = binary.BigEndian.AppendUint64(b, s.delivered.from)
@@ -150,6 +170,7 @@ func decodeSessionRecord(raw []byte) (*sessionMeta, error) {
 	}
 	m.BaseKey = bytes.Clone(r.Bytes(baseKeySize))
 	m.Transcript = r.Bytes(r.Count(uint64(r.U32()), transcript.MaxStateSize, 1))
+	m.RatchetHead = r.Bytes(r.Count(uint64(r.U16()), ratchet.SplitHeadSize, 1))
 	if flags&sessReceipts != 0 {
 		q := &receiptQueue{DueUnixNano: int64(r.U64()), DeliveredFrom: r.U64(), DeliveredTo: r.U64()}
 		if q.DeliveredTo < q.DeliveredFrom || q.DeliveredTo-q.DeliveredFrom > maxQueuedReceipts {

@@ -163,7 +163,8 @@
 //     as one protobuf, for backups and tools. SaveSplit writes it in parts
 //     (split.go) for a caller that saves after every message, as the
 //     Device does: a fixed-layout head of every key and counter (~420
-//     bytes) on every save, the AD once, the replay record and the two
+//     bytes) on every save, appended to a buffer of the caller's (the
+//     Device keeps it inside its session record), the AD once, the replay record and the two
 //     KEM decoders in blocks of which a message rewrites one, the skipped
 //     keys and evicted tags only when they change, the KEM answer once per
 //     epoch. A receive writes ~0.7 KB instead of ~3.8 KB. The head names

@@ -15,7 +15,8 @@ import (
 // 2 KB, a KEM key in transit up to 1.2 KB).
 //
 //   - PartHead, written on every save: every key, counter and bound, in a
-//     fixed layout (no protobuf on the per-message path).
+//     fixed layout (no protobuf on the per-message path), appended to a
+//     buffer of the caller's rather than put on its own.
 //   - PartAD: the session's associated data, written by the first save only.
 //   - PartCold: the skipped keys and the record of evicted ones, written
 //     when they change (rare in order; their size is bounded by the
@@ -73,8 +74,9 @@ const (
 	flagCold
 )
 
-// headSize is the size of a head with every optional field.
-const headSize = 3 + 4*4 + 8 + 8 + 5*keySize + 2*(2*keySize+4) +
+// SplitHeadSize is the largest head SaveSplit appends (every optional
+// field present), so that a caller can size the record it embeds it in.
+const SplitHeadSize = 3 + 4*4 + 8 + 8 + 5*keySize + 2*(2*keySize+4) +
 	(4 + 4 + kemSeedSize + 2*keySize + 1) + (4 + 4 + 2*keySize + 1)
 
 // SplitMark records what a split save wrote, so that the next save writes
@@ -94,22 +96,26 @@ type decoderMark struct {
 	n int
 }
 
-// SaveSplit calls put with every part that changed since mark, the head
-// always first, and returns the mark of this save. Each value is newly
-// allocated with room bytes of spare capacity (for a checksum the caller
-// appends) and is not used by the session afterwards. The caller commits
-// the parts together and keeps the returned mark only if that succeeds;
-// after a failed commit it either keeps the session and the old mark (the
-// next save then writes everything changed since the old mark) or reloads
-// the session from what was committed. The values must be kept secret.
-func (s *Session) SaveSplit(mark SplitMark, room int, put func(Part, []byte)) (SplitMark, error) {
+// SaveSplit appends the head (PartHead, which changes with every message,
+// at most SplitHeadSize bytes) to head and returns the extended slice, and
+// calls put with every other part that changed since mark. It returns the
+// mark of this save. The head goes to the caller's buffer so that it can
+// be stored inside a record the caller writes anyway (the Device's session
+// record). Each value given to put is newly allocated with room bytes of
+// spare capacity (for a checksum the caller appends) and is not used by
+// the session afterwards. The caller commits the head and the parts
+// together and keeps the returned mark only if that succeeds; after a
+// failed commit it either keeps the session and the old mark (the next
+// save then writes everything changed since the old mark) or reloads the
+// session from what was committed. Everything saved must be kept secret.
+func (s *Session) SaveSplit(head []byte, mark SplitMark, room int, put func(Part, []byte)) ([]byte, SplitMark, error) {
 	if s.dhs == nil {
-		return SplitMark{}, errorf(ErrNoSession, "zero session")
+		return head, SplitMark{}, errorf(ErrNoSession, "zero session")
 	}
 	cold := s.appendCold(s.scratch.cold[:0])
 	s.scratch.cold = cold
 	hasCold := len(cold) > 0
-	put(PartHead, s.appendHead(make([]byte, 0, headSize+room), hasCold))
+	head = s.appendHead(head, hasCold)
 	next := SplitMark{ad: true, consumed: s.consumed.total, cold: mark.cold, ct: mark.ct}
 	if !mark.ad {
 		put(PartAD, append(make([]byte, 0, len(s.ad)+room), s.ad...))
@@ -125,7 +131,7 @@ func (s *Session) SaveSplit(mark SplitMark, room int, put func(Part, []byte)) (S
 	s.saveConsumed(mark.consumed, room, put)
 	next.own = saveDecoder(s.own.answer, s.own.epoch(), mark.own, partOwnAnswer, room, put)
 	next.peer = saveDecoder(s.peer.key, s.peer.declared+1, mark.peer, partPeerKey, room, put)
-	return next, nil
+	return head, next, nil
 }
 
 // appendHead appends the head: the layout in order, big-endian.

@@ -29,7 +29,7 @@ func (st *splitStore) save(t testing.TB, s *Session, commit bool) {
 	}
 	staged := map[Part][]byte{}
 	st.puts, st.bytes = 0, 0
-	mark, err := s.SaveSplit(st.mark, 4, func(p Part, v []byte) {
+	head, mark, err := s.SaveSplit(nil, st.mark, 4, func(p Part, v []byte) {
 		if cap(v)-len(v) < 4 {
 			t.Fatalf("part %d has no room", p)
 		}
@@ -43,9 +43,12 @@ func (st *splitStore) save(t testing.TB, s *Session, commit bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := staged[PartHead]; !ok {
-		t.Fatal("save without a head")
+	if _, ok := staged[PartHead]; ok || len(head) == 0 || len(head) > SplitHeadSize {
+		t.Fatalf("head of %d bytes, or put as a part", len(head))
 	}
+	staged[PartHead] = head
+	st.puts++
+	st.bytes += len(head)
 	if commit {
 		maps.Copy(st.parts, staged)
 		st.mark = mark
@@ -304,9 +307,11 @@ type splitVector struct {
 func splitParts(t testing.TB, s *Session) map[string]hexBytes {
 	t.Helper()
 	out := map[string]hexBytes{}
-	if _, err := s.SaveSplit(SplitMark{}, 0, func(p Part, v []byte) { out[fmt.Sprint(int(p))] = v }); err != nil {
+	head, _, err := s.SaveSplit(nil, SplitMark{}, 0, func(p Part, v []byte) { out[fmt.Sprint(int(p))] = v })
+	if err != nil {
 		t.Fatal(err)
 	}
+	out[fmt.Sprint(int(PartHead))] = head
 	return out
 }
 
