@@ -33,7 +33,7 @@ func (e *IdentityChangedError) Unwrap() error { return ErrIdentityChanged }
 func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	b := new(Batch)
+	b := d.newBatch()
 	var touched []*peer
 	for _, id := range ids {
 		p := d.kept[id]
@@ -67,6 +67,7 @@ func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 	}
 	if err == nil {
 		err = d.store.Apply(ctx, b)
+		d.recycle(b)
 	}
 	for i, p := range touched {
 		if err != nil {

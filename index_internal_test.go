@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -164,5 +165,87 @@ func TestIndexProperty(t *testing.T) {
 		stores[0].fail, stores[1].fail = false, false
 		checkIndex(t, devs[0])
 		checkIndex(t, devs[1])
+	}
+}
+
+// keysStore records the keys of every batch applied.
+type keysStore struct {
+	*MemoryStore
+	batches [][]string
+}
+
+func (s *keysStore) Apply(ctx context.Context, b *Batch) error {
+	var keys []string
+	b.Each(func(k string, _ []byte, _ bool) error { keys = append(keys, k); return nil })
+	s.batches = append(s.batches, keys)
+	return s.MemoryStore.Apply(ctx, b)
+}
+
+// TestBatchReuse: the Device reuses its batch after each Apply, and every
+// batch holds only its own operations: a Done writes only the kept index
+// and deletes the kept result, a Send never touches kept results, a
+// failed commit leaves nothing for the next one.
+func TestBatchReuse(t *testing.T) {
+	ctx := context.Background()
+	ks := &keysStore{MemoryStore: NewMemoryStore()}
+	fs := &failingStore{MemoryStore: ks.MemoryStore}
+	bob, err := Open(ctx, ks, Address{User: "bob", Device: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice, err := Open(ctx, NewMemoryStore(), Address{User: "alice", Device: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bob.Bundle(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.StartSession(ctx, bob.Address(), b); err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(body string) *Incoming {
+		out, err := alice.Send(ctx, bob.Address(), []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := bob.Receive(ctx, out.Envelope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	in := deliver("start")
+	for i := range 20 {
+		ks.batches = nil
+		if err := bob.Done(ctx, in.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bob.Send(ctx, alice.Address(), []byte("reply")); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 4 {
+			// A failed commit in between: its operations must not reach
+			// the next batch.
+			bob.store = fs
+			fs.fail = true
+			if _, err := bob.Send(ctx, alice.Address(), []byte("lost")); !errors.Is(err, errInjected) {
+				t.Fatalf("send on a failing store: %v", err)
+			}
+			bob.store = ks
+		}
+		in = deliver("next")
+		if len(ks.batches) != 3 {
+			t.Fatalf("round %d: %d batches applied, want 3", i, len(ks.batches))
+		}
+		done, send := ks.batches[0], ks.batches[1]
+		if len(done) != 2 || !strings.HasPrefix(done[0], keyKeptPrefix) || !strings.HasPrefix(done[1], keyKeptIndexPrefix) {
+			t.Fatalf("round %d: Done applied %q", i, done)
+		}
+		for _, k := range send {
+			if strings.HasPrefix(k, keyKeptPrefix) || strings.HasPrefix(k, keyKeptIndexPrefix) {
+				t.Fatalf("round %d: Send applied %q", i, send)
+			}
+		}
 	}
 }

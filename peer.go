@@ -590,7 +590,7 @@ func (d *Device) commitPeer(ctx context.Context, p *peer, isNew bool, pre *preke
 func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre *prekeys, extra *Batch, spent *session, touched ...*session) error {
 	b := extra
 	if b == nil {
-		b = new(Batch)
+		b = d.newBatch()
 	}
 	raw := p.raw
 	if p.changed() {
@@ -630,7 +630,9 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 			return err
 		}
 	}
-	if err := d.store.Apply(ctx, b); err != nil {
+	err := d.store.Apply(ctx, b)
+	d.recycle(b)
+	if err != nil {
 		d.restore(p, spent)
 		return err
 	}

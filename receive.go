@@ -117,7 +117,7 @@ func (d *Device) decrypt(ctx context.Context, h envelope.Header, body, raw []byt
 		for _, s := range p.sessions {
 			plain, err := s.r.Decrypt(h.Tag, body)
 			if err == nil {
-				return &received{p: p, s: s, plain: plain, batch: new(Batch)}, nil
+				return &received{p: p, s: s, plain: plain, batch: d.newBatch()}, nil
 			}
 			if !errors.Is(err, ErrDecrypt) {
 				return nil, err // a failed Decrypt changes nothing
@@ -156,7 +156,7 @@ func (d *Device) slowPath(tag [16]byte, body []byte) (*received, error) {
 		d.slowTrials++
 		plain, err := a.s.r.Decrypt(tag, body)
 		if err == nil {
-			return &received{p: a.p, s: a.s, plain: plain, batch: new(Batch)}, nil
+			return &received{p: a.p, s: a.s, plain: plain, batch: d.newBatch()}, nil
 		}
 		if errors.Is(err, ErrUnsupportedVersion) || errors.Is(err, ErrMalformed) {
 			// Refused before any key was tried, the same for every
@@ -214,7 +214,7 @@ func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*re
 	if err != nil {
 		return nil, err
 	}
-	rc := &received{p: p, isNew: isNew, batch: new(Batch), changed: changed, firstContact: true}
+	rc := &received{p: p, isNew: isNew, batch: d.newBatch(), changed: changed, firstContact: true}
 	held := p.sessionByBaseKey(start.BaseKey())
 	if held != nil {
 		rc.s = held

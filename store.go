@@ -16,7 +16,9 @@ import (
 // atomically, or none of them: a Device relies on this to never lose an
 // accepted message and never reuse a key. An error from Apply means
 // nothing was written; a store that cannot tell (a timeout) should retry
-// until it can.
+// until it can. Apply may keep the values it is given (they are never
+// changed afterwards) but not the Batch itself: the Device reuses it once
+// Apply returns, as io.Writer implementations must not keep p.
 type Store interface {
 	Get(ctx context.Context, key string) ([]byte, error)
 	Apply(ctx context.Context, b *Batch) error
