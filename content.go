@@ -68,7 +68,7 @@ type content struct {
 	delivered   []MessageID
 	read        []MessageID
 	receiptHash []byte
-	pb          *sealedpb.Content
+	pb          sealedpb.Content // the decoded fields, in the same allocation
 }
 
 // decodeContent parses and validates a Content. It returns
@@ -76,7 +76,8 @@ type content struct {
 // else that is not a well-formed content: a bad id, an unknown kind, a body
 // on a receipt, a receipt without ids, too many ids.
 func decodeContent(raw []byte) (*content, error) {
-	pb := new(sealedpb.Content)
+	c := new(content)
+	pb := &c.pb
 	if err := parseContent(raw, pb); err != nil {
 		return nil, fmt.Errorf("%w: content encoding", ErrMalformed)
 	}
@@ -86,7 +87,7 @@ func decodeContent(raw []byte) (*content, error) {
 	if pb.Kind < uint32(KindMessage) || pb.Kind > uint32(KindRead) {
 		return nil, fmt.Errorf("%w: content kind %d", ErrMalformed, pb.Kind)
 	}
-	c := &content{kind: Kind(pb.Kind), body: pb.Body, receiptHash: pb.ReceiptHash, pb: pb}
+	c.kind, c.body, c.receiptHash = Kind(pb.Kind), pb.Body, pb.ReceiptHash
 	if len(pb.Id) != len(c.id) {
 		return nil, fmt.Errorf("%w: content id", ErrMalformed)
 	}
@@ -122,7 +123,7 @@ func (c *content) validate() error {
 	case receipts == 0 && len(c.receiptHash) != 0:
 		return fmt.Errorf("%w: receipt hash without receipts", ErrMalformed)
 	}
-	if p := c.pb; (p.Seq == 0) || len(p.Prev) != 32 || len(p.AckHash) != 32 {
+	if p := &c.pb; (p.Seq == 0) || len(p.Prev) != 32 || len(p.AckHash) != 32 {
 		return fmt.Errorf("%w: content transcript fields", ErrMalformed)
 	}
 	return nil

@@ -133,7 +133,7 @@ func FuzzDecodeContent(f *testing.F) {
 			}
 			return
 		}
-		again, err := pbstrict.Marshal(c.pb)
+		again, err := pbstrict.Marshal(&c.pb)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -243,7 +243,9 @@ func frame(p *peer, s *session, tag [16]byte, msg []byte) ([]byte, error) {
 		}
 		s.start, s.bundle = start, b
 	}
-	s.start.Payload = append(tag[:], msg...) // the ratchet tag, then the message
+	// The ratchet tag, then the message (a new slice: slicing tag itself
+	// would move it to the heap on every call, the session path included).
+	s.start.Payload = append(append(make([]byte, 0, len(tag)+len(msg)), tag[:]...), msg...)
 	raw, err := s.start.MarshalBinary()
 	s.start.Payload = nil
 	if err != nil {
