@@ -71,8 +71,9 @@
 //     session a record (transcript head, the ratchet's head, receipt-queue
 //     bounds) and the other parts of the ratchet's split save
 //     (ratchet.SaveSplit: the replay record and KEM decoders in blocks,
-//     skipped keys only when they change), the transcript's logs and the queued delivery receipts in
-//     fixed blocks of 16 entries, the pending session start until the peer
+//     skipped keys only when they change), the transcript's logs in fixed
+//     blocks of 8 entries and the queued delivery receipts in blocks of 16,
+//     the pending session start until the peer
 //     replies, and the kept results with their index. The records
 //     written with every message (session record, transcript head and log
 //     blocks, receipt-queue blocks, kept results and kept index) are fixed
