@@ -83,8 +83,8 @@
 //     trailing bytes or a count past its bound is ErrMalformed, another
 //     version ErrUnsupportedVersion). Every record ends with a CRC-32C of
 //     its key and value (records.go). In a steady one-way conversation a
-//     Send writes about 1.1 KB in 2 records and a Receive plus its Done
-//     about 1.8 KB in 8, where the whole peer (up to ~35 KB) used to be
+//     Send writes about 0.9 KB in 2 records and a Receive plus its Done
+//     about 1.6 KB in 8, where the whole peer (up to ~35 KB) used to be
 //     rewritten.
 //   - An envelope whose tag no session expects is tried on the 32 most
 //     recently used sessions only, so a flood of garbage costs a bounded
