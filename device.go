@@ -15,6 +15,13 @@ import (
 	"github.com/sealpost/sealpost/proto/statepb"
 )
 
+// sealScratch is where Send encodes and pads a content before encrypting
+// it, reused by every send: the buffer grows to the largest content sent.
+type sealScratch struct {
+	buf       []byte
+	prev, ack [32]byte
+}
+
 // newBatch returns an empty batch, reusing the last one committed: a
 // message's batch carries its first operations inline, and allocating it
 // for every commit was a fifth of the bytes a message pair allocated.
@@ -82,6 +89,7 @@ type Device struct {
 	active     []activeSession
 	slowTrials int    // sessions tried on the slow path, for tests
 	spare      *Batch // a batch whose Apply returned, for the next commit
+	sealing    sealScratch
 	// gone and fresh are buffers for diffTags, reused.
 	gone, fresh [][16]byte
 }

@@ -201,11 +201,19 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 	}
 	var env []byte
 	f := s.conv.Next()
-	c.Seq, c.Prev, c.AckCount, c.AckHash, c.AckAbove = f.Seq, f.Prev[:], f.AckCount, f.AckHash[:], f.AckAbove
-	// Encoded into a buffer with room for its padding.
-	n := contentSize(c)
-	plain := appendContent(make([]byte, 0, pad.Size(n)), c)
-	tag, msg, err := s.r.Encrypt(pad.Pad(plain))
+	// The content is encoded, padded and encrypted in the device's scratch
+	// space (under d.mu), which nothing keeps past this call: Encrypt
+	// writes a new message and the transcript keeps only a hash.
+	sc := &d.sealing
+	sc.prev, sc.ack = f.Prev, f.AckHash
+	c.Seq, c.Prev, c.AckCount, c.AckHash, c.AckAbove = f.Seq, sc.prev[:], f.AckCount, sc.ack[:], f.AckAbove
+	if size := pad.Size(contentSize(c)); cap(sc.buf) < size {
+		sc.buf = make([]byte, 0, size)
+	}
+	plain := appendContent(sc.buf[:0], c)
+	padded := pad.Pad(plain)
+	defer clear(padded) // the plaintext does not outlive the call
+	tag, msg, err := s.r.Encrypt(padded)
 	if err == nil {
 		env, err = frame(p, s, tag, msg)
 	}
