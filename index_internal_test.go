@@ -39,18 +39,16 @@ func checkIndex(t *testing.T, d *Device) {
 	}
 }
 
-// TestIndexAfterFailedCommit: after a commit fails, the peer's sessions
-// are rewound and their tags indexed again, so the message whose commit
-// failed is found by its tag on redelivery, not by trial decryption; the
-// same after a failed send.
-func TestIndexAfterFailedCommit(t *testing.T) {
+// startedPair opens Bob on store and Alice on a memory store, and has
+// Alice start a session with Bob (nothing sent yet).
+func startedPair(t *testing.T, store Store) (bob, alice *Device) {
+	t.Helper()
 	ctx := context.Background()
-	store := &failingStore{MemoryStore: NewMemoryStore()}
 	bob, err := Open(ctx, store, Address{User: "bob", Device: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice, err := Open(ctx, NewMemoryStore(), Address{User: "alice", Device: 1})
+	alice, err = Open(ctx, NewMemoryStore(), Address{User: "alice", Device: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +59,17 @@ func TestIndexAfterFailedCommit(t *testing.T) {
 	if err := alice.StartSession(ctx, bob.Address(), b); err != nil {
 		t.Fatal(err)
 	}
+	return bob, alice
+}
+
+// TestIndexAfterFailedCommit: after a commit fails, the peer's sessions
+// are rewound and their tags indexed again, so the message whose commit
+// failed is found by its tag on redelivery, not by trial decryption; the
+// same after a failed send.
+func TestIndexAfterFailedCommit(t *testing.T) {
+	ctx := context.Background()
+	store := &failingStore{MemoryStore: NewMemoryStore()}
+	bob, alice := startedPair(t, store)
 	exchange := func(from, to *Device, body string) []byte {
 		out, err := from.Send(ctx, to.Address(), []byte(body))
 		if err != nil {
@@ -189,21 +198,7 @@ func TestBatchReuse(t *testing.T) {
 	ctx := context.Background()
 	ks := &keysStore{MemoryStore: NewMemoryStore()}
 	fs := &failingStore{MemoryStore: ks.MemoryStore}
-	bob, err := Open(ctx, ks, Address{User: "bob", Device: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	alice, err := Open(ctx, NewMemoryStore(), Address{User: "alice", Device: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := bob.Bundle(ctx, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := alice.StartSession(ctx, bob.Address(), b); err != nil {
-		t.Fatal(err)
-	}
+	bob, alice := startedPair(t, ks)
 	deliver := func(body string) *Incoming {
 		out, err := alice.Send(ctx, bob.Address(), []byte(body))
 		if err != nil {
