@@ -21,54 +21,29 @@ func (s *Session) TagGeneration() uint64 { return s.tagGen }
 // ErrDuplicate or ErrExpiredKey).
 //
 // A caller that holds many sessions (the Device) keeps a map from tag to
-// session and rebuilds a session's entries after each Decrypt; a tag absent
-// from every session's set may still belong to one, further ahead, and is
-// then found by calling Decrypt on each session (at most two header trial
-// decryptions each).
+// session and updates a session's entries after each Decrypt
+// (StepExpectedTags for the usual in-order message, AppendExpectedTags for
+// a full rebuild); a tag absent from every session's set may still belong
+// to one, further ahead, and is then found by calling Decrypt on each
+// session (at most two header trial decryptions each).
 //
 // The tags are computed once and cached: the first call after a DH step
-// costs TagWindow HMACs, later ones none. The session must not be used
-// while the sequence is being iterated.
+// costs TagWindow HMACs, later ones none. ExpectedTags lists them with
+// AppendExpectedTags (one allocation per call).
 func (s *Session) ExpectedTags() iter.Seq[[TagSize]byte] {
 	return func(yield func([TagSize]byte) bool) {
-		if s.dhs == nil {
-			return
-		}
-		for _, w := range [2]*window{s.windowOf(atCurrent), s.next} {
-			if w == nil {
-				continue
-			}
-			w.fill()
-			for _, t := range w.tags {
-				if !yield(t) {
-					return
-				}
-			}
-		}
-		for _, c := range s.skipped.chains {
-			for i := range c.keys {
-				if !yield(c.keys[i].tag) {
-					return
-				}
-			}
-		}
-		for i := range s.consumed.len() {
-			if !yield(s.consumed.at(i).tag) {
-				return
-			}
-		}
-		for i := range s.expired.len() {
-			if !yield(s.expired.at(i)) {
+		for _, t := range s.AppendExpectedTags(nil) {
+			if !yield(t) {
 				return
 			}
 		}
 	}
 }
 
-// AppendExpectedTags appends to dst the tags ExpectedTags yields, in the
-// same order, and returns the extended slice: the same set for a caller
-// that rebuilds its index after every message, without an iterator call
-// per tag.
+// AppendExpectedTags appends to dst the tags ExpectedTags yields, in this
+// order: the receiving window, the next chain's window, the skipped keys
+// (oldest chain first), the replay record and the record of evicted keys
+// (oldest first). StepExpectedTags relies on the order.
 func (s *Session) AppendExpectedTags(dst [][TagSize]byte) [][TagSize]byte {
 	if s.dhs == nil {
 		return dst

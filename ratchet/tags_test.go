@@ -125,19 +125,22 @@ func TestTagDerivation(t *testing.T) {
 	_ = sha256.Size
 }
 
-// TestAppendExpectedTags: AppendExpectedTags gives exactly the tags of
-// ExpectedTags, in order, at every step of a random conversation (skipped
-// keys, DH steps, replay and eviction records), appended after what dst
-// already holds.
+// TestAppendExpectedTags: AppendExpectedTags and ExpectedTags give exactly
+// the tags computed from the session's parts, in order, at every step of a
+// random conversation (skipped keys, DH steps, replay and eviction
+// records), appended after what dst already holds.
 func TestAppendExpectedTags(t *testing.T) {
 	m := newSim(t, "append tags")
 	prefix := [][TagSize]byte{{1}, {2}}
 	for range 1500 {
 		m.step()
 		for _, p := range m.p {
-			want := append(slices.Clone(prefix), slices.Collect(p.s.ExpectedTags())...)
+			want := append(slices.Clone(prefix), expectedTagsOf(p.s)...)
 			if got := p.s.AppendExpectedTags(slices.Clone(prefix)); !slices.Equal(got, want) {
-				t.Fatalf("%s: AppendExpectedTags gives %d tags, ExpectedTags %d", p.name, len(got), len(want))
+				t.Fatalf("%s: AppendExpectedTags gives %d tags, want %d", p.name, len(got), len(want))
+			}
+			if got := slices.Collect(p.s.ExpectedTags()); !slices.Equal(got, want[len(prefix):]) {
+				t.Fatalf("%s: ExpectedTags gives %d tags, want %d", p.name, len(got), len(want)-len(prefix))
 			}
 		}
 	}
@@ -145,6 +148,33 @@ func TestAppendExpectedTags(t *testing.T) {
 	if got := zero.AppendExpectedTags(nil); len(got) != 0 {
 		t.Fatal("a zero session expects tags")
 	}
+}
+
+// expectedTagsOf lists a session's expected tags from its parts, computed
+// here independently of AppendExpectedTags: each window's tags from its
+// header keys, then the skipped keys, the replay and eviction records.
+func expectedTagsOf(s *Session) [][TagSize]byte {
+	var out [][TagSize]byte
+	for _, w := range []*window{s.windowOf(atCurrent), s.next} {
+		if w == nil {
+			continue
+		}
+		for i := range w.limit() {
+			out = append(out, w.hk.tag(w.base+uint32(i)))
+		}
+	}
+	for _, c := range s.skipped.chains {
+		for _, k := range c.keys {
+			out = append(out, c.hk.tag(k.n))
+		}
+	}
+	for i := range s.consumed.len() {
+		out = append(out, s.consumed.at(i).tag)
+	}
+	for i := range s.expired.len() {
+		out = append(out, s.expired.at(i))
+	}
+	return out
 }
 
 // TestStepExpectedTags: over random conversations (in order, reordered,
