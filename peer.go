@@ -26,8 +26,9 @@ import (
 // A peer is saved as several records (statepb.Peer, and the fixed
 // layouts of sessrecord.go, keptrecord.go and queue.go): the peer record
 // (identity, mailbox, the list of sessions), one record per session
-// (ratchet, transcript head, receipt queue bounds), the transcript's log
-// blocks and queued-receipt blocks, and the kept index. A message on a
+// (transcript head, the ratchet's head, receipt queue bounds), the
+// ratchet's other parts, the transcript's log blocks and queued-receipt
+// blocks, and the kept index. A message on a
 // session rewrites only that session's record and the blocks it changed.
 // After a failed commit the peer is rebuilt from what it last committed:
 // raw and saved here, each session's raw, and the transcript and receipt
@@ -81,7 +82,6 @@ type session struct {
 	// by committed.
 	ratStaged     [ratchet.SplitParts][]byte
 	ratStagedMark ratchet.SplitMark
-	ratKeys       [ratchet.SplitParts]string // store keys of the parts, built once
 
 	tags    [][16]byte       // the expected tags last put in Device.tags
 	tagsOf  *ratchet.Session // the ratchet they are from (nil: not indexed)
@@ -91,10 +91,11 @@ type session struct {
 	keys sessionKeys // its other store keys, each built on first use
 }
 
-// sessionKeys caches a session's store keys (but the ratchet's, in
-// ratKeys), so that the per-message path does not rebuild them.
+// sessionKeys caches a session's store keys, so that the per-message
+// path does not rebuild them.
 type sessionKeys struct {
 	record, start string
+	ratchet       [ratchet.SplitParts]string
 	logs          [2][transcript.LogSlots]string
 	queue         [queueBlocks]string
 }
@@ -118,10 +119,7 @@ func (s *session) recordKey() string {
 
 // ratchetKey is the store key of a part of the ratchet's split save.
 func (s *session) ratchetKey(p ratchet.Part) string {
-	if s.ratKeys[p] == "" {
-		s.ratKeys[p] = keyRatchetPrefix + s.keyID + "/" + strconv.Itoa(int(p))
-	}
-	return s.ratKeys[p]
+	return cachedKey(&s.keys.ratchet[p], keyRatchetPrefix, s.keyID, -1, int(p))
 }
 func (s *session) startKey() string { return cachedKey(&s.keys.start, keyStartPrefix, s.keyID, -1, -1) }
 func (s *session) logKey(l transcript.Log, slot int) string {
@@ -368,10 +366,10 @@ func (s *session) rewind(keepRatchet bool) {
 	}
 }
 
-// put adds the session's changed records to b: the session record, its
-// ratchet state, the transcript and receipt-queue blocks written since the
-// last commit, and the pending start when it appears or goes. It returns
-// the new session and ratchet records.
+// put adds the session's changed records to b: the session record (with
+// the ratchet's head), the ratchet's other changed parts, the transcript
+// and receipt-queue blocks written since the last commit, and the pending
+// start when it appears or goes. It returns the new session record.
 func (s *session) put(b *Batch) (raw []byte, err error) {
 	// The session record, with the ratchet's head inside it; the ratchet's
 	// other changed parts as records of their own, encoded with room for

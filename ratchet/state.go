@@ -16,13 +16,9 @@ const StateVersion = 2
 
 // MarshalBinary saves the whole session, keys included, as a versioned
 // protobuf (statepb.RatchetSession), encoded deterministically: the same
-// state always gives the same bytes. The result must be kept secret.
-func (s *Session) MarshalBinary() ([]byte, error) { return s.AppendBinary(nil) }
-
-// AppendBinary appends the encoding MarshalBinary returns to b, so that a
-// caller that saves the state after every message can encode it into a
-// buffer with room for what it adds (the Device's record checksum).
-func (s *Session) AppendBinary(b []byte) ([]byte, error) {
+// state always gives the same bytes. The result must be kept secret. A
+// caller that saves after every message uses SaveSplit instead.
+func (s *Session) MarshalBinary() ([]byte, error) {
 	if s.dhs == nil {
 		return nil, errorf(ErrNoSession, "zero session")
 	}
@@ -56,7 +52,7 @@ func (s *Session) AppendBinary(b []byte) ([]byte, error) {
 		t := s.expired.at(i)
 		m.Expired = append(m.Expired, t[:]...)
 	}
-	return pbstrict.MarshalAppend(b, m)
+	return pbstrict.Marshal(m)
 }
 
 func marshalSkipped(c *skippedChain) *statepb.RatchetSkippedChain {

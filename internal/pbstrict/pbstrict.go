@@ -62,10 +62,5 @@ func Unknown(m proto.Message) bool { return hasUnknown(m.ProtoReflect()) }
 // MarshalRoom encodes m deterministically into a buffer with room for
 // extra more bytes, so a caller can append a trailer without a copy.
 func MarshalRoom(m proto.Message, extra int) ([]byte, error) {
-	return MarshalAppend(make([]byte, 0, proto.Size(m)+extra), m)
-}
-
-// MarshalAppend appends m's deterministic encoding to b.
-func MarshalAppend(b []byte, m proto.Message) ([]byte, error) {
-	return proto.MarshalOptions{Deterministic: true}.MarshalAppend(b, m)
+	return proto.MarshalOptions{Deterministic: true}.MarshalAppend(make([]byte, 0, proto.Size(m)+extra), m)
 }
