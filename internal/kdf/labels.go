@@ -101,6 +101,16 @@ const (
 	LabelRatchetKEMConfirm = "sealpost v1 ratchet v2 kem confirm"
 )
 
+// root package: the optional encrypted store (store_encrypted.go).
+const (
+	// LabelStoreNames is the HKDF info that derives, from the app's store
+	// key, the HMAC key hashing store key names.
+	LabelStoreNames = "sealpost v1 store names"
+	// LabelStoreValues is the HKDF info that derives, from the app's store
+	// key, the XChaCha20-Poly1305 key sealing store values.
+	LabelStoreValues = "sealpost v1 store values"
+)
+
 // transcript labels.
 const (
 	// LabelTranscriptContent prefixes the exact bytes of a content when the
