@@ -225,9 +225,13 @@ func encapsSeed(seed *[kemSeedSize]byte, lane uint8, epoch uint32, ek []byte) (m
 	binary.BigEndian.PutUint32(ctx[1:], epoch)
 	h := sha256.Sum256(ek)
 	copy(ctx[5:], h[:])
-	okm := kdf.Key(seed[:], nil, kdf.LabelRatchetKEMEncapsSeed, ctx[:], len(m))
+	// A copy, because HKDF keeps its input: the caller's seed (in the
+	// receive plan) must not move to the heap with it.
+	ikm := *seed
+	okm := kdf.Key(ikm[:], nil, kdf.LabelRatchetKEMEncapsSeed, ctx[:], len(m))
 	copy(m[:], okm)
 	clear(okm)
+	clear(ikm[:])
 	return m
 }
 
