@@ -50,12 +50,7 @@
 //     from such a snapshot, and TestKEMSnapshotConverse that without a KEM
 //     round the same snapshot derives every key. An attacker who also holds
 //     the party's KEM secrets is healed once an epoch whose key pair was
-//     generated after the compromise is mixed (about 260 messages). Since
-//     encapsulation randomness is derived from the own lane's seed
-//     (decision 16), the peer lane's epochs this party encapsulates while
-//     that seed is current are also known to such an attacker: healing
-//     comes from the own lane's next epoch, or from a peer-lane epoch
-//     encapsulated after it.
+//     generated after the compromise is mixed (about 260 messages).
 //     Recorded traffic before the compromise stays protected by the session
 //     start's ML-KEM-1024 and every KEM secret mixed since.
 //
@@ -201,30 +196,38 @@
 //     forget. TestSplitSaveProperty saves after every step of random
 //     conversations with failing commits and checks each reload against
 //     the live state.
-//  16. Encapsulation randomness is derived, not drawn: the m of FIPS 203's
-//     ML-KEM.Encaps_internal is HKDF-SHA-256 of the party's own-lane
-//     ML-KEM seed under "sealpost v1 ratchet v3 kem encapsulation seed",
-//     with the peer's lane, the epoch and SHA-256 of the encapsulation key
-//     as context (encapsSeed), and circl's EncapsulateTo runs it (the
-//     standard library offers derandomized encapsulation only to tests,
-//     crypto/mlkem/mlkemtest; the ciphertext is the same FIPS 203
-//     encoding, which crypto/mlkem decapsulates). Why: a party restored
-//     from a backup taken before it encapsulated completes the peer's key
-//     again and must answer it with the same ciphertext, or the peer,
-//     which may hold chunks of the first answer, rebuilds a mix of two
-//     (issue 14, defect 2). Why it is safe: m is secret (a PRF of a secret
-//     seed that is never sent); it is unique per (lane, epoch, key), since
-//     all three are in the context; and it is never used for another key,
-//     since the key's hash is in the context (reusing m for two keys would
-//     hand the shared secret of the second to whoever can decrypt the
-//     first). The own seed was chosen over a fresh secret per epoch
-//     because the saved state has no field for one: it changes only when
-//     this party declares an epoch, at a DH step, and a restore to before
-//     a DH step whose chain the peer received cannot be followed anyway
-//     (the new ratchet key pair is drawn again). Within that, a restored
-//     party answers exactly as before, unless a declare falls between the
-//     two encapsulations in one of the two histories; decision 17 then
-//     recovers. The cost is in Security properties (full compromise).
+//  16. Encapsulation randomness is derived, not drawn at the moment of
+//     encapsulating: the m of FIPS 203's ML-KEM.Encaps_internal is
+//     HKDF-SHA-256 of the epoch's encapsulation secret under "sealpost v1
+//     ratchet v3 kem encapsulation seed", with the peer's lane, the epoch
+//     and SHA-256 of the encapsulation key as context (encapsSeed), and
+//     circl's EncapsulateTo runs it (the standard library offers
+//     derandomized encapsulation only to tests, crypto/mlkem/mlkemtest;
+//     the ciphertext is the same FIPS 203 encoding, which crypto/mlkem
+//     decapsulates). The encapsulation secret is 32 bytes from
+//     crypto/rand, drawn when the peer's lane starts the epoch (in the
+//     receiving half of the DH step that mixes the previous one, or at
+//     session start) and saved with the lane until it has answered. Why:
+//     a party restored from a backup taken before it encapsulated
+//     completes the peer's key again and must answer it with the same
+//     ciphertext, or the peer, which may hold chunks of the first answer,
+//     rebuilds a mix of two (issue 14, defect 2). The answer is now the
+//     same in every restore the Double Ratchet can follow: the epoch's
+//     secret is drawn in the same Decrypt as a new ratchet key pair, and
+//     the answer's chunks ride only on the chains that follow it, so a
+//     peer holding any of them has seen that key pair, which a restore to
+//     before it would draw again. Why it is safe: m is secret (a PRF of a
+//     secret that is never sent); it is unique per (lane, epoch, key),
+//     since all three are in the context and each epoch has its own
+//     secret; and it is never used for another key, since the key's hash
+//     is in the context (reusing m for two keys would hand the shared
+//     secret of the second to whoever can decrypt the first, for instance
+//     the holder of a key substituted for the genuine one). Against an
+//     attacker holding the whole state, the secret reveals the answer of
+//     the epoch in flight, as the answer itself would once sent; the next
+//     epoch's secret is drawn after the compromise. The proto field that
+//     holds the lane's shared secret once answered holds the encapsulation
+//     secret before (state version 3, kemstate.go).
 //  17. A KEM failure resets, it never refuses (issue 14, defect 2). Every
 //     chunk is authenticated, but a peer restored from a backup may send
 //     a second answer, and someone holding a stolen snapshot of the peer's
@@ -253,12 +256,16 @@
 //     consistent forged chunks, from someone with the peer's keys who also
 //     keeps the genuine ones away) is answered, fails the owner's
 //     confirmation and stalls that lane, visibly, without mixing a wrong
-//     secret or losing a message; and a party restored to before an
-//     encapsulation whose complete answer the peer already confirmed (it
-//     sent 35 answer chunks on one chain after the backup) cannot follow
-//     the peer's declaring chain (ErrMalformed): it would need the whole
-//     key again, which the owner no longer sends. Both need a new session,
-//     like a restore across a DH step.
+//     secret or losing a message; and a party restored to a backup that
+//     held fewer than 37 chunks of a key whose answer the peer has since
+//     confirmed (it sent 35 answer chunks on one chain after the backup)
+//     cannot follow the peer's declaring chain (ErrMalformed): it would
+//     need the key again, which the owner no longer sends. Both need a
+//     new session,
+//     like a restore across a DH step. (A party that held all 37 chunks
+//     of the key, only not the 38th, answers them when the declaration
+//     comes: its answer is derived, so it gives the secret the owner
+//     confirmed. TestRestoreBeforeConfirmingChunk.)
 //
 // # The KEM ratchet
 //

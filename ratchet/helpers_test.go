@@ -39,9 +39,20 @@ func kemSeeds(label string) func() [kemSeedSize]byte {
 	}
 }
 
+// encSecrets returns a deterministic generator of encapsulation secrets:
+// the i-th is SHA-256(label || i).
+func encSecrets(label string) func() [keySize]byte {
+	var i uint32
+	return func() [keySize]byte {
+		b := binary.BigEndian.AppendUint32([]byte(label), i)
+		i++
+		return sha256.Sum256(b)
+	}
+}
+
 // testHooks makes every random choice of a session deterministic.
 func testHooks(label string) hooks {
-	return hooks{keygen: seedKeygen(label), kemSeed: kemSeeds(label + " kem")}
+	return hooks{keygen: seedKeygen(label), kemSeed: kemSeeds(label + " kem"), encSecret: encSecrets(label + " encaps")}
 }
 
 // pairFrom builds a deterministic initiator/responder pair from a label.

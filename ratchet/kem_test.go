@@ -496,6 +496,9 @@ func TestKEMStateRejects(t *testing.T) {
 		"repeated point":   mutate(func(m *m) { m.OwnLane.CtPoints[1] = m.OwnLane.CtPoints[0] }),
 		"chunks size":      mutate(func(m *m) { m.OwnLane.CtChunks = m.OwnLane.CtChunks[1:] }),
 		"complete decoder": mutate(func(m *m) { m.OwnLane.CtPoints, m.OwnLane.CtChunks = full(answerSize) }),
+		"unanswered, no secret": mutate(func(m *m) {
+			m.PeerLane.Ciphertext, m.PeerLane.Secret, m.PeerLane.Transcript, m.PeerLane.CtSent = nil, nil, nil, 0
+		}),
 		"overfull key decoder": mutate(func(m *m) {
 			m.PeerLane.Ciphertext, m.PeerLane.Secret, m.PeerLane.Transcript, m.PeerLane.CtSent = nil, nil, nil, 0
 			m.PeerLane.EkPoints, m.PeerLane.EkChunks = full(ekSize + kemChunkSize)

@@ -127,6 +127,7 @@ func (l *ownLane) received() int {
 // peer declares the epoch.
 type peerLane struct {
 	declared uint32           // newest epoch the peer declared
+	seed     [keySize]byte    // secret: the epoch's encapsulation secret, until answered (decision 16)
 	key      *erasure.Decoder // the peer's encapsulation key; nil before its first chunk and once answered
 	answer   []byte           // ciphertext || confirmation, once answered
 	ctSent   uint32           // answer chunks sent
@@ -152,8 +153,8 @@ func newOwnLane(declared uint32, seed *[kemSeedSize]byte) ownLane {
 	return ownLane{declared: declared, seed: *seed}
 }
 
-func newPeerLane(declared uint32) peerLane {
-	return peerLane{declared: declared}
+func newPeerLane(declared uint32, seed *[keySize]byte) peerLane {
+	return peerLane{declared: declared, seed: *seed}
 }
 
 func newDecoder(size int) *erasure.Decoder {
@@ -170,7 +171,10 @@ func (l *ownLane) clear() {
 	clear(l.secret[:])
 }
 
-func (l *peerLane) clear() { clear(l.secret[:]) }
+func (l *peerLane) clear() {
+	clear(l.seed[:])
+	clear(l.secret[:])
+}
 
 // kemMix is one KEM secret consumed by a root step, with its transcript.
 type kemMix struct {
@@ -201,25 +205,37 @@ func (s *Session) newSeed() (seed [kemSeedSize]byte) {
 	return seed
 }
 
+// newEncapsSecret draws the encapsulation secret of a new epoch of the
+// peer's lane (crypto/rand, or the test hook).
+func (s *Session) newEncapsSecret() (secret [keySize]byte) {
+	if s.encSecret != nil {
+		return s.encSecret()
+	}
+	rand.Read(secret[:])
+	return secret
+}
+
 // encapsulate answers the peer's key of the given epoch: ML-KEM-768
 // encapsulation (circl's EncapsulateTo, FIPS 203 ML-KEM.Encaps_internal)
-// with the randomness m derived from the own lane's seed, the peer's lane,
-// the epoch and SHA-256 of the key (encapsSeed). So the same state answers
-// the same key with the same ciphertext, and a session restored from a
-// backup repeats the answer its peer may already hold chunks of (decision
-// 16 in doc.go). ss and ct are written to the caller's buffers.
-func encapsulate(pk *mlkem768.PublicKey, seed *[kemSeedSize]byte, lane uint8, epoch uint32, ek []byte, ss, ct []byte) {
+// with the randomness m derived from the epoch's encapsulation secret, the
+// peer's lane, the epoch and SHA-256 of the key (encapsSeed). So the same
+// state answers the same key with the same ciphertext, and a session
+// restored from a backup repeats the answer its peer may already hold
+// chunks of (decision 16 in doc.go). ss and ct are written to the
+// caller's buffers.
+func encapsulate(pk *mlkem768.PublicKey, seed *[keySize]byte, lane uint8, epoch uint32, ek []byte, ss, ct []byte) {
 	m := encapsSeed(seed, lane, epoch, ek)
 	pk.EncapsulateTo(ct, ss, m[:])
 	clear(m[:])
 }
 
-// encapsSeed is m = HKDF-SHA-256(ikm = own-lane seed, info = label ||
-// lane || epoch || SHA-256(ek)), 32 bytes. It is secret (a function of a
-// secret seed), it differs for every (lane, epoch, key) under one seed and
-// between seeds (HKDF is a PRF), and no m is ever used for another key,
-// since the key's hash is in the info.
-func encapsSeed(seed *[kemSeedSize]byte, lane uint8, epoch uint32, ek []byte) (m [mlkem768.EncapsulationSeedSize]byte) {
+// encapsSeed is m = HKDF-SHA-256(ikm = the epoch's encapsulation secret,
+// info = label || lane || epoch || SHA-256(ek)), 32 bytes. It is secret
+// (a function of a secret drawn for the epoch and never sent), it differs
+// for every (lane, epoch, key) under one secret and between secrets (HKDF
+// is a PRF), and no m is ever used for another key, since the key's hash
+// is in the info.
+func encapsSeed(seed *[keySize]byte, lane uint8, epoch uint32, ek []byte) (m [mlkem768.EncapsulationSeedSize]byte) {
 	var ctx [5 + sha256.Size]byte
 	ctx[0] = lane
 	binary.BigEndian.PutUint32(ctx[1:], epoch)
@@ -326,17 +342,33 @@ func (k *kemPlan) clear() {
 // declared is the peer lane's part of a receiving half: the header's mixed
 // value is the lane's last declared epoch (nothing to mix) or the next one,
 // whose secret this party holds since it encapsulated (the owner can only
-// decapsulate after that). Anything else is ErrMalformed: only a broken
-// peer, or one holding its keys, can send it, and its header authenticated.
-func (k *kemPlan) declared(mixed uint32) error {
+// decapsulate after that), and the lane starts the next epoch with a new
+// encapsulation secret. Anything else is ErrMalformed: only a broken peer,
+// or one holding its keys, can send it, and its header authenticated.
+//
+// One case needs the answer now: a party restored from a backup taken
+// when it held all 37 chunks of the key but not yet the 38th that confirms
+// them (decision 17) may see the epoch declared before that chunk comes,
+// since the owner stops streaming its key once its answer is confirmed.
+// Its answer is derived (decision 16), so answering the 37 now gives the
+// secret the owner confirmed; had they been wrong, the owner could not
+// have confirmed and declared it.
+func (s *Session) declared(k *kemPlan, mixed uint32) error {
 	l := &k.peer
 	switch {
 	case mixed == l.declared:
 		return nil
+	case mixed == l.declared+1 && !l.answered() && l.key != nil && l.key.Done():
+		if !s.answerKey(k, mixed, nil) {
+			break
+		}
+		fallthrough
 	case mixed == l.declared+1 && l.answered():
 		k.recvMix = kemMix{ok: true, ss: l.secret, th: l.th}
+		seed := s.newEncapsSecret()
 		l.clear()
-		*l = newPeerLane(mixed)
+		*l = newPeerLane(mixed, &seed)
+		clear(seed[:])
 		return nil
 	}
 	return errorf(ErrMalformed, "KEM epoch %d declared after %d", mixed, l.declared)
@@ -456,29 +488,44 @@ func (s *Session) planKeyChunk(k *kemPlan, f *kemField) {
 		}
 		return
 	}
+	s.answerKey(k, f.epoch, f)
+}
+
+// answerKey rebuilds the key from the peer lane's complete decoder,
+// checks f's chunk against it (when f is not nil: the 38th chunk),
+// validates it (FIPS 203 section 7.2, by circl's Unpack), encapsulates and
+// makes the lane answered. It reports whether it did; if not, the decoder
+// is reset.
+func (s *Session) answerKey(k *kemPlan, epoch uint32, f *kemField) bool {
+	l := &k.peer
 	key, ok := checkedKey(l.key, f)
 	var pk mlkem768.PublicKey
 	if !ok || pk.Unpack(key) != nil {
 		l.key = nil
-		return
+		return false
 	}
 	var ss [mlkem768.SharedKeySize]byte
 	ct := make([]byte, ctSize, answerSize)
-	encapsulate(&pk, &k.own.seed, s.peerID(), f.epoch, key, ss[:], ct)
-	th := kemTranscript(s.peerID(), f.epoch, key, ct)
+	encapsulate(&pk, &l.seed, s.peerID(), epoch, key, ss[:], ct)
+	th := kemTranscript(s.peerID(), epoch, key, ct)
 	conf := kemConfirm(ss[:], &th)
+	l.clear()
 	*l = peerLane{declared: l.declared, answer: append(ct, conf[:confSize]...), th: th, secret: ss}
 	clear(ss[:])
 	clear(conf[:])
+	return true
 }
 
 // checkedKey rebuilds the key from the complete decoder d (on a clone, so
 // that d is unchanged) and reports whether f's chunk, at a point d does
-// not hold, is that key's chunk.
+// not hold, is that key's chunk (any key, when f is nil).
 func checkedKey(d *erasure.Decoder, f *kemField) ([]byte, bool) {
 	key, err := d.Clone().Message()
 	if err != nil {
 		return nil, false
+	}
+	if f == nil {
+		return key, true
 	}
 	enc, err := erasure.NewEncoder(key, kemChunkSize)
 	if err != nil {

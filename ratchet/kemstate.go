@@ -26,6 +26,9 @@ func (s *Session) marshalKEM(m *statepb.RatchetSession) {
 	if s.peer.answered() {
 		p.Ciphertext, p.Secret, p.Transcript = s.peer.answer, s.peer.secret[:], s.peer.th[:]
 	} else {
+		// Before the answer, the secret field holds the epoch's
+		// encapsulation secret (state version 3, decision 16).
+		p.Secret = s.peer.seed[:]
 		p.EkPoints, p.EkChunks = marshalDecoder(s.peer.key)
 	}
 	m.OwnLane, m.PeerLane = o, p
@@ -82,12 +85,15 @@ func (t *Session) loadOwnLane(o *statepb.RatchetKemOwnLane) error {
 	return nil
 }
 
+// loadPeerLane loads the peer's lane. The secret field is always set: the
+// shared secret once answered (with the ciphertext and transcript), the
+// epoch's encapsulation secret before (state version 3).
 func (t *Session) loadPeerLane(p *statepb.RatchetKemPeerLane) error {
 	if p.Declared == ^uint32(0) {
 		return errorf(ErrMalformed, "state KEM epoch")
 	}
 	l := peerLane{declared: p.Declared, ctSent: p.CtSent}
-	if len(p.Ciphertext) > 0 || len(p.Secret) > 0 || len(p.Transcript) > 0 {
+	if len(p.Ciphertext) > 0 || len(p.Transcript) > 0 {
 		if len(p.EkPoints) > 0 || len(p.EkChunks) > 0 || len(p.Ciphertext) != answerSize {
 			return errorf(ErrMalformed, "state KEM answer")
 		}
@@ -98,6 +104,9 @@ func (t *Session) loadPeerLane(p *statepb.RatchetKemPeerLane) error {
 	} else {
 		if p.CtSent != 0 {
 			return errorf(ErrMalformed, "state KEM answer count without an answer")
+		}
+		if err := key32(&l.seed, p.Secret, "KEM encapsulation secret"); err != nil {
+			return err
 		}
 		var err error
 		if l.key, err = loadDecoder(ekSize, p.EkPoints, p.EkChunks, true); err != nil {

@@ -428,3 +428,54 @@ func TestRestoreProperty(t *testing.T) {
 		})
 	}
 }
+
+// TestRestoreBeforeConfirmingChunk: Bob is restored to a state holding all
+// 37 chunks of Alice's key but not the 38th that confirms them (decision
+// 17), after Alice has confirmed his answer. Alice, ready, no longer
+// streams her key, and her next DH step declares the epoch. Bob must
+// follow that chain: he answers the 37 chunks when the declaration comes,
+// which gives the secret Alice confirmed, since the answer is derived
+// (decision 16). Every message decrypts but Bob's re-sends at consumed
+// positions, and both lanes go on mixing. (Version 2 answered at the 37th
+// chunk, so it has no such state.)
+func TestRestoreBeforeConfirmingChunk(t *testing.T) {
+	a, b := pairFrom(t, "restore confirming")
+	alice, bob := newLine(a), newLine(b)
+	for i := 0; b.peer.answered() || b.peer.received() != ekChunks; i++ {
+		if i > 2000 {
+			t.Fatal("Bob never held the whole key unconfirmed")
+		}
+		bob.deliver(t, send(t, a, "k"))
+		if i%5 == 4 && b.peer.received() < ekChunks-3 {
+			alice.deliver(t, send(t, b, "r"))
+		}
+	}
+	snap, tags := state(t, b), maps.Clone(bob.consumed)
+	for i := 0; !b.peer.answered(); i++ {
+		if i > 80 {
+			t.Fatal("Bob never answered")
+		}
+		bob.deliver(t, send(t, a, "confirms"))
+	}
+	sent := 0
+	for ; !a.own.ready; sent++ {
+		if sent > 200 {
+			t.Fatal("Alice never confirmed the answer")
+		}
+		alice.deliver(t, send(t, b, "answer"))
+	}
+	bob = &line{s: restored(t, snap), consumed: tags, orphans: map[string]bool{}}
+	if bob.s.peer.answered() || bob.s.peer.received() != ekChunks {
+		t.Fatal("setup: the restored state is not the one wanted")
+	}
+	before := [2]KEMProgress{progress(a), progress(bob.s)}
+	talk(t, alice, bob, newShake("restore confirming"), 600)
+	after := [2]KEMProgress{progress(a), progress(bob.s)}
+	if after[1].Peer <= before[1].Peer || after[0].Own <= before[0].Own || after[1].Own <= before[1].Own {
+		t.Fatalf("lanes mixed %v then %v", before, after)
+	}
+	if alice.reused > sent || bob.reused != 0 {
+		t.Fatalf("%d and %d messages refused, want at most the %d re-used positions", alice.reused, bob.reused, sent)
+	}
+	t.Logf("progress %v -> %v; %d of %d re-sent positions refused", before, after, alice.reused, sent)
+}

@@ -59,14 +59,16 @@ type Session struct {
 }
 
 // hooks are test hooks, never saved and never settable from outside the
-// package: keygen replaces random ratchet keys and kemSeed random ML-KEM
-// seeds (encapsulation needs no hook: its randomness is derived from the
-// seed), and classical sends filler in every KEM field, so that no KEM
-// round ever completes (benchmarks and the converse security test compare
-// with it). There is no exported way to turn the KEM ratchet off.
+// package: keygen replaces random ratchet keys, kemSeed random ML-KEM
+// seeds and encSecret random encapsulation secrets (from which the
+// encapsulation randomness is derived), and classical sends filler in
+// every KEM field, so that no KEM round ever completes (benchmarks and the
+// converse security test compare with it). There is no exported way to
+// turn the KEM ratchet off.
 type hooks struct {
 	keygen    func() (*ecdh.PrivateKey, error)
 	kemSeed   func() [kemSeedSize]byte
+	encSecret func() [keySize]byte
 	classical bool
 	// blind skips every received KEM chunk: the security tests' model of
 	// an attacker that holds a party's classical secrets but none of its
@@ -184,7 +186,9 @@ func newSession(secret, ad []byte, initiator bool, h hooks, opts []Option) (s *S
 	seed := s.newSeed()
 	s.own = newOwnLane(0, &seed)
 	clear(seed[:])
-	s.peer = newPeerLane(0)
+	encSecret := s.newEncapsSecret()
+	s.peer = newPeerLane(0, &encSecret)
+	clear(encSecret[:])
 	s.initRecords()
 	okm := kdf.Key(secret, nil, kdf.LabelRatchetInit, nil, 3*keySize)
 	copy(s.rk[:], okm)

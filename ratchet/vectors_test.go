@@ -40,6 +40,8 @@ type conversation struct {
 	BobSeeds    []hexBytes `json:"bob_ratchet_seeds"`
 	AliceKEM    []hexBytes `json:"alice_mlkem_seeds"`
 	BobKEM      []hexBytes `json:"bob_mlkem_seeds"`
+	AliceEncaps []hexBytes `json:"alice_encapsulation_secrets"`
+	BobEncaps   []hexBytes `json:"bob_encapsulation_secrets"`
 	Script      []string   `json:"script"`
 	Messages    []vecMsg   `json:"messages"`
 	AliceState  hexBytes   `json:"alice_state"`
@@ -108,6 +110,22 @@ func listKEMSeeds(t testing.TB, seeds *[]hexBytes, record bool, label string) fu
 	}
 }
 
+// listEncSecrets injects the given encapsulation secrets, in order.
+func listEncSecrets(t testing.TB, secrets *[]hexBytes, record bool, label string) func() [keySize]byte {
+	i := 0
+	return func() [keySize]byte {
+		if record {
+			s := sha256.Sum256(fmt.Appendf(nil, "%s %d", label, i))
+			*secrets = append(*secrets, s[:])
+		}
+		if i >= len(*secrets) || len((*secrets)[i]) != keySize {
+			t.Fatalf("vector has %d %s secrets; the script needs more", len(*secrets), label)
+		}
+		i++
+		return [keySize]byte((*secrets)[i-1])
+	}
+}
+
 // listKeygen injects the given seeds as ratchet private keys, in order.
 func listKeygen(t testing.TB, seeds *[]hexBytes, record bool, label string) func() (*ecdh.PrivateKey, error) {
 	i := 0
@@ -133,15 +151,17 @@ func runConversation(t *testing.T, v *conversation, record bool) (alice, bob *Se
 		t.Fatal(err)
 	}
 	alice, err = newInitiator(v.Secret, v.AD, bobKey.PublicKey(), hooks{
-		keygen:  listKeygen(t, &v.AliceSeeds, record, "alice"),
-		kemSeed: listKEMSeeds(t, &v.AliceKEM, record, "alice mlkem"),
+		keygen:    listKeygen(t, &v.AliceSeeds, record, "alice"),
+		kemSeed:   listKEMSeeds(t, &v.AliceKEM, record, "alice mlkem"),
+		encSecret: listEncSecrets(t, &v.AliceEncaps, record, "alice encaps"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob, err = newResponder(v.Secret, v.AD, bobKey, hooks{
-		keygen:  listKeygen(t, &v.BobSeeds, record, "bob"),
-		kemSeed: listKEMSeeds(t, &v.BobKEM, record, "bob mlkem"),
+		keygen:    listKeygen(t, &v.BobSeeds, record, "bob"),
+		kemSeed:   listKEMSeeds(t, &v.BobKEM, record, "bob mlkem"),
+		encSecret: listEncSecrets(t, &v.BobEncaps, record, "bob encaps"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +199,7 @@ func TestGoldenConversation(t *testing.T) {
 		prekey := sha256.Sum256([]byte("sealpost ratchet vector bob prekey"))
 		v = conversation{
 			Comment: "ratchet v3 golden conversation; ratchet seeds are X25519 private keys, mlkem seeds ML-KEM-768 seeds (d || z), " +
-				"each injected in order; encapsulation randomness is derived from the mlkem seeds (no injection)",
+				"encapsulation secrets the per-epoch secrets the encapsulation randomness is derived from, each injected in order",
 			Secret: secret[:], AD: []byte("sealpost v1 associated data: test vector"),
 			BobPrekey: prekey[:], Script: vectorScript(),
 		}

@@ -105,10 +105,10 @@ const (
 	// pair. It replaces version 2's "sealpost v1 ratchet body nonce",
 	// which covered the body only.
 	LabelRatchetMessageNonce = "sealpost v1 ratchet v3 message nonce"
-	// LabelRatchetKEMEncapsSeed is the HKDF info prefix that turns a
-	// party's own-lane ML-KEM seed into the 32-byte randomness of its
-	// encapsulation to the peer's key; the peer's lane, the epoch and
-	// SHA-256 of the encapsulation key follow.
+	// LabelRatchetKEMEncapsSeed is the HKDF info prefix that turns the
+	// encapsulation secret of an epoch of the peer's KEM lane into the
+	// 32-byte randomness of the encapsulation to the peer's key; the
+	// peer's lane, the epoch and SHA-256 of the encapsulation key follow.
 	LabelRatchetKEMEncapsSeed = "sealpost v1 ratchet v3 kem encapsulation seed"
 )
 
