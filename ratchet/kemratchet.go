@@ -351,8 +351,11 @@ func (k *kemPlan) clear() {
 // them (decision 17) may see the epoch declared before that chunk comes,
 // since the owner stops streaming its key once its answer is confirmed.
 // Its answer is derived (decision 16), so answering the 37 now gives the
-// secret the owner confirmed; had they been wrong, the owner could not
-// have confirmed and declared it.
+// secret the owner confirmed. Had one of them been bad, the secret differs
+// from the owner's, and the body of the declaring chain's message, whose
+// key comes from the root step, fails to open: ErrDecrypt, nothing
+// changed, no wrong secret mixed. This runs in the plan, after the header
+// authenticated and before the body: once per epoch at most.
 func (s *Session) declared(k *kemPlan, mixed uint32) error {
 	l := &k.peer
 	switch {
