@@ -251,7 +251,7 @@
 //     Control values that an honest peer never sends (an unknown kind, a
 //     chunk of a future epoch, a skipped or unbacked declaration) are
 //     still ErrMalformed: no restore that the Double Ratchet can follow
-//     produces them. KEMProgress reports the epochs each lane has mixed,
+//     produces them, but for the second case below. KEMProgress reports the epochs each lane has mixed,
 //     so that a stall is visible. What stays: a whole substituted key (38
 //     consistent forged chunks, from someone with the peer's keys who also
 //     keeps the genuine ones away) is answered, fails the owner's
@@ -261,21 +261,21 @@
 //     confirmed (it sent 35 answer chunks on one chain after the backup)
 //     cannot follow the peer's declaring chain (ErrMalformed): it would
 //     need the key again, which the owner no longer sends. Both need a
-//     new session,
-//     like a restore across a DH step. (A party that held all 37 chunks
-//     of the key, only not the 38th, answers them when the declaration
-//     comes: its answer is derived, so it gives the secret the owner
-//     confirmed. TestRestoreBeforeConfirmingChunk.)
+//     new session, like a restore across a DH step. (A party that held
+//     all 37 chunks of the key, only not the 38th, answers them when the
+//     declaration comes: its answer is derived, so it gives the secret
+//     the owner confirmed. TestRestoreBeforeConfirmingChunk.)
 //
 // # The KEM ratchet
 //
 // Beside the DH ratchet runs a KEM ratchet of ML-KEM-768 (crypto/mlkem for
 // key generation and decapsulation, circl for the derived encapsulation of
-// decision 16; the design, sources and simulation are in PQ_RATCHET.md). It has two lanes,
-// one owned by each party (the initiator's is lane 0). A lane runs numbered
-// epochs, one at a time: the owner generates a key pair (saved as its
-// 64-byte seed), streams the 1184-byte encapsulation key; the peer, once it
-// has the key, checks it (FIPS 203's encapsulation key check),
+// decision 16; the design, sources and simulation are in PQ_RATCHET.md).
+// It has two lanes, one owned by each party (the initiator's is lane 0).
+// A lane runs numbered epochs, one at a time: the owner generates a key
+// pair (saved as its 64-byte seed), streams the 1184-byte encapsulation
+// key; the peer, once it has the key, checks it (FIPS 203's encapsulation
+// key check),
 // encapsulates, and streams the 1088-byte ciphertext with a 16-byte key
 // confirmation, HMAC-SHA-256 under the shared secret of the epoch's
 // transcript (lane, epoch, key, ciphertext); the owner decapsulates and
