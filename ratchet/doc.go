@@ -275,9 +275,8 @@
 // A lane runs numbered epochs, one at a time: the owner generates a key
 // pair (saved as its 64-byte seed), streams the 1184-byte encapsulation
 // key; the peer, once it has the key, checks it (FIPS 203's encapsulation
-// key check),
-// encapsulates, and streams the 1088-byte ciphertext with a 16-byte key
-// confirmation, HMAC-SHA-256 under the shared secret of the epoch's
+// key check), encapsulates, and streams the 1088-byte ciphertext with a
+// 16-byte key confirmation, HMAC-SHA-256 under the shared secret of the epoch's
 // transcript (lane, epoch, key, ciphertext); the owner decapsulates and
 // checks the confirmation. At its next DH step the owner mixes the secret
 // into the root KDF of its new sending chain and declares the epoch in
