@@ -44,7 +44,9 @@ func (d *Device) recycle(b *Batch) {
 
 // deviceVersion is the version of the saved device and peer records. Any
 // other is ErrUnsupportedVersion; a later version will migrate this one.
-const deviceVersion = 3
+// Version 4 (store layout 4) holds ratchet state version 3 (ratchet
+// message version 3); layouts 2 and 3 are refused.
+const deviceVersion = 4
 
 // Store keys. Every record a Device writes lives under one of these.
 const (

@@ -26,7 +26,7 @@ var updateStore = flag.Bool("update-store", false, "rewrite testdata/store/*.gol
 //
 // File format: "# comment" lines, then one "store <name>" line per store
 // followed by "<key> <hex value>" lines, then "envelope <to> <hex>" lines.
-const storeGolden = "testdata/store/layout3.golden"
+const storeGolden = "testdata/store/layout4.golden"
 
 type golden struct {
 	stores    map[string]map[string][]byte
@@ -55,7 +55,7 @@ func writeStoreGolden(t *testing.T) {
 		{"alice", send(t, bob, alice, "in flight to alice").Envelope},
 	}
 	var b strings.Builder
-	b.WriteString("# sealpost store layout 3 (device records version 3 in fixed layouts, ratchet state version 2 saved split):\n")
+	b.WriteString("# sealpost store layout 4 (device records version 4 in fixed layouts, ratchet state version 3 saved split, ratchet messages version 3):\n")
 	b.WriteString("# alice and bob after 42 messages, two envelopes in flight; clock 1800000000.\n")
 	for name, p := range map[string]*party{"alice": alice, "bob": bob} {
 		fmt.Fprintf(&b, "store %s\n", name)
@@ -163,21 +163,24 @@ func TestStoreGolden(t *testing.T) {
 
 // TestRetiredStoreLayouts: a store written by a layout this build no
 // longer reads (layout 2: one protobuf ratchet record per session,
-// protobuf session and kept records) is refused with ErrUnsupportedVersion
-// when opened, never half-read as malformed or as another state. sealpost
-// has not shipped, so nothing migrates it; the file stays so that the
-// refusal is tested.
+// protobuf session and kept records; layout 3: ratchet state version 2,
+// whose sessions speak ratchet message version 2) is refused with
+// ErrUnsupportedVersion when opened, never half-read as malformed or as
+// another state. sealpost has not shipped, so nothing migrates them; the
+// files stay so that the refusal is tested.
 func TestRetiredStoreLayouts(t *testing.T) {
-	g := readStoreGolden(t, "testdata/store/layout2.golden")
-	if len(g.stores) != 2 {
-		t.Fatalf("layout 2 file holds %d stores", len(g.stores))
-	}
-	for name, snap := range g.stores {
-		s := sealpost.NewMemoryStore()
-		s.Restore(snap)
-		d, err := sealpost.Open(ctx, s, sealpost.Address{User: name, Device: 1}, sealpost.WithClock(newClock().now))
-		if !errors.Is(err, sealpost.ErrUnsupportedVersion) || d != nil {
-			t.Fatalf("open %s from a layout 2 store: %v, want ErrUnsupportedVersion", name, err)
+	for _, layout := range []string{"layout2", "layout3"} {
+		g := readStoreGolden(t, "testdata/store/"+layout+".golden")
+		if len(g.stores) != 2 {
+			t.Fatalf("%s file holds %d stores", layout, len(g.stores))
+		}
+		for name, snap := range g.stores {
+			s := sealpost.NewMemoryStore()
+			s.Restore(snap)
+			d, err := sealpost.Open(ctx, s, sealpost.Address{User: name, Device: 1}, sealpost.WithClock(newClock().now))
+			if !errors.Is(err, sealpost.ErrUnsupportedVersion) || d != nil {
+				t.Fatalf("open %s from a %s store: %v, want ErrUnsupportedVersion", name, layout, err)
+			}
 		}
 	}
 }

@@ -88,14 +88,15 @@ func (h *headerKeys) tag(n uint32) (t [TagSize]byte) {
 	return t
 }
 
-// bodyNonceLabel is the label of bodyNonce as bytes, made once.
-var bodyNonceLabel = []byte(kdf.LabelRatchetBodyNonce)
+// messageNonceLabel is the label of messageNonce as bytes, made once.
+var messageNonceLabel = []byte(kdf.LabelRatchetMessageNonce)
 
-// bodyNonce writes the synthetic body nonce of plaintext under mk into dst
-// (nonceSize bytes): HMAC-SHA-256(mk, label || plaintext), truncated. It
-// uses the scratch SHA-256 state and buffers, so it allocates nothing. See
-// header.go for why the nonce is not simply zero.
-func bodyNonce(sc *scratch, mk *[keySize]byte, plaintext, dst []byte) {
+// messageNonce writes the synthetic nonce of a message under mk into dst
+// (nonceSize bytes): HMAC-SHA-256(mk, label || header || plaintext),
+// truncated, where header is the plaintext header. It uses the scratch
+// SHA-256 state and buffers, so it allocates nothing. See header.go for
+// why the nonce covers both.
+func messageNonce(sc *scratch, mk *[keySize]byte, header, plaintext, dst []byte) {
 	for i := range sc.pad {
 		sc.pad[i] = 0x36
 	}
@@ -104,7 +105,8 @@ func bodyNonce(sc *scratch, mk *[keySize]byte, plaintext, dst []byte) {
 	}
 	sc.mac.Reset()
 	sc.mac.Write(sc.pad[:])
-	sc.mac.Write(bodyNonceLabel)
+	sc.mac.Write(messageNonceLabel)
+	sc.mac.Write(header)
 	sc.mac.Write(plaintext)
 	inner := sc.mac.Sum(sc.sum[:0])
 	for i := range sc.pad {

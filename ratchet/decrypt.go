@@ -53,11 +53,12 @@ type location struct {
 //
 // The receive path, in the specification's order:
 //
-//  1. Split the message: version, encrypted header, body.
+//  1. Split the message: version, nonce, encrypted header, body.
 //  2. Find the tag: the current chain's window, the next chain's window,
 //     the skipped keys, then the replay and eviction records. No key is
 //     used yet.
-//  3. Open the header under the one header key the tag names; an unknown
+//  3. Open the header, with the message's nonce, under the one header
+//     key the tag names; an unknown
 //     tag tries HKr, then NHKr (TrySkippedMessageKeysHE and DecryptHeader):
 //     never more than two trial decryptions.
 //  4. Check that the header agrees with the tag: the tag is that chain's
@@ -77,7 +78,7 @@ func (s *Session) Decrypt(tag [TagSize]byte, msg []byte) ([]byte, error) {
 		return nil, errorf(ErrNoSession, "zero session")
 	}
 	// 1.
-	encHeader, body, err := splitMessage(msg)
+	nonce, encHeader, body, err := splitMessage(msg)
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +93,7 @@ func (s *Session) Decrypt(tag [TagSize]byte, msg []byte) ([]byte, error) {
 		return nil, errExpired
 	}
 	// 3. and 4.
-	h, loc, err := s.openHeader(loc, &tag, encHeader)
+	h, loc, err := s.openHeader(loc, &tag, nonce, encHeader)
 	if err != nil {
 		return nil, err
 	}
@@ -103,7 +104,7 @@ func (s *Session) Decrypt(tag [TagSize]byte, msg []byte) ([]byte, error) {
 		return nil, err
 	}
 	// 6.
-	plaintext, err := s.openBody(&p.mk, &tag, encHeader, body)
+	plaintext, err := s.openBody(&p.mk, &tag, nonce, encHeader, body)
 	if err != nil {
 		return nil, err
 	}
@@ -139,35 +140,35 @@ func (s *Session) locate(t *[TagSize]byte, body []byte) location {
 }
 
 // openHeader is steps 3 and 4.
-func (s *Session) openHeader(loc location, t *[TagSize]byte, encHeader []byte) (header, location, error) {
+func (s *Session) openHeader(loc location, t *[TagSize]byte, nonce, encHeader []byte) (header, location, error) {
 	switch loc.at {
 	case atSkipped:
 		c := s.skipped.chains[loc.ci]
-		h, ok := s.tryHeader(c.hk, t, encHeader)
+		h, ok := s.tryHeader(c.hk, t, nonce, encHeader)
 		if !ok || h.n != c.keys[loc.ki].n {
 			return h, loc, errHeader
 		}
 		return h, loc, nil
 	case atCurrent, atNext:
 		w := s.windowOf(loc.at)
-		h, ok := s.tryHeader(w.hk, t, encHeader)
+		h, ok := s.tryHeader(w.hk, t, nonce, encHeader)
 		if !ok || h.n != loc.n {
 			return h, loc, errHeader
 		}
 		return h, loc, nil
 	}
-	return s.trialHeader(t, encHeader)
+	return s.trialHeader(t, nonce, encHeader)
 }
 
 // trialHeader is step 3 for a tag not expected: HKr, then NHKr. A header
 // that opens is accepted only if its N gives the tag received.
-func (s *Session) trialHeader(t *[TagSize]byte, encHeader []byte) (header, location, error) {
+func (s *Session) trialHeader(t *[TagSize]byte, nonce, encHeader []byte) (header, location, error) {
 	for _, at := range [2]where{atCurrent, atNext} {
 		w := s.windowOf(at)
 		if w == nil {
 			continue
 		}
-		h, ok := s.tryHeader(w.hk, t, encHeader)
+		h, ok := s.tryHeader(w.hk, t, nonce, encHeader)
 		if !ok {
 			continue
 		}
@@ -194,13 +195,12 @@ func (s *Session) windowOf(at where) *window {
 	return s.recv.win
 }
 
-// tryHeader opens the encrypted header under hk; the nonce is the first 12
-// bytes of the tag and the AD binds the session AD, version and tag.
-func (s *Session) tryHeader(hk *headerKeys, t *[TagSize]byte, encHeader []byte) (header, bool) {
+// tryHeader opens the encrypted header under hk with the message's nonce;
+// the AD binds the session AD, version and tag.
+func (s *Session) tryHeader(hk *headerKeys, t *[TagSize]byte, nonce, encHeader []byte) (header, bool) {
 	s.trials++
 	sc := s.scratch
-	copy(sc.nonce[:], t[:nonceSize])
-	if _, err := hk.aead.Open(sc.hdr[:0], sc.nonce[:], encHeader, s.headerAD(t)); err != nil {
+	if _, err := hk.aead.Open(sc.hdr[:0], nonce, encHeader, s.headerAD(t)); err != nil {
 		return header{}, false
 	}
 	h := parseHeader(sc.hdr[:])
@@ -208,12 +208,12 @@ func (s *Session) tryHeader(hk *headerKeys, t *[TagSize]byte, encHeader []byte) 
 	return h, true
 }
 
-// openBody is step 6: the body under the message key, AD the session AD,
-// version, tag and encrypted header. The plaintext buffer is cleared on
-// failure (by chacha20poly1305) and never returned.
-func (s *Session) openBody(mk *[keySize]byte, t *[TagSize]byte, encHeader, body []byte) ([]byte, error) {
+// openBody is step 6: the body under the message key with the message's
+// nonce, AD the session AD, version, tag and encrypted header. The
+// plaintext buffer is cleared on failure (by chacha20poly1305) and never
+// returned.
+func (s *Session) openBody(mk *[keySize]byte, t *[TagSize]byte, nonce, encHeader, body []byte) ([]byte, error) {
 	ad := append(s.headerAD(t), encHeader...)
-	nonce, body := body[:nonceSize], body[nonceSize:]
 	out := make([]byte, len(body)-bodyOverhead)
 	if _, err := bodyAEAD(mk).Open(out[:0], nonce, body, ad); err != nil {
 		return nil, errBody

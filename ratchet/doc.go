@@ -30,7 +30,13 @@
 //   - Every authentication failure, header or body, is ErrDecrypt; short or
 //     empty input is ErrMalformed; another version byte is
 //     ErrUnsupportedVersion; nothing is parsed before it authenticates
-//     except the version byte.
+//     except the version byte (and the nonce, an AEAD input).
+//   - A session restored from an old backup re-derives spent keys, but no
+//     (key, nonce) pair ever seals two different plaintexts, header or
+//     body (decision 6; TestRestoreHeaderNonceUnique), and a KEM failure
+//     never loses a message: a bad chunk, an invalid key or an answer that
+//     fails its key confirmation resets that decoder, the message that
+//     carried it decrypts, and the lane goes on (decision 17).
 //   - A replay is ErrDuplicate, a message whose skipped key was evicted is
 //     ErrExpiredKey (never ErrDuplicate: it was never read), a message too
 //     far ahead is ErrTooManySkipped.
@@ -86,31 +92,43 @@
 //     one block each, and keep all domain separation in internal/kdf).
 //  4. Message AEAD: ChaCha20-Poly1305 with the 32-byte message key as its
 //     key and a synthetic nonce: the first 12 bytes of HMAC-SHA-256(message
-//     key, "sealpost v1 ratchet body nonce" || plaintext), sent in clear
-//     (12 bytes). Each message key seals one message, so a zero nonce would
-//     do in normal operation, but a session restored from an old backup
-//     re-derives keys it already spent (ADVERSARIAL 35): with the synthetic
-//     nonce a different plaintext under such a key gets a different nonce,
-//     so no keystream or Poly1305 key is ever reused; the same plaintext
-//     gives the same message, which leaks only equality. It costs one HMAC
-//     over the plaintext on send (no allocation: a scratch SHA-256 state)
-//     and nothing on receive. Section 5.2's HKDF from the message key to a
-//     key and IV would add 1.3 µs and 22 allocations for no such benefit.
-//     See Performance for AES-256-GCM.
+//     key, "sealpost v1 ratchet v3 message nonce" || header plaintext ||
+//     body plaintext), sent in clear (12 bytes) and used by the header too
+//     (decision 6). Each message key seals one message, so a zero nonce
+//     would do in normal operation, but a session restored from an old
+//     backup re-derives keys it already spent (ADVERSARIAL 35): with the
+//     synthetic nonce a different message under such a key gets a
+//     different nonce, so no keystream or Poly1305 key is ever reused; the
+//     same header and plaintext give the same message, which leaks only
+//     equality. It costs one HMAC over the header and plaintext on send (no
+//     allocation: a scratch SHA-256 state) and nothing on receive. Section
+//     5.2's HKDF from the message key to a key and IV would add 1.3 µs and
+//     22 allocations for no such benefit. See Performance for AES-256-GCM.
 //  5. Header keys are never cipher keys themselves: a chain's header key HK
 //     gives, by HMAC-SHA-256 with two labels, the ChaCha20-Poly1305 key of
 //     its headers and the HMAC key of its routing tags, so each key has one
 //     use. Both are derived once per chain.
-//  6. Header AEAD: ChaCha20-Poly1305 under the chain's header AEAD key, nonce
-//     the first 12 bytes of the routing tag, AD the session AD || version
-//     byte || tag. The body's AD is the session AD || version || tag ||
-//     encrypted header, so the tag, the header and the body are bound
-//     together. The tag is a PRF of N under a per-chain key, so two
-//     messages of one chain share a nonce only if 96 bits of the PRF
-//     collide: probability about q²/2^97 for q messages, at most 2^-33 at
-//     the 2^32 maximum of a chain (NIST's bound for random 96-bit nonces)
-//     and below 2^-57 for a million. A random nonce would give the same
-//     bound and cost 12 bytes per message.
+//  6. Header AEAD: ChaCha20-Poly1305 under the chain's header AEAD key with
+//     the message's synthetic nonce (decision 4), AD the session AD ||
+//     version byte || tag. The body's AD is the session AD || version ||
+//     tag || encrypted header, so the tag, the header and the body are
+//     bound together. Version 2 took the header nonce from the routing
+//     tag, a function of the chain position only; but the header holds
+//     the KEM field, which changes when a message is received, so a
+//     session restored from a backup that received on the same chain and
+//     sent again sealed two headers under one (header key, nonce) pair
+//     (issue 14): the XOR of the two KEM fields visible to the relay, and
+//     the Poly1305 key of that nonce recoverable, so headers forgeable
+//     under it. Now the same (header key, nonce) pair implies the same
+//     header and body plaintext (up to an HMAC collision), hence the same
+//     ciphertext. The header AEAD key and the message key are independent
+//     keys (one from the header key, one from the chain key, decisions 3
+//     and 5), so one nonce under both is safe, and it costs no byte: the
+//     nonce was already sent. Within a chain, distinct messages get
+//     nonces that collide with probability about q²/2^97 for q messages,
+//     at most 2^-33 at the 2^32 maximum of a chain (NIST's bound for
+//     random 96-bit nonces), as the tag-derived nonce did. The receiver
+//     reads the nonce before it opens the header.
 //  7. Routing tag: the first 16 bytes of HMAC-SHA-256(tag key, N as 4
 //     big-endian bytes). After the header opens, the tag must equal the
 //     chain's tag of the header's N, so a tag cannot be moved to another
@@ -150,8 +168,8 @@
 //     N or PN = 2^32-1 is rejected at once, without a loop (a benchmark
 //     shows constant time). Encrypt refuses to use N = 2^32-1 (ErrTooLarge),
 //     so a genuine header never carries it.
-//  13. The message is a fixed layout, not protobuf: version (1) ||
-//     encrypted header (98) || body nonce (12) || body (plaintext + 16).
+//  13. The message is a fixed layout, not protobuf: version (1) || nonce
+//     (12) || encrypted header (98) || body (plaintext + 16).
 //     The per-message path has no parser and no reflection; the layout,
 //     with its 42-byte KEM field, lives in header.go.
 //  14. Encrypt advances the sending chain before it returns the message,
@@ -178,17 +196,87 @@
 //     forget. TestSplitSaveProperty saves after every step of random
 //     conversations with failing commits and checks each reload against
 //     the live state.
+//  16. Encapsulation randomness is derived, not drawn at the moment of
+//     encapsulating: the m of FIPS 203's ML-KEM.Encaps_internal is
+//     HKDF-SHA-256 of the epoch's encapsulation secret under "sealpost v1
+//     ratchet v3 kem encapsulation seed", with the peer's lane, the epoch
+//     and SHA-256 of the encapsulation key as context (encapsSeed), and
+//     circl's EncapsulateTo runs it (the standard library offers
+//     derandomized encapsulation only to tests, crypto/mlkem/mlkemtest;
+//     the ciphertext is the same FIPS 203 encoding, which crypto/mlkem
+//     decapsulates). The encapsulation secret is 32 bytes from
+//     crypto/rand, drawn when the peer's lane starts the epoch (in the
+//     receiving half of the DH step that mixes the previous one, or at
+//     session start) and saved with the lane until it has answered. Why:
+//     a party restored from a backup taken before it encapsulated
+//     completes the peer's key again and must answer it with the same
+//     ciphertext, or the peer, which may hold chunks of the first answer,
+//     rebuilds a mix of two (issue 14, defect 2). The answer is now the
+//     same in every restore the Double Ratchet can follow: the epoch's
+//     secret is drawn in the same Decrypt as a new ratchet key pair, and
+//     the answer's chunks ride only on the chains that follow it, so a
+//     peer holding any of them has seen that key pair, which a restore to
+//     before it would draw again. Why it is safe: m is secret (a PRF of a
+//     secret that is never sent); it is unique per (lane, epoch, key),
+//     since all three are in the context and each epoch has its own
+//     secret; and it is never used for another key, since the key's hash
+//     is in the context (reusing m for two keys would hand the shared
+//     secret of the second to whoever can decrypt the first, for instance
+//     the holder of a key substituted for the genuine one). Against an
+//     attacker holding the whole state, the secret reveals the answer of
+//     the epoch in flight, as the answer itself would once sent; the next
+//     epoch's secret is drawn after the compromise. The proto field that
+//     holds the lane's shared secret once answered holds the encapsulation
+//     secret before (state version 3, kemstate.go).
+//  17. A KEM failure resets, it never refuses (issue 14, defect 2). Every
+//     chunk is authenticated, but a peer restored from a backup may send
+//     a second answer, and someone holding a stolen snapshot of the peer's
+//     keys can seal a chunk of its choice into a message the Double
+//     Ratchet accepts. So: a chunk whose content is bad (the last data
+//     chunk's padding, two chunks for one point, a key that does not
+//     rebuild or fails the FIPS 203 check, an answer whose key
+//     confirmation fails) empties that decoder, the message that carried
+//     it decrypts as any other, and the lane refills from the chunks that
+//     follow; a failed decrypt still changes nothing. Three more rules
+//     make the refill happen. The owner streams its key until its answer
+//     completes and is confirmed (version 2 stopped at the first answer
+//     chunk, and a restored peer one chunk short never completed it), at
+//     full rate until an answer chunk arrives, then only where filler
+//     would go, so that the other lane's answers are not slowed. The key
+//     completes with one chunk more than it needs (38 of 37): the 38th
+//     must agree with the key the other 37 rebuild, so one bad chunk, even
+//     one chosen to rebuild a valid but wrong key, is caught before this
+//     party answers it; otherwise the owner's confirmation would fail and
+//     this party would stream the wrong answer for the rest of the epoch.
+//     Control values that an honest peer never sends (an unknown kind, a
+//     chunk of a future epoch, a skipped or unbacked declaration) are
+//     still ErrMalformed: no restore that the Double Ratchet can follow
+//     produces them, but for the second case below. KEMProgress reports the epochs each lane has mixed,
+//     so that a stall is visible. What stays: a whole substituted key (38
+//     consistent forged chunks, from someone with the peer's keys who also
+//     keeps the genuine ones away) is answered, fails the owner's
+//     confirmation and stalls that lane, visibly, without mixing a wrong
+//     secret or losing a message; and a party restored to a backup that
+//     held fewer than 37 chunks of a key whose answer the peer has since
+//     confirmed (it sent 35 answer chunks on one chain after the backup)
+//     cannot follow the peer's declaring chain (ErrMalformed): it would
+//     need the key again, which the owner no longer sends. Both need a
+//     new session, like a restore across a DH step. (A party that held
+//     all 37 chunks of the key, only not the 38th, answers them when the
+//     declaration comes: its answer is derived, so it gives the secret
+//     the owner confirmed. TestRestoreBeforeConfirmingChunk.)
 //
 // # The KEM ratchet
 //
-// Beside the DH ratchet runs a KEM ratchet of ML-KEM-768 (crypto/mlkem; the
-// design, sources and simulation are in PQ_RATCHET.md). It has two lanes,
-// one owned by each party (the initiator's is lane 0). A lane runs numbered
-// epochs, one at a time: the owner generates a key pair (saved as its
-// 64-byte seed), streams the 1184-byte encapsulation key; the peer, once it
-// has the key, checks it (FIPS 203's encapsulation key check),
-// encapsulates, and streams the 1088-byte ciphertext with a 16-byte key
-// confirmation, HMAC-SHA-256 under the shared secret of the epoch's
+// Beside the DH ratchet runs a KEM ratchet of ML-KEM-768 (crypto/mlkem for
+// key generation and decapsulation, circl for the derived encapsulation of
+// decision 16; the design, sources and simulation are in PQ_RATCHET.md).
+// It has two lanes, one owned by each party (the initiator's is lane 0).
+// A lane runs numbered epochs, one at a time: the owner generates a key
+// pair (saved as its 64-byte seed), streams the 1184-byte encapsulation
+// key; the peer, once it has the key, checks it (FIPS 203's encapsulation
+// key check), encapsulates, and streams the 1088-byte ciphertext with a
+// 16-byte key confirmation, HMAC-SHA-256 under the shared secret of the epoch's
 // transcript (lane, epoch, key, ciphertext); the owner decapsulates and
 // checks the confirmation. At its next DH step the owner mixes the secret
 // into the root KDF of its new sending chain and declares the epoch in
@@ -201,13 +289,14 @@
 // Reed-Solomon code over GF(2^8) (internal/erasure), one chunk in the
 // 42-byte KEM field of every header: mixed epoch (4), kind (1: filler, key
 // chunk or answer chunk), epoch (4), erasure point (1), chunk (32). Every
-// message carries a new point, and any 37 distinct chunks rebuild a key,
-// any 35 an answer, so lost and reordered messages never stall a round:
-// the chunks that follow replace the lost ones, with no retransmission and
-// no acknowledgement to lose (a key stops being sent when any answer chunk
-// arrives; an answer when its epoch is declared). Filler is sent only when
-// neither lane has a chunk due; when both do, the count of messages sent
-// alternates between them. The field is inside the header AEAD, so a chunk
+// message carries a new point, and any 37 distinct chunks rebuild a key
+// (a 38th confirms it, decision 17), any 35 an answer, so lost and
+// reordered messages never stall a round: the chunks that follow replace
+// the lost ones, with no retransmission and no acknowledgement to lose (a
+// key is sent until its answer completes, at full rate until an answer
+// chunk arrives; an answer until its epoch is declared). Filler is sent
+// only when neither lane has a chunk due; when both do, the count of
+// messages sent alternates between them. The field is inside the header AEAD, so a chunk
 // is authenticated before it is read and changes state only on commit;
 // the chunk that completes a decoder is checked on a clone first.
 //
@@ -228,20 +317,21 @@
 // for 74 bytes per message; 32 matches Signal's SPQR and keeps well under
 // the 100-byte budget.
 //
-// Failure policy (ADVERSARIAL 29). A flipped bit anywhere in the field is
-// ErrDecrypt (header AEAD). A validly sealed field an honest peer never
-// sends (unknown kind, non-zero filler, a chunk of a future epoch, a
-// declaration that skips an epoch or names one whose secret this party
-// does not hold, a declaration that changes inside a chain) is
-// ErrMalformed. Chunks that rebuild an invalid key, or an answer whose key
-// confirmation fails (a corrupted ciphertext, or a key substituted on the
-// way: ML-KEM decapsulation never fails, it returns a pseudorandom key),
-// make the message that completes the decoder ErrMalformed, with the
-// session unchanged: a wrong secret is never mixed, and the round is never
-// skipped either. Since each chunk was authenticated, only the peer or
-// someone holding its keys can cause it; the decoder keeps the bad chunk,
-// so every later message completing that epoch fails the same way and the
-// app must start a new session (fail closed, never a classical fallback).
+// Failure policy (ADVERSARIAL 29, decision 17). A flipped bit anywhere in
+// the field is ErrDecrypt (header AEAD). A validly sealed field an honest
+// peer never sends (unknown kind, non-zero filler, a chunk of a future
+// epoch, a declaration that skips an epoch or names one whose secret this
+// party does not hold, a declaration that changes inside a chain) is
+// ErrMalformed, with the session unchanged. Chunks that rebuild an invalid
+// key or one the confirming chunk disagrees with, or an answer whose key
+// confirmation fails (a corrupted ciphertext, two answers mixed, or a key
+// substituted on the way: ML-KEM decapsulation never fails, it returns a
+// pseudorandom key), empty that decoder: the message decrypts, a wrong
+// secret is never mixed, the round is never skipped (no classical
+// fallback), and the chunks that follow fill the decoder again. Since
+// version 2 kept the bad chunk and refused every message completing the
+// decoder, one chunk from a restored peer or from someone holding a
+// stolen snapshot could end a session; now it costs a round at most.
 // There is no way to turn the KEM ratchet off: a peer that sends only
 // filler stalls its own lane and the other lane's answers, visibly (no
 // epoch declared), and never makes the honest party skip mixing.
@@ -268,6 +358,13 @@
 //     2.49 µs: a ratio of 1.07 (target 2). Wire overhead: 85 bytes in the
 //     message, plus the 16-byte tag in the routing header. (Medians of 6
 //     runs, go test -run='^$' -bench='SealOpen|Primitives' -count=6.)
+//     Version 3 (issue 14) adds the 82-byte header to the nonce's HMAC,
+//     about 60 ns (BenchmarkPrimitives/message-nonce, 0.59 -> 0.65 µs on
+//     a loaded machine), and no allocation: in 8 interleaved runs of the
+//     version-2 and version-3 test binaries on the shared machine,
+//     BenchmarkSealOpen was 4.87 / 4.83 µs (KEM off) and 6.85 / 6.82 µs
+//     (KEM on), 5 allocations and 464 B either way, the difference within
+//     the noise (benchstat, p > 0.8).
 //   - A DH step every message (BenchmarkPingPong): 110 µs per message,
 //     mostly three X25519 operations (a key generation and two exchanges).
 //   - 100 messages delivered in reverse (BenchmarkReverse100): 1.41 µs per
@@ -290,13 +387,19 @@
 //
 // # Backwards compatibility
 //
-// Messages start with Version (2) and saved states carry StateVersion (2);
+// Messages start with Version (3) and saved states carry StateVersion (3);
 // anything else is ErrUnsupportedVersion. Version 1 (the Double Ratchet
 // without the KEM ratchet) is refused, not migrated: sealpost has not
 // shipped, so no version-1 session needs keeping, and a migrated session
 // would go on without the KEM ratchet, the silent downgrade ADVERSARIAL 29
-// forbids. Golden version1_rejected vectors (a genuine version-1 message
-// and state) check it. Golden vectors in testdata (a scripted conversation
+// forbids. Version 2 (header nonce from the routing tag, random
+// encapsulation, a KEM failure refusing the message) is refused the same
+// way: its messages have the nonce reuse of decision 6, and a version-2
+// state belongs to a session whose peer speaks version 2. Version 3 keeps
+// the wire size (127 bytes of overhead) and the saved layout; a key's
+// decoder may now hold all k of its chunks. Golden version1_rejected and
+// version2_rejected vectors (a genuine message and state of each, and a
+// version-2 split save) check it. Golden vectors in testdata (a scripted conversation
 // with every injected key recorded, its messages and saved states, the
 // split saves of those states, an accumulated 10,000-step walk, and
 // version_unsupported vectors) fail the tests on any accidental format
@@ -306,8 +409,15 @@
 // # Erasure
 //
 // Message keys are cleared after their single use, skipped keys when used
-// or evicted, chain keys when replaced. Go cannot guarantee erasure: the
-// garbage collector and stack growth may leave copies. Ratchet steps are
-// self-contained functions over fixed-size arrays so that they can later run
-// under runtime/secret.
+// or evicted, chain keys when replaced and in every temporary (a plan's
+// keys once it is committed or dropped), KEM shared secrets and seeds once
+// mixed or replaced, the derived encapsulation randomness, key
+// confirmations and HKDF outputs right after use, the scratch header and
+// HMAC pads after each message. Go cannot guarantee erasure: the garbage
+// collector and stack growth may leave copies, registers and the internal
+// state of library objects (crypto/ecdh and crypto/mlkem private keys, the
+// SHA-256 and HMAC states, circl's encapsulation) are out of reach, and
+// clearing only shortens the time a secret lives in memory we own.
+// Ratchet steps are self-contained functions over fixed-size arrays so
+// that they can later run under runtime/secret.
 package ratchet

@@ -46,9 +46,10 @@ func (s *Session) Encrypt(plaintext []byte) (tag [TagSize]byte, msg []byte, err 
 	return tag, msg, nil
 }
 
-// seal builds message n of the chain of hk under message key mk: the header
-// sealed under the header key with the tag's first 12 bytes as nonce, then
-// the body under mk with the encrypted header added to the AD.
+// seal builds message n of the chain of hk under message key mk: the
+// synthetic nonce of header and body, the header sealed under the header
+// key, then the body under mk with the encrypted header added to the AD,
+// both with that nonce.
 func (s *Session) seal(hk *headerKeys, n uint32, mk *[keySize]byte, f *kemField, plaintext []byte) (tag [TagSize]byte, msg []byte) {
 	tag = hk.tag(n)
 	if testHookSeal != nil {
@@ -58,12 +59,16 @@ func (s *Session) seal(hk *headerKeys, n uint32, mk *[keySize]byte, f *kemField,
 	msg[0] = Version
 	sc := s.scratch
 	putHeader(sc.hdr[:], &s.dhsPub, s.pn, n, f)
-	copy(sc.nonce[:], tag[:nonceSize])
+	nonce := msg[nonceOffset:headerOffset]
+	messageNonce(sc, mk, sc.hdr[:], plaintext, nonce)
+	if testHookNonce != nil {
+		testHookNonce(true, hk.hk, [nonceSize]byte(nonce), sc.hdr[:])
+		testHookNonce(false, *mk, [nonceSize]byte(nonce), plaintext)
+	}
 	ad := s.headerAD(&tag)
-	hk.aead.Seal(msg[1:1], sc.nonce[:], sc.hdr[:], ad)
-	ad = append(ad, msg[1:nonceOffset]...)
-	bodyNonce(sc, mk, plaintext, msg[nonceOffset:bodyOffset])
-	bodyAEAD(mk).Seal(msg[bodyOffset:bodyOffset], msg[nonceOffset:bodyOffset], plaintext, ad)
+	hk.aead.Seal(msg[headerOffset:headerOffset], nonce, sc.hdr[:], ad)
+	ad = append(ad, msg[headerOffset:bodyOffset]...)
+	bodyAEAD(mk).Seal(msg[bodyOffset:bodyOffset], nonce, plaintext, ad)
 	clear(sc.hdr[:])
 	return tag, msg
 }
@@ -84,3 +89,8 @@ var testHookKEMField func(s *Session, f *kemField)
 // testHookSeal, when set by a test, sees the header key, tag and message key
 // of every message sealed.
 var testHookSeal func(hk [keySize]byte, tag [TagSize]byte, mk [keySize]byte)
+
+// testHookNonce, when set by a test, sees every (key, nonce, plaintext)
+// that Encrypt seals: the header's (header key HK, which names the header
+// AEAD key) and the body's (message key).
+var testHookNonce func(header bool, key [keySize]byte, nonce [nonceSize]byte, plaintext []byte)

@@ -6,27 +6,38 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// The message layout of version 2, fixed so that the per-message path needs
+// The message layout of version 3, fixed so that the per-message path needs
 // no parser and every message of a given body length has the same size,
 // whatever the state of the KEM ratchet:
 //
-//	message = version (1) || encrypted header (98) || body nonce (12) ||
+//	message = version (1) || nonce (12) || encrypted header (98) ||
 //	          body ciphertext (len+16)
 //	header  = sender ratchet public key (32) || PN (4, BE) || N (4, BE) ||
 //	          KEM field (42)
 //	KEM field = mixed (4, BE) || kind (1) || epoch (4, BE) || index (1) ||
 //	            chunk (32)
 //
-// The header is sealed with ChaCha20-Poly1305 under the chain's header key
-// (see headerKeys), nonce the first 12 bytes of the routing tag, AD the
-// session AD || version || tag. The body is sealed under the message key
-// with a synthetic nonce, the first 12 bytes of HMAC-SHA-256(message key,
-// label || plaintext), sent in clear; AD the session AD || version || tag ||
-// encrypted header. A message key seals one message, so a zero nonce would
-// do, except after a rollback: a session restored from an old backup
-// re-derives spent message keys, and a synthetic nonce makes a different
-// plaintext under the same key get a different nonce (equal plaintexts give
-// equal ciphertexts, which is all that leaks).
+// One synthetic nonce seals both parts: the first 12 bytes of
+// HMAC-SHA-256(message key, label || header plaintext || body plaintext),
+// sent in clear. The header is sealed with ChaCha20-Poly1305 under the
+// chain's header AEAD key (see headerKeys) with that nonce, AD the session
+// AD || version || tag; the body under the message key with the same
+// nonce, AD the session AD || version || tag || encrypted header. The
+// header AEAD key and the message key are independent keys, so one nonce
+// under both is safe. The receiver reads the nonce before it opens the
+// header.
+//
+// Why the nonce covers the header (decision 6 in doc.go): a message key
+// seals one message, except after a rollback, when a session restored from
+// an old backup re-derives spent message keys and header positions. The
+// header plaintext changes with what the session received since (its KEM
+// field), so a nonce that depended on the chain position only (version 2
+// took the routing tag's first 12 bytes) sealed two different headers
+// under one (header key, nonce) pair when a restored session received and
+// then sent again: one keystream, and the Poly1305 key of that nonce
+// exposed. Now the same (key, nonce) pair means the same header and body
+// plaintext, up to an HMAC collision, so the same bytes: a rollback leaks
+// only that two messages are equal.
 //
 // The KEM field (kemratchet.go) is: mixed, the newest epoch of the
 // sender's own KEM lane that the sending chain's root step mixed; kind,
@@ -34,11 +45,13 @@ import (
 // ciphertext answering the receiver's encapsulation key; epoch and index
 // (the erasure point) of the chunk; and the 32-byte chunk. A filler has
 // epoch, index and chunk zero. Version 1 had no KEM field (a 40-byte
-// header); it is refused with ErrUnsupportedVersion.
+// header), version 2 took the header nonce from the routing tag; both are
+// refused with ErrUnsupportedVersion.
 const (
 	// Version is the message format version this build writes and reads.
-	// Version 1 (no KEM ratchet) is refused: no silent downgrade.
-	Version = 2
+	// Version 1 (no KEM ratchet) and version 2 (header nonce taken from
+	// the routing tag) are refused: no silent downgrade.
+	Version = 3
 
 	// TagSize is the size of a routing tag.
 	TagSize = 16
@@ -51,8 +64,9 @@ const (
 	pubSize       = 32
 	headerSize    = pubSize + 4 + 4 + kemFieldSize
 	encHeaderSize = headerSize + chacha20poly1305.Overhead
-	nonceOffset   = 1 + encHeaderSize
-	bodyOffset    = nonceOffset + nonceSize
+	nonceOffset   = 1
+	headerOffset  = nonceOffset + nonceSize
+	bodyOffset    = headerOffset + encHeaderSize
 	nonceSize     = chacha20poly1305.NonceSize
 	bodyOverhead  = chacha20poly1305.Overhead
 )
@@ -84,16 +98,17 @@ func parseHeader(b []byte) (h header) {
 }
 
 // splitMessage checks the version and the minimum length and returns the
-// encrypted header and the body ciphertext (step 1 of the receive path).
-func splitMessage(msg []byte) (encHeader, body []byte, err error) {
+// nonce, the encrypted header and the body ciphertext (step 1 of the
+// receive path).
+func splitMessage(msg []byte) (nonce, encHeader, body []byte, err error) {
 	if len(msg) == 0 {
-		return nil, nil, errorf(ErrMalformed, "empty message")
+		return nil, nil, nil, errorf(ErrMalformed, "empty message")
 	}
 	if msg[0] != Version {
-		return nil, nil, errorf(ErrUnsupportedVersion, "message version %d", msg[0])
+		return nil, nil, nil, errorf(ErrUnsupportedVersion, "message version %d", msg[0])
 	}
 	if len(msg) < Overhead {
-		return nil, nil, errorf(ErrMalformed, "message of %d bytes is shorter than %d", len(msg), Overhead)
+		return nil, nil, nil, errorf(ErrMalformed, "message of %d bytes is shorter than %d", len(msg), Overhead)
 	}
-	return msg[1:nonceOffset], msg[nonceOffset:], nil
+	return msg[nonceOffset:headerOffset], msg[headerOffset:bodyOffset], msg[bodyOffset:], nil
 }

@@ -3,8 +3,6 @@ package ratchet
 import (
 	"bytes"
 	"crypto/ecdh"
-	"crypto/mlkem"
-	"crypto/mlkem/mlkemtest"
 	"crypto/sha256"
 	"crypto/sha3"
 	"encoding/binary"
@@ -41,24 +39,20 @@ func kemSeeds(label string) func() [kemSeedSize]byte {
 	}
 }
 
-// encapsFrom returns deterministic ML-KEM-768 encapsulation whose i-th
-// randomness is SHA-256(label || i) (FIPS 203's ML-KEM.Encaps_internal).
-func encapsFrom(label string) func(*mlkem.EncapsulationKey768) (ss, ct []byte) {
+// encSecrets returns a deterministic generator of encapsulation secrets:
+// the i-th is SHA-256(label || i).
+func encSecrets(label string) func() [keySize]byte {
 	var i uint32
-	return func(ek *mlkem.EncapsulationKey768) (ss, ct []byte) {
-		m := sha256.Sum256(binary.BigEndian.AppendUint32([]byte(label), i))
+	return func() [keySize]byte {
+		b := binary.BigEndian.AppendUint32([]byte(label), i)
 		i++
-		ss, ct, err := mlkemtest.Encapsulate768(ek, m[:])
-		if err != nil {
-			panic(err)
-		}
-		return ss, ct
+		return sha256.Sum256(b)
 	}
 }
 
 // testHooks makes every random choice of a session deterministic.
 func testHooks(label string) hooks {
-	return hooks{keygen: seedKeygen(label), kemSeed: kemSeeds(label + " kem"), encaps: encapsFrom(label + " encaps")}
+	return hooks{keygen: seedKeygen(label), kemSeed: kemSeeds(label + " kem"), encSecret: encSecrets(label + " encaps")}
 }
 
 // pairFrom builds a deterministic initiator/responder pair from a label.

@@ -125,6 +125,7 @@ func syncPublicKEM(shadow, s *Session) {
 	}
 	shadow.own, shadow.peer = s.own, s.peer
 	shadow.own.seed, shadow.own.secret, shadow.peer.secret = [kemSeedSize]byte{}, [32]byte{}, [32]byte{}
+	shadow.peer.seed = [keySize]byte{} // the encapsulation secret
 	shadow.sent = s.sent
 }
 

@@ -152,34 +152,56 @@ func badKeyStream(from *Session, ek []byte) func() {
 
 // TestKEMInvalidKeyStream is ADVERSARIAL 29, corrupted encapsulation key,
 // as a validly sealed chunk stream: chunks that rebuild a key failing the
-// FIPS 203 check make the message that completes it ErrMalformed, state
-// unchanged. The receiver never encapsulates to it; every later message
-// completing the same decoder fails the same way (fail closed: only the
-// peer, or whoever holds its keys, can send such chunks).
+// FIPS 203 check never get an answer. The message that would complete the
+// key (its 38th chunk, decision 17) decrypts, and the decoder is reset
+// instead of encapsulating; a copy of that message with a flipped body bit
+// fails first and changes nothing. Once the stream is genuine again, the
+// key completes and Bob answers: a bad stream never ends a session.
 func TestKEMInvalidKeyStream(t *testing.T) {
 	alice, bob := pairFrom(t, "kem bad key")
 	stop := badKeyStream(alice, bytes.Repeat([]byte{0xff}, ekSize)) // coefficients >= q
-	defer stop()
-	failures := 0
-	for i := 0; i < 200 && failures < 3; i++ {
+	resets := 0
+	for i := 0; i < 400 && resets < 3; i++ {
 		m := send(t, alice, "a")
-		if bob.peer.received() == (ekSize+kemChunkSize-1)/kemChunkSize-1 {
-			mustFail(t, bob, m.tag, m.msg, ErrMalformed)
-			failures++
-			continue
-		}
+		held := bob.peer.received()
+		bad := bytes.Clone(m.msg)
+		bad[len(bad)-1] ^= 1
+		mustFail(t, bob, m.tag, bad, ErrDecrypt)
 		recv(t, bob, m)
+		if held == ekChunks && bob.peer.received() == 0 {
+			resets++
+		}
+		if bob.peer.answered() {
+			t.Fatal("Bob answered an invalid key")
+		}
 		recv(t, alice, send(t, bob, "b"))
 	}
-	if failures != 3 || bob.peer.answered() {
-		t.Fatalf("%d completing messages failed; answered %t", failures, bob.peer.answered())
+	stop()
+	if resets != 3 {
+		t.Fatalf("%d resets", resets)
+	}
+	for i := 0; !bob.peer.answered(); i++ {
+		if i > 200 {
+			t.Fatal("the genuine key never completed after the resets")
+		}
+		recv(t, bob, send(t, alice, "a"))
+		recv(t, alice, send(t, bob, "b"))
 	}
 }
 
-// TestKEMWrongKeyFailsConfirmation: a valid key that is not Alice's (a
-// substituted stream) is answered by Bob, and Alice's message completing
-// the answer fails key confirmation: ErrMalformed, state unchanged, the
-// lane never ready, no secret mixed.
+// ekChunks and answerChunks are k for the key and the answer.
+const (
+	ekChunks     = (ekSize + kemChunkSize - 1) / kemChunkSize
+	answerChunks = (answerSize + kemChunkSize - 1) / kemChunkSize
+)
+
+// TestKEMWrongKeyFailsConfirmation: a whole valid key that is not Alice's
+// (a substituted stream, as only someone holding her keys and hiding her
+// own stream can send) is answered by Bob, and Alice's message completing
+// the answer fails key confirmation: the message decrypts, her decoder is
+// reset, the lane is never ready and no secret is mixed. The lane stalls
+// for as long as the wrong answer is all Bob has (doc.go, failure policy),
+// visibly: KEMProgress does not move.
 func TestKEMWrongKeyFailsConfirmation(t *testing.T) {
 	alice, bob := pairFrom(t, "kem wrong key")
 	other, err := mlkem.GenerateKey768()
@@ -187,33 +209,28 @@ func TestKEMWrongKeyFailsConfirmation(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop := badKeyStream(alice, other.EncapsulationKey().Bytes())
-	failures := 0
-	for i := 0; i < 400 && failures < 2; i++ {
+	defer stop()
+	resets := 0
+	for i := 0; i < 400 && resets < 2; i++ {
 		recv(t, bob, send(t, alice, "a"))
 		m := send(t, bob, "b")
-		if alice.own.received() == (answerSize+kemChunkSize-1)/kemChunkSize-1 {
-			before := state(t, alice)
-			if _, err := alice.Decrypt(m.tag, m.msg); !errorsIs(err, ErrMalformed) {
-				f, _ := fieldOf(t, bob)
-				t.Fatalf("completing a wrong answer: %v (next kind %d)", err, f.kind)
-			}
-			if !bytes.Equal(before, state(t, alice)) {
-				t.Fatal("state changed")
-			}
-			failures++
-			continue
-		}
+		held := alice.own.received()
 		recv(t, alice, m)
+		if held == answerChunks-1 && alice.own.received() == 0 {
+			resets++
+		}
 	}
-	stop()
-	if failures != 2 || alice.own.ready || alice.own.declared != 0 || bob.peer.declared != 0 {
-		t.Fatalf("failures %d, ready %t, declared %d/%d", failures, alice.own.ready, alice.own.declared, bob.peer.declared)
+	if resets != 2 || alice.own.ready || alice.KEMProgress().Own != 0 || bob.KEMProgress().Peer != 0 {
+		t.Fatalf("resets %d, ready %t, progress %+v / %+v", resets, alice.own.ready, alice.KEMProgress(), bob.KEMProgress())
 	}
 }
 
 // TestKEMCorruptAnswerStream is ADVERSARIAL 29, corrupted ciphertext: Bob's
 // answer chunks replaced by chunks of random bytes make Alice's completing
-// message ErrMalformed (key confirmation), state unchanged, never ready.
+// message fail key confirmation: it decrypts, her decoder is reset, she is
+// never ready, and a copy with a flipped body bit fails first with the
+// state unchanged. Once Bob's chunks are genuine again, her decoder fills
+// again and the lane mixes: a bad answer never ends a session.
 func TestKEMCorruptAnswerStream(t *testing.T) {
 	alice, bob := pairFrom(t, "kem bad answer")
 	junk := make([]byte, answerSize)
@@ -225,19 +242,34 @@ func TestKEMCorruptAnswerStream(t *testing.T) {
 		}
 	}
 	defer func() { testHookKEMField = nil }()
-	failed := false
-	for i := 0; i < 400 && !failed; i++ {
+	resets := 0
+	for i := 0; i < 400 && resets == 0; i++ {
 		recv(t, bob, send(t, alice, "a"))
 		m := send(t, bob, "b")
-		if alice.own.received() == (answerSize+kemChunkSize-1)/kemChunkSize-1 {
-			mustFail(t, alice, m.tag, m.msg, ErrMalformed)
-			failed = true
-			continue
+		held := alice.own.received()
+		if held == answerChunks-1 {
+			bad := bytes.Clone(m.msg)
+			bad[len(bad)-1] ^= 1
+			mustFail(t, alice, m.tag, bad, ErrDecrypt)
 		}
 		recv(t, alice, m)
+		if held == answerChunks-1 && alice.own.received() == 0 {
+			resets++
+		}
+		if alice.own.ready {
+			t.Fatal("a junk answer was accepted")
+		}
 	}
-	if !failed || alice.own.ready {
-		t.Fatalf("failed %t, ready %t", failed, alice.own.ready)
+	testHookKEMField = nil
+	if resets != 1 {
+		t.Fatalf("%d resets", resets)
+	}
+	for i := 0; alice.KEMProgress().Own == 0; i++ {
+		if i > 400 {
+			t.Fatal("the lane never mixed after the reset")
+		}
+		recv(t, bob, send(t, alice, "a"))
+		recv(t, alice, send(t, bob, "b"))
 	}
 }
 
@@ -458,19 +490,28 @@ func TestKEMStateRejects(t *testing.T) {
 		return pts, make([]byte, k*kemChunkSize)
 	}
 	cases := map[string][]byte{
-		"no own lane":          mutate(func(m *m) { m.OwnLane = nil }),
-		"no peer lane":         mutate(func(m *m) { m.PeerLane = nil }),
-		"seed size":            mutate(func(m *m) { m.OwnLane.Seed = m.OwnLane.Seed[:32] }),
-		"repeated point":       mutate(func(m *m) { m.OwnLane.CtPoints[1] = m.OwnLane.CtPoints[0] }),
-		"chunks size":          mutate(func(m *m) { m.OwnLane.CtChunks = m.OwnLane.CtChunks[1:] }),
-		"complete decoder":     mutate(func(m *m) { m.OwnLane.CtPoints, m.OwnLane.CtChunks = full(answerSize) }),
+		"no own lane":      mutate(func(m *m) { m.OwnLane = nil }),
+		"no peer lane":     mutate(func(m *m) { m.PeerLane = nil }),
+		"seed size":        mutate(func(m *m) { m.OwnLane.Seed = m.OwnLane.Seed[:32] }),
+		"repeated point":   mutate(func(m *m) { m.OwnLane.CtPoints[1] = m.OwnLane.CtPoints[0] }),
+		"chunks size":      mutate(func(m *m) { m.OwnLane.CtChunks = m.OwnLane.CtChunks[1:] }),
+		"complete decoder": mutate(func(m *m) { m.OwnLane.CtPoints, m.OwnLane.CtChunks = full(answerSize) }),
+		"unanswered, no secret": mutate(func(m *m) {
+			m.PeerLane.Ciphertext, m.PeerLane.Secret, m.PeerLane.Transcript, m.PeerLane.CtSent = nil, nil, nil, 0
+		}),
+		"overfull key decoder": mutate(func(m *m) {
+			m.PeerLane.Ciphertext, m.PeerLane.Secret, m.PeerLane.Transcript, m.PeerLane.CtSent = nil, nil, nil, 0
+			m.PeerLane.EkPoints, m.PeerLane.EkChunks = full(ekSize + kemChunkSize)
+		}),
 		"ready and decoding":   mutate(func(m *m) { m.OwnLane.Secret, m.OwnLane.Transcript = make([]byte, 32), make([]byte, 32) }),
 		"secret no transcript": mutate(func(m *m) { m.PeerLane.Transcript = nil }),
 		"ciphertext size":      mutate(func(m *m) { m.PeerLane.Ciphertext = m.PeerLane.Ciphertext[1:] }),
 		"answer and decoding":  mutate(func(m *m) { m.PeerLane.EkPoints, m.PeerLane.EkChunks = []byte{1}, make([]byte, 32) }),
-		"count without answer": mutate(func(m *m) { m.PeerLane.Ciphertext, m.PeerLane.Secret, m.PeerLane.Transcript = nil, nil, nil }),
-		"epoch at the limit":   mutate(func(m *m) { m.OwnLane.Declared = ^uint32(0) }),
-		"bad padding":          mutate(func(m *m) { m.OwnLane.CtPoints, m.OwnLane.CtChunks = []byte{34}, bytes.Repeat([]byte{1}, 32) }),
+		"count without answer": mutate(func(m *m) {
+			m.PeerLane.Ciphertext, m.PeerLane.Secret, m.PeerLane.Transcript, m.PeerLane.CtSent = nil, nil, nil, 3
+		}),
+		"epoch at the limit": mutate(func(m *m) { m.OwnLane.Declared = ^uint32(0) }),
+		"bad padding":        mutate(func(m *m) { m.OwnLane.CtPoints, m.OwnLane.CtChunks = []byte{34}, bytes.Repeat([]byte{1}, 32) }),
 	}
 	for name, blob := range cases {
 		if err := alice.UnmarshalBinary(blob); !errorsIs(err, ErrMalformed) {

@@ -1,10 +1,14 @@
 package ratchet
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/mlkem"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
+
+	"github.com/cloudflare/circl/kem/mlkem/mlkem768"
 
 	"github.com/sealpost/sealpost/internal/erasure"
 	"github.com/sealpost/sealpost/internal/kdf"
@@ -99,8 +103,16 @@ type ownLane struct {
 func (l *ownLane) epoch() uint32 { return l.declared + 1 }
 
 // sendsKey reports whether the lane still streams its encapsulation key:
-// until any chunk of the answer arrives, which proves the peer has the key.
-func (l *ownLane) sendsKey() bool { return !l.ready && l.received() == 0 }
+// until the answer completes and is confirmed. A chunk of the answer
+// proves that the peer had the key, not that it still has it: a peer
+// restored from a backup may have lost it, or a bad chunk may have made
+// it reset its decoder (decision 17 in doc.go).
+func (l *ownLane) sendsKey() bool { return !l.ready }
+
+// keyFirst reports whether the key is due at full rate: no chunk of the
+// answer has arrived yet. Once one has, the key only takes the places that
+// would otherwise carry filler.
+func (l *ownLane) keyFirst() bool { return !l.ready && l.received() == 0 }
 
 // received is how many distinct chunks of the answer the lane holds.
 func (l *ownLane) received() int {
@@ -115,6 +127,7 @@ func (l *ownLane) received() int {
 // peer declares the epoch.
 type peerLane struct {
 	declared uint32           // newest epoch the peer declared
+	seed     [keySize]byte    // secret: the epoch's encapsulation secret, until answered (decision 16)
 	key      *erasure.Decoder // the peer's encapsulation key; nil before its first chunk and once answered
 	answer   []byte           // ciphertext || confirmation, once answered
 	ctSent   uint32           // answer chunks sent
@@ -140,8 +153,8 @@ func newOwnLane(declared uint32, seed *[kemSeedSize]byte) ownLane {
 	return ownLane{declared: declared, seed: *seed}
 }
 
-func newPeerLane(declared uint32) peerLane {
-	return peerLane{declared: declared}
+func newPeerLane(declared uint32, seed *[keySize]byte) peerLane {
+	return peerLane{declared: declared, seed: *seed}
 }
 
 func newDecoder(size int) *erasure.Decoder {
@@ -158,7 +171,10 @@ func (l *ownLane) clear() {
 	clear(l.secret[:])
 }
 
-func (l *peerLane) clear() { clear(l.secret[:]) }
+func (l *peerLane) clear() {
+	clear(l.seed[:])
+	clear(l.secret[:])
+}
 
 // kemMix is one KEM secret consumed by a root step, with its transcript.
 type kemMix struct {
@@ -189,13 +205,50 @@ func (s *Session) newSeed() (seed [kemSeedSize]byte) {
 	return seed
 }
 
-// encapsulate runs ML-KEM-768 encapsulation (or the test hook, which makes
-// it deterministic for vectors).
-func (s *Session) encapsulate(ek *mlkem.EncapsulationKey768) (ss, ct []byte) {
-	if s.encaps != nil {
-		return s.encaps(ek)
+// newEncapsSecret draws the encapsulation secret of a new epoch of the
+// peer's lane (crypto/rand, or the test hook).
+func (s *Session) newEncapsSecret() (secret [keySize]byte) {
+	if s.encSecret != nil {
+		return s.encSecret()
 	}
-	return ek.Encapsulate()
+	rand.Read(secret[:])
+	return secret
+}
+
+// encapsulate answers the peer's key of the given epoch: ML-KEM-768
+// encapsulation (circl's EncapsulateTo, FIPS 203 ML-KEM.Encaps_internal)
+// with the randomness m derived from the epoch's encapsulation secret, the
+// peer's lane, the epoch and SHA-256 of the key (encapsSeed). So the same
+// state answers the same key with the same ciphertext, and a session
+// restored from a backup repeats the answer its peer may already hold
+// chunks of (decision 16 in doc.go). ss and ct are written to the
+// caller's buffers.
+func encapsulate(pk *mlkem768.PublicKey, seed *[keySize]byte, lane uint8, epoch uint32, ek []byte, ss, ct []byte) {
+	m := encapsSeed(seed, lane, epoch, ek)
+	pk.EncapsulateTo(ct, ss, m[:])
+	clear(m[:])
+}
+
+// encapsSeed is m = HKDF-SHA-256(ikm = the epoch's encapsulation secret,
+// info = label || lane || epoch || SHA-256(ek)), 32 bytes. It is secret
+// (a function of a secret drawn for the epoch and never sent), it differs
+// for every (lane, epoch, key) under one secret and between secrets (HKDF
+// is a PRF), and no m is ever used for another key, since the key's hash
+// is in the info.
+func encapsSeed(seed *[keySize]byte, lane uint8, epoch uint32, ek []byte) (m [mlkem768.EncapsulationSeedSize]byte) {
+	var ctx [5 + sha256.Size]byte
+	ctx[0] = lane
+	binary.BigEndian.PutUint32(ctx[1:], epoch)
+	h := sha256.Sum256(ek)
+	copy(ctx[5:], h[:])
+	// A copy, because HKDF keeps its input: the caller's seed (in the
+	// receive plan) must not move to the heap with it.
+	ikm := *seed
+	okm := kdf.Key(ikm[:], nil, kdf.LabelRatchetKEMEncapsSeed, ctx[:], len(m))
+	copy(m[:], okm)
+	clear(okm)
+	clear(ikm[:])
+	return m
 }
 
 // kemOut chooses the KEM field of the next message (section "The KEM
@@ -210,7 +263,7 @@ func (s *Session) kemOut(f *kemField) error {
 	}
 	key, answer := s.own.sendsKey(), s.peer.answered()
 	switch {
-	case key && (!answer || s.sent%2 == 0):
+	case s.own.keyFirst() && (!answer || s.sent%2 == 0), key && !answer:
 		enc, err := s.own.encoder()
 		if err != nil {
 			return err
@@ -289,17 +342,36 @@ func (k *kemPlan) clear() {
 // declared is the peer lane's part of a receiving half: the header's mixed
 // value is the lane's last declared epoch (nothing to mix) or the next one,
 // whose secret this party holds since it encapsulated (the owner can only
-// decapsulate after that). Anything else is ErrMalformed: only a broken
-// peer, or one holding its keys, can send it, and its header authenticated.
-func (k *kemPlan) declared(mixed uint32) error {
+// decapsulate after that), and the lane starts the next epoch with a new
+// encapsulation secret. Anything else is ErrMalformed: only a broken peer,
+// or one holding its keys, can send it, and its header authenticated.
+//
+// One case needs the answer now: a party restored from a backup taken
+// when it held all 37 chunks of the key but not yet the 38th that confirms
+// them (decision 17) may see the epoch declared before that chunk comes,
+// since the owner stops streaming its key once its answer is confirmed.
+// Its answer is derived (decision 16), so answering the 37 now gives the
+// secret the owner confirmed. Had one of them been bad, the secret differs
+// from the owner's, and the body of the declaring chain's message, whose
+// key comes from the root step, fails to open: ErrDecrypt, nothing
+// changed, no wrong secret mixed. This runs in the plan, after the header
+// authenticated and before the body: once per epoch at most.
+func (s *Session) declared(k *kemPlan, mixed uint32) error {
 	l := &k.peer
 	switch {
 	case mixed == l.declared:
 		return nil
+	case mixed == l.declared+1 && !l.answered() && l.key != nil && l.key.Done():
+		if !s.answerKey(k, mixed, nil) {
+			break
+		}
+		fallthrough
 	case mixed == l.declared+1 && l.answered():
 		k.recvMix = kemMix{ok: true, ss: l.secret, th: l.th}
+		seed := s.newEncapsSecret()
 		l.clear()
-		*l = newPeerLane(mixed)
+		*l = newPeerLane(mixed, &seed)
+		clear(seed[:])
 		return nil
 	}
 	return errorf(ErrMalformed, "KEM epoch %d declared after %d", mixed, l.declared)
@@ -322,7 +394,11 @@ func (s *Session) declare(k *kemPlan) {
 // planChunk is what the chunk of f does, judged against the lanes after
 // this message's root steps. A chunk of a finished epoch, or one already
 // held, is ignored; one of a future epoch is ErrMalformed (an honest peer
-// never sends it).
+// never sends it). A chunk whose content is bad (a padding error, a
+// conflict with a chunk held at its point, a rebuilt key that is invalid
+// or disagrees with a further chunk, an answer that fails its key
+// confirmation) resets the decoder instead: the message itself
+// authenticated and is delivered (decision 17 in doc.go).
 func (s *Session) planChunk(k *kemPlan, f *kemField) error {
 	if s.blind {
 		return nil
@@ -336,7 +412,7 @@ func (s *Session) planChunk(k *kemPlan, f *kemField) error {
 		if f.epoch <= l.declared || l.answered() {
 			return nil
 		}
-		return s.planKeyChunk(k, f)
+		s.planKeyChunk(k, f)
 	case kindCT:
 		l := &k.own
 		if f.epoch > l.epoch() {
@@ -350,67 +426,143 @@ func (s *Session) planChunk(k *kemPlan, f *kemField) error {
 	return nil
 }
 
-// completes checks the chunk against d: a bad chunk is ErrMalformed; a
-// chunk that does not complete d is recorded for commit (done false); one
-// that completes it returns the whole message from a clone (done true).
-func (k *kemPlan) completes(d *erasure.Decoder, f *kemField) (msg []byte, done bool, err error) {
+// chunkStep is what a chunk does to a decoder.
+type chunkStep uint8
+
+const (
+	chunkIgnored  chunkStep = iota // already held: nothing to do
+	chunkAdded                     // recorded in the plan, added at commit
+	chunkComplete                  // completes the decoder: the caller checks the result
+	chunkBad                       // inconsistent with the decoder: reset it
+)
+
+// step judges f's chunk against d. A decoder completes with need chunks:
+// its k data chunks for the answer, one more for the key (which then
+// holds k and waits for a further point). A chunk that does not bring d to
+// need is recorded for commit; the one that does is for the caller.
+func (k *kemPlan) step(d *erasure.Decoder, f *kemField, need int) chunkStep {
 	fresh, err := d.Check(uint32(f.index), f.chunk[:])
 	if err != nil {
-		return nil, false, errorf(ErrMalformed, "KEM chunk")
+		return chunkBad
 	}
 	if !fresh {
-		return nil, false, nil
+		switch p, c := heldAt(d, f.index); {
+		case !p:
+			return chunkComplete // d is done and this is a new point
+		case !bytes.Equal(c, f.chunk[:]):
+			return chunkBad // two chunks for one point: not both genuine
+		}
+		return chunkIgnored
 	}
-	if d.Received()+1 < d.DataChunks() {
+	if d.Received()+1 < need {
 		k.add, k.addIndex, k.addChunk = d, f.index, f.chunk
-		return nil, false, nil
+		return chunkAdded
 	}
-	c := d.Clone()
-	c.Add(uint32(f.index), f.chunk[:])
-	if msg, err = c.Message(); err != nil {
-		return nil, false, errorf(ErrMalformed, "KEM chunks inconsistent")
-	}
-	return msg, true, nil
+	return chunkComplete
 }
 
-// planKeyChunk adds a chunk of the peer's encapsulation key; the one that
-// completes it has the key checked (FIPS 203 section 7.2: a bad key is
-// ErrMalformed), encapsulates to it and prepares the answer.
-func (s *Session) planKeyChunk(k *kemPlan, f *kemField) error {
+// heldAt returns the chunk d holds at the point of index, if any.
+func heldAt(d *erasure.Decoder, index uint8) (bool, []byte) {
+	for p, c := range d.All() {
+		if uint8(p) == index {
+			return true, c
+		}
+	}
+	return false, nil
+}
+
+// planKeyChunk adds a chunk of the peer's encapsulation key. The key
+// completes with one chunk more than it needs (38 of its 37): the decoder
+// rebuilds the key from 37 and the 38th must agree with it, so that one
+// bad chunk is caught before this party encapsulates, even one chosen to
+// rebuild a valid but wrong key, which only the peer's key confirmation
+// could otherwise catch, too late (this party would stream a wrong answer
+// for the rest of the epoch). The key is then checked (FIPS 203 section
+// 7.2, by circl's Unpack), encapsulated to, and the answer prepared.
+// Anything inconsistent or invalid resets the decoder.
+func (s *Session) planKeyChunk(k *kemPlan, f *kemField) {
 	l := &k.peer
 	if l.key == nil {
 		l.key = newDecoder(ekSize) // reachable from the session only on commit
 	}
-	key, done, err := k.completes(l.key, f)
-	if err != nil || !done {
-		return err
+	if st := k.step(l.key, f, l.key.DataChunks()+1); st != chunkComplete {
+		if st == chunkBad {
+			l.key = nil
+		}
+		return
 	}
-	ek, err := mlkem.NewEncapsulationKey768(key)
+	s.answerKey(k, f.epoch, f)
+}
+
+// answerKey rebuilds the key from the peer lane's complete decoder,
+// checks f's chunk against it (when f is not nil: the 38th chunk),
+// validates it (FIPS 203 section 7.2, by circl's Unpack), encapsulates and
+// makes the lane answered. It reports whether it did; if not, the decoder
+// is reset.
+func (s *Session) answerKey(k *kemPlan, epoch uint32, f *kemField) bool {
+	l := &k.peer
+	key, ok := checkedKey(l.key, f)
+	var pk mlkem768.PublicKey
+	if !ok || pk.Unpack(key) != nil {
+		l.key = nil
+		return false
+	}
+	var ss [mlkem768.SharedKeySize]byte
+	ct := make([]byte, ctSize, answerSize)
+	encapsulate(&pk, &l.seed, s.peerID(), epoch, key, ss[:], ct)
+	th := kemTranscript(s.peerID(), epoch, key, ct)
+	conf := kemConfirm(ss[:], &th)
+	l.clear()
+	*l = peerLane{declared: l.declared, answer: append(ct, conf[:confSize]...), th: th, secret: ss}
+	clear(ss[:])
+	clear(conf[:])
+	return true
+}
+
+// checkedKey rebuilds the key from the complete decoder d (on a clone, so
+// that d is unchanged) and reports whether f's chunk, at a point d does
+// not hold, is that key's chunk (any key, when f is nil).
+func checkedKey(d *erasure.Decoder, f *kemField) ([]byte, bool) {
+	key, err := d.Clone().Message()
 	if err != nil {
-		return errorf(ErrMalformed, "KEM encapsulation key is not a valid ML-KEM-768 key")
+		return nil, false
 	}
-	ss, ct := s.encapsulate(ek)
-	th := kemTranscript(s.peerID(), f.epoch, key, ct)
-	conf := kemConfirm(ss, &th)
-	*l = peerLane{declared: l.declared, answer: append(ct, conf[:confSize]...), th: th}
-	copy(l.secret[:], ss)
-	clear(ss)
-	return nil
+	if f == nil {
+		return key, true
+	}
+	enc, err := erasure.NewEncoder(key, kemChunkSize)
+	if err != nil {
+		return nil, false
+	}
+	var want [kemChunkSize]byte
+	enc.Chunk(uint32(f.index), want[:0])
+	return key, want == f.chunk
 }
 
 // planAnswerChunk adds a chunk of the answer to our key; the one that
 // completes it is decapsulated and its key confirmation checked. A wrong
-// confirmation (a corrupted or substituted ciphertext or key: ML-KEM
-// decapsulation never fails, it returns a pseudorandom key) is ErrMalformed
-// and the secret is never used.
+// confirmation (a corrupted or substituted ciphertext or key, or chunks of
+// two different answers: ML-KEM decapsulation never fails, it returns a
+// pseudorandom key) resets the decoder, and the secret is never used. The
+// peer streams its answer until it sees the epoch declared, so the
+// decoder fills again.
 func (s *Session) planAnswerChunk(k *kemPlan, f *kemField) error {
 	l := &k.own
 	if l.answer == nil {
 		l.answer = newDecoder(answerSize) // reachable from the session only on commit
 	}
-	answer, done, err := k.completes(l.answer, f)
-	if err != nil || !done {
-		return err
+	if st := k.step(l.answer, f, l.answer.DataChunks()); st != chunkComplete {
+		if st == chunkBad {
+			l.answer = nil
+		}
+		return nil
+	}
+	c := l.answer.Clone()
+	c.Add(uint32(f.index), f.chunk[:])
+	answer, err := c.Message()
+	if err != nil {
+		l.answer = nil
+		return nil
 	}
 	dk, err := mlkem.NewDecapsulationKey768(l.seed[:])
 	if err != nil {
@@ -424,8 +576,10 @@ func (s *Session) planAnswerChunk(k *kemPlan, f *kemField) error {
 	defer clear(ss)
 	th := kemTranscript(s.ownID(), f.epoch, dk.EncapsulationKey().Bytes(), ct)
 	conf := kemConfirm(ss, &th)
+	defer clear(conf[:])
 	if !hmac.Equal(conf[:confSize], answer[ctSize:]) {
-		return errorf(ErrMalformed, "KEM answer fails key confirmation")
+		l.answer = nil
+		return nil
 	}
 	*l = ownLane{declared: l.declared, seed: l.seed, ekSent: l.ekSent, ready: true, th: th}
 	copy(l.secret[:], ss)

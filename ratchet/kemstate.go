@@ -8,8 +8,9 @@ import (
 // Saving the KEM lanes. A decapsulation key is saved as its 64-byte seed
 // (the encapsulation key is derived again when chunks of it are needed); a
 // decoder as its points and chunks (never more than k-1 of them: the chunk
-// that completes a decoder replaces it by its result); an answer as its
-// 1104 bytes. The whole KEM state is at most about 2.4 KB, whatever the
+// that completes the answer's decoder replaces it by its result, and the
+// key's decoder holds at most k while it waits for the one further chunk
+// that confirms them); an answer as its 1104 bytes. The whole KEM state is at most about 2.4 KB, whatever the
 // peer sends.
 
 func (s *Session) marshalKEM(m *statepb.RatchetSession) {
@@ -25,6 +26,9 @@ func (s *Session) marshalKEM(m *statepb.RatchetSession) {
 	if s.peer.answered() {
 		p.Ciphertext, p.Secret, p.Transcript = s.peer.answer, s.peer.secret[:], s.peer.th[:]
 	} else {
+		// Before the answer, the secret field holds the epoch's
+		// encapsulation secret (state version 3, decision 16).
+		p.Secret = s.peer.seed[:]
 		p.EkPoints, p.EkChunks = marshalDecoder(s.peer.key)
 	}
 	m.OwnLane, m.PeerLane = o, p
@@ -73,7 +77,7 @@ func (t *Session) loadOwnLane(o *statepb.RatchetKemOwnLane) error {
 		l.ready = true
 	} else {
 		var err error
-		if l.answer, err = loadDecoder(answerSize, o.CtPoints, o.CtChunks); err != nil {
+		if l.answer, err = loadDecoder(answerSize, o.CtPoints, o.CtChunks, false); err != nil {
 			return err
 		}
 	}
@@ -81,12 +85,15 @@ func (t *Session) loadOwnLane(o *statepb.RatchetKemOwnLane) error {
 	return nil
 }
 
+// loadPeerLane loads the peer's lane. The secret field is always set: the
+// shared secret once answered (with the ciphertext and transcript), the
+// epoch's encapsulation secret before (state version 3).
 func (t *Session) loadPeerLane(p *statepb.RatchetKemPeerLane) error {
 	if p.Declared == ^uint32(0) {
 		return errorf(ErrMalformed, "state KEM epoch")
 	}
 	l := peerLane{declared: p.Declared, ctSent: p.CtSent}
-	if len(p.Ciphertext) > 0 || len(p.Secret) > 0 || len(p.Transcript) > 0 {
+	if len(p.Ciphertext) > 0 || len(p.Transcript) > 0 {
 		if len(p.EkPoints) > 0 || len(p.EkChunks) > 0 || len(p.Ciphertext) != answerSize {
 			return errorf(ErrMalformed, "state KEM answer")
 		}
@@ -98,8 +105,11 @@ func (t *Session) loadPeerLane(p *statepb.RatchetKemPeerLane) error {
 		if p.CtSent != 0 {
 			return errorf(ErrMalformed, "state KEM answer count without an answer")
 		}
+		if err := key32(&l.seed, p.Secret, "KEM encapsulation secret"); err != nil {
+			return err
+		}
 		var err error
-		if l.key, err = loadDecoder(ekSize, p.EkPoints, p.EkChunks); err != nil {
+		if l.key, err = loadDecoder(ekSize, p.EkPoints, p.EkChunks, true); err != nil {
 			return err
 		}
 	}
@@ -108,13 +118,18 @@ func (t *Session) loadPeerLane(p *statepb.RatchetKemPeerLane) error {
 }
 
 // loadDecoder rebuilds a decoder from saved points and chunks (the inverse
-// of marshalDecoder): each point once, fewer than k, every chunk valid.
-func loadDecoder(size int, points, chunks []byte) (*erasure.Decoder, error) {
+// of marshalDecoder): each point once, fewer than k (at most k for a key,
+// whose decoder waits for one chunk more, decision 17), every chunk valid.
+func loadDecoder(size int, points, chunks []byte, key bool) (*erasure.Decoder, error) {
 	if len(points) == 0 && len(chunks) == 0 {
 		return nil, nil
 	}
 	d := newDecoder(size)
-	if len(chunks) != len(points)*kemChunkSize || len(points) >= d.DataChunks() {
+	most := d.DataChunks() - 1
+	if key {
+		most++
+	}
+	if len(chunks) != len(points)*kemChunkSize || len(points) > most {
 		return nil, errorf(ErrMalformed, "state KEM decoder sizes")
 	}
 	for i, pt := range points {
@@ -125,4 +140,24 @@ func loadDecoder(size int, points, chunks []byte) (*erasure.Decoder, error) {
 		d.Add(uint32(pt), chunks[i*kemChunkSize:(i+1)*kemChunkSize])
 	}
 	return d, nil
+}
+
+// KEMProgress is how far the two lanes of a session's KEM ratchet have
+// come: how many ML-KEM-768 epochs of each lane have been mixed into the
+// root chain. Own counts this party's lane (its key pairs, declared in its
+// sending chains), Peer the peer's lane (declared in the chains it
+// received). In a conversation that goes both ways both grow, about one
+// epoch per lane every 190 messages (doc.go, The KEM ratchet); a count
+// that stops while messages flow both ways is a stalled lane, which an
+// app may surface (post-quantum healing has stopped for that lane; the
+// classical ratchet goes on).
+type KEMProgress struct {
+	Own  uint32
+	Peer uint32
+}
+
+// KEMProgress returns the epochs mixed in each lane. It reads only
+// counters; the zero Session has none.
+func (s *Session) KEMProgress() KEMProgress {
+	return KEMProgress{Own: s.own.declared, Peer: s.peer.declared}
 }

@@ -82,7 +82,7 @@ func (s *Session) planStep(p *plan, h *header) error {
 	if err := s.checkBounds(old, uint64(h.n), h.n); err != nil {
 		return err
 	}
-	if err := p.kem.declared(h.kem.mixed); err != nil {
+	if err := s.declared(&p.kem, h.kem.mixed); err != nil {
 		return err
 	}
 	dh, err := exchange(s.dhs, &h.dh)

@@ -34,7 +34,7 @@ func TestHMACMatchesStdlib(t *testing.T) {
 
 // TestConstantSizes pins the wire layout.
 func TestConstantSizes(t *testing.T) {
-	if Version != 2 || headerSize != 82 || encHeaderSize != 98 || Overhead != 127 || TagSize != 16 || nonceOffset != 99 || bodyOffset != 111 {
+	if Version != 3 || headerSize != 82 || encHeaderSize != 98 || Overhead != 127 || TagSize != 16 || nonceOffset != 1 || headerOffset != 13 || bodyOffset != 111 {
 		t.Fatal("layout constants changed: bump Version")
 	}
 	if nonceSize != chacha20poly1305.NonceSize || keySize != chacha20poly1305.KeySize {

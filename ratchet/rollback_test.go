@@ -29,8 +29,8 @@ func TestRollbackNeverReusesKeyAndNonce(t *testing.T) {
 	if tagX != tagY {
 		t.Fatal("restored sessions should re-derive the same chain position")
 	}
-	if bytes.Equal(x[nonceOffset:bodyOffset], y[nonceOffset:bodyOffset]) {
-		t.Fatal("different plaintexts under a re-derived key share a body nonce")
+	if bytes.Equal(x[nonceOffset:headerOffset], y[nonceOffset:headerOffset]) {
+		t.Fatal("different plaintexts under a re-derived key share a nonce")
 	}
 	if !bytes.Equal(x, x2) {
 		t.Fatal("the same plaintext should give the same message")

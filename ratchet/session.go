@@ -2,7 +2,6 @@ package ratchet
 
 import (
 	"crypto/ecdh"
-	"crypto/mlkem"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -60,15 +59,16 @@ type Session struct {
 }
 
 // hooks are test hooks, never saved and never settable from outside the
-// package: keygen replaces random ratchet keys and kemSeed random ML-KEM
-// seeds, encaps makes encapsulation deterministic (vectors), and classical
-// sends filler in every KEM field, so that no KEM round ever completes
-// (benchmarks and the converse security test compare with it). There is
-// no exported way to turn the KEM ratchet off.
+// package: keygen replaces random ratchet keys, kemSeed random ML-KEM
+// seeds and encSecret random encapsulation secrets (from which the
+// encapsulation randomness is derived), and classical sends filler in
+// every KEM field, so that no KEM round ever completes (benchmarks and the
+// converse security test compare with it). There is no exported way to
+// turn the KEM ratchet off.
 type hooks struct {
 	keygen    func() (*ecdh.PrivateKey, error)
 	kemSeed   func() [kemSeedSize]byte
-	encaps    func(*mlkem.EncapsulationKey768) (ss, ct []byte)
+	encSecret func() [keySize]byte
 	classical bool
 	// blind skips every received KEM chunk: the security tests' model of
 	// an attacker that holds a party's classical secrets but none of its
@@ -92,13 +92,12 @@ type recvChain struct {
 }
 
 type scratch struct {
-	ad    []byte // session AD || version || tag || encrypted header
-	hdr   [headerSize]byte
-	cold  []byte // the cold part of a split save, to compare with the saved one
-	nonce [nonceSize]byte
-	mac   hash.Hash // SHA-256, for the body nonce's HMAC
-	pad   [sha256.BlockSize]byte
-	sum   [sha256.Size]byte
+	ad   []byte // session AD || version || tag || encrypted header
+	hdr  [headerSize]byte
+	cold []byte    // the cold part of a split save, to compare with the saved one
+	mac  hash.Hash // SHA-256, for the body nonce's HMAC
+	pad  [sha256.BlockSize]byte
+	sum  [sha256.Size]byte
 }
 
 // NewInitiator starts the session of the party that sent the session start
@@ -187,7 +186,9 @@ func newSession(secret, ad []byte, initiator bool, h hooks, opts []Option) (s *S
 	seed := s.newSeed()
 	s.own = newOwnLane(0, &seed)
 	clear(seed[:])
-	s.peer = newPeerLane(0)
+	encSecret := s.newEncapsSecret()
+	s.peer = newPeerLane(0, &encSecret)
+	clear(encSecret[:])
 	s.initRecords()
 	okm := kdf.Key(secret, nil, kdf.LabelRatchetInit, nil, 3*keySize)
 	copy(s.rk[:], okm)

@@ -144,7 +144,8 @@ func (s *Session) SaveSplit(head []byte, mark SplitMark, room int, put func(Part
 //	receiving chain: CK 32, HK 32, N u32 (flagRecv)
 //	own lane: declared u32, key chunks sent u32, seed 64, then secret 32
 //	  and transcript 32 (flagOwnReady) or answer chunks held u8
-//	peer lane: declared u32, answer chunks sent u32, then secret 32 and
+//	peer lane: declared u32, answer chunks sent u32, secret 32 (the shared
+//	  secret once answered, the encapsulation secret before), then
 //	  transcript 32 (flagPeerAnswered) or key chunks held u8
 func (s *Session) appendHead(b []byte, hasCold bool) []byte {
 	var flags byte
@@ -202,7 +203,7 @@ func (s *Session) appendHead(b []byte, hasCold bool) []byte {
 	if s.peer.answered() {
 		b = append(append(b, s.peer.secret[:]...), s.peer.th[:]...)
 	} else {
-		b = append(b, byte(s.peer.received()))
+		b = append(append(b, s.peer.seed[:]...), byte(s.peer.received()))
 	}
 	return b
 }
@@ -398,9 +399,9 @@ func parseHead(b []byte) (splitHead, error) {
 	} else {
 		h.ownChunks = int(r.U8())
 	}
-	p := &statepb.RatchetKemPeerLane{Declared: r.U32(), CtSent: r.U32()}
+	p := &statepb.RatchetKemPeerLane{Declared: r.U32(), CtSent: r.U32(), Secret: key(&r)}
 	if h.flags&flagPeerAnswered != 0 {
-		p.Secret, p.Transcript = key(&r), key(&r)
+		p.Transcript = key(&r)
 	} else {
 		h.peerChunks = int(r.U8())
 	}

@@ -201,7 +201,8 @@ func TestLoadSplitRejects(t *testing.T) {
 		{"empty head", edit(PartHead, func(b []byte) []byte { return nil }), ErrMalformed},
 		{"no version", edit(PartHead, func(b []byte) []byte { b[0] = 0; return b }), ErrMalformed},
 		{"version 1", edit(PartHead, func(b []byte) []byte { b[0] = 1; return b }), ErrUnsupportedVersion},
-		{"version 3", edit(PartHead, func(b []byte) []byte { b[0] = 3; return b }), ErrUnsupportedVersion},
+		{"version 2", edit(PartHead, func(b []byte) []byte { b[0] = 2; return b }), ErrUnsupportedVersion},
+		{"version 4", edit(PartHead, func(b []byte) []byte { b[0] = 4; return b }), ErrUnsupportedVersion},
 		{"format 2", edit(PartHead, func(b []byte) []byte { b[1] = 2; return b }), ErrUnsupportedVersion},
 		{"unknown flag", edit(PartHead, func(b []byte) []byte { b[2] |= 0x80; return b }), ErrMalformed},
 		{"truncated head", edit(PartHead, func(b []byte) []byte { return b[:len(b)-1] }), ErrMalformed},
@@ -345,7 +346,7 @@ func TestGoldenSplit(t *testing.T) {
 	path := filepath.Join("testdata", "split.json")
 	if *update {
 		writeJSON(t, path, &splitVector{
-			Comment: "ratchet split save (state version 2, split format 1) of alice_state and bob_state of conversation.json, saved with a zero mark; keys are part numbers",
+			Comment: fmt.Sprintf("ratchet split save (state version %d, split format %d) of alice_state and bob_state of conversation.json, saved with a zero mark; keys are part numbers", StateVersion, splitFormat),
 			Alice:   splitParts(t, &alice), Bob: splitParts(t, &bob),
 		})
 	}
@@ -367,6 +368,20 @@ func TestGoldenSplit(t *testing.T) {
 		if !bytes.Equal(state(t, got), c.whole) {
 			t.Fatalf("%s: the stored parts load to another state", c.name)
 		}
+	}
+}
+
+// TestRetiredSplit: a genuine split save of state version 2 (kept from the
+// version-2 golden conversation, never regenerated) is refused with
+// ErrUnsupportedVersion, not half-read.
+func TestRetiredSplit(t *testing.T) {
+	var v splitVector
+	readJSON(t, filepath.Join("testdata", "split_version2_rejected.json"), &v)
+	if len(v.Bob) < 3 || v.Bob["0"][0] != 2 {
+		t.Fatal("the vector is not a version-2 split save")
+	}
+	if s, err := loadParts(v.Bob); !errors.Is(err, ErrUnsupportedVersion) || s != nil {
+		t.Fatalf("version-2 split save: %v, want ErrUnsupportedVersion", err)
 	}
 }
 

@@ -8,11 +8,15 @@ import (
 )
 
 // StateVersion is the version of the saved state this build writes and
-// reads (statepb.RatchetSession.version). Version 2 adds the KEM ratchet's
-// lanes. This build refuses any other version, version 1 included, with
-// ErrUnsupportedVersion rather than half-read it: a version-1 session has no
-// KEM lanes and could only go on without them, a silent downgrade.
-const StateVersion = 2
+// reads (statepb.RatchetSession.version). Version 2 added the KEM
+// ratchet's lanes; version 3 goes with message version 3 (one synthetic
+// nonce per message, derived encapsulation randomness) and lets the key's
+// decoder hold all its k chunks while it waits for the one that confirms
+// them. This build refuses any other version with ErrUnsupportedVersion
+// rather than half-read it: a version-1 session has no KEM lanes and could
+// only go on without them, a silent downgrade; a version-2 session speaks
+// version-2 messages, which this build refuses.
+const StateVersion = 3
 
 // MarshalBinary saves the whole session, keys included, as a versioned
 // protobuf (statepb.RatchetSession), encoded deterministically: the same

@@ -71,7 +71,8 @@ func TestStateRejects(t *testing.T) {
 	}{
 		{"empty", nil, ErrMalformed},
 		{"version 1", mutate(func(m *statepb.RatchetSession) { m.Version = 1 }), ErrUnsupportedVersion},
-		{"version 3", mutate(func(m *statepb.RatchetSession) { m.Version = 3 }), ErrUnsupportedVersion},
+		{"version 2", mutate(func(m *statepb.RatchetSession) { m.Version = 2 }), ErrUnsupportedVersion},
+		{"version 4", mutate(func(m *statepb.RatchetSession) { m.Version = 4 }), ErrUnsupportedVersion},
 		{"unknown field", append(bytes.Clone(good), 0xf8, 0x07, 0x01), ErrMalformed},
 		{"root key", mutate(func(m *statepb.RatchetSession) { m.RootKey = m.RootKey[:31] }), ErrMalformed},
 		{"own key", mutate(func(m *statepb.RatchetSession) { m.OwnRatchetKey = nil }), ErrMalformed},

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ecdh"
-	"crypto/mlkem"
-	"crypto/mlkem/mlkemtest"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -42,8 +40,8 @@ type conversation struct {
 	BobSeeds    []hexBytes `json:"bob_ratchet_seeds"`
 	AliceKEM    []hexBytes `json:"alice_mlkem_seeds"`
 	BobKEM      []hexBytes `json:"bob_mlkem_seeds"`
-	AliceEncaps []hexBytes `json:"alice_encapsulation_randomness"`
-	BobEncaps   []hexBytes `json:"bob_encapsulation_randomness"`
+	AliceEncaps []hexBytes `json:"alice_encapsulation_secrets"`
+	BobEncaps   []hexBytes `json:"bob_encapsulation_secrets"`
 	Script      []string   `json:"script"`
 	Messages    []vecMsg   `json:"messages"`
 	AliceState  hexBytes   `json:"alice_state"`
@@ -112,23 +110,19 @@ func listKEMSeeds(t testing.TB, seeds *[]hexBytes, record bool, label string) fu
 	}
 }
 
-// listEncaps injects the given encapsulation randomness, in order.
-func listEncaps(t testing.TB, rnd *[]hexBytes, record bool, label string) func(*mlkem.EncapsulationKey768) (ss, ct []byte) {
+// listEncSecrets injects the given encapsulation secrets, in order.
+func listEncSecrets(t testing.TB, secrets *[]hexBytes, record bool, label string) func() [keySize]byte {
 	i := 0
-	return func(ek *mlkem.EncapsulationKey768) (ss, ct []byte) {
+	return func() [keySize]byte {
 		if record {
-			m := sha256.Sum256(fmt.Appendf(nil, "%s %d", label, i))
-			*rnd = append(*rnd, m[:])
+			s := sha256.Sum256(fmt.Appendf(nil, "%s %d", label, i))
+			*secrets = append(*secrets, s[:])
 		}
-		if i >= len(*rnd) {
-			t.Fatalf("vector has %d %s values; the script needs more", len(*rnd), label)
-		}
-		ss, ct, err := mlkemtest.Encapsulate768(ek, (*rnd)[i])
-		if err != nil {
-			t.Fatal(err)
+		if i >= len(*secrets) || len((*secrets)[i]) != keySize {
+			t.Fatalf("vector has %d %s secrets; the script needs more", len(*secrets), label)
 		}
 		i++
-		return ss, ct
+		return [keySize]byte((*secrets)[i-1])
 	}
 }
 
@@ -157,17 +151,17 @@ func runConversation(t *testing.T, v *conversation, record bool) (alice, bob *Se
 		t.Fatal(err)
 	}
 	alice, err = newInitiator(v.Secret, v.AD, bobKey.PublicKey(), hooks{
-		keygen:  listKeygen(t, &v.AliceSeeds, record, "alice"),
-		kemSeed: listKEMSeeds(t, &v.AliceKEM, record, "alice mlkem"),
-		encaps:  listEncaps(t, &v.AliceEncaps, record, "alice encaps"),
+		keygen:    listKeygen(t, &v.AliceSeeds, record, "alice"),
+		kemSeed:   listKEMSeeds(t, &v.AliceKEM, record, "alice mlkem"),
+		encSecret: listEncSecrets(t, &v.AliceEncaps, record, "alice encaps"),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	bob, err = newResponder(v.Secret, v.AD, bobKey, hooks{
-		keygen:  listKeygen(t, &v.BobSeeds, record, "bob"),
-		kemSeed: listKEMSeeds(t, &v.BobKEM, record, "bob mlkem"),
-		encaps:  listEncaps(t, &v.BobEncaps, record, "bob encaps"),
+		keygen:    listKeygen(t, &v.BobSeeds, record, "bob"),
+		kemSeed:   listKEMSeeds(t, &v.BobKEM, record, "bob mlkem"),
+		encSecret: listEncSecrets(t, &v.BobEncaps, record, "bob encaps"),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -204,8 +198,8 @@ func TestGoldenConversation(t *testing.T) {
 		secret := sha256.Sum256([]byte("sealpost ratchet vector secret"))
 		prekey := sha256.Sum256([]byte("sealpost ratchet vector bob prekey"))
 		v = conversation{
-			Comment: "ratchet v2 golden conversation; ratchet seeds are X25519 private keys, mlkem seeds ML-KEM-768 seeds (d || z), " +
-				"encapsulation randomness the m of ML-KEM.Encaps_internal, each injected in order",
+			Comment: "ratchet v3 golden conversation; ratchet seeds are X25519 private keys, mlkem seeds ML-KEM-768 seeds (d || z), " +
+				"encapsulation secrets the per-epoch secrets the encapsulation randomness is derived from, each injected in order",
 			Secret: secret[:], AD: []byte("sealpost v1 associated data: test vector"),
 			BobPrekey: prekey[:], Script: vectorScript(),
 		}
@@ -367,9 +361,10 @@ func TestErrorVectors(t *testing.T) {
 	msgs, _ := filepath.Glob(filepath.Join("testdata", "message", "*"))
 	states, _ := filepath.Glob(filepath.Join("testdata", "state", "*"))
 	files := append(msgs, states...)
-	// version1_rejected (message and state) are kept from the version-1
-	// golden conversation and never regenerated.
-	if len(files) < 11 {
+	// version1_rejected and version2_rejected (message and state) are
+	// kept from the version-1 and version-2 golden conversations and never
+	// regenerated.
+	if len(files) < 13 {
 		t.Fatalf("only %d vectors", len(files))
 	}
 	for _, f := range files {
@@ -405,7 +400,7 @@ func genErrorVectors(t *testing.T, v *conversation, last vecMsg) {
 	}
 	bumped := bytes.Clone(last.Message)
 	bumped[0] = Version + 1
-	msg("version_unsupported", "ErrUnsupportedVersion", "the last message of the conversation with version byte 3", bumped)
+	msg("version_unsupported", "ErrUnsupportedVersion", fmt.Sprintf("the last message of the conversation with version byte %d", Version+1), bumped)
 	msg("malformed_truncated", "ErrMalformed", "the last message cut below the fixed overhead", last.Message[:Overhead-1])
 	msg("malformed_empty", "ErrMalformed", "no bytes", nil)
 	msg("duplicate_replay", "ErrDuplicate", "the last message again: Bob consumed it", last.Message)
@@ -415,8 +410,8 @@ func genErrorVectors(t *testing.T, v *conversation, last vecMsg) {
 	st := func(name, expect, comment string, data []byte) {
 		writeVector(t, filepath.Join("testdata", "state", name), [][2]string{{"expect", expect}, {"comment", comment}}, data)
 	}
-	// Field 1 (version) = 3, then the rest of Bob's state.
-	st("version_unsupported", "ErrUnsupportedVersion", "bob_state of conversation.json with version 3", append([]byte{0x08, StateVersion + 1}, v.BobState[2:]...))
+	// Field 1 (version) = StateVersion+1, then the rest of Bob's state.
+	st("version_unsupported", "ErrUnsupportedVersion", fmt.Sprintf("bob_state of conversation.json with version %d", StateVersion+1), append([]byte{0x08, StateVersion + 1}, v.BobState[2:]...))
 	st("malformed_unknown_field", "ErrMalformed", "bob_state with field 2047 appended", append(bytes.Clone(v.BobState), 0xf8, 0x7f, 0x01))
 	st("malformed_truncated", "ErrMalformed", "bob_state cut in the middle of a field", v.BobState[:len(v.BobState)/2])
 	st("valid_bob", "ok", "bob_state of conversation.json", v.BobState)

@@ -53,12 +53,6 @@ const (
 	// LabelAssociatedData prefixes the associated data of a session.
 	LabelAssociatedData = "sealpost v1 associated data"
 
-	// LabelRatchetBodyNonce prefixes the plaintext when a message's body
-	// nonce is derived from its message key and plaintext (SIV style), so
-	// that a session restored from an old backup never reuses a key and
-	// nonce pair for a different plaintext.
-	LabelRatchetBodyNonce = "sealpost v1 ratchet body nonce"
-
 	// ratchet: the Double Ratchet with header encryption (ratchet package).
 
 	// LabelRatchetInit is the HKDF info that turns the session secret into
@@ -99,6 +93,23 @@ const (
 	// LabelRatchetKEMConfirm is the HMAC input, under the epoch's shared
 	// secret, of the key confirmation sent with the ciphertext.
 	LabelRatchetKEMConfirm = "sealpost v1 ratchet v2 kem confirm"
+
+	// ratchet, format version 3: one synthetic nonce per message, and
+	// derived encapsulation randomness (ratchet/doc.go, decisions 4, 6
+	// and 16).
+
+	// LabelRatchetMessageNonce prefixes the plaintext header and body when
+	// a message's nonce is derived from its message key (SIV style): the
+	// nonce of both the header and the body, so that a session restored
+	// from an old backup never seals two plaintexts under one (key, nonce)
+	// pair. It replaces version 2's "sealpost v1 ratchet body nonce",
+	// which covered the body only.
+	LabelRatchetMessageNonce = "sealpost v1 ratchet v3 message nonce"
+	// LabelRatchetKEMEncapsSeed is the HKDF info prefix that turns the
+	// encapsulation secret of an epoch of the peer's KEM lane into the
+	// 32-byte randomness of the encapsulation to the peer's key; the
+	// peer's lane, the epoch and SHA-256 of the encapsulation key follow.
+	LabelRatchetKEMEncapsSeed = "sealpost v1 ratchet v3 kem encapsulation seed"
 )
 
 // root package: the optional encrypted store (store_encrypted.go).
