@@ -368,8 +368,13 @@ type RatchetKemPeerLane struct {
 	Ciphertext []byte `protobuf:"bytes,4,opt,name=ciphertext,proto3" json:"ciphertext,omitempty"`
 	// ct_sent counts the ciphertext chunks sent.
 	CtSent uint32 `protobuf:"varint,5,opt,name=ct_sent,json=ctSent,proto3" json:"ct_sent,omitempty"`
-	// secret and transcript are the encapsulated shared secret (secret) and
-	// the epoch's transcript hash, held until the peer declares the epoch.
+	// secret is always set. Once this party has answered (ciphertext set),
+	// secret and transcript are the encapsulated shared secret and the
+	// epoch's transcript hash, held until the peer declares the epoch.
+	// Before, secret is the epoch's 32-byte encapsulation secret, from which
+	// the encapsulation randomness is derived so that an answer made again
+	// after a restore is the same answer (state version 3; ratchet/doc.go,
+	// decision 16).
 	Secret        []byte `protobuf:"bytes,6,opt,name=secret,proto3" json:"secret,omitempty"`
 	Transcript    []byte `protobuf:"bytes,7,opt,name=transcript,proto3" json:"transcript,omitempty"`
 	unknownFields protoimpl.UnknownFields
