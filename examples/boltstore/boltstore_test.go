@@ -249,3 +249,19 @@ func TestDeviceOnBolt(t *testing.T) {
 		t.Error("the reopened device has another identity or mailbox")
 	}
 }
+
+// TestCheckStore runs the library's Store conformance check on the bolt
+// store, plain and wrapped in an EncryptedStore.
+func TestCheckStore(t *testing.T) {
+	s, _ := openTemp(t)
+	if err := sealpost.CheckStore(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	enc, err := sealpost.NewEncryptedStore(s, bytes.Repeat([]byte{9}, sealpost.EncryptedStoreKeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sealpost.CheckStore(context.Background(), enc); err != nil {
+		t.Fatal(err)
+	}
+}
