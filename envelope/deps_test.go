@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestServerSideImports enforces the server rule (DESIGN section 1): the
+// TestServerSideImports enforces the server rule (docs/SPEC.md section 2): the
 // transitive imports of envelope hold no key-holding sealpost package and
 // no cryptography at all, so a relay that imports only envelope cannot
 // reach key material.

@@ -13,11 +13,13 @@
 // # Format
 //
 // The routing header is a fixed layout rather than protobuf, so that Parse
-// allocates nothing (TestParseAllocations checks 0; TOOLING.md measured 6
-// allocations for a protobuf round trip of a header-like message): version (1 byte), mailbox length (1 byte), mailbox id,
-// tag (16 bytes), then the sealed body. Version 1 is the only version; any
-// other is ErrUnsupportedVersion. A later version may change everything
-// after the version byte.
+// allocates nothing (TestParseAllocations checks 0; a protobuf round trip
+// of a message of the same shape allocates 6 times): version (1 byte),
+// mailbox length (1 byte), mailbox id, tag (16 bytes), then the sealed
+// body. Version 1 is the only version; any other is ErrUnsupportedVersion.
+// A later version may change everything after the version byte. The
+// layout, and how clients fill it in, is section 8 of the specification,
+// docs/SPEC.md in the repository.
 package envelope
 
 import (

@@ -37,7 +37,7 @@ const (
 
 // Conversation is the transcript of one conversation with one peer: a hash
 // chain of our contents, one of the peer's, and what each side has told
-// the other about the chain it received (DESIGN §3.4).
+// the other about the chain it received (docs/SPEC.md section 13).
 //
 // Sent and Received change the Conversation in place, and only when they
 // succeed. A caller that must not expose a change before it is stored (the

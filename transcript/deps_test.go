@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestImports enforces DESIGN section 1: transcript may import internal
+// TestImports enforces the package rule of docs/SPEC.md section 2: transcript may import internal
 // packages and proto/statepb, never keys, ratchet, envelope or the root.
 func TestImports(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()

@@ -1,6 +1,6 @@
 // Package transcript keeps the two hash chains of a sealpost conversation,
 // one per direction, and reports from them what the relay did and whether
-// the two sides saw the same conversation (DESIGN §3.4): a content still
+// the two sides saw the same conversation (docs/SPEC.md section 13): a content still
 // missing (Gap), one of ours the relay dropped or withholds (Drop), two
 // views that disagree (Fork), and what a receipt binds to. It follows the
 // idea of MLS's transcript hash (RFC 9420 §8.2) applied to a two-party,

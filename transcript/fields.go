@@ -2,7 +2,7 @@ package transcript
 
 import "fmt"
 
-// Fields are the transcript fields every content carries (DESIGN §3.4).
+// Fields are the transcript fields every content carries (docs/SPEC.md section 13.2).
 // The sender takes them from [Conversation.Next] and encodes them into the
 // content; the receiver decodes them and passes them to
 // [Conversation.Received] with the exact content bytes.

@@ -12,7 +12,7 @@ import (
 )
 
 // FuzzOpenFirstContact opens arbitrary bytes as Bob, with his fixed keys
-// and mailbox (ADVERSARIAL fuzz target 3). It must never panic, must return
+// and mailbox (TESTING.md, fuzz target F3). It must never panic, must return
 // a nil start with every error, every error must be a documented sentinel,
 // and it may succeed only for the genuine valid_basic vector, opening to the
 // start whose SHA-256 that vector records. The corpus is seeded from every

@@ -48,7 +48,7 @@ func newSpec(name string, addr keys.Address, mailbox []byte) recipientSpec {
 
 // The fixture recipients. Mallory publishes a mailbox key of her own for
 // Bob's address and mailbox: envelopes sealed to it are sealed to the wrong
-// key as far as Bob is concerned (ADVERSARIAL 41).
+// key as far as Bob is concerned (TESTING.md, checklist item 41).
 var (
 	bobSpec     = newSpec("bob", keys.Address{User: "bob", Device: 2}, []byte("bob-mailbox"))
 	carolSpec   = newSpec("carol", keys.Address{User: "carol", Device: 7}, testSeed("carol/mailbox id", keys.MaxMailboxLength))

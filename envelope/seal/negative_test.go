@@ -17,7 +17,7 @@ import (
 )
 
 // TestOpenWrongRecipient opens first contacts with keys and mailboxes they
-// were not sealed for (ADVERSARIAL 41: sealed to the wrong mailbox key).
+// were not sealed for (TESTING.md, checklist item 41: sealed to the wrong mailbox key).
 func TestOpenWrongRecipient(t *testing.T) {
 	bob, carol, mallory := bobSpec.build(t), carolSpec.build(t), mallorySpec.build(t)
 	_, start := newStart(t, bob.bundle(t), payloadOf(20))
@@ -88,7 +88,7 @@ func TestOpenRelayRewrites(t *testing.T) {
 }
 
 // TestOpenBitFlips flips one bit at every byte position of a valid envelope
-// (ADVERSARIAL 22), and every bit of each header byte. No flip may open; the
+// (TESTING.md, checklist item 22), and every bit of each header byte. No flip may open; the
 // error class follows the region: version, then mailbox length and mailbox
 // (checked before any decryption), then tag, encapsulation and ciphertext
 // (authentication).
@@ -124,7 +124,7 @@ func TestOpenBitFlips(t *testing.T) {
 }
 
 // TestOpenTruncations opens every proper prefix of a valid envelope
-// (ADVERSARIAL 23): shorter than header and overhead is ErrMalformed, longer
+// (TESTING.md, checklist item 23): shorter than header and overhead is ErrMalformed, longer
 // fails authentication. Nothing panics.
 func TestOpenTruncations(t *testing.T) {
 	bob := bobSpec.build(t)

@@ -1,5 +1,5 @@
 // Package seal builds and opens the sealed bodies of sealpost envelopes on
-// the client side (DESIGN section 3.3). The relay-side view of the same
+// the client side (docs/SPEC.md section 8). The relay-side view of the same
 // bytes is package envelope, which links none of this.
 //
 // # First contact

@@ -20,7 +20,7 @@ import (
 	"github.com/sealpost/sealpost/keys"
 )
 
-// Golden vectors (STYLE 20, 22). crypto/hpke takes no injected randomness,
+// Golden vectors (docs/SPEC.md section 19). crypto/hpke takes no injected randomness,
 // so these are decrypt vectors: each file records the recipient's seeds in
 // its header and holds an envelope sealed once. The test rebuilds the
 // recipient from the recorded seeds, opens the envelope and checks the

@@ -1,6 +1,6 @@
 package boltstore
 
-// The crash harness of ADVERSARIAL item 34. The test binary re-executes
+// The crash harness of checklist item 34 (TESTING.md). The test binary re-executes
 // itself as a child that hosts two Devices, Alice and Bob, each on its own
 // bbolt file, and plays a random conversation between them: Send (bursts;
 // first contacts until Bob's reply reaches Alice, then ratchet messages),
@@ -1039,7 +1039,7 @@ func (p *crashPair) finish() {
 	}
 }
 
-// TestCrash is ADVERSARIAL item 34; see the file comment. One iteration is
+// TestCrash is checklist item 34 (TESTING.md); see the file comment. One iteration is
 // one SIGKILL: crash.iterations of them (200 by default, as in CI; 1,000
 // for the long run), crashKillsPerPair on each pair of files, each pair
 // ending with a run that is not killed and must finish the conversation.

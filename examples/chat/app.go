@@ -22,11 +22,13 @@ type app struct {
 	dev        *sealpost.Device
 	self       sealpost.Address
 	relay      *client.Client
+	relayURL   string
 	hist       *history
 	out        *printer
 	kick       chan struct{} // the outbox has something
 	flushEvery time.Duration
 	current    string // the contact bare text goes to
+	now        func() time.Time
 }
 
 // printer serialises output lines from the workers and the prompt.
@@ -111,7 +113,8 @@ const help = `commands:
   /msg <user> <text>     send a message (plain text goes to the last contact used)
   /to <user>             send plain text to user
   /read [user]           send read receipts for everything received from user
-  /history [user]        show messages with ticks: ✓ sent, ✓✓ delivered, ✓✓ read
+                         (default: the contact you talk to, or every contact)
+  /history [user]        show messages with ticks: ✓ sent, ✓✓ delivered, ✓✓✓ read
   /safety <user>         show the safety number to compare with the contact
   /findings [user]       list what the transcript noticed: gaps, drops, forks, identity changes
   /contacts              list contacts
@@ -163,10 +166,14 @@ func (a *app) command(ctx context.Context, line string) bool {
 		a.current = arg("")
 		a.out.printf("talking to %s", a.current)
 	case "/read":
-		a.read(ctx, arg(a.current))
+		a.readCommand(ctx, arg(a.current))
 	case "/history":
 		a.showHistory(arg(""))
 	case "/safety":
+		if arg(a.current) == "" {
+			a.out.printf("! usage: /safety <user>")
+			return false
+		}
 		a.safety(ctx, arg(a.current))
 	case "/findings":
 		a.findings(arg(""))
@@ -264,26 +271,47 @@ func (a *app) wake() {
 	}
 }
 
-func (a *app) read(ctx context.Context, user string) {
+// readCommand is /read: for user, or, when no contact is named or chosen
+// (as after a restart), for every contact with unread messages.
+func (a *app) readCommand(ctx context.Context, user string) {
+	if user != "" {
+		if n, ok := a.read(ctx, user); ok && n == 0 {
+			a.out.printf("nothing unread from %s", user)
+		}
+		return
+	}
+	total := 0
+	for _, c := range a.hist.contacts() {
+		n, _ := a.read(ctx, c.User)
+		total += n
+	}
+	if total == 0 {
+		a.out.printf("nothing unread")
+	}
+}
+
+// read sends read receipts for every unread message from user and returns
+// how many it marked; ok is false when it printed an error.
+func (a *app) read(ctx context.Context, user string) (n int, ok bool) {
 	peer, ok := a.hist.contact(user)
 	if !ok {
 		a.out.printf("! unknown contact %q", user)
-		return
+		return 0, false
 	}
 	ids, err := a.hist.markRead(user)
 	if err != nil {
 		a.out.printf("! %v", err)
-		return
+		return 0, false
 	}
 	if len(ids) == 0 {
-		a.out.printf("nothing unread from %s", user)
-		return
+		return 0, true
 	}
 	if err := a.dev.Acknowledge(ctx, peer, sealpost.KindRead, ids...); err != nil {
 		a.out.printf("! read receipts: %v", err)
-		return
+		return 0, false
 	}
 	a.out.printf("marked %d message(s) from %s read", len(ids), user)
+	return len(ids), true
 }
 
 // ticks renders a message status.
@@ -296,7 +324,7 @@ func ticks(status string) string {
 	case statusDelivered:
 		return "✓✓ delivered"
 	case statusRead:
-		return "✓✓ read"
+		return "✓✓✓ read"
 	}
 	return status
 }
@@ -354,14 +382,29 @@ func (a *app) findings(user string) {
 }
 
 // receiveLoop reads the mailbox from the relay, reconnecting with backoff.
+// It says when the connection is lost (or cannot be made) and when it is
+// back, once each: messages sent meanwhile wait in the outbox, and the
+// relay keeps what arrives for us until we reconnect.
 func (a *app) receiveLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
+	lost := false
+	down := func(err error) {
+		if !lost && ctx.Err() == nil {
+			a.out.printf("! relay connection lost (%v): reconnecting; messages wait in the outbox", err)
+			lost = true
+		}
+	}
 	for ctx.Err() == nil {
 		sub, err := a.relay.Subscribe(ctx, a.dev.Mailbox())
 		if err != nil {
+			down(fmt.Errorf("%s: %w", a.relayURL, err))
 			sleep(ctx, backoff)
 			backoff = min(2*backoff, 5*time.Second)
 			continue
+		}
+		if lost {
+			a.out.printf("relay connection back")
+			lost = false
 		}
 		backoff = 100 * time.Millisecond
 	loop:
@@ -378,6 +421,11 @@ func (a *app) receiveLoop(ctx context.Context) {
 					break loop
 				}
 			}
+		}
+		if err := sub.Err(); err != nil {
+			down(err)
+		} else {
+			down(errors.New("the relay closed the mailbox"))
 		}
 		sub.Close()
 	}
@@ -406,7 +454,7 @@ func (a *app) handle(ctx context.Context, env []byte) {
 			a.out.printf("! saving a message: %v", err)
 			return // not Done: the relay or the device gives it again
 		}
-		a.out.printf("<%s> %s", in.From.User, in.Body)
+		a.out.printf("%s <%s> %s", a.now().Format("15:04:05"), in.From.User, in.Body)
 	}
 	changed, err := a.hist.receipts(in.From, in.Delivered, in.Read)
 	if err != nil {

@@ -153,7 +153,7 @@ func TestTwoClients(t *testing.T) {
 
 	bob.cmd("/read alice")
 	bob.expect("marked 1 message(s) from alice read")
-	alice.expectEver(`✓✓ read by bob: "hello bob"`)
+	alice.expectEver(`✓✓✓ read by bob: "hello bob"`)
 
 	bob.cmd("/msg alice hi alice")
 	alice.expectEver("<bob> hi alice")
@@ -172,7 +172,7 @@ func TestTwoClients(t *testing.T) {
 	alice.cmd("/findings bob")
 	alice.expect("no findings")
 	alice.cmd("/history bob")
-	alice.expect("me → bob: hello bob  [✓✓ read]")
+	alice.expect("me → bob: hello bob  [✓✓✓ read]")
 	alice.expect("bob: hi alice  [received]")
 	alice.cmd("/contacts")
 	alice.expect("bob.1")
@@ -183,7 +183,7 @@ func TestTwoClients(t *testing.T) {
 	alice.quit()
 	alice = startChat(t, hs.URL, "alice", filepath.Join(dir, "alice.db"))
 	alice.cmd("/history bob")
-	alice.expect("me → bob: hello bob  [✓✓ read]")
+	alice.expect("me → bob: hello bob  [✓✓✓ read]")
 	alice.cmd("/msg bob after a restart")
 	bob.expectEver("<alice> after a restart")
 	alice.expectEver(`✓✓ delivered by bob: "after a restart"`)

@@ -3,10 +3,11 @@
 //	chat -relay http://127.0.0.1:8080 -me alice -store alice.db
 //
 // Type /help for the commands: /add a contact by fetching its bundle from
-// the relay, /msg to send, /history to see delivery and read ticks, /read
-// to send read receipts, /safety to compare safety numbers and /findings
-// to list what the transcript noticed (gaps, drops, forks, a changed
-// identity). The device's keys and sessions and the chat history live in
+// the relay, /msg to send, /history to see the ticks (✓ sent, ✓✓
+// delivered, ✓✓✓ read), /read to send read receipts, /safety to compare
+// safety numbers and /findings to list what the transcript noticed (gaps,
+// drops, forks, a changed identity). Incoming messages show the time they
+// arrived; the client says when it loses the relay and when it is back. The device's keys and sessions and the chat history live in
 // one bbolt file (-store): the Device's records through boltstore, the
 // history, contacts and the outbox in buckets of their own.
 //
@@ -83,7 +84,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	if err != nil {
 		return err
 	}
-	a := &app{dev: dev, self: self, relay: client.New(*relayURL), hist: h, out: &printer{w: out},
-		kick: make(chan struct{}, 1), flushEvery: *flushEvery}
+	a := &app{dev: dev, self: self, relay: client.New(*relayURL), relayURL: *relayURL, hist: h, out: &printer{w: out},
+		kick: make(chan struct{}, 1), flushEvery: *flushEvery, now: time.Now}
 	return a.run(ctx, in, *oneTime)
 }

@@ -1,21 +1,30 @@
 // Command quickstart runs Alice, Bob and a relay in one process through a
 // sealpost conversation: a post-quantum session start from a published
-// bundle, messages both ways, one delivered out of order, one dropped by the
-// relay (which the transcript reports), delivery and read receipts, and
-// safety numbers. Beside what each device saw, it prints what the relay
-// saw: mailbox, size and tag, never a sender, content or kind.
+// bundle, messages both ways, two delivered out of order (a gap that
+// closes), one dropped by the relay (a gap and a drop that stay open),
+// delivery receipts that ride along or leave delayed and batched, a read
+// receipt, and safety numbers. Beside what each device saw, it prints what
+// the relay saw: mailbox, size and tag, never a sender, content or kind.
+//
+// Numbers such as #3 are the sender's sequence numbers in the conversation's
+// transcript (every envelope a device sends, message or receipt, takes the
+// next one); transcript findings name them.
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/sealpost/sealpost"
 	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/transcript"
 )
 
 func main() {
@@ -26,12 +35,17 @@ func main() {
 }
 
 // relay stores bundle blobs and routes envelopes by mailbox, reading
-// nothing but the routing header (envelope.Parse).
+// nothing but the routing header (envelope.Parse). It knows whose mailbox
+// is whose only because each app registered its own.
 type relay struct {
 	out     io.Writer
+	owners  map[string]string // mailbox id -> owner, for printing
 	bundles map[string][][]byte
 	queues  map[string][][]byte
+	sizes   []int // every envelope's size, in order
 }
+
+func (r *relay) register(owner string, mailbox []byte) { r.owners[string(mailbox)] = owner }
 
 func (r *relay) publish(user string, blobs [][]byte) { r.bundles[user] = blobs }
 
@@ -49,8 +63,10 @@ func (r *relay) post(o *sealpost.Outgoing) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(r.out, "      relay: %5d bytes for mailbox %x, tag %x…\n", len(o.Envelope), h.Mailbox[:4], h.Tag[:6])
+	fmt.Fprintf(r.out, "      relay: %5d bytes for %s's mailbox %x…, tag %x…\n",
+		len(o.Envelope), r.owners[string(h.Mailbox)], h.Mailbox[:4], h.Tag[:6])
 	r.queues[string(h.Mailbox)] = append(r.queues[string(h.Mailbox)], o.Envelope)
+	r.sizes = append(r.sizes, len(o.Envelope))
 	return nil
 }
 
@@ -61,15 +77,40 @@ func (r *relay) take(mailbox []byte) [][]byte {
 	return q
 }
 
+// convo is what the demo knows from outside the devices, to print names
+// instead of ids: the text of every message sent.
+type convo struct {
+	texts    map[sealpost.MessageID]string
+	messages int          // envelopes that carried a message
+	receipts int          // envelopes that carried receipts only
+	first    map[int]bool // sizes of the first-contact envelopes
+}
+
+// names lists the messages with these ids by their text.
+func (c *convo) names(ids []sealpost.MessageID) string {
+	var s []string
+	for _, id := range ids {
+		s = append(s, fmt.Sprintf("%q", c.texts[id]))
+	}
+	return strings.Join(s, ", ")
+}
+
 type user struct {
 	name string
 	dev  *sealpost.Device
+	peer sealpost.Address
 	out  io.Writer
+	c    *convo
+	seq  int                // the transcript sequence number of the last envelope sent
 	last *sealpost.Incoming // the last message received
+	// heard: something arrived from the peer, so the session is confirmed
+	// and what this user sends is no longer a first contact.
+	heard bool
 }
 
-// receiveAll takes the user's envelopes from the relay, prints what arrived
-// and tells the device each result is handled.
+// receiveAll takes the user's envelopes from the relay (in the given order,
+// or as queued), prints what arrived and what it says, and tells the device
+// each result is handled.
 func (u *user) receiveAll(ctx context.Context, r *relay, order ...int) error {
 	q := r.take(u.dev.Mailbox())
 	if order == nil {
@@ -78,23 +119,14 @@ func (u *user) receiveAll(ctx context.Context, r *relay, order ...int) error {
 		}
 	}
 	for _, i := range order {
+		open := u.dev.Findings(u.peer)
 		in, err := u.dev.Receive(ctx, q[i])
 		if err != nil {
 			return fmt.Errorf("%s: %w", u.name, err)
 		}
-		switch in.Kind {
-		case sealpost.KindMessage:
-			fmt.Fprintf(u.out, "%-5s got %q from %s\n", u.name, in.Body, in.From)
-			u.last = in
-		default:
-			fmt.Fprintf(u.out, "%-5s got a %s receipt for %d message(s)\n", u.name, in.Kind, len(in.Receipts))
-		}
-		if len(in.Read) > 0 && in.Kind == sealpost.KindMessage {
-			fmt.Fprintf(u.out, "%-5s   … with a read receipt for %d message(s) riding along\n", u.name, len(in.Read))
-		}
-		for _, f := range in.Findings {
-			fmt.Fprintf(u.out, "%-5s   transcript finding: %v\n", u.name, f)
-		}
+		u.heard = true
+		u.print(in)
+		u.closed(open)
 		if err := u.dev.Done(ctx, in.ID); err != nil {
 			return err
 		}
@@ -102,20 +134,106 @@ func (u *user) receiveAll(ctx context.Context, r *relay, order ...int) error {
 	return nil
 }
 
-func (u *user) send(ctx context.Context, r *relay, to sealpost.Address, body string) error {
-	fmt.Fprintf(u.out, "%-5s sends %q\n", u.name, body)
-	o, err := u.dev.Send(ctx, to, []byte(body))
+// print shows one received result: the message or receipt, the receipts
+// that rode along, and new transcript findings.
+func (u *user) print(in *sealpost.Incoming) {
+	switch in.Kind {
+	case sealpost.KindMessage:
+		fmt.Fprintf(u.out, "%-5s got %q from %s\n", u.name, in.Body, in.From)
+		u.last = in
+		if len(in.Delivered) > 0 {
+			fmt.Fprintf(u.out, "%-5s   … with a delivery receipt riding along for %s\n", u.name, u.c.names(in.Delivered))
+		}
+		if len(in.Read) > 0 {
+			fmt.Fprintf(u.out, "%-5s   … with a read receipt riding along for %s\n", u.name, u.c.names(in.Read))
+		}
+	default:
+		fmt.Fprintf(u.out, "%-5s got a %s receipt from %s for %s\n", u.name, in.Kind, in.From, u.c.names(in.Receipts))
+		if in.Kind == sealpost.KindRead && len(in.Delivered) > 0 {
+			fmt.Fprintf(u.out, "%-5s   … and a delivery receipt for %s\n", u.name, u.c.names(in.Delivered))
+		}
+	}
+	for _, f := range in.Findings {
+		fmt.Fprintf(u.out, "%-5s   transcript finding: %v%s\n", u.name, f, u.explain(f, false))
+	}
+}
+
+// explain says in words what a finding means here; final: at the end of
+// the conversation, when an open gap is a message that never came.
+func (u *user) explain(f transcript.Finding, final bool) string {
+	switch f.Kind {
+	case transcript.Gap:
+		if final {
+			return fmt.Sprintf(" (%s's #%d never arrived: lost, not late)", u.peer.User, f.Seq)
+		}
+		return fmt.Sprintf(" (%s's #%d has not arrived: late or lost; the gap closes if it turns up)", u.peer.User, f.Seq)
+	case transcript.Drop:
+		ids := make([]sealpost.MessageID, len(f.IDs))
+		for i, id := range f.IDs {
+			ids[i] = id
+		}
+		return fmt.Sprintf(" (%s: %s has later ones but not this; the relay dropped or holds it)", u.c.names(ids), u.peer.User)
+	}
+	return ""
+}
+
+// closed prints the findings that were open before a receive and are no
+// longer: a gap the late message filled, a drop the peer no longer reports.
+func (u *user) closed(before []transcript.Finding) {
+	now := u.dev.Findings(u.peer)
+	for _, f := range before {
+		if slices.ContainsFunc(now, func(g transcript.Finding) bool { return g.String() == f.String() }) {
+			continue
+		}
+		why := ""
+		switch f.Kind {
+		case transcript.Gap:
+			why = fmt.Sprintf(" (%s's #%d arrived late: a reorder, not a loss)", u.peer.User, f.Seq)
+		case transcript.Drop:
+			why = fmt.Sprintf(" (%s now has it)", u.peer.User)
+		}
+		fmt.Fprintf(u.out, "%-5s   closed: %v%s\n", u.name, f, why)
+	}
+}
+
+func (u *user) send(ctx context.Context, r *relay, body string) error {
+	u.seq++
+	fmt.Fprintf(u.out, "%-5s sends #%d %q\n", u.name, u.seq, body)
+	o, err := u.dev.Send(ctx, u.peer, []byte(body))
 	if err != nil {
 		return err
 	}
+	u.c.texts[o.ID] = body
+	u.c.messages++
+	if !u.heard {
+		u.c.first[len(o.Envelope)] = true
+	}
 	return r.post(o)
+}
+
+// flush sends the receipts whose random delay has passed.
+func (u *user) flush(ctx context.Context, r *relay) error {
+	receipts, err := u.dev.Flush(ctx)
+	if err != nil {
+		return err
+	}
+	for _, o := range receipts {
+		u.seq++
+		fmt.Fprintf(u.out, "%-5s sends #%d, a receipt envelope (Flush)\n", u.name, u.seq)
+		u.c.receipts++
+		if err := r.post(o); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func run(out io.Writer) error {
 	ctx := context.Background()
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	r := &relay{out: out, bundles: map[string][][]byte{}, queues: map[string][][]byte{}}
+	r := &relay{out: out, owners: map[string]string{}, bundles: map[string][][]byte{}, queues: map[string][][]byte{}}
+	c := &convo{texts: map[sealpost.MessageID]string{}, first: map[int]bool{}}
 	aliceAddr, bobAddr := sealpost.Address{User: "alice", Device: 1}, sealpost.Address{User: "bob", Device: 1}
 	aliceDev, err := sealpost.Open(ctx, sealpost.NewMemoryStore(), aliceAddr, sealpost.WithClock(clock))
 	if err != nil {
@@ -125,7 +243,13 @@ func run(out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	alice, bob := &user{name: "alice", dev: aliceDev, out: out}, &user{name: "bob", dev: bobDev, out: out}
+	alice := &user{name: "alice", dev: aliceDev, peer: bobAddr, out: out, c: c}
+	bob := &user{name: "bob", dev: bobDev, peer: aliceAddr, out: out, c: c}
+	r.register("alice", alice.dev.Mailbox())
+	r.register("bob", bob.dev.Mailbox())
+	fmt.Fprintln(out, "Addresses are user.device: alice.1 is Alice's device 1, bob.1 is Bob's.")
+	fmt.Fprintf(out, "Mailbox ids (random; what the relay routes on): alice %x…, bob %x…\n\n",
+		alice.dev.Mailbox()[:4], bob.dev.Mailbox()[:4])
 
 	// Bob publishes a bundle, split into one blob per one-time prekey.
 	bundle, err := bob.dev.Bundle(ctx, 2)
@@ -141,7 +265,9 @@ func run(out io.Writer) error {
 		blobs = append(blobs, blob)
 	}
 	r.publish("bob", blobs)
-	fmt.Fprintf(out, "bob   published %d bundle blobs; the relay stores them unread\n", len(blobs))
+	fmt.Fprintf(out, "bob   published %d bundle blobs: one per one-time prekey (%d) and a last-resort one;\n",
+		len(blobs), len(bundle.OneTimePrekeys))
+	fmt.Fprintln(out, "      the relay stores them unread and hands each one-time blob to one initiator")
 
 	// Alice starts a session (X25519 + ML-KEM-1024) and writes.
 	parsed, err := keys.ParseBundle(r.fetch("bob"))
@@ -151,18 +277,22 @@ func run(out io.Writer) error {
 	if err := alice.dev.StartSession(ctx, bobAddr, parsed); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "alice started a post-quantum session from one blob")
+	fmt.Fprintln(out, "alice started a post-quantum session (X25519 + ML-KEM-1024) from one blob")
 	for _, s := range []string{"Hi Bob!", "Lunch at noon?"} {
-		if err := alice.send(ctx, r, bobAddr, s); err != nil {
+		if err := alice.send(ctx, r, s); err != nil {
 			return err
 		}
 	}
+	fmt.Fprintln(out, "      (first contacts: until Bob replies, every envelope of Alice's also carries")
+	fmt.Fprintln(out, "      the session start, sealed to Bob's mailbox key with HPKE X-Wing: hence the size)")
 	if err := bob.receiveAll(ctx, r); err != nil {
 		return err
 	}
-	if err := bob.send(ctx, r, aliceAddr, "Yes, see you there."); err != nil {
+	if err := bob.send(ctx, r, "Yes, see you there."); err != nil {
 		return err
 	}
+	fmt.Fprintln(out, "      (a session envelope: from here on, every message of up to 256 bytes and")
+	fmt.Fprintln(out, "      every receipt has this one size)")
 	if err := alice.receiveAll(ctx, r); err != nil {
 		return err
 	}
@@ -170,7 +300,7 @@ func run(out io.Writer) error {
 	// Two messages delivered out of order, then one the relay drops.
 	fmt.Fprintln(out, "\n-- the relay delivers the next two in reverse order")
 	for _, s := range []string{"first", "second"} {
-		if err := alice.send(ctx, r, bobAddr, s); err != nil {
+		if err := alice.send(ctx, r, s); err != nil {
 			return err
 		}
 	}
@@ -178,11 +308,12 @@ func run(out io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(out, "\n-- the relay drops the next message")
-	if err := alice.send(ctx, r, bobAddr, "this one is dropped"); err != nil {
+	if err := alice.send(ctx, r, "this one is dropped"); err != nil {
 		return err
 	}
 	r.take(bob.dev.Mailbox())
-	if err := alice.send(ctx, r, bobAddr, "did you get my last one?"); err != nil {
+	fmt.Fprintln(out, "      relay: (drops it)")
+	if err := alice.send(ctx, r, "did you get my last one?"); err != nil {
 		return err
 	}
 	if err := bob.receiveAll(ctx, r); err != nil {
@@ -191,29 +322,30 @@ func run(out io.Writer) error {
 
 	// Receipts leave after a random delay, batched; a read receipt rides
 	// along with Bob's next message.
-	fmt.Fprintln(out, "\n-- 30 s later, Bob's queued delivery receipts leave as one envelope")
+	fmt.Fprintln(out, "\n-- 31 s later (receipts wait a random 1-30 s), Bob's queued delivery receipts leave")
 	now = now.Add(31 * time.Second)
-	receipts, err := bob.dev.Flush(ctx)
-	if err != nil {
+	if err := bob.flush(ctx, r); err != nil {
 		return err
-	}
-	for _, o := range receipts {
-		if err := r.post(o); err != nil {
-			return err
-		}
 	}
 	if err := alice.receiveAll(ctx, r); err != nil {
 		return err
 	}
-	fmt.Fprintln(out, "bob   reads Alice's last message; the read receipt waits for his reply")
+	fmt.Fprintf(out, "bob   reads %q; the read receipt waits for his next message\n", bob.last.Body)
 	if err := bob.dev.Acknowledge(ctx, aliceAddr, sealpost.KindRead, bob.last.ID); err != nil {
 		return err
 	}
-	if err := bob.send(ctx, r, aliceAddr, "No, something went missing."); err != nil {
+	if err := bob.send(ctx, r, "No, something went missing."); err != nil {
 		return err
 	}
 	if err := alice.receiveAll(ctx, r); err != nil {
 		return err
+	}
+
+	fmt.Fprintln(out, "\nStill open at the end (a finding that never closes is a real loss):")
+	for _, u := range []*user{bob, alice} {
+		for _, f := range u.dev.Findings(u.peer) {
+			fmt.Fprintf(out, "%-5s   %v%s\n", u.name, f, u.explain(f, true))
+		}
 	}
 
 	a, err := alice.dev.SafetyNumber(ctx, bobAddr)
@@ -228,7 +360,33 @@ func run(out io.Writer) error {
 	if a != b {
 		return fmt.Errorf("safety numbers differ")
 	}
-	fmt.Fprintln(out, "\nThe relay saw mailboxes, sizes and tags only: no sender, no content, and")
-	fmt.Fprintln(out, "messages and receipts of one size.")
+	fmt.Fprintln(out, "Alice and Bob compare these 60 digits in person or over a call, or one scans the")
+	fmt.Fprintln(out, "other's QR code (keys.Scannable): equal numbers mean no one sits between their")
+	fmt.Fprintln(out, "devices. If a peer's number changes later (new phone, or an attacker), compare again.")
+
+	summarize(out, r, c)
 	return nil
+}
+
+// summarize prints what the relay saw over the whole conversation.
+func summarize(out io.Writer, r *relay, c *convo) {
+	count := map[int]int{}
+	for _, n := range r.sizes {
+		count[n]++
+	}
+	sizes := make([]int, 0, len(count))
+	for n := range count {
+		sizes = append(sizes, n)
+	}
+	slices.SortFunc(sizes, func(a, b int) int { return cmp.Compare(count[b], count[a]) })
+	fmt.Fprintf(out, "\nThe relay saw %d envelopes (%d messages, %d with receipts only): mailbox, size and\n",
+		len(r.sizes), c.messages, c.receipts)
+	fmt.Fprintln(out, "tag only; no sender, no content, no kind.")
+	for _, n := range sizes {
+		what := "session envelopes: messages and receipts alike, one size"
+		if c.first[n] {
+			what = "first contacts, larger because they carry the session start until Bob replied"
+		}
+		fmt.Fprintf(out, "  %2d × %5d bytes: %s\n", count[n], n, what)
+	}
 }

@@ -223,7 +223,7 @@ func (d *Decoder) Message() ([]byte, error) {
 }
 
 // Clone returns an independent copy of the decoder. A receive path that
-// must not change state before a message authenticates (STYLE 10) adds the
+// must not change state before a message authenticates (docs/SPEC.md section 20, rule 1) adds the
 // message's chunk to a clone, and keeps the clone only on commit; it needs
 // to clone only when the chunk would complete the message.
 func (d *Decoder) Clone() *Decoder {

@@ -19,7 +19,7 @@ import (
 // MinSize is the smallest padded size: every receipt and every message up to
 // MinSize-1 bytes becomes exactly this long. 384 puts a message with a body
 // of up to 256 bytes (plus its id, transcript fields and framing, about 100
-// bytes) in the same bucket as a delivery or read receipt (ADVERSARIAL 39).
+// bytes) in the same bucket as a delivery or read receipt (TESTING.md, checklist item 39).
 const MinSize = 384
 
 // ErrBadPadding reports a padded plaintext without a valid padding marker.

@@ -1,5 +1,5 @@
 // Package testkit holds what sealpost's tests share: the golden vector file
-// format of STYLE rule 20. It is imported by tests only.
+// format (docs/SPEC.md section 19). It is imported by tests only.
 //
 // A vector file is "key: value" header lines, one blank line, then the raw
 // bytes of one scenario:

@@ -21,7 +21,7 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// Content is every decrypted payload (DESIGN section 3.4): a message or a
+// Content is every decrypted payload (docs/SPEC.md section 12): a message or a
 // receipt, the same size on the wire after padding. Receipts may also ride
 // along on a message.
 type Content struct {

@@ -24,8 +24,9 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// SessionStart is the initiator's half of the hybrid session start (DESIGN
-// section 3.1). It travels sealed to the responder's mailbox key.
+// SessionStart is the initiator's half of the hybrid session start
+// (docs/SPEC.md section 7.6). It travels sealed to the responder's mailbox
+// key.
 type SessionStart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// version must be 1.

@@ -26,7 +26,7 @@ const (
 // Device is the record under the store key "device".
 type Device struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 1.
+	// version must be 3 (store layout 3, docs/SPEC.md section 17.3).
 	Version      uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	User         string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
 	Device       uint32 `protobuf:"varint,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -165,7 +165,7 @@ func (x *Device) GetIdentity() []byte {
 // Peer is everything about one peer device, under "peer/<address>".
 type Peer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 2.
+	// version must be 3.
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	User    string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
 	Device  uint32 `protobuf:"varint,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -268,7 +268,7 @@ func (x *Peer) GetSessions() [][]byte {
 // "start/<address>/<session id in hex>".
 type PendingStart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 2.
+	// version must be 3.
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// session_start is our session start, without payload.
 	SessionStart []byte `protobuf:"bytes,2,opt,name=session_start,json=sessionStart,proto3" json:"session_start,omitempty"`

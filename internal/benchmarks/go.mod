@@ -1,4 +1,4 @@
-module github.com/sealpost/sealpost/benchmarks
+module github.com/sealpost/sealpost/internal/benchmarks
 
 go 1.26.0
 
@@ -17,4 +17,4 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-replace github.com/sealpost/sealpost => ../
+replace github.com/sealpost/sealpost => ../../
