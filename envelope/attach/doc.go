@@ -73,8 +73,8 @@
 // was measured against this over 4 KiB to 2 GiB (TestPaddingOverhead):
 //
 //	            mean overhead  max overhead  buckets 4 KiB-2 GiB  bits leaked
-//	5% buckets          2.4%          5.0%                  271          8.1
-//	Padmé               1.5%          6.2%                  545          9.1
+//	5% buckets          2.5%          5.0%                  271          8.1
+//	Padmé               1.4%          6.2%                  545          9.1
 //
 // Padmé costs about one point less overhead on average, but it keeps about
 // 32 sizes per doubling above 64 KiB (its bucket count grows with log log

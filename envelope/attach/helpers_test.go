@@ -5,6 +5,7 @@ import (
 	"crypto/sha3"
 	"errors"
 	"io"
+	"strconv"
 	"testing"
 
 	"github.com/sealpost/sealpost/envelope/attach"
@@ -106,3 +107,7 @@ func mustFail(t *testing.T, what string, key *attach.Key, blob []byte, want erro
 	_, err = openAll(key, blob)
 	check("ReaderAt", err)
 }
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func isErr(err, target error) bool { return errors.Is(err, target) }

@@ -80,6 +80,9 @@ func (r *ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("%w: attach: negative offset", ErrMalformed)
 	}
+	if off > r.length {
+		return 0, io.EOF
+	}
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
 	n := 0
