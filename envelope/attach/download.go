@@ -87,7 +87,7 @@ func (d *downloader) fetch(ctx context.Context, s BlobStore) error {
 		return err
 	}
 	d.hash.Write(t)
-	n, err := d.s.openTrailer(t, d.l)
+	n, err := d.s.openTrailer(t, d.l.chunks)
 	if err == nil && n != d.p.Length {
 		err = fmt.Errorf("%w: attach: blob of a %d-byte file, the pointer says %d", ErrWrongBlob, n, d.p.Length)
 	}

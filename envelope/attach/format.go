@@ -199,22 +199,40 @@ func (s *stream) sealTrailer(dst []byte, chunks, n int64) []byte {
 	return s.seal(dst, t[:], chunks, true)
 }
 
-// openTrailer opens the trailer of a blob of the given number of data
-// chunks and returns the file's length. It checks that the length pads to
-// padded bytes (ErrMalformed otherwise).
-func (s *stream) openTrailer(ctext []byte, l layout) (int64, error) {
+// openTrailer opens the trailer, the final chunk numbered chunks, and
+// returns the file's length.
+func (s *stream) openTrailer(ctext []byte, chunks int64) (int64, error) {
 	var t [trailerSize]byte
 	if len(ctext) != trailerCTSize {
 		return 0, fmt.Errorf("%w: attach: trailer of %d bytes", ErrTruncated, len(ctext))
 	}
-	if _, err := s.open(t[:0], ctext, l.chunks, true); err != nil {
+	if _, err := s.open(t[:0], ctext, chunks, true); err != nil {
 		return 0, err
 	}
-	n := binary.BigEndian.Uint64(t[:])
-	if n > MaxLength || PaddedLength(int64(n)) != l.padded {
-		return 0, fmt.Errorf("%w: attach: length %d does not pad to %d bytes", ErrMalformed, n, l.padded)
+	return int64(binary.BigEndian.Uint64(t[:])), nil
+}
+
+// checkPadded checks that a file of n bytes pads to padded bytes.
+func checkPadded(n, padded int64) error {
+	if n < 0 || n > MaxLength || PaddedLength(n) != padded {
+		return fmt.Errorf("%w: attach: length %d does not pad to %d bytes", ErrMalformed, n, padded)
 	}
-	return int64(n), nil
+	return nil
+}
+
+// cutError tells a blob cut right after a data chunk (ErrTruncated: its
+// last bytes, tail, authenticate as data chunk i) from a damaged one
+// (ErrDecrypt).
+func (s *stream) cutError(tail []byte, i int64) error {
+	if len(tail) >= minDataCTSize && len(tail) <= chunkCTSize {
+		if _, err := s.open(nil, tail, i, false); err == nil {
+			return fmt.Errorf("%w: attach: no final chunk after chunk %d", ErrTruncated, i)
+		}
+	}
+	if len(tail) < trailerCTSize {
+		return fmt.Errorf("%w: attach: stream ends %d bytes into its final chunk", ErrTruncated, len(tail))
+	}
+	return fmt.Errorf("%w: attach: final chunk", ErrDecrypt)
 }
 
 // zeroChunk is a chunk of zeros, for padding and for checking it.

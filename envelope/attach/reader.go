@@ -136,18 +136,15 @@ func (r *Reader) take(pt []byte) {
 func (r *Reader) finish(tail []byte) error {
 	data := len(tail) - trailerCTSize
 	if data < 0 || (data > 0 && data < minDataCTSize) {
-		return r.truncated(tail)
+		return r.s.cutError(tail, r.chunk)
 	}
-	l := layout{chunks: r.chunk, padded: r.padded}
+	chunks := r.chunk
 	if data > 0 {
-		l.chunks++
-		l.padded += int64(data - tagSize)
+		chunks++
 	}
-	n, err := r.s.openTrailer(tail[data:], l)
-	if errors.Is(err, ErrDecrypt) {
-		return r.truncated(tail)
-	} else if err != nil {
-		return err
+	n, err := r.s.openTrailer(tail[data:], chunks)
+	if err != nil {
+		return r.s.cutError(tail, r.chunk)
 	}
 	if data > 0 {
 		pt, err := r.s.open(tail[:0], tail[:data], r.chunk, false)
@@ -156,24 +153,13 @@ func (r *Reader) finish(tail []byte) error {
 		}
 		r.take(pt)
 	}
+	if err := checkPadded(n, r.padded); err != nil {
+		return err
+	}
 	if r.content > n {
 		return fmt.Errorf("%w: attach: non-zero padding", ErrMalformed)
 	}
 	r.post = n - r.content
 	r.held, r.content, r.done = 0, n, true
 	return nil
-}
-
-// truncated tells a stream cut after a data chunk (ErrTruncated: the tail
-// authenticates as the next data chunk) from a damaged one (ErrDecrypt).
-func (r *Reader) truncated(tail []byte) error {
-	if len(tail) >= minDataCTSize && len(tail) <= chunkCTSize {
-		if _, err := r.s.open(nil, tail, r.chunk, false); err == nil {
-			return fmt.Errorf("%w: attach: no final chunk after chunk %d", ErrTruncated, r.chunk)
-		}
-	}
-	if len(tail) < trailerCTSize {
-		return fmt.Errorf("%w: attach: stream ends %d bytes into its final chunk", ErrTruncated, len(tail))
-	}
-	return fmt.Errorf("%w: attach: final chunk", ErrDecrypt)
 }

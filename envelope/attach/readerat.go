@@ -50,11 +50,32 @@ func NewReaderAt(src io.ReaderAt, size int64, key *Key) (*ReaderAt, error) {
 	if err := readFullAt(src, t[:], size-trailerCTSize); err != nil {
 		return nil, err
 	}
-	n, err := s.openTrailer(t[:], l)
+	n, err := s.openTrailer(t[:], l.chunks)
 	if err != nil {
+		return nil, cutAt(src, s, size)
+	}
+	r := &ReaderAt{src: src, s: s, l: l, length: n}
+	if err := checkPadded(n, l.padded); err != nil {
+		// A genuine trailer at the wrong place: is the chunk before it
+		// genuine too (the sender padded wrongly) or not (bytes moved)?
+		r.length = l.padded // read the chunk whole
+		if _, cerr := r.chunk(make([]byte, chunkCTSize), l.chunks-1); errors.Is(cerr, ErrDecrypt) {
+			return nil, cerr
+		}
 		return nil, err
 	}
-	return &ReaderAt{src: src, s: s, l: l, length: n}, nil
+	return r, nil
+}
+
+// cutAt returns the error of a blob of size bytes whose trailer does not
+// open: ErrTruncated if it ends right after a data chunk, else ErrDecrypt.
+func cutAt(src io.ReaderAt, s *stream, size int64) error {
+	i := (size - HeaderSize - 1) / chunkCTSize
+	tail := make([]byte, size-HeaderSize-i*chunkCTSize)
+	if err := readFullAt(src, tail, HeaderSize+i*chunkCTSize); err != nil {
+		return err
+	}
+	return s.cutError(tail, i)
 }
 
 // readFullAt reads len(p) bytes at off; a source that ends first is
