@@ -9,9 +9,13 @@ import (
 
 // ReaderAt gives random access to the file in a blob: ReadAt, Read and
 // Seek decrypt only the chunks that hold the bytes asked for. Opening it
-// authenticates the header and the final chunk (so a blob cut short or
-// extended fails at once); every chunk read is authenticated before any of
-// its bytes is returned, and a failure is an error, never bytes.
+// authenticates the header, the last data chunk and the final chunk (so a
+// blob cut short or extended fails at once); every chunk read is
+// authenticated before any of its bytes is returned, and a failure is an
+// error, never bytes. Chunks that hold only padding and are not the last
+// (files over about 1.3 MB have some) are never read, so damage to them
+// goes unseen: it cannot change the file. Reader and Download check every
+// chunk.
 //
 // ReadAt is safe for concurrent use; Read and Seek share a position and
 // are not.
@@ -54,16 +58,20 @@ func NewReaderAt(src io.ReaderAt, size int64, key *Key) (*ReaderAt, error) {
 	if err != nil {
 		return nil, cutAt(src, s, size)
 	}
-	r := &ReaderAt{src: src, s: s, l: l, length: n}
-	if err := checkPadded(n, l.padded); err != nil {
-		// A genuine trailer at the wrong place: is the chunk before it
-		// genuine too (the sender padded wrongly) or not (bytes moved)?
-		r.length = l.padded // read the chunk whole
-		if _, cerr := r.chunk(make([]byte, chunkCTSize), l.chunks-1); errors.Is(cerr, ErrDecrypt) {
-			return nil, cerr
-		}
+	// The last data chunk too: it is where the padding is for all but
+	// large files, and a trailer moved to another place fails here.
+	r := &ReaderAt{src: src, s: s, l: l, length: l.padded}
+	last, err := r.chunk(make([]byte, chunkCTSize), l.chunks-1)
+	if err != nil {
 		return nil, err
 	}
+	if err := checkPadded(n, l.padded); err != nil {
+		return nil, err
+	}
+	if contentEnd(last[max(0, n-(l.chunks-1)*ChunkSize):]) != 0 {
+		return nil, fmt.Errorf("%w: attach: non-zero padding", ErrMalformed)
+	}
+	r.length = n
 	return r, nil
 }
 
