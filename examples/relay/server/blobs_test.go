@@ -352,6 +352,13 @@ func newCutProxy(t *testing.T, target string, upload bool, cuts ...int64) *cutPr
 
 func (p *cutProxy) url() string { return "http://" + p.ln.Addr().String() }
 
+// connections returns how many connections the proxy accepted.
+func (p *cutProxy) connections() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.conns
+}
+
 func (p *cutProxy) serve() {
 	for {
 		c, err := p.ln.Accept()
@@ -412,8 +419,8 @@ func TestAttachThroughRelay(t *testing.T) {
 	if err != nil {
 		t.Fatalf("upload: %v", err)
 	}
-	if upProxy.conns < 3 {
-		t.Fatalf("the upload used %d connections: it was not cut", upProxy.conns)
+	if upProxy.connections() < 3 {
+		t.Fatalf("the upload used %d connections: it was not cut", upProxy.connections())
 	}
 	resumed := false
 	for i := 1; i < len(progress); i++ {
@@ -428,8 +435,8 @@ func TestAttachThroughRelay(t *testing.T) {
 	if err := attach.Download(ctx, client.New(downProxy.url()).Blobs(), p, &out, attach.WithRetries(5, 10*time.Millisecond)); err != nil {
 		t.Fatalf("download: %v", err)
 	}
-	if !bytes.Equal(out.Bytes(), file) || downProxy.conns < 3 {
-		t.Fatalf("download: %d bytes, %d connections", out.Len(), downProxy.conns)
+	if !bytes.Equal(out.Bytes(), file) || downProxy.connections() < 3 {
+		t.Fatalf("download: %d bytes, %d connections", out.Len(), downProxy.connections())
 	}
 
 	// Another blob under the pointer's id: the relay (or anyone who can
