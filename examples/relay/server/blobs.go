@@ -212,19 +212,21 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	if int64(len(p)) > e.n {
 		p = p[:e.n]
 	}
-	k, err := e.r.Read(p)
+	// Fill p (the object store makes one message of each Read): an HTTP
+	// body yields a few KiB at a time, which would make small messages.
+	k, err := io.ReadFull(e.r, p)
 	e.n, e.read = e.n-int64(k), e.read+int64(k)
 	switch {
-	case err == io.EOF && e.n > 0 && e.read == 0:
-		e.err = errNoBody
-	case err == io.EOF && e.n > 0:
-		e.err = io.ErrUnexpectedEOF
-	case err != nil && err != io.EOF:
-		e.err = err
-	case e.n == 0:
+	case err == nil && e.n == 0:
 		return k, io.EOF
-	default:
+	case err == nil:
 		return k, nil
+	case errors.Is(err, io.EOF) && e.read == 0:
+		e.err = errNoBody
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		e.err = io.ErrUnexpectedEOF
+	default:
+		e.err = err
 	}
 	return k, e.err
 }
@@ -352,6 +354,7 @@ func (r *Relay) openPart(ctx context.Context, id string, rec *blobRecord, off in
 // streamParts copies the blob's bytes [start, end) to w, part by part.
 func (r *Relay) streamParts(w http.ResponseWriter, ctx context.Context, id string, rec *blobRecord, start, end int64, obj io.ReadCloser) error {
 	rc := http.NewResponseController(w)
+	buf := make([]byte, 256<<10) // a whole object chunk (128 KiB) and more per copy
 	for off := start; off < end; {
 		if obj == nil {
 			var err error
@@ -361,7 +364,10 @@ func (r *Relay) streamParts(w http.ResponseWriter, ctx context.Context, id strin
 		}
 		_ = rc.SetWriteDeadline(time.Now().Add(blobIOTimeout))
 		n := min(end, (off/rec.PartSize+1)*rec.PartSize) - off
-		k, err := io.CopyN(w, obj, n)
+		k, err := io.CopyBuffer(w, io.LimitReader(obj, n), buf)
+		if err == nil && k < n {
+			err = io.ErrUnexpectedEOF
+		}
 		obj.Close()
 		obj = nil
 		if err != nil {
