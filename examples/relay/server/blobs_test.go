@@ -218,7 +218,7 @@ func TestBlobExpiry(t *testing.T) {
 	if resp, _ := rawRequest(t, "GET", url, c.DownloadToken, nil); resp.StatusCode != 200 {
 		t.Fatalf("fresh blob: %d", resp.StatusCode)
 	}
-	if c.Expires.Sub(time.Now()) > 3*time.Second {
+	if time.Until(c.Expires) > 3*time.Second {
 		t.Fatalf("expires at %v", c.Expires)
 	}
 	time.Sleep(time.Until(c.Expires) + 100*time.Millisecond)
