@@ -52,6 +52,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	rate := fs.Float64("rate", server.DefaultRate, "requests per second per client IP (negative: no limit)")
 	burst := fs.Int("burst", server.DefaultBurst, "request burst per client IP")
 	maxAge := fs.Duration("max-age", server.DefaultMaxAge, "drop envelopes not fetched for this long (negative: never)")
+	blobAge := fs.Duration("blob-max-age", server.DefaultBlobMaxAge, "how long a blob is kept")
+	blobSize := fs.Int64("blob-max-size", server.DefaultBlobMaxSize, "the largest blob accepted, in bytes")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -62,7 +64,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	cfg := server.Config{NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas,
-		MaxDepth: *depth, Rate: *rate, Burst: *burst, MaxAge: *maxAge, Logger: log}
+		MaxDepth: *depth, Rate: *rate, Burst: *burst, MaxAge: *maxAge, Logger: log,
+		BlobMaxAge: *blobAge, BlobMaxSize: *blobSize}
 	if *natsURL == "" {
 		if err := os.MkdirAll(*data, 0o700); err != nil {
 			return err

@@ -53,4 +53,13 @@ var (
 
 	// ErrIdentityChanged reports a peer identity that differs from the trusted one.
 	ErrIdentityChanged = errors.New("sealpost: peer identity changed")
+
+	// ErrTruncated reports an encrypted stream that ended before its final
+	// chunk: what was read so far authenticated, but the rest is missing.
+	ErrTruncated = errors.New("sealpost: encrypted stream truncated")
+
+	// ErrWrongBlob reports a blob store that served bytes other than the
+	// blob a pointer names: another blob's header, a length or a digest
+	// that differs from the pointer's.
+	ErrWrongBlob = errors.New("sealpost: store served another blob")
 )

@@ -131,3 +131,14 @@ const (
 	// ids, sequence numbers and content hashes of the contents it names.
 	LabelTranscriptReceipt = "sealpost v1 transcript receipt"
 )
+
+// envelope/attach labels: the streaming encryption of files.
+const (
+	// LabelAttachPayload is the HKDF info that turns a file key (with the
+	// blob header's version and nonce as salt) into the ChaCha20-Poly1305
+	// key of the blob's chunks.
+	LabelAttachPayload = "sealpost v1 attach payload key"
+	// LabelAttachCommitment is the HKDF info of the key commitment in the
+	// blob header, so that one blob opens under one file key only.
+	LabelAttachCommitment = "sealpost v1 attach key commitment"
+)

@@ -33,6 +33,7 @@ const (
 	envRelayDir   = "SEALPOST_LOADTEST_RELAY_DIR"
 	envRelayAddr  = "SEALPOST_LOADTEST_RELAY_ADDR"
 	envRelayDepth = "SEALPOST_LOADTEST_RELAY_MAX_DEPTH"
+	envRelayNATS  = "SEALPOST_LOADTEST_RELAY_NATS" // an external NATS URL instead of the embedded one
 )
 
 func TestMain(m *testing.M) {
@@ -51,7 +52,11 @@ func relayMain(dir, addr, depth string) int {
 	maxDepth, _ := strconv.Atoi(depth)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	r, err := server.New(ctx, server.Config{DataDir: dir, MaxDepth: maxDepth, Logger: log})
+	cfg := server.Config{DataDir: dir, MaxDepth: maxDepth, Logger: log}
+	if url := os.Getenv(envRelayNATS); url != "" {
+		cfg.DataDir, cfg.NATSURL = "", url
+	}
+	r, err := server.New(ctx, cfg)
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "relay:", err)
@@ -113,6 +118,7 @@ type relayProc struct {
 	dir     string // JetStream store, kept across restarts
 	logPath string // the relay's stderr, every incarnation
 	depth   int
+	natsURL string // an external NATS, or "" for the embedded one
 	addr    string // fixed after the first start
 
 	mu   sync.Mutex
@@ -168,7 +174,7 @@ func (p *relayProc) start() {
 	fmt.Fprintf(logf, "--- relay start %d\n", p.starts+1)
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), envRelayDir+"="+p.dir, envRelayAddr+"="+p.addr,
-		envRelayDepth+"="+strconv.Itoa(p.depth))
+		envRelayDepth+"="+strconv.Itoa(p.depth), envRelayNATS+"="+p.natsURL)
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()

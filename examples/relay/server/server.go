@@ -12,6 +12,10 @@
 //	GET  /v1/bundles/{user}/{device}   take one blob: each one-time blob once, then the last resort
 //	POST /v1/envelopes                 store an envelope in its recipient's mailbox
 //	GET  /v1/mailboxes/{mailbox}       WebSocket: receive the mailbox's envelopes, acknowledging each
+//	POST /v1/blobs                     reserve a blob of Upload-Length bytes (see "Blobs")
+//	HEAD /v1/blobs/{id}/upload         the blob's Upload-Offset (upload token)
+//	PATCH /v1/blobs/{id}/upload        store the body at Upload-Offset (upload token)
+//	GET  /v1/blobs/{id}                the blob, or a Range of it (download token)
 //	GET  /healthz                      200 when NATS is connected
 //
 // Bundle requests carry JSON, {"one_time": [base64...], "last_resort":
@@ -58,6 +62,33 @@
 // per one-time blob, taken by reading the first and deleting it (a delete
 // that fails means another relay took it first, so the next is tried),
 // and bnd.<hex user>.<device>.lr the last resort.
+//
+// # Blobs
+//
+// Attachments (envelope/attach) are stored as opaque encrypted blobs. POST
+// /v1/blobs with an Upload-Length header reserves one (201, JSON
+// BlobCreated: a random 128-bit id, and a 256-bit upload token and download
+// token, each handed out once and kept only as its SHA-256), or refuses it
+// with 413 over BlobMaxSize. Every other request names the id in the path
+// and carries its token as "Authorization: Bearer <token>"; a wrong token,
+// an unknown id and an expired blob are the same 404, and nothing lists
+// blobs. Uploads follow tus.io's core protocol: PATCH streams the body in
+// at Upload-Offset (409 with the right Upload-Offset if it is not the
+// blob's), HEAD returns Upload-Offset. GET serves a complete blob (409
+// before), with one byte range if asked (206, Content-Range; 416 if
+// unsatisfiable).
+//
+// A blob lives in BlobPartBucket, a NATS object store, as parts of
+// BlobPartSize bytes named "<id>.<part>", each stored as it arrives. The
+// object store cannot append, so a part is the unit of resumption: a PATCH
+// whose body ends inside a part (a dropped connection) keeps the whole
+// parts before it, and its client resumes from the Upload-Offset the
+// relay reports. A range request starts at the part that holds its first
+// byte. Neither ever holds more than a read buffer in memory. The record
+// of a blob (size, part size, bytes stored, expiry, token hashes) is a key
+// of BlobRecordBucket, a NATS key-value bucket; both expire after
+// BlobMaxAge (the record's expiry is checked on every request, and NATS
+// removes the data). No name, type or owner is stored.
 //
 // # What is logged
 //
@@ -151,6 +182,10 @@ type Config struct {
 	Burst    int           // token bucket size (DefaultBurst)
 	MaxAge   time.Duration // DefaultMaxAge; negative: keep forever
 	Logger   *slog.Logger  // slog.Default() when nil
+
+	BlobMaxAge   time.Duration // how long a blob is kept (DefaultBlobMaxAge)
+	BlobMaxSize  int64         // the largest blob accepted (DefaultBlobMaxSize)
+	BlobPartSize int64         // the size of a blob's stored parts (DefaultBlobPartSize)
 }
 
 func (c *Config) setDefaults() {
@@ -175,26 +210,37 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.BlobMaxAge <= 0 {
+		c.BlobMaxAge = DefaultBlobMaxAge
+	}
+	if c.BlobMaxSize <= 0 {
+		c.BlobMaxSize = DefaultBlobMaxSize
+	}
+	if c.BlobPartSize <= 0 {
+		c.BlobPartSize = DefaultBlobPartSize
+	}
 }
 
 // Relay is the server. Handler serves its API; Close stops it.
 type Relay struct {
-	cfg      Config
-	log      *slog.Logger
-	ns       *server.Server // the embedded server, or nil
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	mailbox  jetstream.Stream
-	bundles  jetstream.Stream
-	limiter  *limiter
-	mux      *http.ServeMux
-	ctx      context.Context // canceled by Close: ends every WebSocket
-	cancel   context.CancelFunc
-	connMu   sync.Mutex
-	closing  bool
-	conns    sync.WaitGroup
-	closeErr error
-	once     sync.Once
+	cfg       Config
+	log       *slog.Logger
+	ns        *server.Server // the embedded server, or nil
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	mailbox   jetstream.Stream
+	bundles   jetstream.Stream
+	blobRecs  jetstream.KeyValue
+	blobParts jetstream.ObjectStore
+	limiter   *limiter
+	mux       *http.ServeMux
+	ctx       context.Context // canceled by Close: ends every WebSocket
+	cancel    context.CancelFunc
+	connMu    sync.Mutex
+	closing   bool
+	conns     sync.WaitGroup
+	closeErr  error
+	once      sync.Once
 }
 
 // track counts a WebSocket connection unless the relay is closing.
@@ -217,6 +263,10 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	if err := r.setupStreams(ctx); err != nil {
+		r.shutdownNATS()
+		return nil, err
+	}
+	if err := r.setupBlobs(ctx); err != nil {
 		r.shutdownNATS()
 		return nil, err
 	}
@@ -346,6 +396,10 @@ func (r *Relay) routes() {
 	r.mux.HandleFunc("GET /v1/bundles/{user}/{device}", r.limited(r.getBundle))
 	r.mux.HandleFunc("POST /v1/envelopes", r.limited(r.postEnvelope))
 	r.mux.HandleFunc("GET /v1/mailboxes/{mailbox}", r.limited(r.subscribe))
+	r.mux.HandleFunc("POST /v1/blobs", r.limited(r.createBlob))
+	r.mux.HandleFunc("HEAD /v1/blobs/{id}/upload", r.limited(r.blobOffset))
+	r.mux.HandleFunc("PATCH /v1/blobs/{id}/upload", r.limited(r.patchBlob))
+	r.mux.HandleFunc("GET /v1/blobs/{id}", r.limited(r.getBlob))
 	r.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !r.nc.IsConnected() {
 			httpError(w, http.StatusServiceUnavailable, "nats not connected")

@@ -1,0 +1,156 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// BlobStore is the relay's blob store (server package, "Blobs") as an
+// attach.BlobStore: pass it to attach.Upload and attach.Download. It
+// imports nothing of attach (the interface has standard types only), so
+// the client stays as safe to link as the relay.
+//
+// The ids it returns are capabilities: Create's id is "<blob id>.<download
+// token>", everything a recipient needs to Get the blob (it goes into the
+// attach.Pointer, inside a sealed message); its upload handle is "<blob
+// id>.<upload token>". Tokens travel in the Authorization header, never in
+// a URL. Transfers are bounded by their context, not by the client's
+// Timeout, which would cut a large blob short.
+type BlobStore struct {
+	base string
+	hc   *http.Client
+}
+
+// Blobs returns the relay's blob store.
+func (c *Client) Blobs() *BlobStore {
+	hc := *c.hc
+	hc.Timeout = 0
+	return &BlobStore{base: c.base, hc: &hc}
+}
+
+// Create reserves a blob of size bytes. A blob over the relay's size limit
+// is a StatusError with code 413.
+func (b *BlobStore) Create(ctx context.Context, size int64) (id, upload string, err error) {
+	resp, err := b.do(ctx, http.MethodPost, "/v1/blobs", "", nil, http.StatusCreated,
+		map[string]string{"Upload-Length": strconv.FormatInt(size, 10)})
+	if err != nil {
+		return "", "", err
+	}
+	defer resp.Body.Close()
+	var created struct {
+		ID            string `json:"id"`
+		UploadToken   string `json:"upload_token"`
+		DownloadToken string `json:"download_token"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4096)).Decode(&created); err != nil {
+		return "", "", fmt.Errorf("relay: blob answer: %w", err)
+	}
+	return created.ID + "." + created.DownloadToken, created.ID + "." + created.UploadToken, nil
+}
+
+// errShort reports a PATCH the relay answered with less stored than sent.
+var errShort = errors.New("relay: stored less than was sent")
+
+// Put streams r to the blob at offset off (which must be the relay's
+// offset). On an error, Offset tells what the relay kept: whole parts.
+func (b *BlobStore) Put(ctx context.Context, upload string, off int64, r io.Reader) error {
+	id, tok, err := splitCapability(upload)
+	if err != nil {
+		return err
+	}
+	cr := &countingReader{r: r}
+	resp, err := b.do(ctx, http.MethodPatch, "/v1/blobs/"+id+"/upload", tok, cr, http.StatusNoContent,
+		map[string]string{"Upload-Offset": strconv.FormatInt(off, 10), "Content-Type": "application/offset+octet-stream"})
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if got, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64); err != nil || got != off+cr.n {
+		return fmt.Errorf("%w: at %s of %d", errShort, resp.Header.Get("Upload-Offset"), off+cr.n)
+	}
+	return nil
+}
+
+// Offset returns how many bytes of the blob the relay holds.
+func (b *BlobStore) Offset(ctx context.Context, upload string) (int64, error) {
+	id, tok, err := splitCapability(upload)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := b.do(ctx, http.MethodHead, "/v1/blobs/"+id+"/upload", tok, nil, http.StatusNoContent, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp.Body.Close()
+	return strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
+}
+
+// Get returns n bytes of the blob from offset off, as one range request.
+// A body that ends early reads as io.ErrUnexpectedEOF.
+func (b *BlobStore) Get(ctx context.Context, id string, off, n int64) (io.ReadCloser, error) {
+	blob, tok, err := splitCapability(id)
+	if err != nil {
+		return nil, err
+	}
+	if off < 0 || n <= 0 {
+		return nil, fmt.Errorf("relay: bad range %d+%d", off, n)
+	}
+	resp, err := b.do(ctx, http.MethodGet, "/v1/blobs/"+blob, tok, nil, http.StatusPartialContent,
+		map[string]string{"Range": fmt.Sprintf("bytes=%d-%d", off, off+n-1)})
+	if err != nil {
+		return nil, err
+	}
+	if resp.ContentLength != n {
+		resp.Body.Close()
+		return nil, fmt.Errorf("relay: range of %d bytes, asked for %d", resp.ContentLength, n)
+	}
+	return resp.Body, nil
+}
+
+func (b *BlobStore) do(ctx context.Context, method, path, token string, body io.Reader, want int, headers map[string]string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, b.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != want {
+		defer resp.Body.Close()
+		return nil, statusError(resp)
+	}
+	return resp, nil
+}
+
+// splitCapability splits "<blob id>.<token>".
+func splitCapability(c string) (id, token string, err error) {
+	id, token, ok := strings.Cut(c, ".")
+	if !ok || id == "" || token == "" {
+		return "", "", errors.New("relay: not a blob capability")
+	}
+	return id, token, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	return k, err
+}
