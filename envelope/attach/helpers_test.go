@@ -50,8 +50,12 @@ func decrypt(key *attach.Key, blob []byte) ([]byte, error) {
 		return nil, err
 	}
 	var out bytes.Buffer
-	buf := make([]byte, 7777)
-	for {
+	small, large := make([]byte, 7777), make([]byte, 200_000)
+	for i := 0; ; i++ {
+		buf := small // alternate small reads and reads of whole chunks
+		if i%3 != 0 {
+			buf = large
+		}
 		n, err := r.Read(buf)
 		out.Write(buf[:n])
 		if err == io.EOF {

@@ -76,7 +76,11 @@ func ParsePointer(data []byte) (*Pointer, error) {
 	}
 	p := &Pointer{ID: d.str()}
 	key := d.take(KeySize)
-	p.Length = int64(d.uint64())
+	if n := d.uint64(); n <= MaxLength {
+		p.Length = int64(n)
+	} else {
+		p.Length = -1 // refused by check
+	}
 	copy(p.Digest[:], d.take(sha256.Size))
 	p.MediaType = d.str()
 	p.Name = d.str()

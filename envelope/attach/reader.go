@@ -84,13 +84,46 @@ func (r *Reader) Read(p []byte) (int, error) {
 			return 0, r.err
 		case r.done:
 			return 0, io.EOF
+		case len(p) >= ChunkSize && r.held == 0:
+			// Nothing queued or held: a whole data chunk can be opened
+			// straight into p, without the copy out of buf.
+			n, err := r.nextInto(p)
+			if r.err = err; n > 0 {
+				return n, nil
+			}
+			continue // an error, the end, or a chunk of zeros now held
 		}
 		r.err = r.next()
 	}
 }
 
-// next decrypts the next data chunk, or the last one and the trailer.
-func (r *Reader) next() error {
+// nextInto is next for a caller's buffer of at least ChunkSize bytes,
+// when no zeros are held: a whole data chunk is opened into p and its
+// content (up to its last non-zero byte) returned at once. The end of the
+// stream goes the usual way.
+func (r *Reader) nextInto(p []byte) (int, error) {
+	if err := r.fill(); err != nil {
+		return 0, err
+	}
+	if r.eof {
+		return 0, r.finish(r.buf[:r.n])
+	}
+	pt, err := r.s.open(p[:0], r.buf[:chunkCTSize], r.chunk, false)
+	if err != nil {
+		return 0, err
+	}
+	r.chunk++
+	r.taken = chunkCTSize
+	r.padded += int64(len(pt))
+	end := contentEnd(pt)
+	r.content += int64(end)
+	r.held = int64(len(pt) - end)
+	return end, nil
+}
+
+// fill moves the unread ciphertext to the front of buf and reads until
+// buf is full or the source ends.
+func (r *Reader) fill() error {
 	r.n = copy(r.buf, r.buf[r.taken:r.n])
 	r.taken = 0
 	for r.n < len(r.buf) && !r.eof {
@@ -101,6 +134,14 @@ func (r *Reader) next() error {
 		} else if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// next decrypts the next data chunk, or the last one and the trailer.
+func (r *Reader) next() error {
+	if err := r.fill(); err != nil {
+		return err
 	}
 	if !r.eof { // more follows: the first chunk is a whole data chunk
 		pt, err := r.s.open(r.buf[:0], r.buf[:chunkCTSize], r.chunk, false)

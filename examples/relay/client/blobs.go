@@ -70,7 +70,7 @@ func (b *BlobStore) Put(ctx context.Context, upload string, off int64, r io.Read
 	if err != nil {
 		return err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	if got, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64); err != nil || got != off+cr.n {
 		return fmt.Errorf("%w: at %s of %d", errShort, resp.Header.Get("Upload-Offset"), off+cr.n)
 	}
@@ -87,7 +87,7 @@ func (b *BlobStore) Offset(ctx context.Context, upload string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close()
 	return strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
 }
 
@@ -107,7 +107,7 @@ func (b *BlobStore) Get(ctx context.Context, id string, off, n int64) (io.ReadCl
 		return nil, err
 	}
 	if resp.ContentLength != n {
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return nil, fmt.Errorf("relay: range of %d bytes, asked for %d", resp.ContentLength, n)
 	}
 	return resp.Body, nil

@@ -138,7 +138,7 @@ func (r *Relay) createBlob(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusCreated)
-	json.NewEncoder(w).Encode(created)
+	_ = json.NewEncoder(w).Encode(created)
 }
 
 // blobFor returns the record of the blob in the path if the request's
@@ -329,7 +329,7 @@ func (r *Relay) getBlob(w http.ResponseWriter, req *http.Request) {
 	}
 	w.WriteHeader(code)
 	if req.Method == http.MethodHead {
-		first.Close()
+		_ = first.Close()
 		return
 	}
 	if err := r.streamParts(w, req.Context(), id, rec, start, end, first); err != nil {
@@ -345,7 +345,7 @@ func (r *Relay) openPart(ctx context.Context, id string, rec *blobRecord, off in
 		return nil, err
 	}
 	if _, err := io.CopyN(io.Discard, obj, off-part*rec.PartSize); err != nil {
-		obj.Close()
+		_ = obj.Close()
 		return nil, err
 	}
 	return obj, nil
@@ -368,7 +368,7 @@ func (r *Relay) streamParts(w http.ResponseWriter, ctx context.Context, id strin
 		if err == nil && k < n {
 			err = io.ErrUnexpectedEOF
 		}
-		obj.Close()
+		_ = obj.Close()
 		obj = nil
 		if err != nil {
 			return err
