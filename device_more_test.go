@@ -195,7 +195,8 @@ func TestFirstContactReplay(t *testing.T) {
 	replay("after the session was evicted")
 	receive(t, alice, send(t, bob, alice, "still fine"))
 
-	// Once rotation drops the signed prekey the start used, the record of
+	// Once rotation drops the signed prekey the start used (a week past its
+	// expiry), the record of
 	// accepted starts for it goes too; the replay is still refused with
 	// nothing changed (its mailbox key rotated away with the prekey, so it
 	// no longer even opens).
@@ -210,6 +211,8 @@ func TestFirstContactReplay(t *testing.T) {
 	if seen() == 0 {
 		t.Fatal("no record of accepted starts")
 	}
+	// Old prekeys are kept until a week past their expiry.
+	c.advance(sealpost.PrekeyLifetime + 8*24*time.Hour)
 	for range 4 {
 		if err := bob.RotatePrekeys(ctx); err != nil {
 			t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"strings"
+	"time"
 
 	"github.com/sealpost/sealpost/keys"
 )
@@ -24,11 +25,14 @@ type bobDevice struct {
 func newBob() *bobDevice {
 	bob := &bobDevice{addr: keys.Address{User: "bob", Device: 2}, mailbox: []byte("bob-mailbox")}
 	bob.identity = keys.GenerateIdentity()
-	bob.spk = keys.GenerateSignedPrekey(1, bob.identity)
+	expires := time.Now().Add(30 * 24 * time.Hour) // Bob rotates weekly; see RotatePrekeys
+	var err error
+	if bob.spk, err = keys.GenerateSignedPrekey(1, expires, bob.identity); err != nil {
+		log.Fatal(err)
+	}
 	bob.pq = keys.GeneratePQPrekey(2, true, bob.identity)
 	bob.oneTime = map[uint32]*keys.OneTimePrekey{100: keys.GenerateOneTimePrekey(100)}
-	var err error
-	if bob.mailKey, err = keys.GenerateMailboxKey(3, bob.addr, bob.mailbox, bob.identity); err != nil {
+	if bob.mailKey, err = keys.GenerateMailboxKey(3, bob.addr, bob.mailbox, expires, bob.identity); err != nil {
 		log.Fatal(err)
 	}
 	return bob

@@ -53,4 +53,14 @@ var (
 
 	// ErrIdentityChanged reports a peer identity that differs from the trusted one.
 	ErrIdentityChanged = errors.New("sealpost: peer identity changed")
+
+	// ErrExpired reports signed public material past the expiry it was
+	// signed with: a bundle whose signed prekey or mailbox key has expired.
+	// It is not ErrExpiredKey (a message whose skipped key was evicted):
+	// the cure is a fresh bundle, not giving up on a message.
+	ErrExpired = errors.New("sealpost: expired")
+
+	// ErrBlocked reports an envelope from a sender the app blocked (an
+	// address or an identity); it was not decrypted and changed nothing.
+	ErrBlocked = errors.New("sealpost: sender blocked")
 )
