@@ -59,14 +59,14 @@ type peer struct {
 	// slot is the peer's entry in the peer directory (peerdir.go), -1
 	// before its first commit; inPending is whether it is in
 	// Device.pending; gone is set once it is forgotten or evicted.
-	slot      int
-	inPending bool
-	gone      bool
-	kept      []keptEntry
-	keptRaw       []byte     // the kept index as last committed
-	keptIn        []keptRef  // what this peer has in Device.kept and keptEnv
-	keptIdxKey    string     // keptIndexKey(name), built on first use
-	indexed       []*session // the sessions whose tags are in Device.tags
+	slot       int
+	inPending  bool
+	gone       bool
+	kept       []keptEntry
+	keptRaw    []byte     // the kept index as last committed
+	keptIn     []keptRef  // what this peer has in Device.kept and keptEnv
+	keptIdxKey string     // keptIndexKey(name), built on first use
+	indexed    []*session // the sessions whose tags are in Device.tags
 }
 
 // session is one ratchet session and its transcript.

@@ -103,11 +103,11 @@ func (d *Device) loadPeers(ctx context.Context) error {
 // accepted session start to remember. Nothing in it touches memory before
 // the Apply succeeds.
 type txn struct {
-	also  []staged
-	evict []*peer
-	dir   []dirOp
-	dirN  int
-	seen  *seenStarts // with seenAdd, the start to add once committed
+	also    []staged
+	evict   []*peer
+	dir     []dirOp
+	dirN    int
+	seen    *seenStarts // with seenAdd, the start to add once committed
 	seenAdd seenAdd
 }
 

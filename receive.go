@@ -31,8 +31,8 @@ type Incoming struct {
 	Identity    keys.PublicIdentity
 	Unconfirmed bool
 	Kind        Kind
-	ID   MessageID
-	Body []byte // KindMessage
+	ID          MessageID
+	Body        []byte // KindMessage
 	// Receipts lists the ids a KindDelivered or KindRead content
 	// acknowledges (for KindRead: the read ones). A message may also carry
 	// receipts that rode along; Delivered and Read hold those of any kind.

@@ -188,7 +188,10 @@ func TestBadSeeds(t *testing.T) {
 			_, err := NewMailboxKey(1, Address{User: string(make([]byte, 257))}, []byte("m"), seed, testExpiry, id)
 			return err
 		},
-		"invalid utf-8":    func() error { _, err := NewMailboxKey(1, Address{User: "\xc3"}, []byte("m"), seed, testExpiry, id); return err },
+		"invalid utf-8": func() error {
+			_, err := NewMailboxKey(1, Address{User: "\xc3"}, []byte("m"), seed, testExpiry, id)
+			return err
+		},
 		"empty mailbox":    func() error { _, err := NewMailboxKey(1, addr, nil, seed, testExpiry, id); return err },
 		"long mailbox":     func() error { _, err := NewMailboxKey(1, addr, make([]byte, 65), seed, testExpiry, id); return err },
 		"generate, no mbx": func() error { _, err := GenerateMailboxKey(1, addr, nil, testExpiry, id); return err },
