@@ -203,8 +203,8 @@ func (d *Device) Trust(ctx context.Context, peerAddr Address, identity keys.Publ
 			delta++
 		}
 		pinned.rec.Unconfirmed = true
-		st, err := d.stage(b, pinned, nil)
-		if err != nil {
+		var st staged
+		if err := d.stage(b, pinned, nil, &st); err != nil {
 			d.recycle(b)
 			d.restore(pinned, nil)
 			d.restore(u, nil)

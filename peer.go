@@ -640,7 +640,8 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 	if isNew && tx == nil {
 		tx = &txn{} // for its directory entry
 	}
-	st, err := d.stage(b, p, touched)
+	var st staged
+	err := d.stage(b, p, touched, &st)
 	if err == nil && tx != nil {
 		d.stageTxn(b, p, isNew, tx)
 	}
@@ -664,42 +665,48 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 	return nil
 }
 
-// staged is one peer's part of a commit, adopted once Apply succeeds.
+// staged is one peer's part of a commit, adopted once Apply succeeds. It
+// holds its sessions inline (a peer has at most maxSessions), so that the
+// per-message commit allocates nothing for it.
 type staged struct {
 	p     *peer
-	raw   []byte     // the peer record committed
-	write []*session // the sessions whose records were put
-	sraw  [][]byte   // and their session records
+	raw   []byte // the peer record committed
+	n     int
+	write [maxSessions]*session // write[:n]: the sessions whose records were put
+	sraw  [maxSessions][]byte   // and their session records
 }
 
-// stage adds p's changed records to b (see commitPeer).
-func (d *Device) stage(b *Batch, p *peer, touched []*session) (staged, error) {
-	st := staged{p: p, raw: p.raw}
+// stage adds p's changed records to b and records them in st (see
+// commitPeer).
+func (d *Device) stage(b *Batch, p *peer, touched []*session, st *staged) error {
+	st.p, st.raw, st.n = p, p.raw, 0
 	if p.changed() {
 		var err error
 		if st.raw, err = p.encode(); err != nil {
-			return st, err
+			return err
 		}
 		putRecord(b, p.key, st.raw)
 	}
 	for _, s := range p.sessions {
-		if s.raw == nil || slices.Contains(touched, s) {
-			st.write = append(st.write, s)
+		if s.raw != nil && !slices.Contains(touched, s) {
+			continue
 		}
-	}
-	st.sraw = make([][]byte, len(st.write))
-	for i, s := range st.write {
+		if st.n == len(st.write) {
+			return fmt.Errorf("%w: peer %s holds more than %d sessions", ErrMalformed, p.addr, maxSessions)
+		}
 		var err error
-		if st.sraw[i], err = s.put(b); err != nil {
-			return st, err
+		if st.sraw[st.n], err = s.put(b); err != nil {
+			return err
 		}
+		st.write[st.n] = s
+		st.n++
 	}
 	for _, s := range p.saved {
 		if !slices.Contains(p.sessions, s) {
 			s.deleteAll(b)
 		}
 	}
-	return st, nil
+	return nil
 }
 
 // adopt makes a staged peer's state the committed one.
@@ -707,7 +714,7 @@ func (d *Device) adopt(st *staged) {
 	p := st.p
 	p.saveFields()
 	p.raw = st.raw
-	for i, s := range st.write {
+	for i, s := range st.write[:st.n] {
 		s.committed(st.sraw[i])
 		d.used(p, s)
 	}

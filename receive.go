@@ -57,7 +57,7 @@ type received struct {
 	plain        []byte
 	firstContact bool   // the envelope carried a session start
 	keptIdx      []byte // the new kept index record
-	tx           txn    // with a session start: evictions, the start to remember
+	tx           *txn   // with a session start: evictions, the start to remember
 }
 
 // Receive decrypts an envelope from the relay and returns what it holds,
@@ -116,7 +116,7 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 		d.restore(rc.p, nil)
 		return nil, err
 	}
-	if err := d.commitPeerKeeping(ctx, rc.p, rc.isNew, rc.pre, rc.batch, rc.txn(), nil, rc.s); err != nil {
+	if err := d.commitPeerKeeping(ctx, rc.p, rc.isNew, rc.pre, rc.batch, rc.tx, nil, rc.s); err != nil {
 		return nil, err
 	}
 	rc.p.keptRaw = rc.keptIdx
@@ -239,7 +239,7 @@ func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*re
 	if err := d.refuse(p); err != nil {
 		return nil, err
 	}
-	rc := &received{p: p, isNew: isNew, batch: d.newBatch(), firstContact: true}
+	rc := &received{p: p, isNew: isNew, batch: d.newBatch(), firstContact: true, tx: &txn{}}
 	if isNew {
 		rc.tx.evict = d.evictions(1, p) // the oldest pending peers beyond the bound
 	}
@@ -463,13 +463,6 @@ func (d *Device) refuse(p *peer) error {
 	return nil
 }
 
-// txn returns the commit's txn when it has anything to do.
-func (rc *received) txn() *txn {
-	if rc.tx.seen == nil && rc.tx.evict == nil {
-		return nil
-	}
-	return &rc.tx
-}
 
 // queueReceipt adds ids to the session's receipt queue; a queue that was
 // empty gets a random due time within the configured delay, and a queue
