@@ -463,7 +463,6 @@ func (d *Device) refuse(p *peer) error {
 	return nil
 }
 
-
 // queueReceipt adds ids to the session's receipt queue; a queue that was
 // empty gets a random due time within the configured delay, and a queue
 // that holds a full batch is due at once. Past maxQueuedReceipts the oldest
