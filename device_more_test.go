@@ -119,7 +119,7 @@ func dmBlob(t testing.TB, p *party, n, i int) []byte {
 // dmStart has from start a session with to from a bundle blob.
 func dmStart(t testing.TB, from, to *party, blob []byte) {
 	t.Helper()
-	b, err := keys.ParseBundle(blob)
+	b, err := keys.ParseBundle(blob, testBundleClock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +253,7 @@ func TestUnknownPrekey(t *testing.T) {
 
 	// A bundle naming a one-time prekey Bob never made (one-time X25519
 	// prekeys are not signed, so anybody can put one in a bundle).
-	b, err := keys.ParseBundle(blob)
+	b, err := keys.ParseBundle(blob, testBundleClock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestUnknownPrekey(t *testing.T) {
 	// A one-time prekey with one of Bob's ids but another key: the key
 	// agreement cannot match. Any typed error, nothing stored.
 	fresh := dmBlob(t, bob, 1, 0)
-	b, err = keys.ParseBundle(fresh)
+	b, err = keys.ParseBundle(fresh, testBundleClock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,7 +309,7 @@ func TestLastResortStarts(t *testing.T) {
 	bob, fs := newFaultyParty(t, "bob", c)
 	alice, carol := newParty(t, "alice", c), newParty(t, "carol", c)
 	lastResort := dmBlob(t, bob, 0, 0)
-	if b, _ := keys.ParseBundle(lastResort); len(b.OneTimePrekeys)+len(b.OneTimePQPrekeys) != 0 {
+	if b, _ := keys.ParseBundle(lastResort, testBundleClock); len(b.OneTimePrekeys)+len(b.OneTimePQPrekeys) != 0 {
 		t.Fatal("the bundle has one-time prekeys")
 	}
 

@@ -77,7 +77,7 @@ func (p *prekeys) without(otp *keys.OneTimePrekey, pq *keys.PQPrekey) *prekeys {
 func (p *prekeys) encode(rec *statepb.Device) {
 	rec.SignedPrekeys, rec.PqPrekeys, rec.OneTimePrekeys, rec.MailboxKeys = nil, nil, nil, nil
 	for _, k := range p.signed {
-		rec.SignedPrekeys = append(rec.SignedPrekeys, privRecord(kindSigned, k.ID(), k.Bytes(), false, k.Expires()))
+		rec.SignedPrekeys = append(rec.SignedPrekeys, privRecord(kindSigned, k.ID(), k.Bytes(), false, k.Public().Expires))
 	}
 	for _, k := range p.pq {
 		rec.PqPrekeys = append(rec.PqPrekeys, privRecord(kindPQ, k.ID(), k.Bytes(), k.LastResort(), time.Time{}))
@@ -86,7 +86,7 @@ func (p *prekeys) encode(rec *statepb.Device) {
 		rec.OneTimePrekeys = append(rec.OneTimePrekeys, privRecord(kindOneTime, k.ID(), k.Bytes(), false, time.Time{}))
 	}
 	for _, k := range p.mailbox {
-		rec.MailboxKeys = append(rec.MailboxKeys, privRecord(kindMailbox, k.ID(), k.Bytes(), false, k.Expires()))
+		rec.MailboxKeys = append(rec.MailboxKeys, privRecord(kindMailbox, k.ID(), k.Bytes(), false, k.Public().Expires))
 	}
 }
 
@@ -155,7 +155,7 @@ func decodePrekeys(rec *statepb.Device, id *keys.IdentityPrivateKey, self Addres
 	if len(p.signed) == 0 || len(p.signed) != len(p.mailbox) || len(p.signed) != len(lastResort) || !p.pq[0].LastResort() {
 		return nil, fmt.Errorf("%w: saved device lacks prekeys", ErrMalformed)
 	}
-	p.created = p.signed[0].Expires().Add(-PrekeyLifetime)
+	p.created = p.signed[0].Public().Expires.Add(-PrekeyLifetime)
 	return p, nil
 }
 
@@ -178,7 +178,7 @@ func (p *prekeys) rotated(next func() uint32, id *keys.IdentityPrivateKey, self 
 		return nil, err
 	}
 	keep := 0
-	for keep < len(p.signed) && keep < maxOldKeys && now.Before(p.signed[keep].Expires().Add(prekeyGrace)) {
+	for keep < len(p.signed) && keep < maxOldKeys && now.Before(p.signed[keep].Public().Expires.Add(prekeyGrace)) {
 		keep++
 	}
 	lastResort, oneTime := p.splitPQ()

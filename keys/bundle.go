@@ -69,9 +69,9 @@ func verifyConfigOf(opts []VerifyOption) verifyConfig {
 	return c
 }
 
-// Expires returns when the bundle stops being accepted: the earlier of the
+// expires returns when the bundle stops being accepted: the earlier of the
 // signed prekey's and the mailbox key's expiries.
-func (b *Bundle) Expires() time.Time {
+func (b *Bundle) expires() time.Time {
 	if b.MailboxKey.Expires.Before(b.SignedPrekey.Expires) {
 		return b.MailboxKey.Expires
 	}
@@ -90,8 +90,8 @@ func (b *Bundle) Verify(opts ...VerifyOption) error {
 	if err := b.verifySignatures(); err != nil {
 		return err
 	}
-	if now := verifyConfigOf(opts).now(); !now.Before(b.Expires()) {
-		return fmt.Errorf("%w: bundle expired at %s", ErrExpired, b.Expires().UTC().Format(time.RFC3339))
+	if now := verifyConfigOf(opts).now(); !now.Before(b.expires()) {
+		return fmt.Errorf("%w: bundle expired at %s", ErrExpired, b.expires().UTC().Format(time.RFC3339))
 	}
 	return nil
 }

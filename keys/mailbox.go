@@ -75,9 +75,6 @@ func NewMailboxKey(id uint32, owner Address, mailbox, seed []byte, expires time.
 // ID returns the key's id.
 func (k *MailboxKey) ID() uint32 { return k.id }
 
-// Expires returns the key's expiry.
-func (k *MailboxKey) Expires() time.Time { return k.public.Expires }
-
 // Bytes returns a copy of the seed. It must be kept secret.
 func (k *MailboxKey) Bytes() []byte { return append([]byte(nil), k.seed[:]...) }
 

@@ -63,9 +63,6 @@ func NewSignedPrekey(id uint32, seed []byte, expires time.Time, identity *Identi
 // ID returns the prekey's id.
 func (k *SignedPrekey) ID() uint32 { return k.id }
 
-// Expires returns the prekey's expiry.
-func (k *SignedPrekey) Expires() time.Time { return k.public.Expires }
-
 // Bytes returns a copy of the private key. It must be kept secret.
 func (k *SignedPrekey) Bytes() []byte { return k.key.Bytes() }
 

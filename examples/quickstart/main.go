@@ -144,7 +144,7 @@ func run(out io.Writer) error {
 	fmt.Fprintf(out, "bob   published %d bundle blobs; the relay stores them unread\n", len(blobs))
 
 	// Alice starts a session (X25519 + ML-KEM-1024) and writes.
-	parsed, err := keys.ParseBundle(r.fetch("bob"))
+	parsed, err := keys.ParseBundle(r.fetch("bob"), keys.WithClock(clock)) // the example's fixed clock; an app uses time.Now
 	if err != nil {
 		return err
 	}
