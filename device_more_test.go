@@ -690,10 +690,13 @@ func dmReceiveNoPanic(t testing.TB, d *sealpost.Device, raw []byte, what string)
 func TestStoredVersions(t *testing.T) {
 	c := newClock()
 	bob, got := dmConversationStore(t, c)
+	if err := bob.Block(ctx, sealpost.Sender{Address: sealpost.Address{User: "spam", Device: 1}}); err != nil {
+		t.Fatal(err)
+	}
 	snap := bob.store.Snapshot()
 	peerKey := "peer/" + sealpost.Address{User: "alice", Device: 1}.String()
 	keptIdx := "keptidx/" + sealpost.Address{User: "alice", Device: 1}.String()
-	var keptKey, sessKey string
+	var keptKey, sessKey, seenKey string
 	for k := range snap {
 		if strings.HasPrefix(k, "kept/") {
 			keptKey = k
@@ -701,9 +704,12 @@ func TestStoredVersions(t *testing.T) {
 		if strings.HasPrefix(k, "sess/") {
 			sessKey = k
 		}
+		if strings.HasPrefix(k, "seen/") {
+			seenKey = k
+		}
 	}
-	if keptKey == "" || sessKey == "" {
-		t.Fatal("no kept result or session in the store")
+	if keptKey == "" || sessKey == "" || seenKey == "" || snap["peers/0"] == nil || snap["block"] == nil {
+		t.Fatal("no kept result, session, accepted starts, peer directory or block record in the store")
 	}
 	withVersion := func(t *testing.T, key string, set func(raw []byte) []byte) sealpost.Store {
 		t.Helper()
@@ -760,8 +766,14 @@ func TestStoredVersions(t *testing.T) {
 		}, ""},
 		{"signed prekey record", "device", func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.Device)
-			return recode(t, raw, m, func() { m.SignedPrekeys[0].Version = 2 })
-		}, "prekeys.go decodePrekeys never checks statepb.PrivateKey.Version: a private-key record of version 2 loads as version 1"},
+			return recode(t, raw, m, func() { m.SignedPrekeys[0].Version = 1 }) // retired: no expiry
+		}, ""},
+		{"mailbox key record", "device", func(t *testing.T, raw []byte) []byte {
+			m := new(statepb.Device)
+			return recode(t, raw, m, func() { m.MailboxKeys[0].Version = 3 })
+		}, ""},
+		{"peer directory", "peers/0", func(t *testing.T, raw []byte) []byte { return withByte(raw, 0, 99) }, ""},
+		{"block record", "block", func(t *testing.T, raw []byte) []byte { return withByte(raw, 0, 3) }, ""},
 		{"device version 2 with a field this build lacks", "device", func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.Device)
 			out := recode(t, raw, m, func() { m.Version = 99 })
@@ -780,6 +792,19 @@ func TestStoredVersions(t *testing.T) {
 			}
 		})
 	}
+	// Accepted starts are read when a start names their signed prekey.
+	t.Run("accepted starts", func(t *testing.T) {
+		s := withVersion(t, seenKey, func(raw []byte) []byte { return withByte(raw, 0, 3) })
+		d, err := dmOpenNoPanic(t, s, bob.addr, c, "accepted starts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &party{Device: d, addr: bob.addr, store: s.(*sealpost.MemoryStore)}
+		env, _ := akNewPeer("stranger").start(t, akBundles(t, p, 0)[0]).send("hi")
+		if _, err := d.Receive(ctx, env); !errors.Is(err, sealpost.ErrUnsupportedVersion) {
+			t.Fatalf("a start naming the prekey: %v, want ErrUnsupportedVersion", err)
+		}
+	})
 	t.Run("kept result", func(t *testing.T) {
 		s := withVersion(t, keptKey, func(raw []byte) []byte { return withByte(raw, 0, 99) })
 		d, err := dmOpenNoPanic(t, s, bob.addr, c, "kept result")
