@@ -164,13 +164,13 @@ const maxBlocked = 1 << 20
 // else that is not such a record: a truncation, trailing bytes, an unknown
 // kind, a bad user, an entry twice or out of order.
 func decodeBlocklist(raw []byte) (blocklist, error) {
-	l := blocklist{addrs: map[Address]bool{}, ids: map[[keys.FingerprintSize]byte]bool{}}
 	if len(raw) == 0 {
-		return l, fmt.Errorf("%w: empty block record", ErrMalformed)
+		return blocklist{}, fmt.Errorf("%w: empty block record", ErrMalformed)
 	}
 	if raw[0] != deviceVersion {
-		return l, fmt.Errorf("%w: block record version %d", ErrUnsupportedVersion, raw[0])
+		return blocklist{}, fmt.Errorf("%w: block record version %d", ErrUnsupportedVersion, raw[0])
 	}
+	l := blocklist{addrs: map[Address]bool{}, ids: map[[keys.FingerprintSize]byte]bool{}}
 	r := fixed.NewReader(raw[1:])
 	n := r.Count(uint64(r.U32()), maxBlocked, 1)
 	for range n {
