@@ -2,6 +2,7 @@ package keys_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log"
 	"strings"
@@ -175,4 +176,38 @@ func ExampleSafetyNumber() {
 	// both sides agree: true
 	// digits: 60 in 12 groups
 	// scan matches: true <nil>
+}
+
+// ParseBundle refuses a bundle past its expiry; WithClock sets the time it
+// judges by (time.Now without it).
+func ExampleWithClock() {
+	raw := newBob().publish() // its keys expire 30 days from now
+	later := func() time.Time { return time.Now().Add(31 * 24 * time.Hour) }
+	_, err := keys.ParseBundle(raw, keys.WithClock(later))
+	fmt.Println("a month later:", errors.Is(err, keys.ErrExpired))
+	_, err = keys.ParseBundle(raw)
+	fmt.Println("today:", err)
+	// Output:
+	// a month later: true
+	// today: <nil>
+}
+
+// Erase clears the session secret once the ratchet is seeded with it.
+func ExampleSessionKeys_Erase() {
+	bob := newBob()
+	b, err := keys.ParseBundle(bob.publish())
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, sk, err := keys.Initiate(keys.GenerateIdentity(), keys.Address{User: "alice", Device: 1}, b)
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret := sk.Secret()
+	// ... seed the ratchet with secret and sk.AssociatedData() ...
+	clear(secret)
+	sk.Erase()
+	fmt.Println("erased:", bytes.Equal(sk.Secret(), make([]byte, keys.SessionSecretSize)))
+	// Output:
+	// erased: true
 }
