@@ -80,22 +80,6 @@ func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 	return err
 }
 
-// Trust pins identity for the peer, replacing a changed one. In strict mode
-// this is how the app accepts a new identity after ErrIdentityChanged (the
-// peer's next session start is then accepted); sessions with the old
-// identity are dropped.
-func (d *Device) Trust(ctx context.Context, peerAddr Address, identity keys.PublicIdentity) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	p, isNew := d.peers[peerAddr], false
-	if p == nil {
-		p, isNew, _, _ = d.newPeer(peerAddr, identity)
-	} else if !p.identity.Equal(identity) {
-		p.replaceIdentity(identity, d.opts.now().UnixNano())
-	}
-	return d.commitPeer(ctx, p, isNew, nil, nil)
-}
-
 // PeerIdentity returns the identity pinned for the peer and when it last
 // changed (the zero time if never). It returns ErrNoSession for an unknown
 // peer.
@@ -114,18 +98,20 @@ func (d *Device) PeerIdentity(peerAddr Address) (keys.PublicIdentity, time.Time,
 }
 
 // Findings returns the open transcript findings of every session with the
-// peer (gaps not yet closed, drops, forks, receipt mismatches), and an
-// identity-changed finding when the peer's identity has changed.
+// identity pinned for the peer (gaps not yet closed, drops, forks, receipt
+// mismatches), and an identity-changed finding when the pinned identity
+// has changed (Trust switched it) or another identity has claimed the
+// address (UnconfirmedIdentities lists them).
 func (d *Device) Findings(peerAddr Address) []transcript.Finding {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := d.peers[peerAddr]
-	if p == nil {
-		return nil
-	}
 	var out []transcript.Finding
-	if p.rec.IdentityChangedUnixNano != 0 {
+	if p != nil && p.rec.IdentityChangedUnixNano != 0 || len(d.others[peerAddr]) > 0 {
 		out = append(out, transcript.Finding{Kind: transcript.IdentityChanged})
+	}
+	if p == nil {
+		return out
 	}
 	for _, s := range p.sessions {
 		out = append(out, s.conv.Findings()...)

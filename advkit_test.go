@@ -254,7 +254,7 @@ func akBundles(t testing.TB, p *party, n int) []*keys.Bundle {
 		if err != nil {
 			t.Fatal(err)
 		}
-		parsed, err := keys.ParseBundle(raw)
+		parsed, err := keys.ParseBundle(raw, testBundleClock)
 		if err != nil {
 			t.Fatal(err)
 		}

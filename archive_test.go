@@ -226,7 +226,7 @@ func (r *arRun) start(a *arApp, oneTime int) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	blob, err := keys.ParseBundle(raw)
+	blob, err := keys.ParseBundle(raw, testBundleClock)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -528,7 +528,7 @@ func runAR(t testing.TB, base *arBase, ops []byte) (*arRun, arOutcome) {
 		return a
 	}
 	r.a, r.b = mk("alice"), mk("bob")
-	blob, err := keys.ParseBundle(base.blob)
+	blob, err := keys.ParseBundle(base.blob, testBundleClock)
 	if err != nil {
 		t.Fatal(err)
 	}

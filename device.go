@@ -42,15 +42,21 @@ func (d *Device) recycle(b *Batch) {
 	d.spare = b
 }
 
-// deviceVersion is the version of the saved device and peer records. Any
-// other is ErrUnsupportedVersion; a later version will migrate this one.
-// Version 4 (store layout 4) holds ratchet state version 3 (ratchet
-// message version 3); layouts 2 and 3 are refused.
+// deviceVersion is the version of the saved device and peer records, and
+// of every fixed-layout record (the store layout). Any other is
+// ErrUnsupportedVersion; a later version will migrate this one. Layout 4
+// moved the list of peers out of the device record into the peer directory
+// (peerdir.go), saved accepted starts in blocks (seen.go), added the
+// pending and unconfirmed flags to the peer record, the expiry to saved
+// prekeys (PrivateKey version 2) and the block record; it holds ratchet
+// state version 3, whose sessions speak ratchet message version 3.
 const deviceVersion = 4
 
 // Store keys. Every record a Device writes lives under one of these.
 const (
 	keyDevice     = "device"
+	keyBlock      = "block"  // the blocklist (block.go)
+	keyDirPrefix  = "peers/" // the peer directory, one slot a record (peerdir.go)
 	keyPeerPrefix = "peer/"
 	keyKeptPrefix = "kept/"
 	keySeenPrefix = "seen/"
@@ -82,7 +88,15 @@ type Device struct {
 	rec *statepb.Device // as last committed, prekeys excluded
 	pre *prekeys
 
+	// peers holds the pinned peer of each address, others the unconfirmed
+	// identities at an address (identity.go), dir every peer by directory
+	// slot and pending the pending ones, oldest first (peerdir.go).
 	peers   map[Address]*peer
+	others  map[Address][]*peer
+	dir     []*peer
+	pending []*peer
+	seen    map[uint32]*seenStarts // accepted starts by signed prekey, read on first use
+	blocked blocklist
 	tags    map[[16]byte]*peer
 	kept    map[MessageID]*peer
 	keptEnv map[[32]byte]*peer // envelope id (envelopeID) of every kept result
@@ -105,8 +119,8 @@ func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, 
 		panic("sealpost: Open with a nil Store")
 	}
 	d := &Device{store: s, self: self, opts: defaultOptions(),
-		peers: map[Address]*peer{}, tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{},
-		keptEnv: map[[32]byte]*peer{}}
+		peers: map[Address]*peer{}, others: map[Address][]*peer{}, seen: map[uint32]*seenStarts{},
+		tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{}, keptEnv: map[[32]byte]*peer{}}
 	for _, o := range opts {
 		o(&d.opts)
 	}
@@ -136,7 +150,7 @@ func (d *Device) create(ctx context.Context) error {
 	d.id = keys.GenerateIdentity()
 	d.rec = &statepb.Device{Version: deviceVersion, User: d.self.User, Device: d.self.Device,
 		IdentitySeed: d.id.Bytes(), Identity: d.id.Public().Bytes(), Mailbox: mailbox}
-	pre, err := (&prekeys{}).rotated(d.nextID, d.id, d.self, mailbox)
+	pre, err := (&prekeys{}).rotated(d.nextID, d.id, d.self, mailbox, d.opts.now())
 	if err != nil {
 		return err
 	}
@@ -146,7 +160,9 @@ func (d *Device) create(ctx context.Context) error {
 // load decodes a saved device and all its peers.
 func (d *Device) load(ctx context.Context, raw []byte) error {
 	rec := new(statepb.Device)
-	if err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved device"); err != nil {
+	err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved device")
+	clear(raw) // it holds the private keys; rec and the keys decoded from it hold their own copies
+	if err != nil {
 		return err
 	}
 	if rec.User != d.self.User || rec.Device != d.self.Device {
@@ -160,21 +176,22 @@ func (d *Device) load(ctx context.Context, raw []byte) error {
 		return fmt.Errorf("%w: saved identity seed does not match the saved identity", ErrMalformed)
 	}
 	pre, err := decodePrekeys(rec, id, d.self)
+	clearPrekeyRecords(rec) // the keys in pre hold them now
 	if err != nil {
 		return err
 	}
 	d.id, d.pre, d.rec = id, pre, rec
+	if err := d.loadBlocklist(ctx); err != nil {
+		return err
+	}
+	if err := d.loadPeers(ctx); err != nil {
+		return err
+	}
 	var all []activeSession
-	for _, key := range rec.Peers {
-		p, err := d.loadPeer(ctx, key)
-		if err != nil {
-			return err
-		}
+	for _, p := range d.dir {
 		for _, s := range p.sessions {
 			all = append(all, activeSession{p, s})
 		}
-		d.peers[p.addr] = p
-		d.index(p)
 	}
 	// The sessions that received last are taken as the most recently used.
 	slices.SortStableFunc(all, func(a, b activeSession) int {
@@ -190,24 +207,21 @@ func (d *Device) nextID() uint32 {
 	return d.rec.NextPrekeyId
 }
 
-// putDevice adds the device record with the given prekeys, and the store
-// keys of any new peers, to b.
-func (d *Device) putDevice(b *Batch, pre *prekeys, newPeers ...string) error {
-	rec := cloneDevice(d.rec)
-	rec.Peers = append(rec.Peers, newPeers...)
+// putDevice adds the device record with the given prekeys to b. The
+// prekeys' seeds are copied into the record only to be encoded, and
+// cleared after.
+func (d *Device) putDevice(b *Batch, pre *prekeys) error {
+	rec := &statepb.Device{Version: d.rec.Version, User: d.rec.User, Device: d.rec.Device,
+		IdentitySeed: d.rec.IdentitySeed, Identity: d.rec.Identity, Mailbox: d.rec.Mailbox,
+		NextPrekeyId: d.rec.NextPrekeyId}
 	pre.encode(rec)
 	raw, err := pbstrict.Marshal(rec)
+	clearPrekeyRecords(rec)
 	if err != nil {
 		return err
 	}
 	putRecord(b, keyDevice, raw)
 	return nil
-}
-
-func cloneDevice(r *statepb.Device) *statepb.Device {
-	return &statepb.Device{Version: r.Version, User: r.User, Device: r.Device,
-		IdentitySeed: r.IdentitySeed, Identity: r.Identity, Mailbox: r.Mailbox, NextPrekeyId: r.NextPrekeyId,
-		Peers: append([]string(nil), r.Peers...)}
 }
 
 // Identity returns this device's public identity.

@@ -1,6 +1,7 @@
 package sealpost_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -132,9 +133,11 @@ func TestFailedReceiveChangesNothing(t *testing.T) {
 }
 
 // TestIdentityChange: a peer reinstalls with a new identity. By default the
-// message is accepted with an identity-changed finding and a new safety
-// number; in strict mode it is ErrIdentityChanged and nothing is written
-// until Trust (ADVERSARIAL 45).
+// message is delivered marked Unconfirmed with its identity and an
+// identity-changed finding, the pinned identity (and so the safety number
+// and where replies go) stays until the app calls Trust, which switches
+// both; in strict mode it is ErrIdentityChanged and nothing is written
+// until Trust (ADVERSARIAL 45, as amended by issue 14).
 func TestIdentityChange(t *testing.T) {
 	for _, strict := range []bool{false, true} {
 		t.Run(fmt.Sprintf("strict=%t", strict), func(t *testing.T) {
@@ -159,20 +162,40 @@ func TestIdentityChange(t *testing.T) {
 				if !errors.Is(err, sealpost.ErrIdentityChanged) || !errors.As(err, &ice) || fs.applies != applies {
 					t.Fatalf("strict: %v (applies %d→%d)", err, applies, fs.applies)
 				}
+				if !ice.New.Equal(alice2.Identity()) || !ice.Old.Equal(alice.Identity()) {
+					t.Fatal("strict: the error names the wrong identities")
+				}
 				if err := bob.Trust(ctx, alice.addr, ice.New); err != nil {
 					t.Fatal(err)
 				}
 				in, err = bob.Receive(ctx, out.Envelope)
 			}
-			if err != nil || string(in.Body) != "new phone" {
+			if err != nil || string(in.Body) != "new phone" || !in.Identity.Equal(alice2.Identity()) {
 				t.Fatalf("after the change: %v", err)
 			}
-			if !strict && !hasKind(in.Findings, transcript.IdentityChanged) {
-				t.Fatalf("no identity-changed finding: %v", in.Findings)
+			if !strict {
+				if !in.Unconfirmed || !hasKind(in.Findings, transcript.IdentityChanged) {
+					t.Fatalf("not marked unconfirmed (%t) with an identity-changed finding: %v", in.Unconfirmed, in.Findings)
+				}
+				if n, _ := bob.SafetyNumber(ctx, alice.addr); n != oldNumber {
+					t.Fatal("the safety number changed before Trust")
+				}
+				// Until Trust, Bob's replies go to the pinned identity.
+				if o := send(t, bob, alice, "is that you?"); !bytes.Equal(o.Mailbox, alice.Mailbox()) {
+					t.Fatal("a reply went to the unconfirmed identity")
+				}
+				if err := bob.Trust(ctx, alice.addr, in.Identity); err != nil {
+					t.Fatal(err)
+				}
+			} else if in.Unconfirmed {
+				t.Fatal("strict: a trusted identity's message is marked unconfirmed")
 			}
 			newNumber, _ := bob.SafetyNumber(ctx, alice.addr)
 			if newNumber == oldNumber {
 				t.Fatal("the safety number did not change")
+			}
+			if id, changed, _ := bob.PeerIdentity(alice.addr); !id.Equal(alice2.Identity()) || changed.IsZero() {
+				t.Fatal("PeerIdentity does not report the switch")
 			}
 			receive(t, alice2, send(t, bob, alice2, "welcome back"))
 		})

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/sealpost/sealpost"
+	"github.com/sealpost/sealpost/transcript"
 )
 
 var updateStore = flag.Bool("update-store", false, "rewrite testdata/store/*.golden from a new conversation")
@@ -25,12 +26,15 @@ var updateStore = flag.Bool("update-store", false, "rewrite testdata/store/*.gol
 // ErrUnsupportedVersion once it no longer migrates it) and go on.
 //
 // File format: "# comment" lines, then one "store <name>" line per store
-// followed by "<key> <hex value>" lines, then "envelope <to> <hex>" lines.
+// followed by "<key> <hex value>" lines, then "envelope <to> <hex>" lines
+// (in flight, to be received) and "blocked <to> <hex>" lines (from a
+// blocked sender: ErrBlocked). Layout 4 and later have the blocked lines.
 const storeGolden = "testdata/store/layout4.golden"
 
 type golden struct {
 	stores    map[string]map[string][]byte
 	envelopes []goldenEnvelope
+	blocked   []goldenEnvelope
 }
 
 type goldenEnvelope struct {
@@ -50,13 +54,27 @@ func writeStoreGolden(t *testing.T) {
 			receive(t, alice, send(t, bob, alice, fmt.Sprint("b", i)))
 		}
 	}
+	// Bob also holds a pending stranger, an unconfirmed identity at
+	// Alice's address, and a blocked sender with an envelope in flight.
+	carol, mallory, spam := newParty(t, "carol", c), newParty(t, "alice", c), newParty(t, "spam", c)
+	for _, p := range []*party{carol, mallory, spam} {
+		if err := p.StartSession(ctx, bob.addr, akBundles(t, bob, 0)[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	receive(t, bob, send(t, carol, bob, "a stranger"))
+	receive(t, bob, send(t, mallory, bob, "another alice"))
+	if err := bob.Block(ctx, sealpost.Sender{Address: spam.addr}); err != nil {
+		t.Fatal(err)
+	}
+	blocked := []goldenEnvelope{{"bob", send(t, spam, bob, "blocked").Envelope}}
 	inflight := []goldenEnvelope{
 		{"bob", send(t, alice, bob, "in flight to bob").Envelope},
 		{"alice", send(t, bob, alice, "in flight to alice").Envelope},
 	}
 	var b strings.Builder
-	b.WriteString("# sealpost store layout 4 (device records version 4 in fixed layouts, ratchet state version 3 saved split, ratchet messages version 3):\n")
-	b.WriteString("# alice and bob after 42 messages, two envelopes in flight; clock 1800000000.\n")
+	b.WriteString("# sealpost store layout 4 (device records version 4 in fixed layouts, peer directory, seen blocks, block record; ratchet state version 3 saved split, ratchet messages version 3):\n")
+	b.WriteString("# alice and bob after 42 messages, two envelopes in flight; bob holds a pending stranger (carol.1), an unconfirmed identity at alice.1 and blocks spam.1; clock 1800000000.\n")
 	for name, p := range map[string]*party{"alice": alice, "bob": bob} {
 		fmt.Fprintf(&b, "store %s\n", name)
 		snap := p.store.Snapshot()
@@ -72,6 +90,9 @@ func writeStoreGolden(t *testing.T) {
 	}
 	for _, e := range inflight {
 		fmt.Fprintf(&b, "envelope %s %x\n", e.to, e.raw)
+	}
+	for _, e := range blocked {
+		fmt.Fprintf(&b, "blocked %s %x\n", e.to, e.raw)
 	}
 	if err := os.MkdirAll(filepath.Dir(storeGolden), 0o755); err != nil {
 		t.Fatal(err)
@@ -100,12 +121,16 @@ func readStoreGolden(t *testing.T, path string) *golden {
 		case f[0] == "store" && len(f) == 2:
 			cur = map[string][]byte{}
 			g.stores[f[1]] = cur
-		case f[0] == "envelope" && len(f) == 3:
+		case (f[0] == "envelope" || f[0] == "blocked") && len(f) == 3:
 			v, err := hex.DecodeString(f[2])
 			if err != nil {
 				t.Fatal(err)
 			}
-			g.envelopes = append(g.envelopes, goldenEnvelope{f[1], v})
+			if f[0] == "envelope" {
+				g.envelopes = append(g.envelopes, goldenEnvelope{f[1], v})
+			} else {
+				g.blocked = append(g.blocked, goldenEnvelope{f[1], v})
+			}
 		case len(f) == 2 && cur != nil:
 			v, err := hex.DecodeString(f[1])
 			if err != nil {
@@ -148,38 +173,56 @@ func TestStoreGolden(t *testing.T) {
 			t.Fatalf("in-flight envelope to %s: %q", e.to, in.Body)
 		}
 	}
+	if len(g.blocked) == 0 {
+		t.Fatal("golden file lacks the blocked sender's envelope")
+	}
+	for _, e := range g.blocked {
+		if _, err := parties[e.to].Receive(ctx, e.raw); !errors.Is(err, sealpost.ErrBlocked) {
+			t.Fatalf("envelope from the blocked sender: %v, want ErrBlocked", err)
+		}
+	}
+	if ids := bob.UnconfirmedIdentities(alice.addr); len(ids) != 1 || ids[0].Equal(alice.Identity()) {
+		t.Fatalf("bob holds %d unconfirmed identities at alice's address", len(ids))
+	}
+	if _, _, err := bob.PeerIdentity(sealpost.Address{User: "carol", Device: 1}); err != nil {
+		t.Fatalf("the pending stranger is gone: %v", err)
+	}
 	for i := range 5 {
 		if in := receive(t, bob, send(t, alice, bob, fmt.Sprint("after ", i))); string(in.Body) != fmt.Sprint("after ", i) {
 			t.Fatal("wrong body")
 		}
 		receive(t, alice, send(t, bob, alice, "reply"))
 	}
-	for _, p := range []*party{alice, bob} {
-		if fs := p.Findings(map[*party]*party{alice: bob, bob: alice}[p].addr); len(fs) != 0 {
-			t.Fatalf("%s has findings after the golden conversation: %v", p.addr, fs)
-		}
+	if fs := alice.Findings(bob.addr); len(fs) != 0 {
+		t.Fatalf("alice has findings after the golden conversation: %v", fs)
+	}
+	// Bob's one finding: another identity claims Alice's address.
+	if fs := bob.Findings(alice.addr); len(fs) != 1 || fs[0].Kind != transcript.IdentityChanged {
+		t.Fatalf("bob's findings after the golden conversation: %v", fs)
 	}
 }
 
 // TestRetiredStoreLayouts: a store written by a layout this build no
-// longer reads (layout 2: one protobuf ratchet record per session,
-// protobuf session and kept records; layout 3: ratchet state version 2,
-// whose sessions speak ratchet message version 2) is refused with
-// ErrUnsupportedVersion when opened, never half-read as malformed or as
-// another state. sealpost has not shipped, so nothing migrates them; the
-// files stay so that the refusal is tested.
+// longer reads is refused with ErrUnsupportedVersion when opened, never
+// half-read as malformed or as another state: layout 2 (one protobuf
+// ratchet record per session, protobuf session and kept records) and
+// layout 3 (the peer list in the device record, one record of accepted
+// starts per signed prekey, prekeys without expiry, ratchet state version
+// 2 speaking ratchet message version 2). sealpost has not
+// shipped, so nothing migrates them; the files stay so that the refusal is
+// tested.
 func TestRetiredStoreLayouts(t *testing.T) {
-	for _, layout := range []string{"layout2", "layout3"} {
-		g := readStoreGolden(t, "testdata/store/"+layout+".golden")
+	for _, layout := range []int{2, 3} {
+		g := readStoreGolden(t, fmt.Sprintf("testdata/store/layout%d.golden", layout))
 		if len(g.stores) != 2 {
-			t.Fatalf("%s file holds %d stores", layout, len(g.stores))
+			t.Fatalf("layout %d file holds %d stores", layout, len(g.stores))
 		}
 		for name, snap := range g.stores {
 			s := sealpost.NewMemoryStore()
 			s.Restore(snap)
 			d, err := sealpost.Open(ctx, s, sealpost.Address{User: name, Device: 1}, sealpost.WithClock(newClock().now))
 			if !errors.Is(err, sealpost.ErrUnsupportedVersion) || d != nil {
-				t.Fatalf("open %s from a %s store: %v, want ErrUnsupportedVersion", name, layout, err)
+				t.Fatalf("open %s from a layout %d store: %v, want ErrUnsupportedVersion", name, layout, err)
 			}
 		}
 	}

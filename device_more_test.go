@@ -119,7 +119,7 @@ func dmBlob(t testing.TB, p *party, n, i int) []byte {
 // dmStart has from start a session with to from a bundle blob.
 func dmStart(t testing.TB, from, to *party, blob []byte) {
 	t.Helper()
-	b, err := keys.ParseBundle(blob)
+	b, err := keys.ParseBundle(blob, testBundleClock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,8 @@ func TestFirstContactReplay(t *testing.T) {
 	replay("after the session was evicted")
 	receive(t, alice, send(t, bob, alice, "still fine"))
 
-	// Once rotation drops the signed prekey the start used, the record of
+	// Once rotation drops the signed prekey the start used (a week past its
+	// expiry), the record of
 	// accepted starts for it goes too; the replay is still refused with
 	// nothing changed (its mailbox key rotated away with the prekey, so it
 	// no longer even opens).
@@ -210,6 +211,8 @@ func TestFirstContactReplay(t *testing.T) {
 	if seen() == 0 {
 		t.Fatal("no record of accepted starts")
 	}
+	// Old prekeys are kept until a week past their expiry.
+	c.advance(sealpost.PrekeyLifetime + 8*24*time.Hour)
 	for range 4 {
 		if err := bob.RotatePrekeys(ctx); err != nil {
 			t.Fatal(err)
@@ -250,7 +253,7 @@ func TestUnknownPrekey(t *testing.T) {
 
 	// A bundle naming a one-time prekey Bob never made (one-time X25519
 	// prekeys are not signed, so anybody can put one in a bundle).
-	b, err := keys.ParseBundle(blob)
+	b, err := keys.ParseBundle(blob, testBundleClock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +272,7 @@ func TestUnknownPrekey(t *testing.T) {
 	// A one-time prekey with one of Bob's ids but another key: the key
 	// agreement cannot match. Any typed error, nothing stored.
 	fresh := dmBlob(t, bob, 1, 0)
-	b, err = keys.ParseBundle(fresh)
+	b, err = keys.ParseBundle(fresh, testBundleClock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +309,7 @@ func TestLastResortStarts(t *testing.T) {
 	bob, fs := newFaultyParty(t, "bob", c)
 	alice, carol := newParty(t, "alice", c), newParty(t, "carol", c)
 	lastResort := dmBlob(t, bob, 0, 0)
-	if b, _ := keys.ParseBundle(lastResort); len(b.OneTimePrekeys)+len(b.OneTimePQPrekeys) != 0 {
+	if b, _ := keys.ParseBundle(lastResort, testBundleClock); len(b.OneTimePrekeys)+len(b.OneTimePQPrekeys) != 0 {
 		t.Fatal("the bundle has one-time prekeys")
 	}
 
@@ -687,10 +690,13 @@ func dmReceiveNoPanic(t testing.TB, d *sealpost.Device, raw []byte, what string)
 func TestStoredVersions(t *testing.T) {
 	c := newClock()
 	bob, got := dmConversationStore(t, c)
+	if err := bob.Block(ctx, sealpost.Sender{Address: sealpost.Address{User: "spam", Device: 1}}); err != nil {
+		t.Fatal(err)
+	}
 	snap := bob.store.Snapshot()
 	peerKey := "peer/" + sealpost.Address{User: "alice", Device: 1}.String()
 	keptIdx := "keptidx/" + sealpost.Address{User: "alice", Device: 1}.String()
-	var keptKey, sessKey string
+	var keptKey, sessKey, seenKey string
 	for k := range snap {
 		if strings.HasPrefix(k, "kept/") {
 			keptKey = k
@@ -698,9 +704,12 @@ func TestStoredVersions(t *testing.T) {
 		if strings.HasPrefix(k, "sess/") {
 			sessKey = k
 		}
+		if strings.HasPrefix(k, "seen/") {
+			seenKey = k
+		}
 	}
-	if keptKey == "" || sessKey == "" {
-		t.Fatal("no kept result or session in the store")
+	if keptKey == "" || sessKey == "" || seenKey == "" || snap["peers/0"] == nil || snap["block"] == nil {
+		t.Fatal("no kept result, session, accepted starts, peer directory or block record in the store")
 	}
 	withVersion := func(t *testing.T, key string, set func(raw []byte) []byte) sealpost.Store {
 		t.Helper()
@@ -757,8 +766,14 @@ func TestStoredVersions(t *testing.T) {
 		}, ""},
 		{"signed prekey record", "device", func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.Device)
-			return recode(t, raw, m, func() { m.SignedPrekeys[0].Version = 2 })
-		}, "prekeys.go decodePrekeys never checks statepb.PrivateKey.Version: a private-key record of version 2 loads as version 1"},
+			return recode(t, raw, m, func() { m.SignedPrekeys[0].Version = 1 }) // retired: no expiry
+		}, ""},
+		{"mailbox key record", "device", func(t *testing.T, raw []byte) []byte {
+			m := new(statepb.Device)
+			return recode(t, raw, m, func() { m.MailboxKeys[0].Version = 3 })
+		}, ""},
+		{"peer directory", "peers/0", func(t *testing.T, raw []byte) []byte { return withByte(raw, 0, 99) }, ""},
+		{"block record", "block", func(t *testing.T, raw []byte) []byte { return withByte(raw, 0, 3) }, ""},
 		{"device version 2 with a field this build lacks", "device", func(t *testing.T, raw []byte) []byte {
 			m := new(statepb.Device)
 			out := recode(t, raw, m, func() { m.Version = 99 })
@@ -777,6 +792,19 @@ func TestStoredVersions(t *testing.T) {
 			}
 		})
 	}
+	// Accepted starts are read when a start names their signed prekey.
+	t.Run("accepted starts", func(t *testing.T) {
+		s := withVersion(t, seenKey, func(raw []byte) []byte { return withByte(raw, 0, 3) })
+		d, err := dmOpenNoPanic(t, s, bob.addr, c, "accepted starts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := &party{Device: d, addr: bob.addr, store: s.(*sealpost.MemoryStore)}
+		env, _ := akNewPeer("stranger").start(t, akBundles(t, p, 0)[0]).send("hi")
+		if _, err := d.Receive(ctx, env); !errors.Is(err, sealpost.ErrUnsupportedVersion) {
+			t.Fatalf("a start naming the prekey: %v, want ErrUnsupportedVersion", err)
+		}
+	})
 	t.Run("kept result", func(t *testing.T) {
 		s := withVersion(t, keptKey, func(raw []byte) []byte { return withByte(raw, 0, 99) })
 		d, err := dmOpenNoPanic(t, s, bob.addr, c, "kept result")

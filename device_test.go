@@ -23,6 +23,14 @@ func (c *clock) now() time.Time          { return c.t }
 func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 func newClock() *clock                   { return &clock{t: time.Unix(1_800_000_000, 0)} }
 
+// testBundleClock is the clock the tests parse bundles with: where every
+// test clock starts. Bundles expire PrekeyLifetime after the device made
+// them, never before that, so parsing at this time accepts every bundle a
+// test device makes however far its clock has run, and the tests do not
+// depend on the real date (the Device checks expiry again with its own
+// clock in StartSession).
+var testBundleClock = keys.WithClock(func() time.Time { return time.Unix(1_800_000_000, 0) })
+
 type party struct {
 	*sealpost.Device
 	addr  sealpost.Address
@@ -52,7 +60,7 @@ func connect(t testing.TB, a, b *party) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	parsed, err := keys.ParseBundle(raw)
+	parsed, err := keys.ParseBundle(raw, testBundleClock)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,4 +24,6 @@ var (
 	ErrNoSession          = errs.ErrNoSession          // no usable session with the peer
 	ErrNotFound           = errs.ErrNotFound           // a Store key is absent
 	ErrIdentityChanged    = errs.ErrIdentityChanged    // the peer's identity changed
+	ErrExpired            = errs.ErrExpired            // a bundle past its expiry
+	ErrBlocked            = errs.ErrBlocked            // the sender is blocked
 )

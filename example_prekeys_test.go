@@ -92,19 +92,21 @@ func ExampleDevice_RotatePrekeys() {
 
 	// A blob older than the kept keys is refused: its first contact is
 	// sealed to a mailbox key, and names a signed prekey, that Bob no
-	// longer holds. Initiators should fetch a blob just before they start.
+	// longer holds (rotated-out prekeys are kept until a week past their
+	// expiry, at most 8 of each kind). Initiators should fetch a blob just
+	// before they start.
 	stale := relay.fetch()
-	for range 4 {
+	for range 9 {
 		_ = bob.RotatePrekeys(ctx)
 	}
 	grace := exampleDevice("grace")
 	_ = grace.StartSession(ctx, bob.Address(), stale)
 	_, err = bob.Receive(ctx, mustSend(grace.Send(ctx, bob.Address(), []byte("too late"))).Envelope)
-	fmt.Println("start from a blob four rotations old refused:", err != nil)
+	fmt.Println("start from a blob nine rotations old refused:", err != nil)
 	// Output:
 	// one-time blobs left: 1
 	// topped up to: 6
 	// new signed prekey published: true
 	// start from a blob fetched before the rotation: true
-	// start from a blob four rotations old refused: true
+	// start from a blob nine rotations old refused: true
 }

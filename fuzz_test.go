@@ -307,7 +307,7 @@ func FuzzStoreFaults(f *testing.F) {
 			return a
 		}
 		alice, bob := mk("alice"), mk("bob")
-		bundle, err := keys.ParseBundle(blob)
+		bundle, err := keys.ParseBundle(blob, testBundleClock)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -486,7 +486,7 @@ func FuzzInteraction(f *testing.F) {
 			return a
 		}
 		alice, bob := mk("alice"), mk("bob")
-		bundle, err := keys.ParseBundle(blob)
+		bundle, err := keys.ParseBundle(blob, testBundleClock)
 		if err != nil {
 			t.Fatal(err)
 		}

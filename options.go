@@ -18,7 +18,33 @@ const (
 	DefaultMaxKept = 1000
 	DefaultKeptAge = 7 * 24 * time.Hour
 	DefaultMaxAge  = 90 * 24 * time.Hour
-	defaultOldKeys = 3 // rotated prekeys kept for late session starts
+	// DefaultMaxPendingPeers bounds the pending peers a Device keeps: peers
+	// that started a session with us and that we have neither answered
+	// (Send, StartSession) nor trusted (Trust), and identities other than
+	// the pinned one at an address. Anyone with the public last-resort
+	// bundle can make them, and sealed sender hides who does from the
+	// relay, so a first contact beyond the bound evicts the oldest pending
+	// peer (its records deleted as by Forget). 100 leaves room for a busy
+	// inbox of message requests and bounds a flood to about 100 peers of a
+	// few kilobytes each.
+	DefaultMaxPendingPeers = 100
+	// PrekeyRotation is how often to call RotatePrekeys (and publish the
+	// new Bundle): weekly, as Signal rotates signed prekeys. Bundle
+	// rotates first by itself when the current prekeys are older.
+	PrekeyRotation = 7 * 24 * time.Hour
+	// PrekeyLifetime is the expiry a Device signs into its signed prekey
+	// and mailbox key: a bundle older than this is refused by initiators
+	// with ErrExpired, so a stale bundle a relay keeps serving (or one
+	// taken from a device that stopped rotating) cannot start sessions
+	// forever. Four rotations and some slack: a bundle published just
+	// before a rotation stays usable for three more weeks.
+	PrekeyLifetime = 30 * 24 * time.Hour
+	// prekeyGrace is how long an old prekey is kept past its expiry, for
+	// session starts made just before it (a start rides on every message
+	// until the responder replies), and maxOldKeys bounds the old prekeys
+	// kept, and so the device record, whatever the rotation rate.
+	prekeyGrace = 7 * 24 * time.Hour
+	maxOldKeys  = 8
 	// maxReceiptBatch bounds the ids in one receipt content, and
 	// maxQueuedReceipts the receipts queued per session.
 	maxReceiptBatch   = 256
@@ -37,6 +63,7 @@ type options struct {
 	keptAge                time.Duration
 	sessionMaxAge          time.Duration
 	mailbox                []byte
+	maxPending             int
 }
 
 func defaultOptions() options {
@@ -44,6 +71,7 @@ func defaultOptions() options {
 		receiptMin: DefaultReceiptDelayMin, receiptMax: DefaultReceiptDelayMax,
 		now: time.Now, autoDelivered: true,
 		maxKept: DefaultMaxKept, keptAge: DefaultKeptAge, sessionMaxAge: DefaultMaxAge,
+		maxPending: DefaultMaxPendingPeers,
 	}
 }
 
@@ -62,12 +90,15 @@ func WithReceiptDelay(min, max time.Duration) Option {
 	}
 }
 
-// WithClock replaces time.Now, for tests and simulations.
+// WithClock replaces time.Now, for tests and simulations. It is also the
+// clock StartSession checks a bundle's expiry with.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
-// WithStrictIdentity makes a changed peer identity an error
+// WithStrictIdentity makes an identity other than the pinned one an error
 // (ErrIdentityChanged) until the app calls Trust, instead of the default:
-// accept it and report an identity-changed finding (DESIGN section 3.5).
+// deliver its messages marked Unconfirmed, with an identity-changed
+// finding, while the pinned identity's sessions go on (DESIGN section 3.5;
+// see Trust).
 func WithStrictIdentity() Option { return func(o *options) { o.strictIdentity = true } }
 
 // WithDeliveryReceipts turns the automatic delivery receipt on receive on
@@ -94,6 +125,18 @@ func WithSessionMaxAge(d time.Duration) Option {
 	return func(o *options) {
 		if d > 0 {
 			o.sessionMaxAge = d
+		}
+	}
+}
+
+// WithMaxPendingPeers sets the bound on pending peers (default
+// DefaultMaxPendingPeers; n < 1 keeps the default): at most n peers that
+// contacted us and that we have neither answered nor trusted are kept, the
+// oldest evicted by a newer first contact.
+func WithMaxPendingPeers(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxPending = n
 		}
 	}
 }

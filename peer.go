@@ -10,8 +10,6 @@ import (
 	"slices"
 	"strconv"
 
-	"cmp"
-
 	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/proto/statepb"
@@ -19,9 +17,13 @@ import (
 	"github.com/sealpost/sealpost/transcript"
 )
 
-// peer is everything a Device holds about one peer device: the pinned
-// identity, its sessions (current first, each with its transcript and
-// receipt queue) and the index of results kept until Done.
+// peer is everything a Device holds about one peer device with one
+// identity: that identity, its sessions (current first, each with its
+// transcript and receipt queue) and the index of results kept until Done.
+// An address has at most one pinned peer, the one Send uses, and any
+// number of unconfirmed ones: other identities that claimed the address
+// (rec.Unconfirmed), whose messages are delivered marked Unconfirmed and to
+// which nothing is sent until the app trusts them (identity.go).
 //
 // A peer is saved as several records (statepb.Peer, and the fixed
 // layouts of sessrecord.go, keptrecord.go and queue.go): the peer record
@@ -34,23 +36,37 @@ import (
 // raw and saved here, each session's raw, and the transcript and receipt
 // queue rewound to their saved bounds.
 type peer struct {
-	addr     Address
-	key      string
+	addr Address
+	// name is the tail of every store key of the peer: its address, or for
+	// a second identity at an address already held, the address, "#" and
+	// the identity's fingerprint prefix (peerName). It never changes, so
+	// Trust moves no record.
+	name     string
+	key      string // keyPeerPrefix + name
 	raw      []byte // the peer record as last committed; nil if never
 	identity keys.PublicIdentity
-	rec      *statepb.Peer // identity, mailbox, times; not the session list
+	fp       [keys.FingerprintSize]byte // identity.Fingerprint(), for the blocklist
+	rec      *statepb.Peer              // identity, mailbox, times, flags; not the session list
 	sessions []*session
 	saved    []*session // the sessions as last committed, in order
 	// The peer record's other fields as last committed, to tell without
 	// encoding it whether it changed.
-	savedIdentity keys.PublicIdentity
-	savedMailbox  []byte
-	savedChanged  int64
-	kept          []keptEntry
-	keptRaw       []byte     // the kept index as last committed
-	keptIn        []keptRef  // what this peer has in Device.kept and keptEnv
-	keptIdxKey    string     // keptIndexKey(addr), built on first use
-	indexed       []*session // the sessions whose tags are in Device.tags
+	savedIdentity    keys.PublicIdentity
+	savedMailbox     []byte
+	savedChanged     int64
+	savedPending     int64
+	savedUnconfirmed bool
+	// slot is the peer's entry in the peer directory (peerdir.go), -1
+	// before its first commit; inPending is whether it is in
+	// Device.pending; gone is set once it is forgotten or evicted.
+	slot       int
+	inPending  bool
+	gone       bool
+	kept       []keptEntry
+	keptRaw    []byte     // the kept index as last committed
+	keptIn     []keptRef  // what this peer has in Device.kept and keptEnv
+	keptIdxKey string     // keptIndexKey(name), built on first use
+	indexed    []*session // the sessions whose tags are in Device.tags
 }
 
 // session is one ratchet session and its transcript.
@@ -100,11 +116,11 @@ type sessionKeys struct {
 	queue         [queueBlocks]string
 }
 
-// newSession returns a session not yet committed.
-func newSession(addr Address, r *ratchet.Session, meta *sessionMeta) *session {
+// newSession returns a session of the peer named name, not yet committed.
+func newSession(name string, r *ratchet.Session, meta *sessionMeta) *session {
 	sum := sha256.Sum256(meta.BaseKey)
 	s := &session{id: [16]byte(sum[:16]), r: r, conv: transcript.New(), meta: meta}
-	s.keyID = addr.String() + "/" + hex.EncodeToString(s.id[:])
+	s.keyID = name + "/" + hex.EncodeToString(s.id[:])
 	return s
 }
 
@@ -151,28 +167,36 @@ func cachedKey(cache *string, prefix, id string, a, b int) string {
 	return *cache
 }
 
-func peerKey(a Address) string { return keyPeerPrefix + a.String() }
-
-func keptIndexKey(a Address) string { return keyKeptIndexPrefix + a.String() }
+func keptIndexKey(name string) string { return keyKeptIndexPrefix + name }
 
 // keptIndexKey returns the peer's kept index key, built once.
 func (p *peer) keptIndexKey() string {
 	if p.keptIdxKey == "" {
-		p.keptIdxKey = keptIndexKey(p.addr)
+		p.keptIdxKey = keptIndexKey(p.name)
 	}
 	return p.keptIdxKey
 }
+
+// unconfirmed reports whether the peer is an identity other than the one
+// pinned at its address.
+func (p *peer) unconfirmed() bool { return p.rec.Unconfirmed }
+
+// pending reports whether the peer contacted us and we have neither
+// answered nor trusted it (every unconfirmed peer is pending).
+func (p *peer) pending() bool { return p.rec.PendingSinceUnixNano != 0 }
 
 // changed reports whether the peer record differs from what was last
 // committed (or was never committed).
 func (p *peer) changed() bool {
 	return p.raw == nil || !slices.Equal(p.sessions, p.saved) || !p.identity.Equal(p.savedIdentity) ||
-		!bytes.Equal(p.rec.Mailbox, p.savedMailbox) || p.rec.IdentityChangedUnixNano != p.savedChanged
+		!bytes.Equal(p.rec.Mailbox, p.savedMailbox) || p.rec.IdentityChangedUnixNano != p.savedChanged ||
+		p.rec.PendingSinceUnixNano != p.savedPending || p.rec.Unconfirmed != p.savedUnconfirmed
 }
 
 // saveFields records the peer record's fields as committed.
 func (p *peer) saveFields() {
 	p.savedIdentity, p.savedMailbox, p.savedChanged = p.identity, p.rec.Mailbox, p.rec.IdentityChangedUnixNano
+	p.savedPending, p.savedUnconfirmed = p.rec.PendingSinceUnixNano, p.rec.Unconfirmed
 }
 
 // encode returns the peer record from its live state.
@@ -182,6 +206,8 @@ func (p *peer) encode() ([]byte, error) {
 		Identity:                p.identity.Bytes(),
 		Mailbox:                 p.rec.Mailbox,
 		IdentityChangedUnixNano: p.rec.IdentityChangedUnixNano,
+		PendingSinceUnixNano:    p.rec.PendingSinceUnixNano,
+		Unconfirmed:             p.rec.Unconfirmed,
 	}
 	for _, s := range p.sessions {
 		rec.Sessions = append(rec.Sessions, s.id[:])
@@ -210,8 +236,9 @@ func decodePeerRecord(raw []byte) (*statepb.Peer, keys.PublicIdentity, error) {
 	return rec, id, nil
 }
 
-// loadPeer reads a peer and all its sessions from the store.
-func (d *Device) loadPeer(ctx context.Context, key string) (*peer, error) {
+// loadPeer reads the peer named name and all its sessions from the store.
+func (d *Device) loadPeer(ctx context.Context, name string, slot int) (*peer, error) {
+	key := keyPeerPrefix + name
 	raw, err := getRecord(ctx, d.store, key)
 	if err != nil {
 		return nil, fmt.Errorf("sealpost: loading %s: %w", key, err)
@@ -220,14 +247,17 @@ func (d *Device) loadPeer(ctx context.Context, key string) (*peer, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &peer{addr: Address{User: rec.User, Device: rec.Device}, raw: raw, identity: id, rec: rec}
+	p := newPeerObject(Address{User: rec.User, Device: rec.Device}, name, id, rec)
+	p.raw, p.slot = raw, slot
 	p.saveFields()
-	p.key = peerKey(p.addr)
-	if p.key != key {
+	if name != p.addr.String() && name != peerName(p.addr, id, true) {
 		return nil, fmt.Errorf("%w: peer record %q is for %s", ErrMalformed, key, p.addr)
 	}
+	if rec.Unconfirmed && rec.PendingSinceUnixNano == 0 {
+		return nil, fmt.Errorf("%w: peer record %q is unconfirmed but not pending", ErrMalformed, key)
+	}
 	for _, sid := range rec.Sessions {
-		s, err := d.loadSession(ctx, p.addr, [16]byte(sid))
+		s, err := d.loadSession(ctx, name, [16]byte(sid))
 		if err != nil {
 			return nil, err
 		}
@@ -235,7 +265,7 @@ func (d *Device) loadPeer(ctx context.Context, key string) (*peer, error) {
 	}
 	rec.Sessions = nil
 	p.saved = slices.Clone(p.sessions)
-	kraw, err := getRecord(ctx, d.store, keptIndexKey(p.addr))
+	kraw, err := getRecord(ctx, d.store, p.keptIndexKey())
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
@@ -246,8 +276,8 @@ func (d *Device) loadPeer(ctx context.Context, key string) (*peer, error) {
 }
 
 // loadSession reads one session's records from the store.
-func (d *Device) loadSession(ctx context.Context, addr Address, id [16]byte) (*session, error) {
-	s := &session{id: id, keyID: addr.String() + "/" + hex.EncodeToString(id[:])}
+func (d *Device) loadSession(ctx context.Context, name string, id [16]byte) (*session, error) {
+	s := &session{id: id, keyID: name + "/" + hex.EncodeToString(id[:])}
 	raw, err := getRecord(ctx, d.store, s.recordKey())
 	if err != nil {
 		return nil, fmt.Errorf("sealpost: loading session %s: %w", s.keyID, err)
@@ -410,20 +440,35 @@ func (s *session) put(b *Batch) (raw []byte, err error) {
 	return raw, nil
 }
 
-// deleteAll adds the deletion of every record of the session to b.
+// deleteAll adds the deletion of every record of the session to b: the
+// transcript and queue blocks as far as the committed totals say any were
+// written (block k lives in slot k mod the slot count, and every block up
+// to the total's was written once), every other record whether or not it
+// exists.
 func (s *session) deleteAll(b *Batch) {
 	b.Delete(s.recordKey())
 	for p := range ratchet.SplitParts {
 		b.Delete(s.ratchetKey(ratchet.Part(p)))
 	}
 	b.Delete(s.startKey())
-	for slot := range transcript.LogSlots {
+	for slot := range usedSlots(s.sentSaved, transcript.LogBlockSize, transcript.LogSlots) {
 		b.Delete(s.logKey(transcript.SentLog, slot))
+	}
+	for slot := range usedSlots(s.recvSaved, transcript.LogBlockSize, transcript.LogSlots) {
 		b.Delete(s.logKey(transcript.ReceivedLog, slot))
 	}
-	for slot := range queueBlocks {
+	for slot := range usedSlots(s.queueSaved, queueBlockSize, queueBlocks) {
 		b.Delete(s.queueKey(slot))
 	}
+}
+
+// usedSlots returns how many of slots block slots have held a block of a
+// log of total entries in blocks of size: slots 0 to the result - 1.
+func usedSlots(total uint64, size, slots int) int {
+	if total == 0 {
+		return 0
+	}
+	return int(min((total-1)/uint64(size)+1, uint64(slots)))
 }
 
 // sessionByBaseKey returns the session a session start created.
@@ -576,80 +621,107 @@ func indexAhead(s [][16]byte, from int, t [16]byte) int {
 // commitPeer writes p's changes in one Apply: the peer record when it
 // changed (or the peer is new), the records of the sessions given and of
 // any new session, the deletion of sessions dropped since the last commit,
-// and the device record when the peer is new or pre is given; extra holds
-// more of the same operation. On success the new state is adopted; on
-// failure p is rewound to what it last committed and the error returned.
+// the peer's directory entry when it is new, and the device record when pre
+// is given; extra holds more of the same operation. On success the new
+// state is adopted; on failure p is rewound to what it last committed and
+// the error returned.
 func (d *Device) commitPeer(ctx context.Context, p *peer, isNew bool, pre *prekeys, extra *Batch, touched ...*session) error {
-	return d.commitPeerKeeping(ctx, p, isNew, pre, extra, nil, touched...)
+	return d.commitPeerKeeping(ctx, p, isNew, pre, extra, nil, nil, touched...)
 }
 
 // commitPeerKeeping is commitPeer that, on failure, keeps the ratchet of
-// spent (a session whose send key is spent).
-func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre *prekeys, extra *Batch, spent *session, touched ...*session) error {
+// spent (a session whose send key is spent), and that also commits tx (nil:
+// nothing more): peers evicted in the same Apply, an accepted start.
+func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre *prekeys, extra *Batch, tx *txn, spent *session, touched ...*session) error {
 	b := extra
 	if b == nil {
 		b = d.newBatch()
 	}
-	raw := p.raw
+	if isNew && tx == nil {
+		tx = &txn{} // for its directory entry
+	}
+	var st staged
+	err := d.stage(b, p, touched, &st)
+	if err == nil && tx != nil {
+		d.stageTxn(b, p, isNew, tx)
+	}
+	if err == nil && pre != nil {
+		err = d.putDevice(b, pre)
+	}
+	if err == nil {
+		err = d.store.Apply(ctx, b)
+	}
+	d.recycle(b)
+	if err != nil {
+		d.restore(p, spent)
+		d.restoreTxn(tx)
+		return err
+	}
+	if pre != nil {
+		d.pre = pre
+	}
+	d.adoptTxn(tx)
+	d.adopt(&st)
+	return nil
+}
+
+// staged is one peer's part of a commit, adopted once Apply succeeds. It
+// holds its sessions inline (a peer has at most maxSessions), so that the
+// per-message commit allocates nothing for it.
+type staged struct {
+	p     *peer
+	raw   []byte // the peer record committed
+	n     int
+	write [maxSessions]*session // write[:n]: the sessions whose records were put
+	sraw  [maxSessions][]byte   // and their session records
+}
+
+// stage adds p's changed records to b and records them in st (see
+// commitPeer).
+func (d *Device) stage(b *Batch, p *peer, touched []*session, st *staged) error {
+	st.p, st.raw, st.n = p, p.raw, 0
 	if p.changed() {
 		var err error
-		if raw, err = p.encode(); err != nil {
-			d.restore(p, spent)
+		if st.raw, err = p.encode(); err != nil {
 			return err
 		}
-		putRecord(b, p.key, raw)
+		putRecord(b, p.key, st.raw)
 	}
-	var write []*session
 	for _, s := range p.sessions {
-		if s.raw == nil || slices.Contains(touched, s) {
-			write = append(write, s)
+		if s.raw != nil && !slices.Contains(touched, s) {
+			continue
 		}
-	}
-	sraw := make([][]byte, len(write))
-	for i, s := range write {
+		if st.n == len(st.write) {
+			return fmt.Errorf("%w: peer %s holds more than %d sessions", ErrMalformed, p.addr, maxSessions)
+		}
 		var err error
-		if sraw[i], err = s.put(b); err != nil {
-			d.restore(p, spent)
+		if st.sraw[st.n], err = s.put(b); err != nil {
 			return err
 		}
+		st.write[st.n] = s
+		st.n++
 	}
 	for _, s := range p.saved {
 		if !slices.Contains(p.sessions, s) {
 			s.deleteAll(b)
 		}
 	}
-	if isNew || pre != nil {
-		var newPeers []string
-		if isNew {
-			newPeers = []string{p.key}
-		}
-		if err := d.putDevice(b, cmp.Or(pre, d.pre), newPeers...); err != nil {
-			d.restore(p, spent)
-			return err
-		}
-	}
-	err := d.store.Apply(ctx, b)
-	d.recycle(b)
-	if err != nil {
-		d.restore(p, spent)
-		return err
-	}
+	return nil
+}
+
+// adopt makes a staged peer's state the committed one.
+func (d *Device) adopt(st *staged) {
+	p := st.p
 	p.saveFields()
-	if isNew {
-		d.rec.Peers = append(d.rec.Peers, p.key)
-	}
-	if pre != nil {
-		d.pre = pre
-	}
-	p.raw = raw
-	for i, s := range write {
-		s.committed(sraw[i])
+	p.raw = st.raw
+	for i, s := range st.write[:st.n] {
+		s.committed(st.sraw[i])
 		d.used(p, s)
 	}
 	p.saved = append(p.saved[:0], p.sessions...)
-	d.peers[p.addr] = p
+	d.place(p)
 	d.index(p)
-	return nil
+	d.syncPending(p)
 }
 
 // restore rewinds p to what it last committed (or forgets it if it was
@@ -658,7 +730,7 @@ func (d *Device) commitPeerKeeping(ctx context.Context, p *peer, isNew bool, pre
 func (d *Device) restore(p *peer, spent *session) {
 	d.unindex(p)
 	if p.raw == nil {
-		delete(d.peers, p.addr)
+		d.unplace(p)
 		return
 	}
 	rec, id, err := decodePeerRecord(p.raw)
@@ -675,6 +747,6 @@ func (d *Device) restore(p *peer, spent *session) {
 	if err := p.decodeKept(p.keptRaw); err != nil {
 		panic("sealpost: committed kept index does not decode: " + err.Error())
 	}
-	d.peers[p.addr] = p
+	d.place(p)
 	d.index(p)
 }

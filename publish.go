@@ -12,6 +12,9 @@ import (
 // of each kind (0 to keys.MaxOneTimePrekeys), saved before it returns.
 // Upload it split (Bundle.Split): one blob per one-time prekey and the last
 // resort, so the relay can hand each blob out once without parsing it.
+// When the current prekeys are older than PrekeyRotation, Bundle rotates
+// them first (as RotatePrekeys), so a bundle it returns is valid for at
+// least PrekeyLifetime minus PrekeyRotation (23 days by default).
 func (d *Device) Bundle(ctx context.Context, oneTime int) (*keys.Bundle, error) {
 	if oneTime < 0 || oneTime > keys.MaxOneTimePrekeys {
 		return nil, fmt.Errorf("%w: one-time prekey count %d", ErrMalformed, oneTime)
@@ -19,10 +22,18 @@ func (d *Device) Bundle(ctx context.Context, oneTime int) (*keys.Bundle, error) 
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	saved := d.rec.NextPrekeyId
-	pre := &prekeys{signed: d.pre.signed, mailbox: d.pre.mailbox}
-	pre.pq = append(pre.pq, d.pre.pq...)
-	pre.oneTime = append(pre.oneTime, d.pre.oneTime...)
-	b := d.publicBundle()
+	cur := d.pre
+	if now := d.opts.now(); now.Sub(cur.created) >= PrekeyRotation {
+		var err error
+		if cur, err = cur.rotated(d.nextID, d.id, d.self, d.rec.Mailbox, now); err != nil {
+			d.rec.NextPrekeyId = saved
+			return nil, err
+		}
+	}
+	pre := &prekeys{signed: cur.signed, mailbox: cur.mailbox, created: cur.created}
+	pre.pq = append(pre.pq, cur.pq...)
+	pre.oneTime = append(pre.oneTime, cur.oneTime...)
+	b := d.publicBundle(pre)
 	for range oneTime {
 		otp := keys.GenerateOneTimePrekey(d.nextID())
 		pq := keys.GeneratePQPrekey(d.nextID(), false, d.id)
@@ -40,14 +51,18 @@ func (d *Device) Bundle(ctx context.Context, oneTime int) (*keys.Bundle, error) 
 }
 
 // RotatePrekeys replaces the signed prekey, the last-resort PQ prekey and
-// the mailbox key with new ones, keeping the last few old ones so that
-// session starts already in flight still work. Call it on a schedule (for
-// example weekly) and publish a new Bundle after.
+// the mailbox key with new ones, expiring PrekeyLifetime (30 days) from
+// now, and keeps the old ones until a week past their expiry (at most 8
+// rotations' worth), so that session starts already in flight still work.
+// Call it every PrekeyRotation (weekly) and publish a new Bundle after; a
+// bundle older than PrekeyLifetime is refused by initiators (ErrExpired).
+// The accepted starts remembered for a dropped signed prekey are deleted
+// with it.
 func (d *Device) RotatePrekeys(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	saved := d.rec.NextPrekeyId
-	pre, err := d.pre.rotated(d.nextID, d.id, d.self, d.rec.Mailbox)
+	pre, err := d.pre.rotated(d.nextID, d.id, d.self, d.rec.Mailbox, d.opts.now())
 	if err == nil {
 		err = d.commitDevice(ctx, pre)
 	}
@@ -57,28 +72,45 @@ func (d *Device) RotatePrekeys(ctx context.Context) error {
 	return err
 }
 
-// commitDevice saves the device record with pre and adopts pre on success.
+// commitDevice saves the device record with pre, with the deletion of the
+// accepted starts of every signed prekey pre no longer keeps, and adopts
+// pre on success.
 func (d *Device) commitDevice(ctx context.Context, pre *prekeys) error {
 	b := new(Batch)
 	if err := d.putDevice(b, pre); err != nil {
 		return err
 	}
+	var dropped []uint32
 	if d.pre != nil {
-		forgetSeen(b, d.pre, pre)
+		for _, k := range d.pre.signed {
+			if pre.signedByID(k.ID()) != nil {
+				continue
+			}
+			s, err := d.seenFor(ctx, k.ID())
+			if err != nil {
+				return err
+			}
+			s.deleteAll(b, k.ID())
+			dropped = append(dropped, k.ID())
+		}
 	}
 	if err := d.store.Apply(ctx, b); err != nil {
 		return err
 	}
 	d.pre = pre
+	for _, id := range dropped {
+		delete(d.seen, id)
+	}
 	return nil
 }
 
-// publicBundle is the bundle without one-time prekeys.
-func (d *Device) publicBundle() *keys.Bundle {
+// publicBundle is the device's bundle with pre's current keys, without
+// one-time prekeys.
+func (d *Device) publicBundle(pre *prekeys) *keys.Bundle {
 	return &keys.Bundle{
 		Address: d.self, Mailbox: d.Mailbox(), Identity: d.id.Public(),
-		SignedPrekey: d.pre.signed[0].Public(), PQPrekey: d.pre.pq[0].Public(),
-		MailboxKey: d.pre.mailbox[0].Public(),
+		SignedPrekey: pre.signed[0].Public(), PQPrekey: pre.pq[0].Public(),
+		MailboxKey: pre.mailbox[0].Public(),
 	}
 }
 

@@ -19,10 +19,20 @@ import (
 
 // Incoming is what Receive decrypted.
 type Incoming struct {
-	From Address
-	Kind Kind
-	ID   MessageID
-	Body []byte // KindMessage
+	// From is the address the sender claims. Identity is the identity it
+	// came from; Unconfirmed reports that this is not the identity pinned
+	// for From (another device claims the address: a reinstall, a new
+	// phone, or an impostor). Such a message comes with an
+	// IdentityChanged finding; nothing is sent to that identity until the
+	// app accepts it with Trust (compare keys.SafetyNumber computed with
+	// Identity first). A redelivered result reports the identity's status
+	// now.
+	From        Address
+	Identity    keys.PublicIdentity
+	Unconfirmed bool
+	Kind        Kind
+	ID          MessageID
+	Body        []byte // KindMessage
 	// Receipts lists the ids a KindDelivered or KindRead content
 	// acknowledges (for KindRead: the read ones). A message may also carry
 	// receipts that rode along; Delivered and Read hold those of any kind.
@@ -45,9 +55,9 @@ type received struct {
 	pre          *prekeys // prekeys after a session start consumed some, or nil
 	batch        *Batch
 	plain        []byte
-	changed      bool   // the peer's identity changed with this envelope
 	firstContact bool   // the envelope carried a session start
 	keptIdx      []byte // the new kept index record
+	tx           *txn   // with a session start: evictions, the start to remember
 }
 
 // Receive decrypts an envelope from the relay and returns what it holds,
@@ -62,10 +72,13 @@ type received struct {
 // twice: an app that sees either error for an envelope it has handled
 // drops it. Errors:
 // ErrMalformed, ErrTooLarge and ErrUnsupportedVersion for bad input;
-// ErrDecrypt when no session or mailbox key opens it; ErrDuplicate,
-// ErrExpiredKey, ErrTooManySkipped from the ratchet; ErrUnknownPrekey and
-// ErrIdentityChanged (strict mode) for session starts. On any error the
-// device's state is unchanged.
+// ErrDecrypt when no session or mailbox key opens it; ErrBlocked for a
+// blocked sender (see Block); ErrDuplicate, ErrExpiredKey,
+// ErrTooManySkipped from the ratchet; ErrUnknownPrekey for session starts,
+// and ErrIdentityChanged (strict mode) for an identity other than the
+// pinned one. On any error the device's state is unchanged. A first
+// contact from a stranger may evict the oldest pending peer (see
+// WithMaxPendingPeers) in the same Apply.
 func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -81,8 +94,8 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	// in-memory index says whether there is one, so a new envelope costs
 	// no store read.
 	env := envelopeID(h.Tag, raw)
-	if d.keptEnv[env] != nil {
-		return d.keptResult(ctx, keptKey(env))
+	if p := d.keptEnv[env]; p != nil {
+		return d.keptResult(ctx, p, keptKey(env))
 	}
 	// 3. Find the session and decrypt: by tag, as a first contact, or by
 	// trying every session's header keys.
@@ -103,7 +116,7 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 		d.restore(rc.p, nil)
 		return nil, err
 	}
-	if err := d.commitPeer(ctx, rc.p, rc.isNew, rc.pre, rc.batch, rc.s); err != nil {
+	if err := d.commitPeerKeeping(ctx, rc.p, rc.isNew, rc.pre, rc.batch, rc.tx, nil, rc.s); err != nil {
 		return nil, err
 	}
 	rc.p.keptRaw = rc.keptIdx
@@ -114,6 +127,9 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 // message. Session state changes only in memory; callers restore on error.
 func (d *Device) decrypt(ctx context.Context, h envelope.Header, body, raw []byte) (*received, error) {
 	if p := d.tags[h.Tag]; p != nil {
+		if err := d.refuse(p); err != nil {
+			return nil, err // before any decryption
+		}
 		for _, s := range p.sessions {
 			plain, err := s.r.Decrypt(h.Tag, body)
 			if err == nil {
@@ -150,8 +166,8 @@ const maxSlowPath = 32
 // per session (two header trial decryptions).
 func (d *Device) slowPath(tag [16]byte, body []byte) (*received, error) {
 	for _, a := range d.active {
-		if !slices.Contains(a.p.sessions, a.s) || d.peers[a.p.addr] != a.p {
-			continue // dropped since
+		if a.p.gone || !slices.Contains(a.p.sessions, a.s) || d.refuse(a.p) != nil {
+			continue // dropped since, or refused anyway
 		}
 		d.slowTrials++
 		plain, err := a.s.r.Decrypt(tag, body)
@@ -210,11 +226,23 @@ func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*re
 		return nil, fmt.Errorf("%w: session start without a message", ErrMalformed)
 	}
 	tag, msg := [16]byte(start.Payload[:16]), start.Payload[16:]
-	p, isNew, changed, err := d.peerFor(start.Initiator, start.Identity)
+	if fp := start.Identity.Fingerprint(); d.blocked.blocks(start.Initiator, &fp) {
+		// Refused on what the sealed start claims, before any key
+		// agreement: a start that falsely claims a blocked sender would
+		// have failed the agreement anyway.
+		return nil, fmt.Errorf("%w: first contact from %s", ErrBlocked, start.Initiator)
+	}
+	p, isNew, err := d.peerFor(start.Initiator, start.Identity)
 	if err != nil {
 		return nil, err
 	}
-	rc := &received{p: p, isNew: isNew, batch: d.newBatch(), changed: changed, firstContact: true}
+	if err := d.refuse(p); err != nil {
+		return nil, err
+	}
+	rc := &received{p: p, isNew: isNew, batch: d.newBatch(), firstContact: true, tx: &txn{}}
+	if isNew {
+		rc.tx.evict = d.evictions(1, p) // the oldest pending peers beyond the bound
+	}
 	held := p.sessionByBaseKey(start.BaseKey())
 	if held != nil {
 		rc.s = held
@@ -239,13 +267,12 @@ func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*re
 // respond runs the responder's side of a new session start and places the
 // new session.
 func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionStart) error {
-	seen, err := d.seenStarts(ctx, start.SignedPrekeyID)
+	seen, err := d.seenFor(ctx, start.SignedPrekeyID)
 	if err != nil {
 		return err
 	}
 	baseSum := sha256.Sum256(start.BaseKey())
-	seenSet, replayed := seen.with([16]byte(baseSum[:16]))
-	if replayed {
+	if seen.has([16]byte(baseSum[:16])) {
 		return fmt.Errorf("%w: session start replayed", ErrDuplicate)
 	}
 	spk := d.pre.signedByID(start.SignedPrekeyID)
@@ -263,18 +290,21 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 	if err != nil {
 		return err
 	}
-	r, err := ratchet.NewResponder(sk.Secret(), sk.AssociatedData(), sk.RatchetKey())
+	secret := sk.Secret()
+	r, err := ratchet.NewResponder(secret, sk.AssociatedData(), sk.RatchetKey())
+	clear(secret)
+	sk.Erase()
 	if err != nil {
 		return err
 	}
 	now := d.opts.now().UnixNano()
-	rc.s = newSession(rc.p.addr, r, &sessionMeta{
+	rc.s = newSession(rc.p.name, r, &sessionMeta{
 		BaseKey: start.BaseKey(), CreatedUnixNano: now, LastReceivedUnixNano: now})
 	rc.p.promote(rc.s)
 	if otp != nil || start.PQOneTime {
 		rc.pre = d.pre.without(otp, pq)
 	}
-	putRecord(rc.batch, seenKey(start.SignedPrekeyID), seenSet)
+	rc.tx.seen, rc.tx.seenAdd = seen, seen.put(rc.batch, start.SignedPrekeyID, [16]byte(baseSum[:16]))
 	return nil
 }
 
@@ -341,16 +371,19 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 			findings = append(findings, mismatch...)
 		}
 	}
-	if rc.changed {
+	if rc.p.unconfirmed() {
 		findings = append(findings, transcript.Finding{Kind: transcript.IdentityChanged})
 	}
 	now := d.opts.now()
 	rc.s.pending, rc.s.start, rc.s.bundle = nil, nil, nil // confirmed
 	rc.s.meta.LastReceivedUnixNano = now.UnixNano()
-	if c.kind == KindMessage && d.opts.autoDelivered {
+	if c.kind == KindMessage && d.opts.autoDelivered && !rc.p.unconfirmed() {
+		// No receipt goes to an identity the app has not accepted.
 		d.queueReceipt(rc.s, KindDelivered, []MessageID{c.id}, now)
 	}
-	return incomingFrom(rc.p.addr, c, findings), nil
+	in := incomingFrom(rc.p.addr, c, findings)
+	in.Identity, in.Unconfirmed = rc.p.identity, rc.p.unconfirmed()
+	return in, nil
 }
 
 func incomingFrom(from Address, c *content, findings []transcript.Finding) *Incoming {
@@ -399,13 +432,35 @@ func (d *Device) keep(rc *received, in *Incoming, env [32]byte) error {
 	return nil
 }
 
-// keptResult returns a kept result, marked Redelivered, or ErrNotFound.
-func (d *Device) keptResult(ctx context.Context, key string) (*Incoming, error) {
+// keptResult returns a result p keeps, marked Redelivered, or ErrNotFound.
+func (d *Device) keptResult(ctx context.Context, p *peer, key string) (*Incoming, error) {
 	raw, err := getRecord(ctx, d.store, key)
 	if err != nil {
 		return nil, err
 	}
-	return decodeKeptResult(raw)
+	in, err := decodeKeptResult(raw)
+	if err != nil {
+		return nil, err
+	}
+	in.Identity, in.Unconfirmed = p.identity, p.unconfirmed()
+	return in, nil
+}
+
+// refuse returns the error an envelope from p gets before any decryption:
+// ErrBlocked for a blocked sender, ErrIdentityChanged in strict mode for an
+// unconfirmed identity; nil otherwise.
+func (d *Device) refuse(p *peer) error {
+	if d.blocked.blocks(p.addr, &p.fp) {
+		return fmt.Errorf("%w: envelope from %s", ErrBlocked, p.addr)
+	}
+	if d.opts.strictIdentity && p.unconfirmed() {
+		pinned := keys.PublicIdentity{}
+		if q := d.peers[p.addr]; q != nil {
+			pinned = q.identity
+		}
+		return &IdentityChangedError{Peer: p.addr, Old: pinned, New: p.identity}
+	}
+	return nil
 }
 
 // queueReceipt adds ids to the session's receipt queue; a queue that was

@@ -1,47 +1,102 @@
 package sealpost
 
 import (
-	"bytes"
+	"context"
+	"errors"
 	"math/rand/v2"
-	"slices"
 	"testing"
 )
 
-// TestSeenSet: with keeps the set sorted and without duplicates, reports
-// what it already held, and never changes the set it is called on.
-func TestSeenSet(t *testing.T) {
+// TestSeenBlocks: accepted starts are appended in blocks of seenBlockSize;
+// put changes nothing until adopt, writes only the last block, and a
+// device reading the blocks again finds every accepted start.
+func TestSeenBlocks(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryStore()
+	d := &Device{store: store, seen: map[uint32]*seenStarts{}}
+	s, err := d.seenFor(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	var set seenSet
 	var want [][16]byte
-	for range 500 {
+	for i := range 3*seenBlockSize + 5 {
 		var h [16]byte
-		if len(want) > 0 && rng.IntN(4) == 0 {
-			h = want[rng.IntN(len(want))]
-		} else {
-			for i := range h {
-				h[i] = byte(rng.IntN(4)) // small alphabet: shared prefixes
-			}
+		for j := range h {
+			h[j] = byte(rng.Uint32())
 		}
-		before := bytes.Clone(set)
-		next, held := set.with(h)
-		if held != slices.Contains(want, h) {
-			t.Fatalf("with reported held=%v", held)
+		b := new(Batch)
+		a := s.put(b, 7, h)
+		if s.has(h) {
+			t.Fatal("put changed the set before adopt")
 		}
-		if !bytes.Equal(before, set) {
-			t.Fatal("with changed the set it was called on")
+		if b.Len() != 1 || a.block != i/seenBlockSize {
+			t.Fatalf("start %d: %d records, block %d", i, b.Len(), a.block)
 		}
-		if !held {
-			want = append(want, h)
+		if err := store.Apply(ctx, b); err != nil {
+			t.Fatal(err)
 		}
-		set = next
-		slices.SortFunc(want, func(a, b [16]byte) int { return bytes.Compare(a[:], b[:]) })
-		if len(set) != 16*len(want) {
-			t.Fatalf("set holds %d bytes for %d entries", len(set), len(want))
-		}
-		for i, w := range want {
-			if !bytes.Equal(set[16*i:16*i+16], w[:]) {
-				t.Fatal("set is not the sorted entries")
-			}
+		s.adopt(a)
+		want = append(want, h)
+	}
+	again := &Device{store: store, seen: map[uint32]*seenStarts{}}
+	r, err := again.seenFor(ctx, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.blocks != 4 || len(r.set) != len(want) {
+		t.Fatalf("read back %d blocks, %d starts", r.blocks, len(r.set))
+	}
+	for _, h := range want {
+		if !r.has(h) {
+			t.Fatal("a start is missing after reading the blocks again")
 		}
 	}
+	b := new(Batch)
+	r.deleteAll(b, 7)
+	if b.Len() != 4 {
+		t.Fatalf("deleteAll touches %d records", b.Len())
+	}
+}
+
+// TestSeenBlockDecodeErrors: each bad block is refused with its sentinel.
+func TestSeenBlockDecodeErrors(t *testing.T) {
+	full := append([]byte{deviceVersion}, make([]byte, 16*seenBlockSize)...)
+	for name, c := range map[string]struct {
+		raw  []byte
+		want error
+	}{
+		"empty":          {nil, ErrMalformed},
+		"no entries":     {[]byte{deviceVersion}, ErrMalformed},
+		"partial entry":  {append([]byte{deviceVersion}, make([]byte, 17)...), ErrMalformed},
+		"too many":       {append(full, make([]byte, 16)...), ErrMalformed},
+		"other version":  {append([]byte{deviceVersion + 1}, make([]byte, 16)...), ErrUnsupportedVersion},
+		"layout 3 value": {make([]byte, 32), ErrUnsupportedVersion},
+	} {
+		if _, err := decodeSeenBlock(c.raw); !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		}
+	}
+	if e, err := decodeSeenBlock(full); err != nil || len(e) != 16*seenBlockSize {
+		t.Fatalf("a full block: %v", err)
+	}
+}
+
+// FuzzSeenBlock: decodeSeenBlock never panics, returns nothing on error,
+// and what it accepts re-encodes to the same bytes.
+func FuzzSeenBlock(f *testing.F) {
+	f.Add([]byte{deviceVersion})
+	f.Add(append([]byte{deviceVersion}, make([]byte, 32)...))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		e, err := decodeSeenBlock(raw)
+		if err != nil {
+			if e != nil {
+				t.Fatal("entries with an error")
+			}
+			return
+		}
+		if string(append([]byte{deviceVersion}, e...)) != string(raw) {
+			t.Fatal("accepted block does not re-encode to itself")
+		}
+	})
 }

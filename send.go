@@ -3,6 +3,7 @@ package sealpost
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/sealpost/sealpost/envelope/seal"
 	"github.com/sealpost/sealpost/internal/pad"
@@ -27,23 +28,33 @@ type Outgoing struct {
 }
 
 // StartSession starts a session with the device at to from its bundle
-// (keys.ParseBundle has verified it; StartSession verifies it again). The
-// new session becomes the current one; until the peer replies, every
-// envelope sent on it carries the session start, so losing the first one
-// loses nothing. It returns ErrMalformed when the bundle is for another
-// address, ErrBadSignature for a bad bundle, and ErrIdentityChanged in
-// strict mode when the bundle's identity is not the pinned one.
+// (keys.ParseBundle has verified it; StartSession verifies it again, with
+// the device's clock). The new session becomes the current one; until the
+// peer replies, every envelope sent on it carries the session start, so
+// losing the first one loses nothing. It returns ErrMalformed when the
+// bundle is for another address, ErrBadSignature for a bad bundle,
+// ErrExpired for an expired one, and, in both identity modes,
+// ErrIdentityChanged (an IdentityChangedError) when the bundle's identity
+// is not the one pinned for to: nothing is sent to an identity the app has
+// not accepted, so call Trust with it first.
 func (d *Device) StartSession(ctx context.Context, to Address, b *keys.Bundle) error {
 	if b.Address != to {
 		return fmt.Errorf("%w: bundle is for %s, not %s", ErrMalformed, b.Address, to)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	start, sk, err := keys.Initiate(d.id, d.self, b)
+	p, isNew, err := d.peerToStart(to, b.Identity)
 	if err != nil {
 		return err
 	}
-	r, err := ratchet.NewInitiator(sk.Secret(), sk.AssociatedData(), sk.PeerRatchetKey())
+	start, sk, err := keys.Initiate(d.id, d.self, b, keys.WithClock(d.opts.now))
+	if err != nil {
+		return err
+	}
+	secret := sk.Secret()
+	r, err := ratchet.NewInitiator(secret, sk.AssociatedData(), sk.PeerRatchetKey())
+	clear(secret)
+	sk.Erase()
 	if err != nil {
 		return err
 	}
@@ -56,54 +67,17 @@ func (d *Device) StartSession(ctx context.Context, to Address, b *keys.Bundle) e
 		return err
 	}
 	now := d.opts.now().UnixNano()
-	s := newSession(to, r, &sessionMeta{
+	s := newSession(p.name, r, &sessionMeta{
 		BaseKey: start.BaseKey(), Initiator: true, CreatedUnixNano: now, LastReceivedUnixNano: now,
 	})
 	s.pending = &statepb.PendingStart{SessionStart: startRaw, PeerBundle: bundleRaw}
 	s.start, s.bundle = start, b
-	p, isNew, _, err := d.peerFor(to, b.Identity)
-	if err != nil {
-		return err
-	}
+	// Starting a session answers the peer: pinned, no longer pending.
+	p.rec.Unconfirmed, p.rec.PendingSinceUnixNano = false, 0
 	p.rec.Mailbox = append([]byte(nil), b.Mailbox...)
 	p.sessions = append([]*session{s}, p.sessions...)
 	p.trimSessions()
 	return d.commitPeer(ctx, p, isNew, nil, nil)
-}
-
-// peerFor returns the peer at addr for a (new or known) identity, applying
-// the identity-change policy (DESIGN section 3.5). A changed identity in the
-// default mode replaces the pinned one and drops the old sessions; in strict
-// mode it is ErrIdentityChanged unless the app has trusted it with Trust.
-// The returned peer is a working copy when it exists: commitPeer adopts it.
-func (d *Device) peerFor(addr Address, id keys.PublicIdentity) (p *peer, isNew, changed bool, err error) {
-	old := d.peers[addr]
-	if old == nil {
-		return d.newPeer(addr, id)
-	}
-	if old.identity.Equal(id) {
-		return old, false, false, nil
-	}
-	if d.opts.strictIdentity {
-		return nil, false, false, &IdentityChangedError{Peer: addr, Old: old.identity, New: id}
-	}
-	old.replaceIdentity(id, d.opts.now().UnixNano())
-	return old, false, true, nil
-}
-
-// newPeer returns a peer not yet committed.
-func (d *Device) newPeer(addr Address, id keys.PublicIdentity) (*peer, bool, bool, error) {
-	if err := validAddress(addr); err != nil {
-		return nil, false, false, err
-	}
-	return &peer{addr: addr, key: peerKey(addr), identity: id, rec: &statepb.Peer{}}, true, false, nil
-}
-
-// replaceIdentity pins a new identity and drops the sessions of the old one.
-func (p *peer) replaceIdentity(id keys.PublicIdentity, now int64) {
-	p.identity = id
-	p.sessions = nil
-	p.rec.IdentityChangedUnixNano = now
 }
 
 // trimSessions drops the oldest archived sessions beyond maxSessions.
@@ -113,12 +87,14 @@ func (p *peer) trimSessions() {
 	}
 }
 
-// Send encrypts body for the peer's current session and returns the
-// envelope to hand to the relay, after the new state is saved. Receipts
-// queued for the peer ride along. It returns ErrNoSession when there is no
-// session (StartSession first) or the session has received nothing for
-// longer than the maximum age, and ErrTooLarge for a body over MaxBodySize.
-// If the store fails, no envelope comes out and no key is ever reused.
+// Send encrypts body for the current session of the identity pinned for
+// to (never an unconfirmed one: see Trust) and returns the envelope to hand
+// to the relay, after the new state is saved. Receipts queued for the peer
+// ride along. Sending answers a pending peer: it is no longer evicted. It
+// returns ErrNoSession when there is no session (StartSession first) or
+// the session has received nothing for longer than the maximum age, and
+// ErrTooLarge for a body over MaxBodySize. If the store fails, no envelope
+// comes out and no key is ever reused.
 func (d *Device) Send(ctx context.Context, to Address, body []byte) (*Outgoing, error) {
 	if len(body) > MaxBodySize {
 		return nil, fmt.Errorf("%w: body over %d bytes", ErrTooLarge, MaxBodySize)
@@ -133,6 +109,7 @@ func (d *Device) Send(ctx context.Context, to Address, body []byte) (*Outgoing, 
 	if age := d.opts.now().UnixNano() - s.meta.LastReceivedUnixNano; age > d.opts.sessionMaxAge.Nanoseconds() {
 		return nil, fmt.Errorf("%w: session with %s is past its maximum age", ErrNoSession, to)
 	}
+	p.rec.PendingSinceUnixNano = 0 // answered (rewound if the commit fails)
 	id := newMessageID()
 	c := &sealedpb.Content{Version: contentVersion, Id: id[:], Kind: uint32(KindMessage), Body: body}
 	takeReceipts(s, c)
@@ -224,7 +201,7 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 		d.restore(p, s) // keeping the spent key spent
 		return nil, err
 	}
-	if err := d.commitPeerKeeping(ctx, p, false, nil, nil, s, s); err != nil { // restores p
+	if err := d.commitPeerKeeping(ctx, p, false, nil, nil, nil, s, s); err != nil { // restores p
 		return nil, err
 	}
 	return &Outgoing{To: p.addr, Mailbox: append([]byte(nil), p.rec.Mailbox...), Envelope: env}, nil
@@ -245,7 +222,11 @@ func frame(p *peer, s *session, tag [16]byte, msg []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, err := keys.ParseBundle(s.pending.PeerBundle)
+		// The bundle was checked when the session started; it is read as
+		// of then, since the start rides on every send until the reply,
+		// also past the bundle's expiry.
+		created := time.Unix(0, s.meta.CreatedUnixNano)
+		b, err := keys.ParseBundle(s.pending.PeerBundle, keys.WithClock(func() time.Time { return created }))
 		if err != nil {
 			return nil, err
 		}

@@ -178,8 +178,8 @@ func addSyntheticSessions(tb testing.TB, d *Device, n int) {
 		addr := Address{User: fmt.Sprint("peer", i), Device: 1}
 		base := make([]byte, 32)
 		rand.Read(base)
-		s := newSession(addr, resp, &sessionMeta{BaseKey: base})
-		p := &peer{addr: addr, key: peerKey(addr), rec: &statepb.Peer{}, sessions: []*session{s}}
+		s := newSession(addr.String(), resp, &sessionMeta{BaseKey: base})
+		p := &peer{addr: addr, name: addr.String(), key: keyPeerPrefix + addr.String(), rec: &statepb.Peer{}, sessions: []*session{s}, slot: -1}
 		d.peers[addr] = p
 		d.index(p)
 		d.used(p, s)

@@ -24,8 +24,15 @@ type SessionKeys struct {
 	ownRatchet  *ecdh.PrivateKey // responder side: its signed prekey
 }
 
-// Secret returns a copy of the session secret. It must be kept secret.
+// Secret returns a copy of the session secret. It must be kept secret:
+// clear the copy once the ratchet is seeded with it, and call Erase.
 func (s *SessionKeys) Secret() []byte { return append([]byte(nil), s.secret[:]...) }
+
+// Erase overwrites the session secret with zeros; Secret returns zeros
+// after it. Call it once the ratchet is seeded. Go gives no guarantee that
+// no other copy of the secret remains in memory (the runtime may have moved
+// it; see the package doc), so this narrows the window, no more.
+func (s *SessionKeys) Erase() { clear(s.secret[:]) }
 
 // AssociatedData returns a copy of the session's associated data: a label,
 // the initiator's and responder's identity keys, then both addresses.
@@ -61,19 +68,21 @@ func (s SessionKeys) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
 // to send (set its Payload to the first ratchet message) and the keys that
 // seed the ratchet. It uses the bundle's first one-time prekeys, if any.
 //
-// It returns ErrBadSignature or ErrMalformed for a bad bundle and
+// It returns ErrBadSignature or ErrMalformed for a bad bundle, ErrExpired
+// for an expired one (opts set the clock, as for [ParseBundle]), and
 // ErrLowOrderPoint for a non-contributory key.
-func Initiate(self *IdentityPrivateKey, selfAddr Address, b *Bundle) (*SessionStart, *SessionKeys, error) {
+func Initiate(self *IdentityPrivateKey, selfAddr Address, b *Bundle, opts ...VerifyOption) (*SessionStart, *SessionKeys, error) {
 	var seed [32 + 32]byte
 	rand.Read(seed[:])
-	return initiate(self, selfAddr, b, seed[:32], seed[32:])
+	defer clear(seed[:])
+	return initiate(self, selfAddr, b, seed[:32], seed[32:], opts...)
 }
 
 // initiate is Initiate with the ephemeral key and the encapsulation
 // randomness supplied, so that test vectors are reproducible.
-func initiate(self *IdentityPrivateKey, selfAddr Address, b *Bundle, ephSeed, kemSeed []byte) (*SessionStart, *SessionKeys, error) {
+func initiate(self *IdentityPrivateKey, selfAddr Address, b *Bundle, ephSeed, kemSeed []byte, opts ...VerifyOption) (*SessionStart, *SessionKeys, error) {
 	// 1. Verify the bundle and our own address.
-	if err := b.Verify(); err != nil {
+	if err := b.Verify(opts...); err != nil {
 		return nil, nil, err
 	}
 	if err := selfAddr.validate(); err != nil {

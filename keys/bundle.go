@@ -2,15 +2,18 @@ package keys
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/proto/bundlepb"
 )
 
 // BundleVersion is the bundle format this build writes and reads. Any other
-// version is ErrUnsupportedVersion. A later version may add key types or
-// fields; it will get a new number rather than change this one.
-const BundleVersion = 1
+// version is ErrUnsupportedVersion. Version 2 added the expiries of the
+// signed prekey and the mailbox key (version 1 bundles never expired, and
+// are refused). A later version may add key types or fields; it will get a
+// new number rather than change this one.
+const BundleVersion = 2
 
 // Bundle limits.
 const (
@@ -28,8 +31,9 @@ const (
 // prekey, a signed last-resort ML-KEM-1024 prekey, optional one-time
 // prekeys of both kinds, and its signed X-Wing mailbox key.
 //
-// A bundle returned by [ParseBundle] has had every signature verified. A
-// bundle built in code should be checked with [Bundle.Verify].
+// A bundle returned by [ParseBundle] has had every signature verified and
+// is not expired. A bundle built in code should be checked with
+// [Bundle.Verify].
 type Bundle struct {
 	Address          Address
 	Mailbox          []byte
@@ -41,13 +45,59 @@ type Bundle struct {
 	MailboxKey       PublicMailboxKey
 }
 
-// Verify checks the bundle's structure and every signature in it. It returns
-// ErrMalformed for a structural fault and ErrBadSignature for a signature
-// that does not verify.
-func (b *Bundle) Verify() error {
+// A VerifyOption changes how [ParseBundle], [Bundle.Verify] and
+// [Initiate] check a bundle.
+type VerifyOption func(*verifyConfig)
+
+type verifyConfig struct{ now func() time.Time }
+
+// WithClock makes the expiry check use now instead of time.Now: a Device
+// passes its own clock (sealpost.WithClock), tests a fixed one.
+func WithClock(now func() time.Time) VerifyOption {
+	return func(c *verifyConfig) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+func verifyConfigOf(opts []VerifyOption) verifyConfig {
+	c := verifyConfig{now: time.Now}
+	for _, o := range opts {
+		o(&c)
+	}
+	return c
+}
+
+// expires returns when the bundle stops being accepted: the earlier of the
+// signed prekey's and the mailbox key's expiries.
+func (b *Bundle) expires() time.Time {
+	if b.MailboxKey.Expires.Before(b.SignedPrekey.Expires) {
+		return b.MailboxKey.Expires
+	}
+	return b.SignedPrekey.Expires
+}
+
+// Verify checks the bundle's structure, every signature in it and its
+// expiry. It returns ErrMalformed for a structural fault, ErrBadSignature
+// for a signature that does not verify, and ErrExpired once the signed
+// prekey or the mailbox key has expired (at or after its expiry, by the
+// clock of [WithClock], time.Now by default).
+func (b *Bundle) Verify(opts ...VerifyOption) error {
 	if err := b.checkStructure(); err != nil {
 		return err
 	}
+	if err := b.verifySignatures(); err != nil {
+		return err
+	}
+	if now := verifyConfigOf(opts).now(); !now.Before(b.expires()) {
+		return fmt.Errorf("%w: bundle expired at %s", ErrExpired, b.expires().UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// verifySignatures checks every signature in the bundle.
+func (b *Bundle) verifySignatures() error {
 	if err := b.SignedPrekey.verify(b.Identity); err != nil {
 		return err
 	}
@@ -73,6 +123,8 @@ func (b *Bundle) checkStructure() error {
 	switch {
 	case b.Identity.IsZero(), b.SignedPrekey.key == nil, b.PQPrekey.key == nil, b.MailboxKey.key == nil:
 		return fmt.Errorf("%w: bundle is missing a key", ErrMalformed)
+	case !validExpiry(b.SignedPrekey.Expires), !validExpiry(b.MailboxKey.Expires):
+		return fmt.Errorf("%w: bundle expiry out of range", ErrMalformed)
 	case !b.PQPrekey.LastResort:
 		return fmt.Errorf("%w: bundle pq prekey must be the last-resort one", ErrMalformed)
 	case len(b.OneTimePrekeys) > MaxOneTimePrekeys, len(b.OneTimePQPrekeys) > MaxOneTimePrekeys:
@@ -138,6 +190,8 @@ func (b *Bundle) MarshalBinary() ([]byte, error) {
 		PqPrekey:     signedKeyPB(b.PQPrekey.ID, b.PQPrekey.Bytes(), b.PQPrekey.signature[:]),
 		MailboxKey:   signedKeyPB(b.MailboxKey.ID, b.MailboxKey.Bytes(), b.MailboxKey.signature[:]),
 	}
+	m.SignedPrekey.Expires = uint64(b.SignedPrekey.Expires.Unix())
+	m.MailboxKey.Expires = uint64(b.MailboxKey.Expires.Unix())
 	for _, k := range b.OneTimePrekeys {
 		m.OneTimePrekeys = append(m.OneTimePrekeys, &bundlepb.OneTimeKey{Id: k.ID, Key: k.Bytes()})
 	}
@@ -151,16 +205,19 @@ func signedKeyPB(id uint32, key, sig []byte) *bundlepb.SignedKey {
 	return &bundlepb.SignedKey{Id: id, Key: key, Signature: sig}
 }
 
-// ParseBundle decodes a bundle from [Bundle.MarshalBinary] and verifies every
-// signature in it. It returns ErrUnsupportedVersion for another format
-// version, ErrMalformed for anything that does not decode or has the wrong
-// key type or size, and ErrBadSignature for a signature that does not verify.
-func ParseBundle(data []byte) (*Bundle, error) {
+// ParseBundle decodes a bundle from [Bundle.MarshalBinary], verifies every
+// signature in it and checks its expiry ([Bundle.Verify]; opts set the
+// clock). It returns ErrUnsupportedVersion for another format version
+// (version 1 included), ErrMalformed for anything that does not decode or
+// has the wrong key type or size, ErrBadSignature for a signature that does
+// not verify, and ErrExpired for a bundle past its expiry: fetch a fresh
+// one.
+func ParseBundle(data []byte, opts ...VerifyOption) (*Bundle, error) {
 	b, err := decodeBundle(data)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.Verify(); err != nil {
+	if err := b.Verify(opts...); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -199,13 +256,16 @@ func decodeBundleKeys(b *Bundle, m *bundlepb.Bundle) error {
 		return fmt.Errorf("%w: bundle is missing a key", ErrMalformed)
 	}
 	var err error
-	if b.SignedPrekey, err = parseSignedPrekey(spk.Id, spk.Key, spk.Signature); err != nil {
+	if pq.Expires != 0 || anyExpiry(m.OneTimePqPrekeys) {
+		return fmt.Errorf("%w: pq prekeys carry no expiry", ErrMalformed)
+	}
+	if b.SignedPrekey, err = parseSignedPrekey(spk.Id, spk.Key, spk.Signature, spk.Expires); err != nil {
 		return err
 	}
 	if b.PQPrekey, err = parsePQPrekey(pq.Id, true, pq.Key, pq.Signature); err != nil {
 		return err
 	}
-	if b.MailboxKey, err = parseMailboxKey(mk.Id, mk.Key, mk.Signature); err != nil {
+	if b.MailboxKey, err = parseMailboxKey(mk.Id, mk.Key, mk.Signature, mk.Expires); err != nil {
 		return err
 	}
 	for _, k := range m.OneTimePrekeys {
@@ -225,8 +285,33 @@ func decodeBundleKeys(b *Bundle, m *bundlepb.Bundle) error {
 	return nil
 }
 
+// anyExpiry reports whether any of the keys carries an expiry.
+func anyExpiry(ks []*bundlepb.SignedKey) bool {
+	for _, k := range ks {
+		if k.Expires != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// expiryTime returns an expiry in Unix seconds as a time, or ErrMalformed
+// when it is 0 (absent) or past maxExpiry.
+func expiryTime(sec uint64, field string) (time.Time, error) {
+	if sec < 1 || sec > maxExpiry {
+		return time.Time{}, fmt.Errorf("%w: %s expiry out of range", ErrMalformed, field)
+	}
+	return time.Unix(int64(sec), 0), nil
+}
+
+// validExpiry reports whether t is an expiry a bundle can carry.
+func validExpiry(t time.Time) bool {
+	_, err := expiryOf(t, "")
+	return err == nil && t.Nanosecond() == 0
+}
+
 // parseSignedPrekey decodes a typed X25519 signed prekey.
-func parseSignedPrekey(id uint32, key, sig []byte) (PublicSignedPrekey, error) {
+func parseSignedPrekey(id uint32, key, sig []byte, expires uint64) (PublicSignedPrekey, error) {
 	pub, err := parseX25519(key, "signed prekey")
 	if err != nil {
 		return PublicSignedPrekey{}, err
@@ -234,7 +319,11 @@ func parseSignedPrekey(id uint32, key, sig []byte) (PublicSignedPrekey, error) {
 	if len(sig) != len(PublicSignedPrekey{}.signature) {
 		return PublicSignedPrekey{}, fmt.Errorf("%w: signed prekey signature length", ErrMalformed)
 	}
-	p := PublicSignedPrekey{ID: id, key: pub}
+	exp, err := expiryTime(expires, "signed prekey")
+	if err != nil {
+		return PublicSignedPrekey{}, err
+	}
+	p := PublicSignedPrekey{ID: id, Expires: exp, key: pub}
 	copy(p.signature[:], sig)
 	return p, nil
 }

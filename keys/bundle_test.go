@@ -241,13 +241,13 @@ func TestBundleDeterministic(t *testing.T) {
 // mailbox and ids, signing everything afresh.
 func propertyBundle(t testing.TB, id *IdentityPrivateKey, s partySpec, addr Address, mailbox []byte, ids [5]uint32, otp *OneTimePrekey) *Bundle {
 	t.Helper()
-	spk, err := NewSignedPrekey(ids[0], s.SignedPrekey.Seed, id)
+	spk, err := NewSignedPrekey(ids[0], s.SignedPrekey.Seed, testExpiry, id)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pq := propertyPQ(t, ids[1], true, s.PQPrekey.Seed, id)
 	otpq := propertyPQ(t, ids[3], false, s.PQPrekey.Seed, id)
-	mk, err := NewMailboxKey(ids[4], addr, mailbox, s.MailboxKey.Seed, id)
+	mk, err := NewMailboxKey(ids[4], addr, mailbox, s.MailboxKey.Seed, testExpiry, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,15 +279,15 @@ func TestBundleNonCanonicalAccepted(t *testing.T) {
 	bob := bobSpec().build(t)
 	raw := marshalBundle(t, bob.bundle())
 	versionField := raw[:2] // tag 1, varint 1
-	if !bytes.Equal(versionField, []byte{0x08, 0x01}) {
-		t.Fatalf("bundle does not start with version 1: %x", raw[:2])
+	if !bytes.Equal(versionField, []byte{0x08, BundleVersion}) {
+		t.Fatalf("bundle does not start with version %d: %x", BundleVersion, raw[:2])
 	}
 	cases := []struct {
 		name string
 		raw  []byte
 	}{
 		{"version last", append(append([]byte(nil), raw[2:]...), versionField...)},
-		{"version as a 2-byte varint", append([]byte{0x08, 0x81, 0x00}, raw[2:]...)},
+		{"version as a 2-byte varint", append([]byte{0x08, 0x80 | BundleVersion, 0x00}, raw[2:]...)},
 		{"version twice", append([]byte{0x08, 0x07}, raw...)},
 	}
 	for _, tc := range cases {
@@ -306,7 +306,7 @@ func TestBundleNonCanonicalAccepted(t *testing.T) {
 func TestBundleVersion(t *testing.T) {
 	bob := bobSpec().build(t)
 	raw := marshalBundle(t, bob.bundle())
-	for _, v := range []uint32{0, 2, 3, 255, math.MaxUint32} {
+	for _, v := range []uint32{0, 1, 3, 255, math.MaxUint32} {
 		parseBundleErr(t, mutateBundle(t, raw, func(m *bundlepb.Bundle) { m.Version = v }), ErrUnsupportedVersion)
 	}
 }
@@ -536,7 +536,7 @@ var bundleSigFields = []sigField{
 	{"signed prekey",
 		func(b *Bundle) *[64]byte { return &b.SignedPrekey.signature },
 		func(b *Bundle) []byte {
-			return signedMessage(kdf.LabelSigSignedPrekey, u32(b.SignedPrekey.ID), b.SignedPrekey.Bytes())
+			return signedMessage(kdf.LabelSigSignedPrekey, u32(b.SignedPrekey.ID), u64(uint64(b.SignedPrekey.Expires.Unix())), b.SignedPrekey.Bytes())
 		}},
 	{"last-resort pq prekey",
 		func(b *Bundle) *[64]byte { return &b.PQPrekey.signature },
@@ -553,7 +553,7 @@ var bundleSigFields = []sigField{
 		func(b *Bundle) *[64]byte { return &b.MailboxKey.signature },
 		func(b *Bundle) []byte {
 			k := b.MailboxKey
-			return signedMessage(kdf.LabelSigMailboxKey, mailboxSigned(k.ID, b.Address, b.Mailbox, k.Bytes())...)
+			return signedMessage(kdf.LabelSigMailboxKey, mailboxSigned(k.ID, uint64(k.Expires.Unix()), b.Address, b.Mailbox, k.Bytes())...)
 		}},
 }
 
@@ -677,7 +677,7 @@ func TestBundleLowOrderKeys(t *testing.T) {
 		{"one-time prekey", func(b *Bundle, key *ecdh.PublicKey) { b.OneTimePrekeys[0].key = key }},
 		{"signed prekey", func(b *Bundle, key *ecdh.PublicKey) {
 			b.SignedPrekey.key = key
-			sig := bob.id.signParts(kdf.LabelSigSignedPrekey, u32(b.SignedPrekey.ID), b.SignedPrekey.Bytes())
+			sig := bob.id.signParts(kdf.LabelSigSignedPrekey, u32(b.SignedPrekey.ID), u64(uint64(b.SignedPrekey.Expires.Unix())), b.SignedPrekey.Bytes())
 			b.SignedPrekey.signature = [64]byte(sig)
 		}},
 		{"identity", func(b *Bundle, key *ecdh.PublicKey) {

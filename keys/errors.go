@@ -22,4 +22,7 @@ var (
 	ErrDecrypt = errs.ErrDecrypt
 	// ErrLowOrderPoint reports an X25519 exchange with an all-zero result.
 	ErrLowOrderPoint = errs.ErrLowOrderPoint
+	// ErrExpired reports a bundle whose signed prekey or mailbox key is past
+	// its expiry.
+	ErrExpired = errs.ErrExpired
 )

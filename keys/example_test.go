@@ -2,9 +2,11 @@ package keys_test
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log"
 	"strings"
+	"time"
 
 	"github.com/sealpost/sealpost/keys"
 )
@@ -24,11 +26,14 @@ type bobDevice struct {
 func newBob() *bobDevice {
 	bob := &bobDevice{addr: keys.Address{User: "bob", Device: 2}, mailbox: []byte("bob-mailbox")}
 	bob.identity = keys.GenerateIdentity()
-	bob.spk = keys.GenerateSignedPrekey(1, bob.identity)
+	expires := time.Now().Add(30 * 24 * time.Hour) // Bob rotates weekly; see RotatePrekeys
+	var err error
+	if bob.spk, err = keys.GenerateSignedPrekey(1, expires, bob.identity); err != nil {
+		log.Fatal(err)
+	}
 	bob.pq = keys.GeneratePQPrekey(2, true, bob.identity)
 	bob.oneTime = map[uint32]*keys.OneTimePrekey{100: keys.GenerateOneTimePrekey(100)}
-	var err error
-	if bob.mailKey, err = keys.GenerateMailboxKey(3, bob.addr, bob.mailbox, bob.identity); err != nil {
+	if bob.mailKey, err = keys.GenerateMailboxKey(3, bob.addr, bob.mailbox, expires, bob.identity); err != nil {
 		log.Fatal(err)
 	}
 	return bob
@@ -171,4 +176,38 @@ func ExampleSafetyNumber() {
 	// both sides agree: true
 	// digits: 60 in 12 groups
 	// scan matches: true <nil>
+}
+
+// ParseBundle refuses a bundle past its expiry; WithClock sets the time it
+// judges by (time.Now without it).
+func ExampleWithClock() {
+	raw := newBob().publish() // its keys expire 30 days from now
+	later := func() time.Time { return time.Now().Add(31 * 24 * time.Hour) }
+	_, err := keys.ParseBundle(raw, keys.WithClock(later))
+	fmt.Println("a month later:", errors.Is(err, keys.ErrExpired))
+	_, err = keys.ParseBundle(raw)
+	fmt.Println("today:", err)
+	// Output:
+	// a month later: true
+	// today: <nil>
+}
+
+// Erase clears the session secret once the ratchet is seeded with it.
+func ExampleSessionKeys_Erase() {
+	bob := newBob()
+	b, err := keys.ParseBundle(bob.publish())
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, sk, err := keys.Initiate(keys.GenerateIdentity(), keys.Address{User: "alice", Device: 1}, b)
+	if err != nil {
+		log.Fatal(err)
+	}
+	secret := sk.Secret()
+	// ... seed the ratchet with secret and sk.AssociatedData() ...
+	clear(secret)
+	sk.Erase()
+	fmt.Println("erased:", bytes.Equal(sk.Secret(), make([]byte, keys.SessionSecretSize)))
+	// Output:
+	// erased: true
 }

@@ -6,7 +6,13 @@ import (
 	"errors"
 	"math"
 	"testing"
+	"time"
 )
+
+// testExpiry is the expiry of every fixture's signed prekey and mailbox
+// key (2100-01-01), far enough that the vectors parse with time.Now; the
+// expiry tests use their own clock.
+var testExpiry = time.Unix(4102444800, 0)
 
 // testSeed returns n bytes derived from name. Every fixture key is built
 // from such a seed, so the keys are the same on every run and the golden
@@ -101,7 +107,7 @@ func (s partySpec) build(t testing.TB) *party {
 	if p.id, err = NewIdentityFromSeed(s.IdentitySeed); err != nil {
 		t.Fatal(err)
 	}
-	if p.spk, err = NewSignedPrekey(s.SignedPrekey.ID, s.SignedPrekey.Seed, p.id); err != nil {
+	if p.spk, err = NewSignedPrekey(s.SignedPrekey.ID, s.SignedPrekey.Seed, testExpiry, p.id); err != nil {
 		t.Fatal(err)
 	}
 	if p.pq, err = NewPQPrekey(s.PQPrekey.ID, true, s.PQPrekey.Seed, p.id); err != nil {
@@ -121,7 +127,7 @@ func (s partySpec) build(t testing.TB) *party {
 		}
 		p.otpqs = append(p.otpqs, pq)
 	}
-	if p.mk, err = NewMailboxKey(s.MailboxKey.ID, p.addr, p.mailbox, s.MailboxKey.Seed, p.id); err != nil {
+	if p.mk, err = NewMailboxKey(s.MailboxKey.ID, p.addr, p.mailbox, s.MailboxKey.Seed, testExpiry, p.id); err != nil {
 		t.Fatal(err)
 	}
 	p.registerSecrets()
@@ -244,12 +250,12 @@ func start(t testing.TB, alice *party, b *Bundle) ([]byte, *SessionKeys) {
 }
 
 // sentinels are the errors this package may return.
-var sentinels = []error{ErrMalformed, ErrUnsupportedVersion, ErrBadSignature, ErrUnknownPrekey, ErrDecrypt, ErrLowOrderPoint}
+var sentinels = []error{ErrMalformed, ErrUnsupportedVersion, ErrBadSignature, ErrUnknownPrekey, ErrDecrypt, ErrLowOrderPoint, ErrExpired}
 
 // sentinelName returns the name of the sentinel err matches, or "" for an
 // untyped error.
 func sentinelName(err error) string {
-	names := []string{"ErrMalformed", "ErrUnsupportedVersion", "ErrBadSignature", "ErrUnknownPrekey", "ErrDecrypt", "ErrLowOrderPoint"}
+	names := []string{"ErrMalformed", "ErrUnsupportedVersion", "ErrBadSignature", "ErrUnknownPrekey", "ErrDecrypt", "ErrLowOrderPoint", "ErrExpired"}
 	for i, s := range sentinels {
 		if errors.Is(err, s) {
 			return names[i]

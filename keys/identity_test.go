@@ -112,8 +112,11 @@ func TestRebuildFromBytes(t *testing.T) {
 			t.Error("pq prekey Bytes differ")
 		}
 	}
-	spk := GenerateSignedPrekey(9, id)
-	spk2, err := NewSignedPrekey(spk.ID(), spk.Bytes(), again)
+	spk, err := GenerateSignedPrekey(9, testExpiry, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spk2, err := NewSignedPrekey(spk.ID(), spk.Bytes(), testExpiry, again)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,11 +131,11 @@ func TestRebuildFromBytes(t *testing.T) {
 	if !bytes.Equal(otp.Public().Bytes(), otp2.Public().Bytes()) || otp2.ID() != 11 || otp2.Public().ID != 11 {
 		t.Error("one-time prekey rebuilt from its seed differs")
 	}
-	mk, err := GenerateMailboxKey(13, addr, mbox, id)
+	mk, err := GenerateMailboxKey(13, addr, mbox, testExpiry, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	mk2, err := NewMailboxKey(mk.ID(), addr, mbox, mk.Bytes(), again)
+	mk2, err := NewMailboxKey(mk.ID(), addr, mbox, mk.Bytes(), testExpiry, again)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +167,7 @@ func TestBadSeeds(t *testing.T) {
 			wantErr(t, err, ErrMalformed)
 		}
 		if n != X25519SeedSize {
-			_, err := NewSignedPrekey(1, seed, id)
+			_, err := NewSignedPrekey(1, seed, testExpiry, id)
 			wantErr(t, err, ErrMalformed)
 			_, err = NewOneTimePrekey(1, seed)
 			wantErr(t, err, ErrMalformed)
@@ -174,21 +177,24 @@ func TestBadSeeds(t *testing.T) {
 			wantErr(t, err, ErrMalformed)
 		}
 		if n != MailboxKeySeedSize {
-			_, err := NewMailboxKey(1, addr, []byte("m"), seed, id)
+			_, err := NewMailboxKey(1, addr, []byte("m"), seed, testExpiry, id)
 			wantErr(t, err, ErrMalformed)
 		}
 	}
 	seed := make([]byte, MailboxKeySeedSize)
 	for name, f := range map[string]func() error{
-		"empty user": func() error { _, err := NewMailboxKey(1, Address{}, []byte("m"), seed, id); return err },
+		"empty user": func() error { _, err := NewMailboxKey(1, Address{}, []byte("m"), seed, testExpiry, id); return err },
 		"long user": func() error {
-			_, err := NewMailboxKey(1, Address{User: string(make([]byte, 257))}, []byte("m"), seed, id)
+			_, err := NewMailboxKey(1, Address{User: string(make([]byte, 257))}, []byte("m"), seed, testExpiry, id)
 			return err
 		},
-		"invalid utf-8":    func() error { _, err := NewMailboxKey(1, Address{User: "\xc3"}, []byte("m"), seed, id); return err },
-		"empty mailbox":    func() error { _, err := NewMailboxKey(1, addr, nil, seed, id); return err },
-		"long mailbox":     func() error { _, err := NewMailboxKey(1, addr, make([]byte, 65), seed, id); return err },
-		"generate, no mbx": func() error { _, err := GenerateMailboxKey(1, addr, nil, id); return err },
+		"invalid utf-8": func() error {
+			_, err := NewMailboxKey(1, Address{User: "\xc3"}, []byte("m"), seed, testExpiry, id)
+			return err
+		},
+		"empty mailbox":    func() error { _, err := NewMailboxKey(1, addr, nil, seed, testExpiry, id); return err },
+		"long mailbox":     func() error { _, err := NewMailboxKey(1, addr, make([]byte, 65), seed, testExpiry, id); return err },
+		"generate, no mbx": func() error { _, err := GenerateMailboxKey(1, addr, nil, testExpiry, id); return err },
 	} {
 		t.Run(name, func(t *testing.T) { wantErr(t, f(), ErrMalformed) })
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/hpke"
 	"crypto/rand"
 	"fmt"
+	"time"
 
 	"github.com/sealpost/sealpost/internal/kdf"
 )
@@ -21,7 +22,8 @@ const (
 // MailboxKey is the X-Wing (HPKE MLKEM768-X25519) key that first-contact
 // envelopes are sealed to, so the relay never sees who starts a
 // conversation. Its signature binds it to the owner's address and mailbox
-// id. It must be kept secret.
+// id and to its expiry, after which a bundle carrying it is refused with
+// ErrExpired. It must be kept secret.
 //
 // X-Wing here is the standard library's crypto/hpke, so that sealing is
 // exactly RFC 9180 with the draft-ietf-hpke-pq KEM.
@@ -32,22 +34,27 @@ type MailboxKey struct {
 	public PublicMailboxKey
 }
 
-// GenerateMailboxKey returns a new mailbox key with the given id for the
-// owner's address and mailbox, signed by identity.
-func GenerateMailboxKey(id uint32, owner Address, mailbox []byte, identity *IdentityPrivateKey) (*MailboxKey, error) {
+// GenerateMailboxKey returns a new mailbox key with the given id and expiry
+// (whole seconds) for the owner's address and mailbox, signed by identity.
+func GenerateMailboxKey(id uint32, owner Address, mailbox []byte, expires time.Time, identity *IdentityPrivateKey) (*MailboxKey, error) {
 	var seed [MailboxKeySeedSize]byte
 	rand.Read(seed[:])
-	return NewMailboxKey(id, owner, mailbox, seed[:], identity)
+	defer clear(seed[:])
+	return NewMailboxKey(id, owner, mailbox, seed[:], expires, identity)
 }
 
 // NewMailboxKey rebuilds a mailbox key from its id, owner, mailbox, seed
-// (from [MailboxKey.Bytes]) and signing identity. It returns ErrMalformed
-// for a bad seed, address or mailbox id.
-func NewMailboxKey(id uint32, owner Address, mailbox, seed []byte, identity *IdentityPrivateKey) (*MailboxKey, error) {
+// (from [MailboxKey.Bytes]), expiry and signing identity. It returns
+// ErrMalformed for a bad seed, address, mailbox id or expiry.
+func NewMailboxKey(id uint32, owner Address, mailbox, seed []byte, expires time.Time, identity *IdentityPrivateKey) (*MailboxKey, error) {
 	if err := owner.validate(); err != nil {
 		return nil, err
 	}
 	if err := validateMailbox(mailbox); err != nil {
+		return nil, err
+	}
+	exp, err := expiryOf(expires, "mailbox key")
+	if err != nil {
 		return nil, err
 	}
 	if len(seed) != MailboxKeySeedSize {
@@ -59,8 +66,8 @@ func NewMailboxKey(id uint32, owner Address, mailbox, seed []byte, identity *Ide
 	}
 	k := &MailboxKey{id: id, key: key}
 	copy(k.seed[:], seed)
-	k.public = PublicMailboxKey{ID: id, key: key.PublicKey(), raw: key.PublicKey().Bytes()}
-	sig := identity.signParts(kdf.LabelSigMailboxKey, mailboxSigned(id, owner, mailbox, k.public.Bytes())...)
+	k.public = PublicMailboxKey{ID: id, Expires: time.Unix(int64(exp), 0), key: key.PublicKey(), raw: key.PublicKey().Bytes()}
+	sig := identity.signParts(kdf.LabelSigMailboxKey, mailboxSigned(id, exp, owner, mailbox, k.public.Bytes())...)
 	copy(k.public.signature[:], sig)
 	return k, nil
 }
@@ -87,9 +94,12 @@ func (k MailboxKey) GoString() string { return k.String() }
 // Format prints the id only, whatever the verb.
 func (k MailboxKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
 
-// PublicMailboxKey is a signed X-Wing mailbox key as published.
+// PublicMailboxKey is a signed X-Wing mailbox key as published. The
+// signature covers the id, the expiry, the owner's address and mailbox id,
+// and the key.
 type PublicMailboxKey struct {
 	ID        uint32
+	Expires   time.Time // whole seconds; a bundle is refused from then on
 	key       hpke.PublicKey
 	raw       []byte
 	signature [ed25519.SignatureSize]byte
@@ -107,12 +117,16 @@ func (p PublicMailboxKey) HPKE() hpke.PublicKey { return p.key }
 
 // verify checks the signature against identity, owner and mailbox.
 func (p PublicMailboxKey) verify(identity PublicIdentity, owner Address, mailbox []byte) error {
-	return identity.verify(p.signature[:], kdf.LabelSigMailboxKey, mailboxSigned(p.ID, owner, mailbox, p.Bytes())...)
+	return identity.verify(p.signature[:], kdf.LabelSigMailboxKey, mailboxSigned(p.ID, uint64(p.Expires.Unix()), owner, mailbox, p.Bytes())...)
 }
 
 // parseMailboxKey decodes a typed X-Wing public key.
-func parseMailboxKey(id uint32, b, sig []byte) (PublicMailboxKey, error) {
+func parseMailboxKey(id uint32, b, sig []byte, expires uint64) (PublicMailboxKey, error) {
 	raw, err := untyped(b, typeXWing, MailboxPublicKeySize, "mailbox key")
+	if err != nil {
+		return PublicMailboxKey{}, err
+	}
+	exp, err := expiryTime(expires, "mailbox key")
 	if err != nil {
 		return PublicMailboxKey{}, err
 	}
@@ -123,14 +137,14 @@ func parseMailboxKey(id uint32, b, sig []byte) (PublicMailboxKey, error) {
 	if err != nil {
 		return PublicMailboxKey{}, fmt.Errorf("%w: mailbox key encoding", ErrMalformed)
 	}
-	p := PublicMailboxKey{ID: id, key: key, raw: append([]byte(nil), raw...)}
+	p := PublicMailboxKey{ID: id, Expires: exp, key: key, raw: append([]byte(nil), raw...)}
 	copy(p.signature[:], sig)
 	return p, nil
 }
 
 // mailboxSigned lists the parts the mailbox-key signature covers.
-func mailboxSigned(id uint32, owner Address, mailbox, key []byte) [][]byte {
-	return [][]byte{u32(id), appendAddress(nil, owner), mailbox, key}
+func mailboxSigned(id uint32, expires uint64, owner Address, mailbox, key []byte) [][]byte {
+	return [][]byte{u32(id), u64(expires), appendAddress(nil, owner), mailbox, key}
 }
 
 // validateMailbox checks a mailbox id's length.

@@ -42,6 +42,7 @@ type PQPrekey struct {
 func GeneratePQPrekey(id uint32, lastResort bool, identity *IdentityPrivateKey) *PQPrekey {
 	var seed [PQPrekeySeedSize]byte
 	rand.Read(seed[:])
+	defer clear(seed[:])
 	k, err := NewPQPrekey(id, lastResort, seed[:], identity)
 	if err != nil {
 		panic("sealpost/keys: " + err.Error()) // unreachable

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/sealpost/sealpost/internal/kdf"
 )
@@ -19,38 +20,42 @@ const (
 	X25519PublicKeySize = 32
 )
 
-// SignedPrekey is a medium-term X25519 prekey signed by the identity. The app
-// rotates it; a session start uses it for two of its exchanges. It must be
-// kept secret.
+// SignedPrekey is a medium-term X25519 prekey signed by the identity
+// together with its expiry. The app rotates it (the Device's RotatePrekeys);
+// a session start uses it for two of its exchanges, and a bundle carrying it
+// is refused with ErrExpired once it expires. It must be kept secret.
 type SignedPrekey struct {
 	id     uint32
 	key    *ecdh.PrivateKey
 	public PublicSignedPrekey
 }
 
-// GenerateSignedPrekey returns a new signed prekey with the given id, signed
-// by identity.
-func GenerateSignedPrekey(id uint32, identity *IdentityPrivateKey) *SignedPrekey {
+// GenerateSignedPrekey returns a new signed prekey with the given id and
+// expiry (whole seconds; at least one second after 1970), signed by
+// identity. It returns ErrMalformed for an expiry out of range.
+func GenerateSignedPrekey(id uint32, expires time.Time, identity *IdentityPrivateKey) (*SignedPrekey, error) {
 	var seed [X25519SeedSize]byte
 	rand.Read(seed[:])
-	k, err := NewSignedPrekey(id, seed[:], identity)
-	if err != nil {
-		panic("sealpost/keys: " + err.Error()) // unreachable: any 32 bytes are an X25519 key
-	}
-	return k
+	defer clear(seed[:])
+	return NewSignedPrekey(id, seed[:], expires, identity)
 }
 
 // NewSignedPrekey rebuilds a signed prekey from its id, its seed (from
-// [SignedPrekey.Bytes]) and the identity that signs it. Ed25519 signatures
-// are deterministic, so the result equals the key that was saved.
-func NewSignedPrekey(id uint32, seed []byte, identity *IdentityPrivateKey) (*SignedPrekey, error) {
+// [SignedPrekey.Bytes]), its expiry and the identity that signs it. Ed25519
+// signatures are deterministic, so the result equals the key that was
+// saved. It returns ErrMalformed for a bad seed or an expiry out of range.
+func NewSignedPrekey(id uint32, seed []byte, expires time.Time, identity *IdentityPrivateKey) (*SignedPrekey, error) {
 	key, err := newX25519(seed, "signed prekey")
 	if err != nil {
 		return nil, err
 	}
+	exp, err := expiryOf(expires, "signed prekey")
+	if err != nil {
+		return nil, err
+	}
 	pub := key.PublicKey()
-	sig := identity.signParts(kdf.LabelSigSignedPrekey, u32(id), typed(typeX25519, pub.Bytes()))
-	k := &SignedPrekey{id: id, key: key, public: PublicSignedPrekey{ID: id, key: pub}}
+	sig := identity.signParts(kdf.LabelSigSignedPrekey, u32(id), u64(exp), typed(typeX25519, pub.Bytes()))
+	k := &SignedPrekey{id: id, key: key, public: PublicSignedPrekey{ID: id, Expires: time.Unix(int64(exp), 0), key: pub}}
 	copy(k.public.signature[:], sig)
 	return k, nil
 }
@@ -73,9 +78,11 @@ func (k SignedPrekey) GoString() string { return k.String() }
 // Format prints the id only, whatever the verb.
 func (k SignedPrekey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
 
-// PublicSignedPrekey is a signed X25519 prekey as published.
+// PublicSignedPrekey is a signed X25519 prekey as published. The signature
+// covers the id, the expiry and the key.
 type PublicSignedPrekey struct {
 	ID        uint32
+	Expires   time.Time // whole seconds; a bundle is refused from then on
 	key       *ecdh.PublicKey
 	signature [ed25519.SignatureSize]byte
 }
@@ -88,7 +95,7 @@ func (p PublicSignedPrekey) Signature() []byte { return append([]byte(nil), p.si
 
 // verify checks the signature against identity.
 func (p PublicSignedPrekey) verify(identity PublicIdentity) error {
-	return identity.verify(p.signature[:], kdf.LabelSigSignedPrekey, u32(p.ID), p.Bytes())
+	return identity.verify(p.signature[:], kdf.LabelSigSignedPrekey, u32(p.ID), u64(uint64(p.Expires.Unix())), p.Bytes())
 }
 
 // OneTimePrekey is an unsigned X25519 prekey used by at most one session
@@ -102,6 +109,7 @@ type OneTimePrekey struct {
 func GenerateOneTimePrekey(id uint32) *OneTimePrekey {
 	var seed [X25519SeedSize]byte
 	rand.Read(seed[:])
+	defer clear(seed[:])
 	k, err := NewOneTimePrekey(id, seed[:])
 	if err != nil {
 		panic("sealpost/keys: " + err.Error()) // unreachable
@@ -199,3 +207,20 @@ func canonicalX25519(raw []byte) bool {
 
 // u32 encodes v big-endian.
 func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+
+// u64 encodes v big-endian.
+func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// maxExpiry bounds an expiry in Unix seconds (year 9999), so that every
+// value a bundle carries is a time.Time that round-trips.
+const maxExpiry = 253402300799
+
+// expiryOf returns t in whole Unix seconds, or ErrMalformed when it is not
+// in 1 .. maxExpiry (the zero time included: every signed key expires).
+func expiryOf(t time.Time, field string) (uint64, error) {
+	s := t.Unix()
+	if s < 1 || s > maxExpiry {
+		return 0, fmt.Errorf("%w: %s expiry out of range", ErrMalformed, field)
+	}
+	return uint64(s), nil
+}

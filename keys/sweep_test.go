@@ -89,7 +89,7 @@ func spanAt(spans []span, i int) span {
 }
 
 var (
-	signedKeyFields  = map[protowire.Number]string{1: "id", 2: "key", 3: "signature"}
+	signedKeyFields  = map[protowire.Number]string{1: "id", 2: "key", 3: "signature", 4: "expires"}
 	oneTimeKeyFields = map[protowire.Number]string{1: "id", 2: "key"}
 	bundleFields     = map[protowire.Number]string{
 		1: "version", 2: "user", 3: "device", 4: "mailbox", 5: "identity",

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -342,7 +343,22 @@ func bundleRawVectors(t testing.TB, vs *vectorSet) []rawVector {
 		{name: "valid_one_time_both", expect: "ok", caseRef: ref, comment: "one one-time prekey of each kind", raw: genuine},
 		{name: "valid_boundary_ids", expect: "ok", caseRef: "boundary_ids", comment: "ids 0 and 2^32-1", raw: vs.session("boundary_ids").Bundle},
 		{name: "version_unsupported_0", expect: "ErrUnsupportedVersion", comment: "version field absent (0)", raw: withPB(func(m *bundlepb.Bundle) { m.Version = 0 })},
-		{name: "version_unsupported_2", expect: "ErrUnsupportedVersion", comment: "version 2", raw: withPB(func(m *bundlepb.Bundle) { m.Version = 2 })},
+		{name: "version_unsupported_1", expect: "ErrUnsupportedVersion", comment: "the version 1 bundle (no expiries, signatures without them): the retired valid_one_time_both vector, byte for byte",
+			raw: bundleV1(t, bob, genuine)},
+		{name: "version_unsupported_3", expect: "ErrUnsupportedVersion", comment: "version 3", raw: withPB(func(m *bundlepb.Bundle) { m.Version = 3 })},
+		{name: "expired_signed_prekey", expect: "ErrExpired", comment: "the signed prekey expired one second before the vector clock",
+			raw: withBundle(func(b *Bundle) { b.SignedPrekey = bobSPKExpiring(t, bob, vectorNow.Add(-time.Second)) })},
+		{name: "expired_mailbox_key", expect: "ErrExpired", comment: "the mailbox key expires exactly at the vector clock (an expiry is exclusive)",
+			raw: withBundle(func(b *Bundle) { b.MailboxKey = bobMKExpiring(t, bob, vectorNow) })},
+		{name: "valid_expires_next_second", expect: "ok", caseRef: ref, comment: "signed prekey and mailbox key expire one second after the vector clock",
+			raw: withBundle(func(b *Bundle) {
+				b.SignedPrekey = bobSPKExpiring(t, bob, vectorNow.Add(time.Second))
+				b.MailboxKey = bobMKExpiring(t, bob, vectorNow.Add(time.Second))
+			})},
+		{name: "malformed_no_expiry", expect: "ErrMalformed", comment: "signed prekey without an expiry (0)",
+			raw: withPB(func(m *bundlepb.Bundle) { m.SignedPrekey.Expires = 0 })},
+		{name: "malformed_pq_expiry", expect: "ErrMalformed", comment: "an expiry on the last-resort PQ prekey, which carries none",
+			raw: withPB(func(m *bundlepb.Bundle) { m.PqPrekey.Expires = 1 })},
 		{name: "bad_signature_signed_prekey", expect: "ErrBadSignature", comment: "bit 0 of the signed prekey's signature flipped", raw: sigFlip(0)},
 		{name: "bad_signature_pq_prekey", expect: "ErrBadSignature", comment: "bit 0 of the last-resort PQ prekey's signature flipped", raw: sigFlip(1)},
 		{name: "bad_signature_one_time_pq_prekey", expect: "ErrBadSignature", comment: "bit 0 of the one-time PQ prekey's signature flipped", raw: sigFlip(2)},
@@ -381,7 +397,7 @@ func bundleRawVectors(t testing.TB, vs *vectorSet) []rawVector {
 		{name: "low_order_signed_prekey", expect: "ErrLowOrderPoint", comment: "signed prekey u = 0, signed by Bob",
 			raw: withBundle(func(b *Bundle) {
 				b.SignedPrekey.key = lowOrder("zero")
-				b.SignedPrekey.signature = [64]byte(bob.id.signParts(kdf.LabelSigSignedPrekey, u32(b.SignedPrekey.ID), b.SignedPrekey.Bytes()))
+				b.SignedPrekey.signature = [64]byte(bob.id.signParts(kdf.LabelSigSignedPrekey, u32(b.SignedPrekey.ID), u64(uint64(b.SignedPrekey.Expires.Unix())), b.SignedPrekey.Bytes()))
 			})},
 	}
 	for i := range out {
@@ -390,6 +406,40 @@ func bundleRawVectors(t testing.TB, vs *vectorSet) []rawVector {
 		}
 	}
 	return out
+}
+
+// vectorNow is the clock the bundle vectors are checked at.
+var vectorNow = time.Unix(1_800_000_000, 0)
+
+// bundleV1 rebuilds a bundle in the retired version 1 format from a
+// version 2 one: no expiries, and the signed prekey and mailbox key
+// signatures made without them, as version 1 signed them.
+func bundleV1(t testing.TB, bob *party, v2 []byte) []byte {
+	return mutateBundle(t, v2, func(m *bundlepb.Bundle) {
+		m.Version = 1
+		m.SignedPrekey.Expires, m.MailboxKey.Expires = 0, 0
+		m.SignedPrekey.Signature = bob.id.signParts(kdf.LabelSigSignedPrekey, u32(m.SignedPrekey.Id), m.SignedPrekey.Key)
+		m.MailboxKey.Signature = bob.id.signParts(kdf.LabelSigMailboxKey,
+			u32(m.MailboxKey.Id), appendAddress(nil, bob.addr), bob.mailbox, m.MailboxKey.Key)
+	})
+}
+
+// bobSPKExpiring is Bob's signed prekey signed with another expiry.
+func bobSPKExpiring(t testing.TB, bob *party, exp time.Time) PublicSignedPrekey {
+	k, err := NewSignedPrekey(bob.spk.id, bob.spk.Bytes(), exp, bob.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Public()
+}
+
+// bobMKExpiring is Bob's mailbox key signed with another expiry.
+func bobMKExpiring(t testing.TB, bob *party, exp time.Time) PublicMailboxKey {
+	k, err := NewMailboxKey(bob.mk.id, bob.addr, bob.mailbox, bob.mk.Bytes(), exp, bob.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.Public()
 }
 
 // startRawVectors are the session-start files. Each is run through
@@ -661,7 +711,8 @@ func runBundleVector(t *testing.T, cases map[string]sessionVector, v rawVector) 
 	if !ok {
 		t.Fatalf("unknown case %q", v.caseRef)
 	}
-	b, err := ParseBundle(v.raw)
+	clock := WithClock(func() time.Time { return vectorNow })
+	b, err := ParseBundle(v.raw, clock)
 	if err != nil {
 		if b != nil {
 			t.Fatal("a bundle with an error")
@@ -669,7 +720,7 @@ func runBundleVector(t *testing.T, cases map[string]sessionVector, v rawVector) 
 		return err
 	}
 	alice := c.Initiator.build(t)
-	_, _, err = initiate(alice.id, alice.addr, b, c.EphemeralSeed, c.KEMSeed)
+	_, _, err = initiate(alice.id, alice.addr, b, c.EphemeralSeed, c.KEMSeed, clock)
 	return err
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"time"
 
 	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/envelope/seal"
@@ -24,10 +25,13 @@ type exampleBob struct {
 func newExampleBob() *exampleBob {
 	bob := &exampleBob{addr: keys.Address{User: "bob", Device: 2}, mailbox: []byte("bob-mailbox")}
 	bob.identity = keys.GenerateIdentity()
-	bob.spk = keys.GenerateSignedPrekey(1, bob.identity)
-	bob.pq = keys.GeneratePQPrekey(2, true, bob.identity)
+	expires := time.Now().Add(30 * 24 * time.Hour)
 	var err error
-	if bob.mailKey, err = keys.GenerateMailboxKey(3, bob.addr, bob.mailbox, bob.identity); err != nil {
+	if bob.spk, err = keys.GenerateSignedPrekey(1, expires, bob.identity); err != nil {
+		log.Fatal(err)
+	}
+	bob.pq = keys.GeneratePQPrekey(2, true, bob.identity)
+	if bob.mailKey, err = keys.GenerateMailboxKey(3, bob.addr, bob.mailbox, expires, bob.identity); err != nil {
 		log.Fatal(err)
 	}
 	return bob

@@ -5,6 +5,7 @@ import (
 	"crypto/sha3"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/envelope/seal"
@@ -57,6 +58,10 @@ var (
 	aliceSeed   = testSeed("alice/identity", keys.IdentitySeedSize)
 )
 
+// testExpiry is the expiry of the fixtures' signed prekeys and mailbox
+// keys (2100-01-01): bundles built from them parse with time.Now.
+var testExpiry = time.Unix(4102444800, 0)
+
 // recipient holds one device's private keys: enough to publish a bundle,
 // open first-contact envelopes and answer session starts.
 type recipient struct {
@@ -76,13 +81,13 @@ func (s recipientSpec) build(t testing.TB) *recipient {
 	if r.identity, err = keys.NewIdentityFromSeed(s.identitySeed); err != nil {
 		t.Fatalf("identity: %v", err)
 	}
-	if r.spk, err = keys.NewSignedPrekey(s.signedPrekey.id, s.signedPrekey.seed, r.identity); err != nil {
+	if r.spk, err = keys.NewSignedPrekey(s.signedPrekey.id, s.signedPrekey.seed, testExpiry, r.identity); err != nil {
 		t.Fatalf("signed prekey: %v", err)
 	}
 	if r.pq, err = keys.NewPQPrekey(s.pqPrekey.id, true, s.pqPrekey.seed, r.identity); err != nil {
 		t.Fatalf("pq prekey: %v", err)
 	}
-	if r.mailKey, err = keys.NewMailboxKey(s.mailboxKey.id, s.addr, s.mailbox, s.mailboxKey.seed, r.identity); err != nil {
+	if r.mailKey, err = keys.NewMailboxKey(s.mailboxKey.id, s.addr, s.mailbox, s.mailboxKey.seed, testExpiry, r.identity); err != nil {
 		t.Fatalf("mailbox key: %v", err)
 	}
 	return r

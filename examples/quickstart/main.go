@@ -270,7 +270,7 @@ func run(out io.Writer) error {
 	fmt.Fprintln(out, "      the relay stores them unread and hands each one-time blob to one initiator")
 
 	// Alice starts a session (X25519 + ML-KEM-1024) and writes.
-	parsed, err := keys.ParseBundle(r.fetch("bob"))
+	parsed, err := keys.ParseBundle(r.fetch("bob"), keys.WithClock(clock)) // the example's fixed clock; an app uses time.Now
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sealpost/sealpost"
 	"github.com/sealpost/sealpost/keys"
@@ -155,12 +156,16 @@ func NewRatchetEstablish() (Establisher, error) {
 		alice: keys.GenerateIdentity(), bob: keys.GenerateIdentity(),
 		aliceAddr: keys.Address{User: "alice", Device: 1}, bobAddr: keys.Address{User: "bob", Device: 1},
 	}
-	e.spk = keys.GenerateSignedPrekey(1, e.bob)
+	expires := time.Now().Add(sealpost.PrekeyLifetime)
+	var err error
+	if e.spk, err = keys.GenerateSignedPrekey(1, expires, e.bob); err != nil {
+		return nil, err
+	}
 	last := keys.GeneratePQPrekey(2, true, e.bob)
 	e.otp = keys.GenerateOneTimePrekey(3)
 	e.pq = keys.GeneratePQPrekey(4, false, e.bob)
 	mailbox := []byte("mailbox of bob")
-	mk, err := keys.GenerateMailboxKey(5, e.bobAddr, mailbox, e.bob)
+	mk, err := keys.GenerateMailboxKey(5, e.bobAddr, mailbox, expires, e.bob)
 	if err != nil {
 		return nil, err
 	}

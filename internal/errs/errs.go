@@ -62,4 +62,14 @@ var (
 	// blob a pointer names: another blob's header, a length or a digest
 	// that differs from the pointer's.
 	ErrWrongBlob = errors.New("sealpost: store served another blob")
+
+	// ErrExpired reports signed public material past the expiry it was
+	// signed with: a bundle whose signed prekey or mailbox key has expired.
+	// It is not ErrExpiredKey (a message whose skipped key was evicted):
+	// the cure is a fresh bundle, not giving up on a message.
+	ErrExpired = errors.New("sealpost: expired")
+
+	// ErrBlocked reports an envelope from a sender the app blocked (an
+	// address or an identity); it was not decrypted and changed nothing.
+	ErrBlocked = errors.New("sealpost: sender blocked")
 )

@@ -27,14 +27,19 @@ const (
 
 // SignedKey is a public key with its id and the identity's Ed25519
 // signature. The signature covers a fixed, length-unambiguous encoding of
-// (label, id, key) built from the received field values, never this
-// message's protobuf encoding.
+// (label, id, expires, key) for the signed prekey and (label, id, expires,
+// owner, mailbox, key) for the mailbox key, built from the received field
+// values, never this message's protobuf encoding; the PQ prekeys carry no
+// expiry (expires is 0) and their signatures cover (label, id, key).
 type SignedKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint32                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	// key is a typed public key: one type byte, then the key.
-	Key           []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
-	Signature     []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	Key       []byte `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Signature []byte `protobuf:"bytes,3,opt,name=signature,proto3" json:"signature,omitempty"`
+	// expires is the key's expiry in Unix seconds: required (non-zero) for
+	// the signed prekey and the mailbox key, absent for the PQ prekeys.
+	Expires       uint64 `protobuf:"varint,4,opt,name=expires,proto3" json:"expires,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -90,6 +95,13 @@ func (x *SignedKey) GetSignature() []byte {
 	return nil
 }
 
+func (x *SignedKey) GetExpires() uint64 {
+	if x != nil {
+		return x.Expires
+	}
+	return 0
+}
+
 // OneTimeKey is an unsigned one-time X25519 prekey.
 type OneTimeKey struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -143,10 +155,11 @@ func (x *OneTimeKey) GetKey() []byte {
 	return nil
 }
 
-// Bundle is the version-1 prekey bundle.
+// Bundle is the version-2 prekey bundle (version 1 had no expiries and is
+// refused).
 type Bundle struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 1.
+	// version must be 2.
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	User    string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
 	Device  uint32 `protobuf:"varint,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -268,11 +281,12 @@ var File_bundlepb_bundle_proto protoreflect.FileDescriptor
 
 const file_bundlepb_bundle_proto_rawDesc = "" +
 	"\n" +
-	"\x15bundlepb/bundle.proto\x12\x12sealpost.bundle.v1\"K\n" +
+	"\x15bundlepb/bundle.proto\x12\x12sealpost.bundle.v1\"e\n" +
 	"\tSignedKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1c\n" +
-	"\tsignature\x18\x03 \x01(\fR\tsignature\".\n" +
+	"\tsignature\x18\x03 \x01(\fR\tsignature\x12\x18\n" +
+	"\aexpires\x18\x04 \x01(\x04R\aexpires\".\n" +
 	"\n" +
 	"OneTimeKey\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\rR\x02id\x12\x10\n" +

@@ -26,7 +26,7 @@ const (
 // Device is the record under the store key "device".
 type Device struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 3 (store layout 3, docs/SPEC.md section 17.3).
+	// version must be 4 (deviceVersion; docs/SPEC.md section 17.3).
 	Version      uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	User         string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
 	Device       uint32 `protobuf:"varint,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -39,8 +39,6 @@ type Device struct {
 	OneTimePrekeys []*PrivateKey `protobuf:"bytes,8,rep,name=one_time_prekeys,json=oneTimePrekeys,proto3" json:"one_time_prekeys,omitempty"`
 	MailboxKeys    []*PrivateKey `protobuf:"bytes,9,rep,name=mailbox_keys,json=mailboxKeys,proto3" json:"mailbox_keys,omitempty"`
 	NextPrekeyId   uint32        `protobuf:"varint,10,opt,name=next_prekey_id,json=nextPrekeyId,proto3" json:"next_prekey_id,omitempty"`
-	// peers lists the store keys of every peer record.
-	Peers []string `protobuf:"bytes,11,rep,name=peers,proto3" json:"peers,omitempty"`
 	// identity is the public identity the seed derives; Open checks it, so a
 	// corrupted seed is an error rather than a silent new identity.
 	Identity      []byte `protobuf:"bytes,12,opt,name=identity,proto3" json:"identity,omitempty"`
@@ -148,13 +146,6 @@ func (x *Device) GetNextPrekeyId() uint32 {
 	return 0
 }
 
-func (x *Device) GetPeers() []string {
-	if x != nil {
-		return x.Peers
-	}
-	return nil
-}
-
 func (x *Device) GetIdentity() []byte {
 	if x != nil {
 		return x.Identity
@@ -162,10 +153,13 @@ func (x *Device) GetIdentity() []byte {
 	return nil
 }
 
-// Peer is everything about one peer device, under "peer/<address>".
+// Peer is everything about one peer device with one identity, under
+// "peer/<name>": the name is the address ("user.device"), or, for a second
+// identity at an address already held, the address, "#" and the first 16
+// bytes of the identity's fingerprint in hex.
 type Peer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 3.
+	// version must be 4 (deviceVersion).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	User    string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
 	Device  uint32 `protobuf:"varint,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -180,7 +174,17 @@ type Peer struct {
 	// session first, then archived ones that may still receive late
 	// messages. Each has a session record of its own
 	// ("sess/<address>/<session id in hex>", sessrecord.go).
-	Sessions      [][]byte `protobuf:"bytes,12,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	Sessions [][]byte `protobuf:"bytes,12,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	// pending_since_unix_nano is when this peer first contacted us, while we
+	// have neither answered it (Send, StartSession) nor trusted it (Trust);
+	// 0 once we have. Pending peers are capped (WithMaxPendingPeers), the
+	// oldest evicted.
+	PendingSinceUnixNano int64 `protobuf:"varint,13,opt,name=pending_since_unix_nano,json=pendingSinceUnixNano,proto3" json:"pending_since_unix_nano,omitempty"`
+	// unconfirmed marks an identity at this address other than the pinned
+	// one: its messages are delivered marked Unconfirmed and nothing is sent
+	// to it until the app accepts it with Trust. Every unconfirmed peer is
+	// pending.
+	Unconfirmed   bool `protobuf:"varint,14,opt,name=unconfirmed,proto3" json:"unconfirmed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,11 +268,25 @@ func (x *Peer) GetSessions() [][]byte {
 	return nil
 }
 
+func (x *Peer) GetPendingSinceUnixNano() int64 {
+	if x != nil {
+		return x.PendingSinceUnixNano
+	}
+	return 0
+}
+
+func (x *Peer) GetUnconfirmed() bool {
+	if x != nil {
+		return x.Unconfirmed
+	}
+	return false
+}
+
 // PendingStart is our session start while the peer has not replied, under
-// "start/<address>/<session id in hex>".
+// "start/<name>/<session id in hex>".
 type PendingStart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 3.
+	// version must be 4 (deviceVersion).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// session_start is our session start, without payload.
 	SessionStart []byte `protobuf:"bytes,2,opt,name=session_start,json=sessionStart,proto3" json:"session_start,omitempty"`
@@ -334,7 +352,7 @@ var File_statepb_device_proto protoreflect.FileDescriptor
 
 const file_statepb_device_proto_rawDesc = "" +
 	"\n" +
-	"\x14statepb/device.proto\x12\x11sealpost.state.v1\x1a\x12statepb/keys.proto\"\xf4\x03\n" +
+	"\x14statepb/device.proto\x12\x11sealpost.state.v1\x1a\x12statepb/keys.proto\"\xe4\x03\n" +
 	"\x06Device\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
@@ -347,9 +365,8 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\x10one_time_prekeys\x18\b \x03(\v2\x1d.sealpost.state.v1.PrivateKeyR\x0eoneTimePrekeys\x12@\n" +
 	"\fmailbox_keys\x18\t \x03(\v2\x1d.sealpost.state.v1.PrivateKeyR\vmailboxKeys\x12$\n" +
 	"\x0enext_prekey_id\x18\n" +
-	" \x01(\rR\fnextPrekeyId\x12\x14\n" +
-	"\x05peers\x18\v \x03(\tR\x05peers\x12\x1a\n" +
-	"\bidentity\x18\f \x01(\fR\bidentity\"\xf9\x01\n" +
+	" \x01(\rR\fnextPrekeyId\x12\x1a\n" +
+	"\bidentity\x18\f \x01(\fR\bidentityJ\x04\b\v\x10\f\"\xd2\x02\n" +
 	"\x04Peer\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
@@ -358,7 +375,9 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\amailbox\x18\n" +
 	" \x01(\fR\amailbox\x12;\n" +
 	"\x1aidentity_changed_unix_nano\x18\v \x01(\x03R\x17identityChangedUnixNano\x12\x1a\n" +
-	"\bsessions\x18\f \x03(\fR\bsessionsJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\bsessions\x18\f \x03(\fR\bsessions\x125\n" +
+	"\x17pending_since_unix_nano\x18\r \x01(\x03R\x14pendingSinceUnixNano\x12 \n" +
+	"\vunconfirmed\x18\x0e \x01(\bR\vunconfirmedJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
 	"\"n\n" +
 	"\fPendingStart\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12#\n" +

@@ -28,7 +28,7 @@ const (
 // keys, the signature that was published with it.
 type PrivateKey struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 1.
+	// version must be 2 (version 1 had no expiry).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// kind is the key type byte of the public key (see keys/encoding.go).
 	Kind      uint32 `protobuf:"varint,2,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -36,7 +36,11 @@ type PrivateKey struct {
 	Seed      []byte `protobuf:"bytes,4,opt,name=seed,proto3" json:"seed,omitempty"`
 	Signature []byte `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
 	// last_resort marks the last-resort ML-KEM prekey.
-	LastResort    bool `protobuf:"varint,6,opt,name=last_resort,json=lastResort,proto3" json:"last_resort,omitempty"`
+	LastResort bool `protobuf:"varint,6,opt,name=last_resort,json=lastResort,proto3" json:"last_resort,omitempty"`
+	// expires_unix is the expiry in Unix seconds of a signed prekey or a
+	// mailbox key (signed with it), and of a last-resort PQ prekey (kept
+	// as long as the signed prekey made with it); 0 for one-time prekeys.
+	ExpiresUnix   int64 `protobuf:"varint,7,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -113,11 +117,18 @@ func (x *PrivateKey) GetLastResort() bool {
 	return false
 }
 
+func (x *PrivateKey) GetExpiresUnix() int64 {
+	if x != nil {
+		return x.ExpiresUnix
+	}
+	return 0
+}
+
 var File_statepb_keys_proto protoreflect.FileDescriptor
 
 const file_statepb_keys_proto_rawDesc = "" +
 	"\n" +
-	"\x12statepb/keys.proto\x12\x11sealpost.state.v1\"\x9d\x01\n" +
+	"\x12statepb/keys.proto\x12\x11sealpost.state.v1\"\xc0\x01\n" +
 	"\n" +
 	"PrivateKey\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
@@ -126,7 +137,8 @@ const file_statepb_keys_proto_rawDesc = "" +
 	"\x04seed\x18\x04 \x01(\fR\x04seed\x12\x1c\n" +
 	"\tsignature\x18\x05 \x01(\fR\tsignature\x12\x1f\n" +
 	"\vlast_resort\x18\x06 \x01(\bR\n" +
-	"lastResortB,Z*github.com/sealpost/sealpost/proto/statepbb\x06proto3"
+	"lastResort\x12!\n" +
+	"\fexpires_unix\x18\a \x01(\x03R\vexpiresUnixB,Z*github.com/sealpost/sealpost/proto/statepbb\x06proto3"
 
 var (
 	file_statepb_keys_proto_rawDescOnce sync.Once
