@@ -29,6 +29,12 @@ type app struct {
 	flushEvery time.Duration
 	current    string // the contact bare text goes to
 	now        func() time.Time
+	// sealing is held from sealing an envelope (Send, Flush) until it is
+	// in the outbox, so the outbox posts envelopes in the order the device
+	// numbered them: otherwise a receipt flushed while a message is sent
+	// could overtake it, and the peer would report a drop until the other
+	// arrived.
+	sealing sync.Mutex
 }
 
 // printer serialises output lines from the workers and the prompt.
@@ -248,6 +254,8 @@ func (a *app) send(ctx context.Context, user, text string) {
 		a.out.printf("! unknown contact %q: /add it first", user)
 		return
 	}
+	a.sealing.Lock()
+	defer a.sealing.Unlock()
 	o, err := a.dev.Send(ctx, peer, []byte(text))
 	if errors.Is(err, sealpost.ErrNoSession) {
 		a.out.printf("! no usable session with %s: /add %s again", user, user)
@@ -521,12 +529,14 @@ func (a *app) flushLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		a.sealing.Lock()
 		outs, err := a.dev.Flush(ctx)
 		for _, o := range outs {
 			if err := a.hist.queue(o, "", time.Now()); err != nil {
 				a.out.printf("! saving a receipt: %v", err)
 			}
 		}
+		a.sealing.Unlock()
 		if len(outs) > 0 {
 			a.wake()
 		}
