@@ -59,7 +59,8 @@ func (l *blocklist) clone() blocklist {
 // (no Apply). An envelope on a session whose routing tag has run past what
 // the session expects is ErrDecrypt instead: blocked peers' sessions are
 // not tried. Block keeps what the device holds about the sender; Forget
-// deletes it. It returns ErrMalformed for a Sender with neither field set.
+// deletes it. It returns ErrMalformed for a Sender with neither field set
+// and ErrTooLarge when MaxBlocked senders are blocked already.
 func (d *Device) Block(ctx context.Context, s Sender) error {
 	return d.setBlocked(ctx, s, true)
 }
@@ -91,6 +92,9 @@ func (d *Device) setBlocked(ctx context.Context, s Sender, on bool) error {
 	}
 	if len(next.addrs) == len(d.blocked.addrs) && len(next.ids) == len(d.blocked.ids) {
 		return nil // already so
+	}
+	if len(next.addrs)+len(next.ids) > MaxBlocked {
+		return fmt.Errorf("%w: more than %d blocked senders", ErrTooLarge, MaxBlocked)
 	}
 	b := d.newBatch()
 	if len(next.addrs)+len(next.ids) == 0 {
@@ -155,9 +159,11 @@ func (l *blocklist) encode() []byte {
 	return b
 }
 
-// maxBlocked bounds the entries of a stored block record, so that a
-// corrupt count cannot make the decoder allocate much.
-const maxBlocked = 1 << 20
+// MaxBlocked is how many senders (addresses and identities together) a
+// device can block. Block refuses one more with ErrTooLarge, so the block
+// record, rewritten whole on each change, stays small (at most about
+// 280 KB), and the decoder refuses a count above it without allocating.
+const MaxBlocked = 4096
 
 // decodeBlocklist decodes the block record (layout on encode). It returns
 // ErrUnsupportedVersion for another version and ErrMalformed for anything
@@ -172,7 +178,7 @@ func decodeBlocklist(raw []byte) (blocklist, error) {
 	}
 	l := blocklist{addrs: map[Address]bool{}, ids: map[[keys.FingerprintSize]byte]bool{}}
 	r := fixed.NewReader(raw[1:])
-	n := r.Count(uint64(r.U32()), maxBlocked, 1)
+	n := r.Count(uint64(r.U32()), MaxBlocked, 1)
 	for range n {
 		switch r.U8() {
 		case blockAddress:

@@ -465,10 +465,14 @@ func (s *session) deleteAll(b *Batch) {
 // usedSlots returns how many of slots block slots have held a block of a
 // log of total entries in blocks of size: slots 0 to the result - 1.
 func usedSlots(total uint64, size, slots int) int {
-	if total == 0 {
+	if total == 0 || size <= 0 || slots <= 0 {
 		return 0
 	}
-	return int(min((total-1)/uint64(size)+1, uint64(slots)))
+	n := (total-1)/uint64(size) + 1
+	if n >= uint64(slots) {
+		return slots
+	}
+	return int(n)
 }
 
 // sessionByBaseKey returns the session a session start created.

@@ -2,7 +2,10 @@ package sealpost
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -165,4 +168,39 @@ func FuzzDirSlot(f *testing.F) {
 			t.Fatal("accepted record re-encodes differently")
 		}
 	})
+}
+
+// TestBlockLimit: Block refuses the sender past MaxBlocked with
+// ErrTooLarge and writes nothing; the record of MaxBlocked senders loads
+// back, one past it does not; after an Unblock there is room again.
+func TestBlockLimit(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemoryStore()
+	full := blocklist{addrs: map[Address]bool{}, ids: map[[keys.FingerprintSize]byte]bool{}}
+	for i := range MaxBlocked {
+		full.addrs[Address{User: "u", Device: uint32(i + 1)}] = true
+	}
+	d := &Device{store: store, blocked: full}
+	if _, err := decodeBlocklist(full.encode()); err != nil {
+		t.Fatalf("a record of MaxBlocked senders: %v", err)
+	}
+	before := store.Snapshot()
+	extra := Sender{Address: Address{User: "v", Device: 1}}
+	if err := d.Block(ctx, extra); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Block past MaxBlocked: %v, want ErrTooLarge", err)
+	}
+	if !maps.EqualFunc(store.Snapshot(), before, bytes.Equal) || len(d.blocked.addrs) != MaxBlocked {
+		t.Fatal("a refused Block changed the store or the list")
+	}
+	over := full.clone()
+	over.addrs[extra.Address] = true
+	if _, err := decodeBlocklist(over.encode()); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a record past MaxBlocked: %v, want ErrMalformed", err)
+	}
+	if err := d.Unblock(ctx, Sender{Address: Address{User: "u", Device: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Block(ctx, extra); err != nil {
+		t.Fatalf("Block after an Unblock: %v", err)
+	}
 }

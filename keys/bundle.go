@@ -190,8 +190,8 @@ func (b *Bundle) MarshalBinary() ([]byte, error) {
 		PqPrekey:     signedKeyPB(b.PQPrekey.ID, b.PQPrekey.Bytes(), b.PQPrekey.signature[:]),
 		MailboxKey:   signedKeyPB(b.MailboxKey.ID, b.MailboxKey.Bytes(), b.MailboxKey.signature[:]),
 	}
-	m.SignedPrekey.Expires = uint64(b.SignedPrekey.Expires.Unix())
-	m.MailboxKey.Expires = uint64(b.MailboxKey.Expires.Unix())
+	m.SignedPrekey.Expires = wireExpiry(b.SignedPrekey.Expires)
+	m.MailboxKey.Expires = wireExpiry(b.MailboxKey.Expires)
 	for _, k := range b.OneTimePrekeys {
 		m.OneTimePrekeys = append(m.OneTimePrekeys, &bundlepb.OneTimeKey{Id: k.ID, Key: k.Bytes()})
 	}
@@ -301,7 +301,7 @@ func expiryTime(sec uint64, field string) (time.Time, error) {
 	if sec < 1 || sec > maxExpiry {
 		return time.Time{}, fmt.Errorf("%w: %s expiry out of range", ErrMalformed, field)
 	}
-	return time.Unix(int64(sec), 0), nil
+	return unixTime(sec), nil
 }
 
 // validExpiry reports whether t is an expiry a bundle can carry.

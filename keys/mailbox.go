@@ -66,7 +66,7 @@ func NewMailboxKey(id uint32, owner Address, mailbox, seed []byte, expires time.
 	}
 	k := &MailboxKey{id: id, key: key}
 	copy(k.seed[:], seed)
-	k.public = PublicMailboxKey{ID: id, Expires: time.Unix(int64(exp), 0), key: key.PublicKey(), raw: key.PublicKey().Bytes()}
+	k.public = PublicMailboxKey{ID: id, Expires: unixTime(exp), key: key.PublicKey(), raw: key.PublicKey().Bytes()}
 	sig := identity.signParts(kdf.LabelSigMailboxKey, mailboxSigned(id, exp, owner, mailbox, k.public.Bytes())...)
 	copy(k.public.signature[:], sig)
 	return k, nil
@@ -117,7 +117,7 @@ func (p PublicMailboxKey) HPKE() hpke.PublicKey { return p.key }
 
 // verify checks the signature against identity, owner and mailbox.
 func (p PublicMailboxKey) verify(identity PublicIdentity, owner Address, mailbox []byte) error {
-	return identity.verify(p.signature[:], kdf.LabelSigMailboxKey, mailboxSigned(p.ID, uint64(p.Expires.Unix()), owner, mailbox, p.Bytes())...)
+	return identity.verify(p.signature[:], kdf.LabelSigMailboxKey, mailboxSigned(p.ID, wireExpiry(p.Expires), owner, mailbox, p.Bytes())...)
 }
 
 // parseMailboxKey decodes a typed X-Wing public key.

@@ -55,7 +55,7 @@ func NewSignedPrekey(id uint32, seed []byte, expires time.Time, identity *Identi
 	}
 	pub := key.PublicKey()
 	sig := identity.signParts(kdf.LabelSigSignedPrekey, u32(id), u64(exp), typed(typeX25519, pub.Bytes()))
-	k := &SignedPrekey{id: id, key: key, public: PublicSignedPrekey{ID: id, Expires: time.Unix(int64(exp), 0), key: pub}}
+	k := &SignedPrekey{id: id, key: key, public: PublicSignedPrekey{ID: id, Expires: unixTime(exp), key: pub}}
 	copy(k.public.signature[:], sig)
 	return k, nil
 }
@@ -95,7 +95,7 @@ func (p PublicSignedPrekey) Signature() []byte { return append([]byte(nil), p.si
 
 // verify checks the signature against identity.
 func (p PublicSignedPrekey) verify(identity PublicIdentity) error {
-	return identity.verify(p.signature[:], kdf.LabelSigSignedPrekey, u32(p.ID), u64(uint64(p.Expires.Unix())), p.Bytes())
+	return identity.verify(p.signature[:], kdf.LabelSigSignedPrekey, u32(p.ID), u64(wireExpiry(p.Expires)), p.Bytes())
 }
 
 // OneTimePrekey is an unsigned X25519 prekey used by at most one session
@@ -223,4 +223,21 @@ func expiryOf(t time.Time, field string) (uint64, error) {
 		return 0, fmt.Errorf("%w: %s expiry out of range", ErrMalformed, field)
 	}
 	return uint64(s), nil
+}
+
+// wireExpiry returns a key's expiry as the Unix seconds the wire and the
+// signature carry. Every key's expiry passed expiryOf or expiryTime, so it
+// is in 1 .. maxExpiry; any other time gives 0, which no parser accepts.
+func wireExpiry(t time.Time) uint64 {
+	s := t.Unix()
+	if s < 1 || s > maxExpiry {
+		return 0
+	}
+	return uint64(s)
+}
+
+// unixTime returns the time of exp, an expiry that expiryOf returned (at
+// most maxExpiry, so the conversion to int64 is exact).
+func unixTime(exp uint64) time.Time {
+	return time.Unix(int64(min(exp, maxExpiry)), 0)
 }
