@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/sealpost/sealpost/internal/fixed"
+	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/keys"
 )
 
@@ -98,9 +99,9 @@ func (d *Device) setBlocked(ctx context.Context, s Sender, on bool) error {
 	}
 	b := d.newBatch()
 	if len(next.addrs)+len(next.ids) == 0 {
-		b.Delete(keyBlock)
+		b.Delete(record.KeyBlock)
 	} else {
-		putRecord(b, keyBlock, next.encode())
+		putRecord(b, record.KeyBlock, next.encode())
 	}
 	err := d.store.Apply(ctx, b)
 	d.recycle(b)
@@ -128,7 +129,7 @@ const (
 // encode returns the block record, in a buffer with room for the checksum.
 // Layout (integers big-endian), addresses first, each part sorted:
 //
-//	version   1   deviceVersion
+//	version   1   record.Layout
 //	count     4   entries
 //	entries   each a kind byte, then for kind 1 (an address) the device
 //	          4 and the user (length 2, 1..keys.MaxUserLength bytes), for
@@ -148,7 +149,7 @@ func (l *blocklist) encode() []byte {
 		ids = append(ids, f)
 	}
 	slices.SortFunc(ids, func(a, b [keys.FingerprintSize]byte) int { return bytes.Compare(a[:], b[:]) })
-	b := binary.BigEndian.AppendUint32([]byte{deviceVersion}, uint32(len(addrs)+len(ids)))
+	b := binary.BigEndian.AppendUint32([]byte{record.Layout}, uint32(len(addrs)+len(ids)))
 	for _, a := range addrs {
 		b = binary.BigEndian.AppendUint32(append(b, blockAddress), a.Device)
 		b = append(binary.BigEndian.AppendUint16(b, uint16(len(a.User))), a.User...)
@@ -173,7 +174,7 @@ func decodeBlocklist(raw []byte) (blocklist, error) {
 	if len(raw) == 0 {
 		return blocklist{}, fmt.Errorf("%w: empty block record", ErrMalformed)
 	}
-	if raw[0] != deviceVersion {
+	if raw[0] != record.Layout {
 		return blocklist{}, fmt.Errorf("%w: block record version %d", ErrUnsupportedVersion, raw[0])
 	}
 	l := blocklist{addrs: map[Address]bool{}, ids: map[[keys.FingerprintSize]byte]bool{}}
@@ -212,7 +213,7 @@ func decodeBlocklist(raw []byte) (blocklist, error) {
 
 // loadBlocklist reads the block record (absent: nothing blocked).
 func (d *Device) loadBlocklist(ctx context.Context) error {
-	raw, err := getRecord(ctx, d.store, keyBlock)
+	raw, err := getRecord(ctx, d.store, record.KeyBlock)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		d.blocked = blocklist{}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	"github.com/sealpost/sealpost/internal/contentwire"
 	"github.com/sealpost/sealpost/proto/sealedpb"
 )
 
@@ -78,7 +79,7 @@ type content struct {
 func decodeContent(raw []byte) (*content, error) {
 	c := new(content)
 	pb := &c.pb
-	if err := parseContent(raw, pb); err != nil {
+	if err := contentwire.Parse(raw, pb); err != nil {
 		return nil, fmt.Errorf("%w: content encoding", ErrMalformed)
 	}
 	if pb.Version != contentVersion {

@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"flag"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/proto/sealedpb"
@@ -142,92 +138,4 @@ func FuzzDecodeContent(f *testing.F) {
 			t.Fatalf("re-encoded content does not decode the same: %v", err)
 		}
 	})
-}
-
-// FuzzContentCodec holds the hand-written Content codec to the protobuf
-// library: parseContent accepts exactly what pbstrict.Unmarshal accepts,
-// with the same fields, and appendContent re-encodes what it accepted to
-// the library's deterministic bytes.
-func FuzzContentCodec(f *testing.F) {
-	files, _ := filepath.Glob("testdata/content/*.bin")
-	for _, name := range files {
-		raw, _ := os.ReadFile(name)
-		f.Add(raw)
-	}
-	f.Add(protowire.AppendVarint(protowire.AppendTag(nil, fieldKind, protowire.VarintType), 1<<32+2))
-	f.Add(protowire.AppendVarint(protowire.AppendTag(nil, fieldID, protowire.VarintType), 1))
-	f.Add(protowire.AppendBytes(protowire.AppendTag(nil, fieldDelivered, protowire.BytesType), nil))
-	f.Add(protowire.AppendFixed32(protowire.AppendTag(nil, 20, protowire.Fixed32Type), 1))
-	f.Fuzz(func(t *testing.T, raw []byte) {
-		var mine, lib sealedpb.Content
-		errMine, errLib := parseContent(raw, &mine), pbstrict.Unmarshal(raw, &lib)
-		if (errMine == nil) != (errLib == nil) {
-			t.Fatalf("parseContent: %v, the protobuf library: %v", errMine, errLib)
-		}
-		if errMine != nil {
-			return
-		}
-		if !proto.Equal(&mine, &lib) {
-			t.Fatal("parseContent and the protobuf library decode different fields")
-		}
-		want, err := pbstrict.Marshal(&lib)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := appendContent(nil, &mine); !bytes.Equal(got, want) || contentSize(&mine) != len(want) {
-			t.Fatalf("appendContent: %d bytes (size %d), the protobuf library: %d", len(got), contentSize(&mine), len(want))
-		}
-	})
-}
-
-// TestContentCodecMatchesProtobuf: appendContent writes the protobuf
-// library's deterministic encoding, and contentSize its length, for every
-// shape of content the Device sends and for random field values.
-func TestContentCodecMatchesProtobuf(t *testing.T) {
-	rnd := rand.New(rand.NewPCG(3, 5))
-	randBytes := func(max int) []byte {
-		if rnd.IntN(4) == 0 {
-			return nil
-		}
-		b := make([]byte, rnd.IntN(max+1))
-		for i := range b {
-			b[i] = byte(rnd.Uint32())
-		}
-		return b
-	}
-	randVarint := func() uint64 {
-		switch rnd.IntN(4) {
-		case 0:
-			return 0
-		case 1:
-			return uint64(rnd.IntN(200))
-		}
-		return rnd.Uint64() >> rnd.IntN(64)
-	}
-	cases := []*sealedpb.Content{baseContent(), {}, {Version: 1, Delivered: [][]byte{nil, id16(2)}, Read: [][]byte{{}}}}
-	for range 3000 {
-		c := &sealedpb.Content{Version: uint32(randVarint()), Id: randBytes(20), Kind: uint32(randVarint()),
-			Body: randBytes(300), ReceiptHash: randBytes(40), Seq: randVarint(), Prev: randBytes(40),
-			AckCount: randVarint(), AckHash: randBytes(40), AckAbove: randVarint(), SenderMailbox: randBytes(70)}
-		for range rnd.IntN(4) {
-			c.Delivered = append(c.Delivered, randBytes(20))
-		}
-		for range rnd.IntN(4) {
-			c.Read = append(c.Read, randBytes(20))
-		}
-		cases = append(cases, c)
-	}
-	for i, c := range cases {
-		want, err := pbstrict.Marshal(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := appendContent(nil, c); !bytes.Equal(got, want) || contentSize(c) != len(want) {
-			t.Fatalf("case %d: appendContent gives %x (size %d), the protobuf library %x", i, got, contentSize(c), want)
-		}
-		var back sealedpb.Content
-		if err := parseContent(want, &back); err != nil || !proto.Equal(&back, c) {
-			t.Fatalf("case %d: parseContent: %v", i, err)
-		}
-	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sealpost/sealpost/internal/ct"
 	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/proto/statepb"
 )
@@ -41,36 +42,6 @@ func (d *Device) recycle(b *Batch) {
 	b.ops = b.ops[:0]
 	d.spare = b
 }
-
-// deviceVersion is the version of the saved device and peer records, and
-// of every fixed-layout record (the store layout). Any other is
-// ErrUnsupportedVersion; a later version will migrate this one. Layout 4
-// moved the list of peers out of the device record into the peer directory
-// (peerdir.go), saved accepted starts in blocks (seen.go), added the
-// pending and unconfirmed flags to the peer record, the expiry to saved
-// prekeys (PrivateKey version 2) and the block record; it holds ratchet
-// state version 3, whose sessions speak ratchet message version 3.
-const deviceVersion = 4
-
-// Store keys. Every record a Device writes lives under one of these.
-const (
-	keyDevice     = "device"
-	keyBlock      = "block"  // the blocklist (block.go)
-	keyDirPrefix  = "peers/" // the peer directory, one slot a record (peerdir.go)
-	keyPeerPrefix = "peer/"
-	keyKeptPrefix = "kept/"
-	keySeenPrefix = "seen/"
-	// keyKeptIndexPrefix holds each peer's list of kept results.
-	keyKeptIndexPrefix = "keptidx/"
-	// A session's records: the session itself, its ratchet state, its
-	// pending start, its transcript log blocks and its queued-receipt
-	// blocks.
-	keySessionPrefix = "sess/"
-	keyRatchetPrefix = "rat/"
-	keyStartPrefix   = "start/"
-	keyLogPrefix     = "tlog/"
-	keyQueuePrefix   = "rq/"
-)
 
 // Device is one device's identity, prekeys, sessions, transcripts and
 // receipt queues behind one small API (DESIGN section 4). It is safe for
@@ -124,7 +95,7 @@ func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, 
 	for _, o := range opts {
 		o(&d.opts)
 	}
-	raw, err := getRecord(ctx, s, keyDevice)
+	raw, err := getRecord(ctx, s, record.KeyDevice)
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return d, d.create(ctx)
@@ -148,7 +119,7 @@ func (d *Device) create(ctx context.Context) error {
 		rand.Read(mailbox)
 	}
 	d.id = keys.GenerateIdentity()
-	d.rec = &statepb.Device{Version: deviceVersion, User: d.self.User, Device: d.self.Device,
+	d.rec = &statepb.Device{Version: record.Layout, User: d.self.User, Device: d.self.Device,
 		IdentitySeed: d.id.Bytes(), Identity: d.id.Public().Bytes(), Mailbox: mailbox}
 	pre, err := (&prekeys{}).rotated(d.nextID, d.id, d.self, mailbox, d.opts.now())
 	if err != nil {
@@ -160,7 +131,7 @@ func (d *Device) create(ctx context.Context) error {
 // load decodes a saved device and all its peers.
 func (d *Device) load(ctx context.Context, raw []byte) error {
 	rec := new(statepb.Device)
-	err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved device")
+	err := record.DecodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved device")
 	clear(raw) // it holds the private keys; rec and the keys decoded from it hold their own copies
 	if err != nil {
 		return err
@@ -220,7 +191,7 @@ func (d *Device) putDevice(b *Batch, pre *prekeys) error {
 	if err != nil {
 		return err
 	}
-	putRecord(b, keyDevice, raw)
+	putRecord(b, record.KeyDevice, raw)
 	return nil
 }
 

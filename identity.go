@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/proto/statepb"
 )
@@ -33,7 +34,7 @@ func peerName(addr Address, id keys.PublicIdentity, second bool) string {
 
 // newPeerObject returns the in-memory peer for a record.
 func newPeerObject(addr Address, name string, id keys.PublicIdentity, rec *statepb.Peer) *peer {
-	return &peer{addr: addr, name: name, key: keyPeerPrefix + name, identity: id, fp: id.Fingerprint(), rec: rec, slot: -1}
+	return &peer{addr: addr, name: name, key: record.KeyPeerPrefix + name, identity: id, fp: id.Fingerprint(), rec: rec, slot: -1}
 }
 
 // newPeer returns a peer not yet committed: unconfirmed or pinned, and

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/sealpost/sealpost/internal/record"
 )
 
 // failingStore is a MemoryStore whose next Apply fails when fail is set.
@@ -234,11 +236,11 @@ func TestBatchReuse(t *testing.T) {
 			t.Fatalf("round %d: %d batches applied, want 3", i, len(ks.batches))
 		}
 		done, send := ks.batches[0], ks.batches[1]
-		if len(done) != 2 || !strings.HasPrefix(done[0], keyKeptPrefix) || !strings.HasPrefix(done[1], keyKeptIndexPrefix) {
+		if len(done) != 2 || !strings.HasPrefix(done[0], record.KeyKeptPrefix) || !strings.HasPrefix(done[1], record.KeyKeptIndexPrefix) {
 			t.Fatalf("round %d: Done applied %q", i, done)
 		}
 		for _, k := range send {
-			if strings.HasPrefix(k, keyKeptPrefix) || strings.HasPrefix(k, keyKeptIndexPrefix) {
+			if strings.HasPrefix(k, record.KeyKeptPrefix) || strings.HasPrefix(k, record.KeyKeptIndexPrefix) {
 				t.Fatalf("round %d: Send applied %q", i, send)
 			}
 		}

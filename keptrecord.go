@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/sealpost/sealpost/internal/fixed"
+	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/transcript"
 )
@@ -33,9 +34,9 @@ const keptEntrySize = 32 + 16 + 8
 // keptKey returns the store key of the kept result of the envelope with
 // id env: "kept/" and the id in hex, built in one allocation.
 func keptKey(env [32]byte) string {
-	var b [len(keyKeptPrefix) + 2*len(env)]byte
-	copy(b[:], keyKeptPrefix)
-	hex.Encode(b[len(keyKeptPrefix):], env[:])
+	var b [len(record.KeyKeptPrefix) + 2*len(env)]byte
+	copy(b[:], record.KeyKeptPrefix)
+	hex.Encode(b[len(record.KeyKeptPrefix):], env[:])
 	return string(b[:])
 }
 
@@ -61,7 +62,7 @@ func envelopeID(tag [16]byte, raw []byte) (id [32]byte) {
 // buffer of exactly its size plus room for the checksum. Layout (integers
 // big-endian):
 //
-//	version   1   deviceVersion
+//	version   1   record.Layout
 //	count     4   entries, oldest first
 //	entries   56 each: envelope id 32 (envelopeID, the tail of its
 //	              "kept/" key), message id 16, received 8
@@ -70,8 +71,8 @@ func envelopeID(tag [16]byte, raw []byte) (id [32]byte) {
 // Nothing follows.
 func (p *peer) encodeKept() ([]byte, error) {
 	n := 1 + 4 + keptEntrySize*len(p.kept)
-	b := make([]byte, 0, n+checksumSize)
-	b = append(b, deviceVersion)
+	b := make([]byte, 0, n+record.ChecksumSize)
+	b = append(b, record.Layout)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(p.kept))) // bounded by the kept limits
 	for _, k := range p.kept {
 		b = append(b, k.env[:]...)
@@ -102,7 +103,7 @@ func decodeKeptIndex(raw []byte) ([]keptEntry, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: empty saved kept index", ErrMalformed)
 	}
-	if raw[0] != deviceVersion {
+	if raw[0] != record.Layout {
 		return nil, fmt.Errorf("%w: saved kept index version %d", ErrUnsupportedVersion, raw[0])
 	}
 	r := fixed.NewReader(raw[1:])
@@ -129,7 +130,7 @@ const (
 // in hex>", in a buffer of exactly its size plus room for the checksum.
 // Layout (integers big-endian):
 //
-//	version      1   deviceVersion
+//	version      1   record.Layout
 //	kind         1   Kind: 1 message, 2 delivered, 3 read
 //	device       4   the sender's device number
 //	user_len     2   1..keys.MaxUserLength
@@ -153,8 +154,8 @@ func encodeKeptResult(in *Incoming) ([]byte, error) {
 		len(in.Read) > maxReceiptBatch || len(in.Findings) > math.MaxUint16 {
 		return nil, fmt.Errorf("%w: kept result out of bounds", ErrMalformed)
 	}
-	b := make([]byte, 0, n+checksumSize)
-	b = append(b, deviceVersion, byte(in.Kind))
+	b := make([]byte, 0, n+record.ChecksumSize)
+	b = append(b, record.Layout, byte(in.Kind))
 	b = binary.BigEndian.AppendUint32(b, in.From.Device)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(in.From.User)))
 	b = append(b, in.From.User...)
@@ -200,7 +201,7 @@ func decodeKeptResult(raw []byte) (*Incoming, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: empty kept result", ErrMalformed)
 	}
-	if raw[0] != deviceVersion {
+	if raw[0] != record.Layout {
 		return nil, fmt.Errorf("%w: kept result version %d", ErrUnsupportedVersion, raw[0])
 	}
 	r := fixed.NewReader(raw[1:])

@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/proto/statepb"
 	"github.com/sealpost/sealpost/ratchet"
@@ -42,7 +43,7 @@ type peer struct {
 	// the identity's fingerprint prefix (peerName). It never changes, so
 	// Trust moves no record.
 	name     string
-	key      string // keyPeerPrefix + name
+	key      string // record.KeyPeerPrefix + name
 	raw      []byte // the peer record as last committed; nil if never
 	identity keys.PublicIdentity
 	fp       [keys.FingerprintSize]byte // identity.Fingerprint(), for the blocklist
@@ -130,25 +131,27 @@ func (s *session) confirmed() bool { return s.pending == nil }
 
 // Store keys of a session's records, each built once.
 func (s *session) recordKey() string {
-	return cachedKey(&s.keys.record, keySessionPrefix, s.keyID, -1, -1)
+	return cachedKey(&s.keys.record, record.KeySessionPrefix, s.keyID, -1, -1)
 }
 
 // ratchetKey is the store key of a part of the ratchet's split save.
 func (s *session) ratchetKey(p ratchet.Part) string {
-	return cachedKey(&s.keys.ratchet[p], keyRatchetPrefix, s.keyID, -1, int(p))
+	return cachedKey(&s.keys.ratchet[p], record.KeyRatchetPrefix, s.keyID, -1, int(p))
 }
-func (s *session) startKey() string { return cachedKey(&s.keys.start, keyStartPrefix, s.keyID, -1, -1) }
+func (s *session) startKey() string {
+	return cachedKey(&s.keys.start, record.KeyStartPrefix, s.keyID, -1, -1)
+}
 func (s *session) logKey(l transcript.Log, slot int) string {
 	if l != transcript.SentLog && l != transcript.ReceivedLog || slot < 0 || slot >= transcript.LogSlots {
-		return keyLogPrefix + s.keyID + "/" + strconv.Itoa(int(l)) + "/" + strconv.Itoa(slot)
+		return record.KeyLogPrefix + s.keyID + "/" + strconv.Itoa(int(l)) + "/" + strconv.Itoa(slot)
 	}
-	return cachedKey(&s.keys.logs[l-1][slot], keyLogPrefix, s.keyID, int(l), slot)
+	return cachedKey(&s.keys.logs[l-1][slot], record.KeyLogPrefix, s.keyID, int(l), slot)
 }
 func (s *session) queueKey(slot int) string {
 	if slot < 0 || slot >= queueBlocks {
-		return keyQueuePrefix + s.keyID + "/" + strconv.Itoa(slot)
+		return record.KeyQueuePrefix + s.keyID + "/" + strconv.Itoa(slot)
 	}
-	return cachedKey(&s.keys.queue[slot], keyQueuePrefix, s.keyID, -1, slot)
+	return cachedKey(&s.keys.queue[slot], record.KeyQueuePrefix, s.keyID, -1, slot)
 }
 
 // cachedKey returns *cache, first setting it to prefix, id, then "/a"
@@ -167,7 +170,7 @@ func cachedKey(cache *string, prefix, id string, a, b int) string {
 	return *cache
 }
 
-func keptIndexKey(name string) string { return keyKeptIndexPrefix + name }
+func keptIndexKey(name string) string { return record.KeyKeptIndexPrefix + name }
 
 // keptIndexKey returns the peer's kept index key, built once.
 func (p *peer) keptIndexKey() string {
@@ -202,7 +205,7 @@ func (p *peer) saveFields() {
 // encode returns the peer record from its live state.
 func (p *peer) encode() ([]byte, error) {
 	rec := &statepb.Peer{
-		Version: deviceVersion, User: p.addr.User, Device: p.addr.Device,
+		Version: record.Layout, User: p.addr.User, Device: p.addr.Device,
 		Identity:                p.identity.Bytes(),
 		Mailbox:                 p.rec.Mailbox,
 		IdentityChangedUnixNano: p.rec.IdentityChangedUnixNano,
@@ -212,13 +215,13 @@ func (p *peer) encode() ([]byte, error) {
 	for _, s := range p.sessions {
 		rec.Sessions = append(rec.Sessions, s.id[:])
 	}
-	return pbstrict.MarshalRoom(rec, checksumSize)
+	return pbstrict.MarshalRoom(rec, record.ChecksumSize)
 }
 
 // decodePeerRecord decodes a peer record.
 func decodePeerRecord(raw []byte) (*statepb.Peer, keys.PublicIdentity, error) {
 	rec := new(statepb.Peer)
-	if err := decodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved peer"); err != nil {
+	if err := record.DecodeVersioned(raw, rec, func() uint32 { return rec.Version }, "saved peer"); err != nil {
 		return nil, keys.PublicIdentity{}, err
 	}
 	id, err := keys.ParsePublicIdentity(rec.Identity)
@@ -238,7 +241,7 @@ func decodePeerRecord(raw []byte) (*statepb.Peer, keys.PublicIdentity, error) {
 
 // loadPeer reads the peer named name and all its sessions from the store.
 func (d *Device) loadPeer(ctx context.Context, name string, slot int) (*peer, error) {
-	key := keyPeerPrefix + name
+	key := record.KeyPeerPrefix + name
 	raw, err := getRecord(ctx, d.store, key)
 	if err != nil {
 		return nil, fmt.Errorf("sealpost: loading %s: %w", key, err)
@@ -320,7 +323,7 @@ func (d *Device) loadSession(ctx context.Context, name string, id [16]byte) (*se
 			return nil, fmt.Errorf("sealpost: loading the session start of %s: %w", s.keyID, err)
 		}
 		ps := new(statepb.PendingStart)
-		if err := decodeVersioned(sraw, ps, func() uint32 { return ps.Version }, "saved session start"); err != nil {
+		if err := record.DecodeVersioned(sraw, ps, func() uint32 { return ps.Version }, "saved session start"); err != nil {
 			return nil, err
 		}
 		s.pending = ps
@@ -407,7 +410,7 @@ func (s *session) put(b *Batch) (raw []byte, err error) {
 	s.ratStaged = [ratchet.SplitParts][]byte{}
 	raw, err = s.encode(func(rec []byte) ([]byte, error) {
 		var err error
-		rec, s.ratStagedMark, err = s.r.SaveSplit(rec, s.ratMark, checksumSize, func(p ratchet.Part, v []byte) {
+		rec, s.ratStagedMark, err = s.r.SaveSplit(rec, s.ratMark, record.ChecksumSize, func(p ratchet.Part, v []byte) {
 			putRecord(b, s.ratchetKey(p), v)
 			s.ratStaged[p] = v
 		})
@@ -417,10 +420,10 @@ func (s *session) put(b *Batch) (raw []byte, err error) {
 		return nil, err
 	}
 	putRecord(b, s.recordKey(), raw)
-	s.conv.ChangedBlocks(transcript.SentLog, s.sentSaved, checksumSize, func(slot int, block []byte) {
+	s.conv.ChangedBlocks(transcript.SentLog, s.sentSaved, record.ChecksumSize, func(slot int, block []byte) {
 		putRecord(b, s.logKey(transcript.SentLog, slot), block)
 	})
-	s.conv.ChangedBlocks(transcript.ReceivedLog, s.recvSaved, checksumSize, func(slot int, block []byte) {
+	s.conv.ChangedBlocks(transcript.ReceivedLog, s.recvSaved, record.ChecksumSize, func(slot int, block []byte) {
 		putRecord(b, s.logKey(transcript.ReceivedLog, slot), block)
 	})
 	s.delivered.changedBlocks(s.queueSaved, func(slot int, block []byte) {
@@ -428,7 +431,7 @@ func (s *session) put(b *Batch) (raw []byte, err error) {
 	})
 	switch {
 	case s.pending != nil && s.savedPending == nil:
-		sraw, err := pbstrict.Marshal(&statepb.PendingStart{Version: deviceVersion,
+		sraw, err := pbstrict.Marshal(&statepb.PendingStart{Version: record.Layout,
 			SessionStart: s.pending.SessionStart, PeerBundle: s.pending.PeerBundle})
 		if err != nil {
 			return nil, err

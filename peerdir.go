@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/sealpost/sealpost/internal/record"
 )
 
 // The peer directory and the bound on pending peers (issue 14, defect 3).
@@ -31,13 +33,13 @@ import (
 // hex digits.
 const maxPeerName = 256 + 11 + 1 + 32
 
-func dirKey(slot int) string { return keyDirPrefix + strconv.Itoa(slot) }
+func dirKey(slot int) string { return record.KeyDirPrefix + strconv.Itoa(slot) }
 
-// encodeDirSlot returns a directory record: version (deviceVersion), then
+// encodeDirSlot returns a directory record: version (record.Layout), then
 // the peer's store name (1..maxPeerName bytes, UTF-8). Nothing follows.
 func encodeDirSlot(name string) []byte {
-	b := make([]byte, 0, 1+len(name)+checksumSize)
-	return append(append(b, deviceVersion), name...)
+	b := make([]byte, 0, 1+len(name)+record.ChecksumSize)
+	return append(append(b, record.Layout), name...)
 }
 
 // decodeDirSlot decodes a directory record (layout on encodeDirSlot). It
@@ -47,7 +49,7 @@ func decodeDirSlot(raw []byte) (string, error) {
 	if len(raw) == 0 {
 		return "", fmt.Errorf("%w: empty peer directory record", ErrMalformed)
 	}
-	if raw[0] != deviceVersion {
+	if raw[0] != record.Layout {
 		return "", fmt.Errorf("%w: peer directory record version %d", ErrUnsupportedVersion, raw[0])
 	}
 	name := raw[1:]

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/keys"
 )
 
@@ -69,10 +70,10 @@ func TestDirSlotDecodeErrors(t *testing.T) {
 	}
 	checkLayoutCases(t, map[string]layoutCase{
 		"empty":         {nil, ErrMalformed},
-		"no name":       {[]byte{deviceVersion}, ErrMalformed},
-		"not UTF-8":     {[]byte{deviceVersion, 0xff}, ErrMalformed},
-		"too long":      {append([]byte{deviceVersion}, bytes.Repeat([]byte{'a'}, maxPeerName+1)...), ErrMalformed},
-		"other version": {with(good, 0, deviceVersion+1), ErrUnsupportedVersion},
+		"no name":       {[]byte{record.Layout}, ErrMalformed},
+		"not UTF-8":     {[]byte{record.Layout, 0xff}, ErrMalformed},
+		"too long":      {append([]byte{record.Layout}, bytes.Repeat([]byte{'a'}, maxPeerName+1)...), ErrMalformed},
+		"other version": {with(good, 0, record.Layout+1), ErrUnsupportedVersion},
 	}, func(raw []byte) error { _, err := decodeDirSlot(raw); return err })
 }
 
@@ -111,18 +112,18 @@ func TestBlocklistDecodeErrors(t *testing.T) {
 	one := (&blocklist{addrs: map[Address]bool{a: true}}).encode()
 	id := (&blocklist{ids: map[[32]byte]bool{{1}: true}}).encode()
 	two := (&blocklist{addrs: map[Address]bool{a: true, {User: "carol", Device: 1}: true}}).encode()
-	swapped := append(append([]byte{deviceVersion}, be32(2)...), append(two[5+11:], two[5:5+11]...)...)
+	swapped := append(append([]byte{record.Layout}, be32(2)...), append(two[5+11:], two[5:5+11]...)...)
 	checkLayoutCases(t, map[string]layoutCase{
 		"empty":            {nil, ErrMalformed},
-		"other version":    {with(one, 0, deviceVersion+1), ErrUnsupportedVersion},
+		"other version":    {with(one, 0, record.Layout+1), ErrUnsupportedVersion},
 		"truncated":        {one[:len(one)-1], ErrMalformed},
 		"trailing byte":    {append(bytes.Clone(one), 0), ErrMalformed},
 		"count too high":   {with(one, 4, 2), ErrMalformed},
 		"unknown kind":     {with(one, 5, 3), ErrMalformed},
-		"empty user":       {append(append([]byte{deviceVersion}, be32(1)...), blockAddress, 0, 0, 0, 1, 0, 0), ErrMalformed},
+		"empty user":       {append(append([]byte{record.Layout}, be32(1)...), blockAddress, 0, 0, 0, 1, 0, 0), ErrMalformed},
 		"identity short":   {id[:len(id)-1], ErrMalformed},
 		"out of order":     {swapped, ErrMalformed},
-		"twice":            {append(append([]byte{deviceVersion}, be32(2)...), append(one[5:], one[5:]...)...), ErrMalformed},
+		"twice":            {append(append([]byte{record.Layout}, be32(2)...), append(one[5:], one[5:]...)...), ErrMalformed},
 		"count past input": {with(one, 1, 0xff), ErrMalformed},
 	}, func(raw []byte) error { _, err := decodeBlocklist(raw); return err })
 }

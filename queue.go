@@ -3,6 +3,8 @@ package sealpost
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/sealpost/sealpost/internal/record"
 )
 
 // The delivery receipts queued on a session are saved like the
@@ -71,7 +73,7 @@ func (q *idQueue) take(n int) [][]byte {
 // <session id in hex>/<slot>" with slot k mod queueBlocks for block k,
 // has the layout (integers big-endian):
 //
-//	version  1   deviceVersion
+//	version  1   record.Layout
 //	first    8   absolute index of its first id still queued when saved:
 //	             within block k (k*16 to k*16+15)
 //	ids      16 each, from first to the end of the queue or of the block
@@ -82,8 +84,8 @@ func (q *idQueue) changedBlocks(since uint64, fn func(slot int, block []byte)) {
 	}
 	for k := since / queueBlockSize; k <= (q.to-1)/queueBlockSize; k++ {
 		from, to := max(k*queueBlockSize, q.from), min(q.to, (k+1)*queueBlockSize)
-		b := make([]byte, 0, queueBlockFixed+(to-from)*16+checksumSize)
-		b = append(b, deviceVersion)
+		b := make([]byte, 0, queueBlockFixed+(to-from)*16+record.ChecksumSize)
+		b = append(b, record.Layout)
 		b = binary.BigEndian.AppendUint64(b, from)
 		for a := from; a < to; a++ {
 			b = append(b, q.buf[a%queueSlots][:]...)
@@ -114,7 +116,7 @@ func (q *idQueue) load(from, to uint64, block func(slot int) ([]byte, error)) er
 		// A block starts at its first id still queued when it was saved,
 		// which may be later than the block's start, never later than
 		// what is queued now.
-		if len(b) > 0 && b[0] != deviceVersion {
+		if len(b) > 0 && b[0] != record.Layout {
 			return fmt.Errorf("%w: saved receipt block version %d", ErrUnsupportedVersion, b[0])
 		}
 		if len(b) < queueBlockFixed || len(b) > maxQueueBlock || (len(b)-queueBlockFixed)%16 != 0 {

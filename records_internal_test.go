@@ -5,12 +5,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"math/rand/v2"
 	"reflect"
-	"strings"
 	"testing"
 
+	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/proto/statepb"
 	"github.com/sealpost/sealpost/ratchet"
 	"github.com/sealpost/sealpost/transcript"
@@ -80,8 +79,8 @@ func TestSessionRecordRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cap(raw)-len(raw) < checksumSize {
-			t.Fatalf("%d: %d spare bytes, want at least %d", i, cap(raw)-len(raw), checksumSize)
+		if cap(raw)-len(raw) < record.ChecksumSize {
+			t.Fatalf("%d: %d spare bytes, want at least %d", i, cap(raw)-len(raw), record.ChecksumSize)
 		}
 		got, err := decodeSessionRecord(raw)
 		if err != nil {
@@ -116,7 +115,7 @@ func badLayouts(cases map[string]layoutCase, raw []byte) {
 		cases[fmt.Sprintf("truncated to %d", n)] = layoutCase{raw[:n], ErrMalformed}
 	}
 	cases["trailing byte"] = layoutCase{append(bytes.Clone(raw), 0), ErrMalformed}
-	for _, v := range []byte{0, deviceVersion + 1} {
+	for _, v := range []byte{0, record.Layout + 1} {
 		cases[fmt.Sprintf("version %d", v)] = layoutCase{with(raw, 0, v), ErrUnsupportedVersion}
 	}
 }
@@ -191,7 +190,7 @@ func TestKeptIndexRoundTrip(t *testing.T) {
 	for i := range 200 {
 		p := &peer{kept: randomKept(r)}
 		raw, err := p.encodeKept()
-		if err != nil || cap(raw)-len(raw) != checksumSize {
+		if err != nil || cap(raw)-len(raw) != record.ChecksumSize {
 			t.Fatalf("%d: %v, %d spare bytes", i, err, cap(raw)-len(raw))
 		}
 		q := new(peer)
@@ -259,7 +258,7 @@ func TestKeptResultRoundTrip(t *testing.T) {
 	for i := range 300 {
 		in, want := randomIncoming(r)
 		raw, err := encodeKeptResult(in)
-		if err != nil || cap(raw)-len(raw) != checksumSize {
+		if err != nil || cap(raw)-len(raw) != record.ChecksumSize {
 			t.Fatalf("%d: %v, %d spare bytes", i, err, cap(raw)-len(raw))
 		}
 		got, err := decodeKeptResult(raw)
@@ -331,7 +330,7 @@ func TestReceiptBlocksRoundTrip(t *testing.T) {
 	for i := range 50 {
 		q, blocks := queueWith(r, r.IntN(600), 1+r.IntN(maxQueuedReceipts))
 		for _, b := range blocks {
-			if cap(b)-len(b) != checksumSize {
+			if cap(b)-len(b) != record.ChecksumSize {
 				t.Fatalf("block with %d spare bytes", cap(b)-len(b))
 			}
 		}
@@ -358,7 +357,7 @@ func TestReceiptBlockDecodeErrors(t *testing.T) {
 		"a partial id":       {append(bytes.Clone(raw), 1), ErrMalformed},
 		"one id short":       {raw[:len(raw)-16], ErrMalformed},
 		"version 0":          {with(raw, 0, 0), ErrUnsupportedVersion},
-		"version 3":          {with(raw, 0, deviceVersion+1), ErrUnsupportedVersion},
+		"version 3":          {with(raw, 0, record.Layout+1), ErrUnsupportedVersion},
 		"first byte only":    {raw[:1], ErrMalformed},
 		"first truncated":    {raw[:5], ErrMalformed},
 		"header without ids": {raw[:queueBlockFixed], ErrMalformed},
@@ -492,21 +491,4 @@ func FuzzReceiptBlocks(f *testing.F) {
 			t.Fatal("a loaded queue's blocks load other ids")
 		}
 	})
-}
-
-// TestBatchChecksum: the batch's checksum (key copied into its scratch
-// space) is the plain checksum, for keys shorter and longer than the
-// scratch space.
-func TestBatchChecksum(t *testing.T) {
-	var b Batch
-	value := []byte("a record value")
-	for n := range 200 {
-		key := strings.Repeat("k", n)
-		if got, want := b.checksum(key, value), checksum(key, value); got != want {
-			t.Fatalf("key of %d bytes: %08x, want %08x", n, got, want)
-		}
-		if got := crc32.Checksum(append([]byte(key), value...), castagnoli); got != checksum(key, value) {
-			t.Fatalf("key of %d bytes: checksum is not the CRC-32C of key || value", n)
-		}
-	}
 }

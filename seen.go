@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+
+	"github.com/sealpost/sealpost/internal/record"
 )
 
 // Accepted session starts are remembered so that a replayed start is
@@ -43,7 +45,7 @@ type seenAdd struct {
 }
 
 func seenBlockKey(signedPrekeyID uint32, block int) string {
-	return keySeenPrefix + strconv.FormatUint(uint64(signedPrekeyID), 10) + "/" + strconv.Itoa(block)
+	return record.KeySeenPrefix + strconv.FormatUint(uint64(signedPrekeyID), 10) + "/" + strconv.Itoa(block)
 }
 
 // seenFor returns the accepted starts of a signed prekey, reading them
@@ -78,14 +80,14 @@ func (d *Device) seenFor(ctx context.Context, signedPrekeyID uint32) (*seenStart
 }
 
 // decodeSeenBlock decodes a block of accepted starts: version
-// (deviceVersion), then 1 to seenBlockSize entries of 16 bytes. Nothing
+// (record.Layout), then 1 to seenBlockSize entries of 16 bytes. Nothing
 // follows. It returns ErrUnsupportedVersion for another version and
 // ErrMalformed for anything else.
 func decodeSeenBlock(raw []byte) ([]byte, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: empty accepted starts block", ErrMalformed)
 	}
-	if raw[0] != deviceVersion {
+	if raw[0] != record.Layout {
 		return nil, fmt.Errorf("%w: accepted starts block version %d", ErrUnsupportedVersion, raw[0])
 	}
 	e := raw[1:]
@@ -109,8 +111,8 @@ func (s *seenStarts) put(b *Batch, signedPrekeyID uint32, h [16]byte) seenAdd {
 	if s.blocks == 0 || len(prev) == 16*seenBlockSize {
 		a.block, prev = s.blocks, nil
 	}
-	v := make([]byte, 0, 1+len(prev)+16+checksumSize)
-	v = append(append(append(v, deviceVersion), prev...), h[:]...)
+	v := make([]byte, 0, 1+len(prev)+16+record.ChecksumSize)
+	v = append(append(append(v, record.Layout), prev...), h[:]...)
 	putRecord(b, seenBlockKey(signedPrekeyID, a.block), v)
 	a.last = v[1:len(v):len(v)]
 	return a

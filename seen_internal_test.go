@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/sealpost/sealpost/internal/record"
 )
 
 // TestSeenBlocks: accepted starts are appended in blocks of seenBlockSize;
@@ -61,16 +63,16 @@ func TestSeenBlocks(t *testing.T) {
 
 // TestSeenBlockDecodeErrors: each bad block is refused with its sentinel.
 func TestSeenBlockDecodeErrors(t *testing.T) {
-	full := append([]byte{deviceVersion}, make([]byte, 16*seenBlockSize)...)
+	full := append([]byte{record.Layout}, make([]byte, 16*seenBlockSize)...)
 	for name, c := range map[string]struct {
 		raw  []byte
 		want error
 	}{
 		"empty":          {nil, ErrMalformed},
-		"no entries":     {[]byte{deviceVersion}, ErrMalformed},
-		"partial entry":  {append([]byte{deviceVersion}, make([]byte, 17)...), ErrMalformed},
+		"no entries":     {[]byte{record.Layout}, ErrMalformed},
+		"partial entry":  {append([]byte{record.Layout}, make([]byte, 17)...), ErrMalformed},
 		"too many":       {append(full, make([]byte, 16)...), ErrMalformed},
-		"other version":  {append([]byte{deviceVersion + 1}, make([]byte, 16)...), ErrUnsupportedVersion},
+		"other version":  {append([]byte{record.Layout + 1}, make([]byte, 16)...), ErrUnsupportedVersion},
 		"layout 3 value": {make([]byte, 32), ErrUnsupportedVersion},
 	} {
 		if _, err := decodeSeenBlock(c.raw); !errors.Is(err, c.want) {
@@ -85,8 +87,8 @@ func TestSeenBlockDecodeErrors(t *testing.T) {
 // FuzzSeenBlock: decodeSeenBlock never panics, returns nothing on error,
 // and what it accepts re-encodes to the same bytes.
 func FuzzSeenBlock(f *testing.F) {
-	f.Add([]byte{deviceVersion})
-	f.Add(append([]byte{deviceVersion}, make([]byte, 32)...))
+	f.Add([]byte{record.Layout})
+	f.Add(append([]byte{record.Layout}, make([]byte, 32)...))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		e, err := decodeSeenBlock(raw)
 		if err != nil {
@@ -95,7 +97,7 @@ func FuzzSeenBlock(f *testing.F) {
 			}
 			return
 		}
-		if string(append([]byte{deviceVersion}, e...)) != string(raw) {
+		if string(append([]byte{record.Layout}, e...)) != string(raw) {
 			t.Fatal("accepted block does not re-encode to itself")
 		}
 	})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/envelope/seal"
+	"github.com/sealpost/sealpost/internal/contentwire"
 	"github.com/sealpost/sealpost/internal/pad"
 	"github.com/sealpost/sealpost/internal/wire"
 	"github.com/sealpost/sealpost/keys"
@@ -184,10 +185,10 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 	sc := &d.sealing
 	sc.prev, sc.ack = f.Prev, f.AckHash
 	c.Seq, c.Prev, c.AckCount, c.AckHash, c.AckAbove = f.Seq, sc.prev[:], f.AckCount, sc.ack[:], f.AckAbove
-	if size := pad.Size(contentSize(c)); cap(sc.buf) < size {
+	if size := pad.Size(contentwire.Size(c)); cap(sc.buf) < size {
 		sc.buf = make([]byte, 0, size)
 	}
-	plain := appendContent(sc.buf[:0], c)
+	plain := contentwire.Append(sc.buf[:0], c)
 	padded := pad.Pad(plain)
 	defer clear(padded) // the plaintext does not outlive the call
 	tag, msg, err := s.r.Encrypt(padded)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/sealpost/sealpost/internal/fixed"
+	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/ratchet"
 	"github.com/sealpost/sealpost/transcript"
@@ -64,7 +65,7 @@ const (
 // exactly its size plus room for the checksum putRecord appends. Layout
 // (integers big-endian, times in Unix nanoseconds as two's complement):
 //
-//	version         1   deviceVersion
+//	version         1   record.Layout
 //	flags           1   bit 0 initiator, bit 1 pending (a PendingStart
 //	                    record exists), bit 2 the receipt section follows;
 //	                    other bits 0
@@ -114,8 +115,8 @@ func (s *session) encode(appendRatchet func([]byte) ([]byte, error)) ([]byte, er
 		flags |= sessReceipts
 		n += sessQueueFixed + 16*len(read)
 	}
-	b := make([]byte, 0, n+ratchet.SplitHeadSize+checksumSize)
-	b = append(b, deviceVersion, flags)
+	b := make([]byte, 0, n+ratchet.SplitHeadSize+record.ChecksumSize)
+	b = append(b, record.Layout, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.CreatedUnixNano))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.LastReceivedUnixNano))
 	b = append(b, baseKeySize)
@@ -158,7 +159,7 @@ func decodeSessionRecord(raw []byte) (*sessionMeta, error) {
 	if len(raw) == 0 {
 		return nil, fmt.Errorf("%w: empty saved session", ErrMalformed)
 	}
-	if raw[0] != deviceVersion {
+	if raw[0] != record.Layout {
 		return nil, fmt.Errorf("%w: saved session version %d", ErrUnsupportedVersion, raw[0])
 	}
 	r := fixed.NewReader(raw[1:])

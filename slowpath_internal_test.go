@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sealpost/sealpost/envelope/seal"
+	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/proto/statepb"
 	"github.com/sealpost/sealpost/ratchet"
 )
@@ -179,7 +180,7 @@ func addSyntheticSessions(tb testing.TB, d *Device, n int) {
 		base := make([]byte, 32)
 		rand.Read(base)
 		s := newSession(addr.String(), resp, &sessionMeta{BaseKey: base})
-		p := &peer{addr: addr, name: addr.String(), key: keyPeerPrefix + addr.String(), rec: &statepb.Peer{}, sessions: []*session{s}, slot: -1}
+		p := &peer{addr: addr, name: addr.String(), key: record.KeyPeerPrefix + addr.String(), rec: &statepb.Peer{}, sessions: []*session{s}, slot: -1}
 		d.peers[addr] = p
 		d.index(p)
 		d.used(p, s)

@@ -1,4 +1,16 @@
-package sealpost
+// Package contentwire is the codec of sealedpb.Content, the plaintext of
+// every message, receipt and session start, written out by hand so the
+// per-message path needs no protobuf reflection. The wire format stays
+// sealedpb.Content (docs/SPEC.md §12):
+// Append writes exactly the bytes of its deterministic protobuf
+// encoding (fields in number order, zero values and empty bytes left out,
+// every repeated element written), and Parse accepts exactly what
+// pbstrict.Unmarshal accepts (a known field with another wire type, an
+// unknown field or a malformed field is an error; a repeated scalar field
+// keeps its last value; uint32 fields keep the low 32 bits of the varint,
+// as the protobuf library does). TestContentCodecMatchesProtobuf and
+// FuzzContentCodec hold both to the protobuf library.
+package contentwire
 
 import (
 	"errors"
@@ -7,17 +19,6 @@ import (
 
 	"github.com/sealpost/sealpost/proto/sealedpb"
 )
-
-// The Content codec, written out by hand so the per-message path needs no
-// protobuf reflection. The wire format stays sealedpb.Content:
-// appendContent writes exactly the bytes of its deterministic protobuf
-// encoding (fields in number order, zero values and empty bytes left out,
-// every repeated element written), and parseContent accepts exactly what
-// pbstrict.Unmarshal accepts (a known field with another wire type, an
-// unknown field or a malformed field is an error; a repeated scalar field
-// keeps its last value; uint32 fields keep the low 32 bits of the varint,
-// as the protobuf library does). TestContentCodecMatchesProtobuf and
-// FuzzDecodeContent hold both to the protobuf library.
 
 // Field numbers of sealedpb.Content.
 const (
@@ -36,8 +37,8 @@ const (
 	fieldSenderMailbox = 13
 )
 
-// contentSize returns the size of c's encoding.
-func contentSize(c *sealedpb.Content) int {
+// Size returns the size of c's encoding.
+func Size(c *sealedpb.Content) int {
 	n := varintFieldSize(fieldVersion, uint64(c.Version)) + bytesFieldSize(fieldID, c.Id) +
 		varintFieldSize(fieldKind, uint64(c.Kind)) + bytesFieldSize(fieldBody, c.Body) +
 		bytesFieldSize(fieldReceiptHash, c.ReceiptHash) + varintFieldSize(fieldSeq, c.Seq) +
@@ -67,8 +68,8 @@ func bytesFieldSize(num protowire.Number, v []byte) int {
 	return protowire.SizeTag(num) + protowire.SizeBytes(len(v))
 }
 
-// appendContent appends c's encoding to b.
-func appendContent(b []byte, c *sealedpb.Content) []byte {
+// Append appends c's encoding to b.
+func Append(b []byte, c *sealedpb.Content) []byte {
 	b = appendVarintField(b, fieldVersion, uint64(c.Version))
 	b = appendBytesField(b, fieldID, c.Id)
 	b = appendVarintField(b, fieldKind, uint64(c.Kind))
@@ -102,21 +103,23 @@ func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
 	return protowire.AppendBytes(protowire.AppendTag(b, num, protowire.BytesType), v)
 }
 
-var errContentEncoding = errors.New("content encoding")
+// ErrEncoding is the error of Parse for bytes that are not a Content
+// encoding; callers wrap it in their own ErrMalformed.
+var ErrEncoding = errors.New("content encoding")
 
-// parseContent decodes raw into c. Bytes fields alias raw.
-func parseContent(raw []byte, c *sealedpb.Content) error {
+// Parse decodes raw into c. Bytes fields alias raw.
+func Parse(raw []byte, c *sealedpb.Content) error {
 	for len(raw) > 0 {
 		num, typ, n := protowire.ConsumeTag(raw)
 		if n < 0 {
-			return errContentEncoding
+			return ErrEncoding
 		}
 		raw = raw[n:]
 		switch typ {
 		case protowire.VarintType:
 			v, n := protowire.ConsumeVarint(raw)
 			if n < 0 {
-				return errContentEncoding
+				return ErrEncoding
 			}
 			raw = raw[n:]
 			switch num {
@@ -131,12 +134,12 @@ func parseContent(raw []byte, c *sealedpb.Content) error {
 			case fieldAckAbove:
 				c.AckAbove = v
 			default:
-				return errContentEncoding
+				return ErrEncoding
 			}
 		case protowire.BytesType:
 			v, n := protowire.ConsumeBytes(raw)
 			if n < 0 {
-				return errContentEncoding
+				return ErrEncoding
 			}
 			raw = raw[n:]
 			v = v[:len(v):len(v)]
@@ -161,10 +164,10 @@ func parseContent(raw []byte, c *sealedpb.Content) error {
 			case fieldSenderMailbox:
 				c.SenderMailbox = v
 			default:
-				return errContentEncoding
+				return ErrEncoding
 			}
 		default:
-			return errContentEncoding
+			return ErrEncoding
 		}
 	}
 	return nil
