@@ -1,6 +1,10 @@
 package sealpost
 
-import "time"
+import (
+	"time"
+
+	"github.com/sealpost/sealpost/internal/receiptq"
+)
 
 // Defaults of the Device options, each with the reason for its value.
 const (
@@ -48,7 +52,7 @@ const (
 	// maxReceiptBatch bounds the ids in one receipt content, and
 	// maxQueuedReceipts the receipts queued per session.
 	maxReceiptBatch   = 256
-	maxQueuedReceipts = maxReceiptBatch
+	maxQueuedReceipts = receiptq.Capacity // = maxReceiptBatch
 )
 
 // Option configures a Device at Open.

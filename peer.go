@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/internal/receiptq"
 	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/proto/statepb"
@@ -78,7 +79,7 @@ type session struct {
 	conv  *transcript.Conversation
 	meta  *sessionMeta // base key, initiator, pending, times, read receipts
 	// delivered are the queued delivery receipts.
-	delivered idQueue
+	delivered receiptq.Queue
 	// pending is our session start and the peer's bundle while the peer
 	// has not replied (nil after); start and bundle cache them parsed.
 	pending *statepb.PendingStart
@@ -114,7 +115,7 @@ type sessionKeys struct {
 	record, start string
 	ratchet       [ratchet.SplitParts]string
 	logs          [2][transcript.LogSlots]string
-	queue         [queueBlocks]string
+	queue         [receiptq.Blocks]string
 }
 
 // newSession returns a session of the peer named name, not yet committed.
@@ -148,7 +149,7 @@ func (s *session) logKey(l transcript.Log, slot int) string {
 	return cachedKey(&s.keys.logs[l-1][slot], record.KeyLogPrefix, s.keyID, int(l), slot)
 }
 func (s *session) queueKey(slot int) string {
-	if slot < 0 || slot >= queueBlocks {
+	if slot < 0 || slot >= receiptq.Blocks {
 		return record.KeyQueuePrefix + s.keyID + "/" + strconv.Itoa(slot)
 	}
 	return cachedKey(&s.keys.queue[slot], record.KeyQueuePrefix, s.keyID, -1, slot)
@@ -310,7 +311,7 @@ func (d *Device) loadSession(ctx context.Context, name string, id [16]byte) (*se
 	}
 	s.conv = conv
 	if q := s.meta.Receipts; q != nil {
-		err := s.delivered.load(q.DeliveredFrom, q.DeliveredTo, func(slot int) ([]byte, error) {
+		err := s.delivered.Load(q.DeliveredFrom, q.DeliveredTo, func(slot int) ([]byte, error) {
 			return getRecord(ctx, d.store, s.queueKey(slot))
 		})
 		if err != nil {
@@ -369,7 +370,7 @@ func (s *session) committed(raw []byte) {
 	s.savedPending = s.pending
 	s.sentSaved = s.conv.LogTotal(transcript.SentLog)
 	s.recvSaved = s.conv.LogTotal(transcript.ReceivedLog)
-	s.queueSaved = s.delivered.to
+	s.queueSaved = s.delivered.To
 }
 
 // rewind returns the session to what it last committed, keeping its
@@ -390,9 +391,9 @@ func (s *session) rewind(keepRatchet bool) {
 		panic("sealpost: committed transcript head does not restore: " + err.Error())
 	}
 	if q := s.meta.Receipts; q != nil {
-		s.delivered.from, s.delivered.to = q.DeliveredFrom, q.DeliveredTo
+		s.delivered.From, s.delivered.To = q.DeliveredFrom, q.DeliveredTo
 	} else {
-		s.delivered.from, s.delivered.to = 0, 0
+		s.delivered.From, s.delivered.To = 0, 0
 	}
 	if s.pending != s.savedPending {
 		s.pending, s.start, s.bundle = s.savedPending, nil, nil
@@ -426,7 +427,7 @@ func (s *session) put(b *Batch) (raw []byte, err error) {
 	s.conv.ChangedBlocks(transcript.ReceivedLog, s.recvSaved, record.ChecksumSize, func(slot int, block []byte) {
 		putRecord(b, s.logKey(transcript.ReceivedLog, slot), block)
 	})
-	s.delivered.changedBlocks(s.queueSaved, func(slot int, block []byte) {
+	s.delivered.ChangedBlocks(s.queueSaved, func(slot int, block []byte) {
 		putRecord(b, s.queueKey(slot), block)
 	})
 	switch {
@@ -460,7 +461,7 @@ func (s *session) deleteAll(b *Batch) {
 	for slot := range usedSlots(s.recvSaved, transcript.LogBlockSize, transcript.LogSlots) {
 		b.Delete(s.logKey(transcript.ReceivedLog, slot))
 	}
-	for slot := range usedSlots(s.queueSaved, queueBlockSize, queueBlocks) {
+	for slot := range usedSlots(s.queueSaved, receiptq.BlockSize, receiptq.Blocks) {
 		b.Delete(s.queueKey(slot))
 	}
 }

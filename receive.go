@@ -481,11 +481,11 @@ func (d *Device) queueReceipt(s *session, kind Kind, ids []MessageID, now time.T
 		if kind == KindRead {
 			q.Read = append(q.Read, append([]byte(nil), id[:]...))
 		} else {
-			s.delivered.push(id, maxQueuedReceipts)
+			s.delivered.Push(id, maxQueuedReceipts)
 		}
 	}
-	for s.delivered.len() > 0 && s.queued() > maxQueuedReceipts {
-		s.delivered.dropOldest()
+	for s.delivered.Len() > 0 && s.queued() > maxQueuedReceipts {
+		s.delivered.DropOldest()
 	}
 	if n := len(q.Read) - maxQueuedReceipts; n > 0 {
 		q.Read = q.Read[n:]
@@ -497,7 +497,7 @@ func (d *Device) queueReceipt(s *session, kind Kind, ids []MessageID, now time.T
 
 // queued returns the number of receipts queued on the session.
 func (s *session) queued() int {
-	n := s.delivered.len()
+	n := s.delivered.Len()
 	if q := s.meta.Receipts; q != nil {
 		n += len(q.Read)
 	}

@@ -56,8 +56,8 @@ func randomSession(t testing.TB, r *rand.Rand) *session {
 		}
 	}
 	if r.IntN(2) == 0 {
-		s.delivered.from = uint64(r.IntN(1 << 20))
-		s.delivered.to = s.delivered.from + uint64(r.IntN(maxQueuedReceipts+1))
+		s.delivered.From = uint64(r.IntN(1 << 20))
+		s.delivered.To = s.delivered.From + uint64(r.IntN(maxQueuedReceipts+1))
 	}
 	return s
 }
@@ -90,8 +90,8 @@ func TestSessionRecordRoundTrip(t *testing.T) {
 		want := &sessionMeta{BaseKey: s.meta.BaseKey, Initiator: s.meta.Initiator, Pending: s.pending != nil,
 			CreatedUnixNano: s.meta.CreatedUnixNano, LastReceivedUnixNano: s.meta.LastReceivedUnixNano, Transcript: head,
 			RatchetHead: []byte(fakeHead)}
-		if s.meta.Receipts != nil || s.delivered.to != 0 {
-			want.Receipts = &receiptQueue{DeliveredFrom: s.delivered.from, DeliveredTo: s.delivered.to}
+		if s.meta.Receipts != nil || s.delivered.To != 0 {
+			want.Receipts = &receiptQueue{DeliveredFrom: s.delivered.From, DeliveredTo: s.delivered.To}
 			if q := s.meta.Receipts; q != nil {
 				want.Receipts.DueUnixNano, want.Receipts.Read = q.DueUnixNano, q.Read
 			}
@@ -145,7 +145,7 @@ func checkLayoutCases(t *testing.T, cases map[string]layoutCase, decode func([]b
 func TestSessionRecordDecodeErrors(t *testing.T) {
 	s := randomSession(t, rand.New(rand.NewPCG(3, 4)))
 	s.meta.Receipts = &receiptQueue{DueUnixNano: 5, Read: [][]byte{bytes.Repeat([]byte{7}, 16)}}
-	s.delivered.from, s.delivered.to = 10, 20
+	s.delivered.From, s.delivered.To = 10, 20
 	raw, err := s.encode(fakeRatchetHead)
 	if err != nil {
 		t.Fatal(err)
@@ -310,71 +310,6 @@ func TestKeptResultDecodeErrors(t *testing.T) {
 	}
 }
 
-// queueWith returns a queue after n pushes with at most max held, and its
-// blocks by slot as changedBlocks writes them.
-func queueWith(r *rand.Rand, n, max int) (*idQueue, map[int][]byte) {
-	q := new(idQueue)
-	blocks := map[int][]byte{}
-	for range n {
-		saved := q.to
-		q.push(randomID(r), max)
-		q.changedBlocks(saved, func(slot int, b []byte) { blocks[slot] = b })
-	}
-	return q, blocks
-}
-
-// TestReceiptBlocksRoundTrip: a queue saved block by block as it grows
-// loads back with the same ids; every block has room for the checksum.
-func TestReceiptBlocksRoundTrip(t *testing.T) {
-	r := rand.New(rand.NewPCG(11, 12))
-	for i := range 50 {
-		q, blocks := queueWith(r, r.IntN(600), 1+r.IntN(maxQueuedReceipts))
-		for _, b := range blocks {
-			if cap(b)-len(b) != record.ChecksumSize {
-				t.Fatalf("block with %d spare bytes", cap(b)-len(b))
-			}
-		}
-		var got idQueue
-		err := got.load(q.from, q.to, func(slot int) ([]byte, error) { return blocks[slot], nil })
-		if err != nil {
-			t.Fatalf("%d: %v", i, err)
-		}
-		if got.len() != q.len() || !reflect.DeepEqual(got.take(q.len()), q.take(q.len())) {
-			t.Fatalf("%d: loaded queue differs", i)
-		}
-	}
-}
-
-// TestReceiptBlockDecodeErrors: every bad receipt block is a typed error.
-func TestReceiptBlockDecodeErrors(t *testing.T) {
-	q, blocks := queueWith(rand.New(rand.NewPCG(13, 14)), 40, maxQueuedReceipts) // blocks 0, 1, 2; 2 holds 8
-	raw := blocks[2]
-	cases := map[string]layoutCase{
-		"empty":              {[]byte{}, ErrMalformed},
-		"first in block 1":   {with(raw, 1, be64(31)...), ErrMalformed},
-		"first past from":    {with(raw, 1, be64(33)...), ErrMalformed},
-		"too long":           {append(bytes.Clone(raw), make([]byte, 16*9)...), ErrMalformed},
-		"a partial id":       {append(bytes.Clone(raw), 1), ErrMalformed},
-		"one id short":       {raw[:len(raw)-16], ErrMalformed},
-		"version 0":          {with(raw, 0, 0), ErrUnsupportedVersion},
-		"version 3":          {with(raw, 0, record.Layout+1), ErrUnsupportedVersion},
-		"first byte only":    {raw[:1], ErrMalformed},
-		"first truncated":    {raw[:5], ErrMalformed},
-		"header without ids": {raw[:queueBlockFixed], ErrMalformed},
-	}
-	checkLayoutCases(t, cases, func(b []byte) error {
-		return new(idQueue).load(q.from, q.to, func(slot int) ([]byte, error) {
-			if slot == 2 {
-				return b, nil
-			}
-			return blocks[slot], nil
-		})
-	})
-	if err := new(idQueue).load(q.from, q.to, func(slot int) ([]byte, error) { return blocks[slot], nil }); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // typedRecordError fails t unless err is nil or one of the decoders'
 // sentinels.
 func typedRecordError(t *testing.T, err error) bool {
@@ -411,7 +346,7 @@ func FuzzSessionRecord(f *testing.F) {
 			s.pending = &statepb.PendingStart{}
 		}
 		if q := m.Receipts; q != nil {
-			s.delivered.from, s.delivered.to = q.DeliveredFrom, q.DeliveredTo
+			s.delivered.From, s.delivered.To = q.DeliveredFrom, q.DeliveredTo
 		}
 		again, err := s.encode(func(b []byte) ([]byte, error) { return append(b, m.RatchetHead...), nil })
 		if err != nil || !bytes.Equal(again, raw) {
@@ -459,36 +394,6 @@ func FuzzKeptResult(f *testing.F) {
 		again, err := encodeKeptResult(in)
 		if err != nil || !bytes.Equal(again, raw) {
 			t.Fatalf("accepted result re-encodes differently (%v)", err)
-		}
-	})
-}
-
-// FuzzReceiptBlocks: idQueue.load of arbitrary bounds and blocks never
-// panics, fails with a typed error and leaves the queue unchanged, or
-// loads a queue whose blocks load again to the same ids.
-func FuzzReceiptBlocks(f *testing.F) {
-	q, blocks := queueWith(rand.New(rand.NewPCG(21, 22)), 40, maxQueuedReceipts)
-	f.Add(q.from, q.to, blocks[0], blocks[1], blocks[2])
-	f.Add(uint64(0), uint64(1), []byte{}, []byte{}, []byte{})
-	f.Fuzz(func(t *testing.T, from, to uint64, b0, b1, b2 []byte) {
-		in := [][]byte{b0, b1, b2}
-		var got idQueue
-		got.push([16]byte{1}, maxQueuedReceipts)
-		err := got.load(from, to, func(slot int) ([]byte, error) { return in[slot%3], nil })
-		if !typedRecordError(t, err) {
-			if got.from != 0 || got.to != 1 {
-				t.Fatal("a failed load changed the queue")
-			}
-			return
-		}
-		saved := map[int][]byte{}
-		got.changedBlocks(0, func(slot int, b []byte) { saved[slot] = b })
-		var again idQueue
-		if err := again.load(got.from, got.to, func(slot int) ([]byte, error) { return saved[slot], nil }); err != nil {
-			t.Fatalf("a loaded queue's blocks do not load: %v", err)
-		}
-		if !reflect.DeepEqual(again.take(again.len()), got.take(got.len())) {
-			t.Fatal("a loaded queue's blocks load other ids")
 		}
 	})
 }

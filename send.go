@@ -135,7 +135,7 @@ func takeReceipts(s *session, c *sealedpb.Content) {
 	} else {
 		q.Read = nil
 	}
-	delivered := s.delivered.take(maxReceiptBatch - len(read))
+	delivered := s.delivered.Take(maxReceiptBatch - len(read))
 	if s.queued() == 0 {
 		s.meta.Receipts = nil
 	}

@@ -101,7 +101,7 @@ func (s *session) encode(appendRatchet func([]byte) ([]byte, error)) ([]byte, er
 	if m.Receipts != nil {
 		read, due = m.Receipts.Read, m.Receipts.DueUnixNano
 	}
-	queue := m.Receipts != nil || s.delivered.to != 0
+	queue := m.Receipts != nil || s.delivered.To != 0
 	head := s.conv.HeadSize()
 	n := sessRecordFixed + head
 	flags := byte(0)
@@ -136,8 +136,8 @@ func (s *session) encode(appendRatchet func([]byte) ([]byte, error)) ([]byte, er
 	n += rl
 	if queue {
 		b = binary.BigEndian.AppendUint64(b, uint64(due))
-		b = binary.BigEndian.AppendUint64(b, s.delivered.from)
-		b = binary.BigEndian.AppendUint64(b, s.delivered.to)
+		b = binary.BigEndian.AppendUint64(b, s.delivered.From)
+		b = binary.BigEndian.AppendUint64(b, s.delivered.To)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(read)))
 		for _, id := range read {
 			b = append(b, id...)
