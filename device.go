@@ -9,9 +9,11 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/sealpost/sealpost/internal/blocklist"
 	"github.com/sealpost/sealpost/internal/ct"
 	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/internal/record"
+	"github.com/sealpost/sealpost/internal/seen"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/proto/statepb"
 )
@@ -66,8 +68,8 @@ type Device struct {
 	others  map[Address][]*peer
 	dir     []*peer
 	pending []*peer
-	seen    map[uint32]*seenStarts // accepted starts by signed prekey, read on first use
-	blocked blocklist
+	seen    map[uint32]*seen.Starts // accepted starts by signed prekey, read on first use
+	blocked blocklist.List
 	tags    map[[16]byte]*peer
 	kept    map[MessageID]*peer
 	keptEnv map[[32]byte]*peer // envelope id (envelopeID) of every kept result
@@ -90,7 +92,7 @@ func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, 
 		panic("sealpost: Open with a nil Store")
 	}
 	d := &Device{store: s, self: self, opts: defaultOptions(),
-		peers: map[Address]*peer{}, others: map[Address][]*peer{}, seen: map[uint32]*seenStarts{},
+		peers: map[Address]*peer{}, others: map[Address][]*peer{}, seen: map[uint32]*seen.Starts{},
 		tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{}, keptEnv: map[[32]byte]*peer{}}
 	for _, o := range opts {
 		o(&d.opts)

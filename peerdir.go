@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sealpost/sealpost/internal/record"
+	"github.com/sealpost/sealpost/internal/seen"
 )
 
 // The peer directory and the bound on pending peers (issue 14, defect 3).
@@ -109,8 +110,8 @@ type txn struct {
 	evict   []*peer
 	dir     []dirOp
 	dirN    int
-	seen    *seenStarts // with seenAdd, the start to add once committed
-	seenAdd seenAdd
+	seen    *seen.Starts // with seenAdd, the start to add once committed
+	seenAdd seen.Add
 }
 
 // dirOp sets a directory slot to a peer, or deletes it (p nil).
@@ -207,7 +208,7 @@ func (d *Device) adoptTxn(tx *txn) {
 		d.adopt(&tx.also[i])
 	}
 	if tx.seen != nil {
-		tx.seen.adopt(tx.seenAdd)
+		tx.seen.Adopt(tx.seenAdd)
 	}
 }
 

@@ -90,7 +90,7 @@ func (d *Device) commitDevice(ctx context.Context, pre *prekeys) error {
 			if err != nil {
 				return err
 			}
-			s.deleteAll(b, k.ID())
+			s.DeleteAll(k.ID(), b.Delete)
 			dropped = append(dropped, k.ID())
 		}
 	}

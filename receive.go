@@ -226,7 +226,7 @@ func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*re
 		return nil, fmt.Errorf("%w: session start without a message", ErrMalformed)
 	}
 	tag, msg := [16]byte(start.Payload[:16]), start.Payload[16:]
-	if fp := start.Identity.Fingerprint(); d.blocked.blocks(start.Initiator, &fp) {
+	if fp := start.Identity.Fingerprint(); d.blocked.Blocks(start.Initiator, &fp) {
 		// Refused on what the sealed start claims, before any key
 		// agreement: a start that falsely claims a blocked sender would
 		// have failed the agreement anyway.
@@ -272,7 +272,7 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 		return err
 	}
 	baseSum := sha256.Sum256(start.BaseKey())
-	if seen.has([16]byte(baseSum[:16])) {
+	if seen.Has([16]byte(baseSum[:16])) {
 		return fmt.Errorf("%w: session start replayed", ErrDuplicate)
 	}
 	spk := d.pre.signedByID(start.SignedPrekeyID)
@@ -304,7 +304,7 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 	if otp != nil || start.PQOneTime {
 		rc.pre = d.pre.without(otp, pq)
 	}
-	rc.tx.seen, rc.tx.seenAdd = seen, seen.put(rc.batch, start.SignedPrekeyID, [16]byte(baseSum[:16]))
+	rc.tx.seen, rc.tx.seenAdd = seen, seen.Put(start.SignedPrekeyID, [16]byte(baseSum[:16]), func(k string, v []byte) { putRecord(rc.batch, k, v) })
 	return nil
 }
 
@@ -450,7 +450,7 @@ func (d *Device) keptResult(ctx context.Context, p *peer, key string) (*Incoming
 // ErrBlocked for a blocked sender, ErrIdentityChanged in strict mode for an
 // unconfirmed identity; nil otherwise.
 func (d *Device) refuse(p *peer) error {
-	if d.blocked.blocks(p.addr, &p.fp) {
+	if d.blocked.Blocks(p.addr, &p.fp) {
 		return fmt.Errorf("%w: envelope from %s", ErrBlocked, p.addr)
 	}
 	if d.opts.strictIdentity && p.unconfirmed() {
