@@ -44,8 +44,8 @@ func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 			touched = append(touched, p)
 		}
 		for i, k := range p.kept {
-			if k.id == id {
-				b.Delete(k.storeKey())
+			if MessageID(k.ID) == id {
+				b.Delete(k.StoreKey())
 				// In place: on failure the index is decoded again from
 				// its committed record.
 				p.kept = slices.Delete(p.kept, i, i+1)

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/sealpost/sealpost/internal/kept"
 	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/internal/receiptq"
 	"github.com/sealpost/sealpost/internal/record"
@@ -64,7 +65,7 @@ type peer struct {
 	slot       int
 	inPending  bool
 	gone       bool
-	kept       []keptEntry
+	kept       []kept.Entry
 	keptRaw    []byte     // the kept index as last committed
 	keptIn     []keptRef  // what this peer has in Device.kept and keptEnv
 	keptIdxKey string     // keptIndexKey(name), built on first use
@@ -571,7 +572,7 @@ func (d *Device) index(p *peer) {
 func (d *Device) indexKept(p *peer) {
 	d.unindexKept(p)
 	for _, k := range p.kept {
-		ref := keptRef{id: k.id, env: k.env}
+		ref := keptRef{id: k.ID, env: k.Env}
 		d.kept[ref.id], d.keptEnv[ref.env] = p, p
 		p.keptIn = append(p.keptIn, ref)
 	}

@@ -227,7 +227,7 @@ func (d *Device) deletePeer(b *Batch, p *peer) {
 	b.Delete(p.key)
 	b.Delete(p.keptIndexKey())
 	for i := range p.kept {
-		b.Delete(p.kept[i].storeKey())
+		b.Delete(p.kept[i].StoreKey())
 	}
 	for _, s := range p.saved {
 		s.deleteAll(b)

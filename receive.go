@@ -11,6 +11,7 @@ import (
 
 	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/envelope/seal"
+	"github.com/sealpost/sealpost/internal/kept"
 	"github.com/sealpost/sealpost/internal/pad"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/ratchet"
@@ -93,9 +94,9 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	// 2. A result kept from an earlier delivery of the same envelope. The
 	// in-memory index says whether there is one, so a new envelope costs
 	// no store read.
-	env := envelopeID(h.Tag, raw)
+	env := kept.EnvelopeID(h.Tag, raw)
 	if p := d.keptEnv[env]; p != nil {
-		return d.keptResult(ctx, p, keptKey(env))
+		return d.keptResult(ctx, p, kept.Key(env))
 	}
 	// 3. Find the session and decrypt: by tag, as a first contact, or by
 	// trying every session's header keys.
@@ -413,16 +414,16 @@ func (d *Device) keep(rc *received, in *Incoming, env [32]byte) error {
 	if err != nil {
 		return err
 	}
-	key := keptKey(env)
+	key := kept.Key(env)
 	putRecord(rc.batch, key, raw)
 	now := d.opts.now()
-	kept := append(rc.p.kept, keptEntry{env: env, id: in.ID, received: now.UnixNano(), key: key})
+	entries := append(rc.p.kept, kept.NewEntry(env, in.ID, now.UnixNano(), key))
 	cutoff := now.Add(-d.opts.keptAge).UnixNano()
-	for len(kept) > 0 && (len(kept) > d.opts.maxKept || kept[0].received < cutoff) {
-		rc.batch.Delete(kept[0].storeKey())
-		kept = kept[1:]
+	for len(entries) > 0 && (len(entries) > d.opts.maxKept || entries[0].Received < cutoff) {
+		rc.batch.Delete(entries[0].StoreKey())
+		entries = entries[1:]
 	}
-	rc.p.kept = kept
+	rc.p.kept = entries
 	idx, err := rc.p.encodeKept()
 	if err != nil {
 		return err

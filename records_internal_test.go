@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/sealpost/sealpost/internal/kept"
 	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/proto/statepb"
 	"github.com/sealpost/sealpost/ratchet"
@@ -175,12 +176,12 @@ func TestSessionRecordDecodeErrors(t *testing.T) {
 	}
 }
 
-func randomKept(r *rand.Rand) []keptEntry {
-	var kept []keptEntry
+func randomKept(r *rand.Rand) []kept.Entry {
+	var entries []kept.Entry
 	for range r.IntN(20) {
-		kept = append(kept, keptEntry{env: [32]byte(randomBytes(r, 32)), id: randomID(r), received: int64(r.Uint64())})
+		entries = append(entries, kept.Entry{Env: [32]byte(randomBytes(r, 32)), ID: randomID(r), Received: int64(r.Uint64())})
 	}
-	return kept
+	return entries
 }
 
 // TestKeptIndexRoundTrip: the kept index decodes to the entries it was
@@ -209,7 +210,7 @@ func TestKeptIndexRoundTrip(t *testing.T) {
 // TestKeptIndexDecodeErrors: every bad kept index is a typed error.
 func TestKeptIndexDecodeErrors(t *testing.T) {
 	p := &peer{kept: randomKept(rand.New(rand.NewPCG(7, 8)))[:0]}
-	p.kept = append(p.kept, keptEntry{id: MessageID{1}}, keptEntry{id: MessageID{2}})
+	p.kept = append(p.kept, kept.Entry{ID: [16]byte{1}}, kept.Entry{ID: [16]byte{2}})
 	raw, _ := p.encodeKept()
 	cases := map[string]layoutCase{
 		"empty":            {[]byte{}, ErrMalformed},
@@ -301,7 +302,7 @@ func TestKeptResultDecodeErrors(t *testing.T) {
 		"finding kind 7":           {with(raw, 56, 7), ErrMalformed},
 		"outgoing byte 2":          {with(raw, 57, 2), ErrMalformed},
 		"finding ids past input":   {with(raw, 74, be16(2)...), ErrMalformed},
-		"finding ids over bound":   {with(raw, 74, be16(maxKeptFindingIDs+1)...), ErrMalformed},
+		"finding ids over bound":   {with(raw, 74, be16(2*kept.MaxIDs+1)...), ErrMalformed},
 	}
 	badLayouts(cases, raw)
 	checkLayoutCases(t, cases, func(b []byte) error { _, err := decodeKeptResult(b); return err })
@@ -365,7 +366,7 @@ func FuzzKeptIndex(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		kept, err := decodeKeptIndex(raw)
+		kept, err := kept.DecodeIndex(raw)
 		if !typedRecordError(t, err) {
 			return
 		}
