@@ -1,7 +1,7 @@
 package sealpost_test
 
 // Session agreement after late starts, simultaneous starts and rollbacks
-// (ADVERSARIAL 25, 26, 35): the Device answers on the session the peer
+// (TESTING.md items 25, 26, 35): the Device answers on the session the peer
 // used (promote), and the transcript accepts a rolled-back peer's new
 // contents as forks instead of refusing them as duplicates.
 
@@ -13,7 +13,7 @@ import (
 	"github.com/sealpost/sealpost"
 )
 
-// TestLatePrekeyMessageAgreement (ADVERSARIAL 26): a late first contact
+// TestLatePrekeyMessageAgreement (TESTING.md item 26): a late first contact
 // of an older session arrives after a newer session exists. The checklist
 // wants the old session promoted back; whatever the rule, both sides must
 // then send on one session: after two exchanges, neither sends a first
@@ -59,7 +59,7 @@ func TestLatePrekeyMessageAgreement(t *testing.T) {
 	}
 }
 
-// TestRollbackHealsInOneRoundTrip (ADVERSARIAL 35): Alice's store is
+// TestRollbackHealsInOneRoundTrip (TESTING.md item 35): Alice's store is
 // restored to before her last three messages (all received by Bob). After
 // one round trip, her new messages must be accepted (with a finding), not
 // refused: they are new messages the app sent.
@@ -90,7 +90,7 @@ func TestRollbackHealsInOneRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSimultaneousStartLateLostStart (ADVERSARIAL 25): the scenario "one
+// TestSimultaneousStartLateLostStart (TESTING.md item 25): the scenario "one
 // side's first message lost" of TestSimultaneousStartScenarios, with its
 // one-session check asserted: the late first message (the start that lost
 // the tie-break) must not split the sides onto two sessions.

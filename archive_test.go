@@ -18,7 +18,7 @@ import (
 	"github.com/sealpost/sealpost/keys"
 )
 
-// ADVERSARIAL 26 and 27 at the Device level. "Archive" is what the Device
+// TESTING.md items 26 and 27 at the Device level. "Archive" is what the Device
 // offers for it: StartSession again with a fresh bundle, which makes the
 // older session non-current (it stays, and still receives, among the last
 // few sessions). Snapshot and restore are MemoryStore.Snapshot/Restore and
@@ -51,7 +51,7 @@ func arFirstContact(t testing.TB, env []byte) bool {
 // (c) the older session's start arrives only after the newer one (Alice
 // started twice, the relay reordered). Each time the late message and a
 // later one for the old session decrypt, and every message both ways
-// decrypts after (ADVERSARIAL 26).
+// decrypts after (TESTING.md item 26).
 //
 // What the Device does with the old session (observed, logged): it never
 // promotes a session it holds back to current when a late message for it
@@ -564,7 +564,7 @@ func arSchedule(seed uint64, length int, restores bool) []byte {
 // deliveries, drops, duplicates, reorders, receipt flushes, Done, new
 // sessions by either side (archive), snapshots, restores of an earlier
 // snapshot with a reopen, and restarts, on two devices; the app's own
-// record is saved and restored with its device's store (ADVERSARIAL 27).
+// record is saved and restored with its device's store (TESTING.md item 27).
 //
 // Throughout: every error is typed; nothing reaches an app twice as new
 // within its history (after a restore, the restored history); an envelope
@@ -615,7 +615,7 @@ func TestArchiveSnapshotRestore(t *testing.T) {
 
 // FuzzArchiveRestore drives the engine of TestArchiveSnapshotRestore from
 // the fuzzer: the byte string is the schedule, with the same invariants
-// (ADVERSARIAL fuzz target 10: the Archive, Snapshot and Restore that
+// (TESTING.md fuzz target F10: the Archive, Snapshot and Restore that
 // FuzzInteraction lacks).
 func FuzzArchiveRestore(f *testing.F) {
 	base := newARBase(f)

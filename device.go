@@ -46,7 +46,7 @@ func (d *Device) recycle(b *Batch) {
 }
 
 // Device is one device's identity, prekeys, sessions, transcripts and
-// receipt queues behind one small API (DESIGN section 4). It is safe for
+// receipt queues behind one small API (docs/SPEC.md §15). It is safe for
 // concurrent use; operations are serialised. Every change of state is
 // written to the Store before the operation returns (one Apply per envelope
 // sent or received, one per Done), so a crash never loses an accepted

@@ -19,7 +19,7 @@ import (
 
 var updateStore = flag.Bool("update-store", false, "rewrite testdata/store/*.golden from a new conversation")
 
-// The stored-state golden vectors (ADVERSARIAL 37): the stores of two
+// The stored-state golden vectors (TESTING.md item 37): the stores of two
 // devices in the middle of a conversation, as this store layout version
 // writes them, with envelopes still in flight. Each released layout keeps
 // its file; a build must load every one (or refuse it with

@@ -43,7 +43,7 @@ func (s *countingStore) Apply(ctx context.Context, b *sealpost.Batch) error {
 	return s.MemoryStore.Apply(ctx, b)
 }
 
-// TestFirstContactFlood (ADVERSARIAL 52, issue 14 defect 3): 650
+// TestFirstContactFlood (TESTING.md item 52, issue 14 defect 3): 650
 // strangers each send one first contact from the public last-resort
 // bundle. The bytes each costs the victim's store do not grow with the
 // number of earlier ones (before issue 14 they grew from 2.2 KB to 25 KB:

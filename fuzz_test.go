@@ -17,7 +17,7 @@ import (
 	"github.com/sealpost/sealpost/keys"
 )
 
-// Fuzz targets of the root package (ADVERSARIAL, "Fuzz targets"): Receive
+// Fuzz targets of the root package (TESTING.md, "Fuzz targets"): Receive
 // on an established device (5, 3, 4 through the Device), Open over
 // corrupted stored records (6), store faults during a conversation (11) and
 // a schedule of sends, deliveries, drops, duplicates, reorders, flushes and

@@ -11,7 +11,7 @@ import (
 	"github.com/sealpost/sealpost/proto/statepb"
 )
 
-// Identities at an address (DESIGN section 3.5, as amended by issue 14).
+// Identities at an address (docs/SPEC.md §15.6).
 // Until accounts and a key directory bind addresses to keys, an address is
 // only a claim: anyone holding a public bundle can start a session
 // presenting any address and a new identity. So an identity change never

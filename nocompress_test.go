@@ -9,7 +9,7 @@ import (
 // TestNoCompression: no package of the library imports a compressor, so no
 // path compresses data before it is encrypted, which would let an attacker
 // who injects chosen text learn secrets from ciphertext lengths (CRIME and
-// BREACH; ADVERSARIAL 49). The protobuf runtime links compress/gzip for its
+// BREACH; TESTING.md item 49). The protobuf runtime links compress/gzip for its
 // own descriptors, never for message data, so only the library's direct
 // imports are checked.
 func TestNoCompression(t *testing.T) {

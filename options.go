@@ -9,7 +9,7 @@ import (
 // Defaults of the Device options, each with the reason for its value.
 const (
 	// DefaultReceiptDelayMin and DefaultReceiptDelayMax bound the random
-	// delay before queued receipts leave (DESIGN section 3.4). A receipt
+	// delay before queued receipts leave (docs/SPEC.md §14). A receipt
 	// sent the moment a message arrives links sender and recipient in the
 	// relay's logs (the statistical disclosure attack on sealed sender,
 	// Martiny et al., NDSS 2021); seconds of jitter and batching blur that.
@@ -101,7 +101,7 @@ func WithClock(now func() time.Time) Option { return func(o *options) { o.now = 
 // WithStrictIdentity makes an identity other than the pinned one an error
 // (ErrIdentityChanged) until the app calls Trust, instead of the default:
 // deliver its messages marked Unconfirmed, with an identity-changed
-// finding, while the pinned identity's sessions go on (DESIGN section 3.5;
+// finding, while the pinned identity's sessions go on (docs/SPEC.md §15.6;
 // see Trust).
 func WithStrictIdentity() Option { return func(o *options) { o.strictIdentity = true } }
 

@@ -22,7 +22,7 @@ func wireNonce(tag [16]byte, msg []byte) (nonce, hdr []byte) {
 }
 
 // TestRestoredDeviceNeverReusesHeaderNonce is issue 14's defect 1 at the
-// Device (ADVERSARIAL 35, 51): Alice's store is backed up
+// Device (TESTING.md items 35, 51): Alice's store is backed up
 // (MemoryStore.Snapshot), she sends, her store is restored from the backup
 // and the Device reopened, she receives a message Bob sent on the same
 // chain, and she sends again: the same routing tag as the lost envelope.

@@ -11,7 +11,7 @@ import (
 	"github.com/sealpost/sealpost"
 )
 
-// Receipt timing (ADVERSARIAL 40, DESIGN 3.4): with the default options a
+// Receipt timing (TESTING.md item 40, docs/SPEC.md §14): with the default options a
 // receipt leaves only from Flush, after a random delay in
 // [DefaultReceiptDelayMin, DefaultReceiptDelayMax] counted from the first
 // receipt queued for the peer, and all receipts queued for one peer leave

@@ -156,7 +156,7 @@ func (d *Device) decrypt(ctx context.Context, h envelope.Header, body, raw []byt
 // maxSlowPath bounds the sessions an envelope with an unknown tag is tried
 // on: the most recently used ones. Such an envelope is either garbage (a
 // flood must cost a bounded amount per envelope, whatever the number of
-// sessions: ADVERSARIAL 24) or a message more than ratchet.TagWindow past
+// sessions: TESTING.md item 24) or a message more than ratchet.TagWindow past
 // what its session expects, which only happens after heavy loss; it is
 // found if its session is among the maxSlowPath most recently used, and is
 // otherwise ErrDecrypt.
@@ -257,7 +257,7 @@ func (d *Device) acceptStart(ctx context.Context, start *keys.SessionStart) (*re
 		if held != nil && errors.Is(err, ErrDecrypt) {
 			// The start was accepted before, and only its holder (or a
 			// clone of its state) can seal one: this is a replayed start
-			// whose message is not one we can read (ADVERSARIAL 8).
+			// whose message is not one we can read (TESTING.md item 8).
 			return nil, fmt.Errorf("%w: session start already accepted (%v)", ErrDuplicate, err)
 		}
 		return nil, err

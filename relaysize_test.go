@@ -25,7 +25,7 @@ var tagEnvelopes = flag.Int("sealpost.tagenvelopes", 0, "envelopes for TestRelay
 // Device conversation: messages both ways in runs of 1 to 8 (so the
 // ratchet steps often), delivery and read receipts, a restart of each
 // side from its store every 10^4 envelopes and a new session every 2.5 *
-// 10^4 (ADVERSARIAL 39). Shorter with -short (10^4) and under -race
+// 10^4 (TESTING.md item 39). Shorter with -short (10^4) and under -race
 // (3,000, where one envelope costs about 1 ms); -sealpost.tagenvelopes=N
 // sets the count.
 func TestRelayTagsDistinct(t *testing.T) {
@@ -106,10 +106,10 @@ func TestRelayTagsDistinct(t *testing.T) {
 }
 
 // TestRelaySizeBuckets: a message, a delivery receipt and a read receipt
-// on the wire, for every body length from 0 to 256 bytes (ADVERSARIAL 39;
-// DESIGN 3.3: "a read receipt and a short message are the same size"). Both
+// on the wire, for every body length from 0 to 256 bytes (TESTING.md item 39;
+// docs/SPEC.md §9: a read receipt and a short message are the same size). Both
 // receipts are always one size. A message is that size too whenever its
-// content fits the 256-byte padding floor (pad.MinSize); the content
+// content fits the 384-byte padding floor (pad.MinSize); the content
 // overhead is measured by encoding a Content as the Device does. Above
 // that, the checklist wants the same bucket still, which the Device does
 // not give: the sizes are logged and the test reports the gap.
@@ -186,7 +186,7 @@ func TestRelaySizeBuckets(t *testing.T) {
 	}
 	t.Logf("receipts: %d B; messages: %v", receipt, buckets)
 	if largest < 256 || len(sizes[sealpost.KindMessage]) > 1 {
-		t.Fatalf("messages of %d to 256 bytes are not the size of receipts (%d sizes for 0-256 B); ADVERSARIAL 39 wants one bucket", largest+1, len(sizes[sealpost.KindMessage]))
+		t.Fatalf("messages of %d to 256 bytes are not the size of receipts (%d sizes for 0-256 B); TESTING.md item 39 wants one bucket", largest+1, len(sizes[sealpost.KindMessage]))
 	}
 
 }

@@ -122,7 +122,7 @@ func (n *ssNet) finish(a, b *party) bool {
 // each, every message sent eventually decrypts (lost ones are delivered at
 // the end), repeats after Done are ErrDuplicate, and after two exchanges
 // neither side sends first contacts and both send on one session (checked
-// through the per-session transcript, ssNet.sameSession) (ADVERSARIAL 25).
+// through the per-session transcript, ssNet.sameSession) (TESTING.md item 25).
 //
 // Except in "one side's first message lost", where the one-session check
 // is logged, not asserted: the lost first message carries the start of

@@ -71,7 +71,7 @@ func garbage(d *Device) []byte {
 
 // TestSlowPathBudget: an envelope with an unknown tag is tried on at most
 // maxSlowPath sessions, the most recently used, whatever the number of
-// sessions, and changes nothing (ADVERSARIAL 24). A message past its
+// sessions, and changes nothing (TESTING.md item 24). A message past its
 // session's tag window is still found when the session is among them.
 func TestSlowPathBudget(t *testing.T) {
 	ctx := context.Background()
@@ -188,7 +188,7 @@ func addSyntheticSessions(tb testing.TB, d *Device, n int) {
 }
 
 // BenchmarkUnknownTag measures Receive of an envelope with an unknown tag
-// (a flood) against 1, 1,000 and 100,000 sessions (ADVERSARIAL 24): the
+// (a flood) against 1, 1,000 and 100,000 sessions (TESTING.md item 24): the
 // cost per envelope is bounded by maxSlowPath, not by the session count.
 func BenchmarkUnknownTag(b *testing.B) {
 	for _, n := range []int{1, 1000, 100000} {

@@ -79,7 +79,7 @@ func (fx *takeoverFixture) exchange(t *testing.T, n int) {
 	}
 }
 
-// TestAddressTakeover (ADVERSARIAL 53, issue 14 defect 4): Mallory claims
+// TestAddressTakeover (TESTING.md item 53, issue 14 defect 4): Mallory claims
 // Bob's address with a new identity and sends Alice a first contact from
 // her public bundle. Alice and the real Bob go on both ways; Mallory's
 // messages arrive marked Unconfirmed with Mallory's identity and an

@@ -12,14 +12,14 @@ import (
 	"github.com/sealpost/sealpost/proto/sealedpb"
 )
 
-// The session-start items of ADVERSARIAL section A (4, 5, 9, 10) and the
+// The session-start items of the TESTING.md checklist, section A (4, 5, 9, 10) and the
 // kind confusion of item 42, at the Device level: each bad first contact
 // goes through Device.Receive and must leave the store byte-identical with
 // no Apply (dmCapture, dmUnchanged), save no peer identity, and keep the
 // one-time prekey: the genuine first contact afterwards succeeds, and only
 // then is the prekey gone (a second initiator with the same blob gets
 // ErrUnknownPrekey). The bad envelopes are made by a hand-built peer
-// (advkit_test.go) with the public keys, ratchet and envelope/seal
+// (adversary_helpers_test.go) with the public keys, ratchet and envelope/seal
 // packages, so the outer HPKE layer is always genuine and the Device gets
 // as far as its key agreement or ratchet.
 
@@ -87,7 +87,7 @@ func advAccept(t testing.TB, p *party, raw []byte, body string) *sealpost.Incomi
 // differs from the initiator's only in the post-quantum prekey or
 // ciphertext: ErrDecrypt, nothing changed, no identity saved, both
 // one-time prekeys kept. The genuine start then succeeds and consumes
-// them (ADVERSARIAL 4).
+// them (TESTING.md item 4).
 func TestDeviceKEMBinding(t *testing.T) {
 	h := akTrack(t)
 	c := newClock()
@@ -159,7 +159,7 @@ func TestDeviceKEMBinding(t *testing.T) {
 // whose header and body only the ratchet authenticates) and in the outer
 // HPKE envelope. Each is a typed error with nothing changed and no
 // identity saved; the one-time prekey is kept, so the untouched original
-// then decrypts, and only then is the prekey gone (ADVERSARIAL 5).
+// then decrypts, and only then is the prekey gone (TESTING.md item 5).
 func TestDeviceFirstMessageFlip(t *testing.T) {
 	h := akTrack(t)
 	c := newClock()
@@ -230,7 +230,7 @@ func (s *akSession) startRawPayloadless() []byte {
 // and the ratchet's associated data: every variant is rejected with
 // nothing changed and no identity saved, and Bob's one-time prekey named
 // in them is kept. The intended recipients accept their envelopes
-// (ADVERSARIAL 9).
+// (TESTING.md item 9).
 func TestDeviceWrongRecipient(t *testing.T) {
 	h := akTrack(t)
 	c := newClock()
@@ -278,7 +278,7 @@ func TestDeviceWrongRecipient(t *testing.T) {
 // another initiator address: each is ErrDecrypt with nothing changed,
 // before Bob knows Alice (no identity saved, the one-time prekey kept)
 // and after (Alice's pinned identity unchanged, no identity-changed
-// finding, the session with the real Alice still works) (ADVERSARIAL 10,
+// finding, the session with the real Alice still works) (TESTING.md item 10,
 // and 41's claimed-sender case at the Device level).
 func TestDeviceIdentityMismatch(t *testing.T) {
 	h := akTrack(t)
@@ -346,7 +346,7 @@ func TestDeviceIdentityMismatch(t *testing.T) {
 // receipt with a body, an unknown kind, and a content of another version.
 // Every one is rejected with nothing changed (no session, identity or
 // prekey use on the first-contact path), and the genuine message after
-// them is accepted (ADVERSARIAL 42).
+// them is accepted (TESTING.md item 42).
 func TestDeviceKindConfusion(t *testing.T) {
 	h := akTrack(t)
 	c := newClock()
@@ -404,7 +404,7 @@ func TestDeviceKindConfusion(t *testing.T) {
 // Bob's mailbox keys opens (sealed to another device's key, or damaged)
 // must be ErrDecrypt, as Receive documents ("ErrDecrypt when no session or
 // mailbox key opens it"), with nothing changed, whether or not Bob holds
-// sessions (ADVERSARIAL 22, 41, 47).
+// sessions (TESTING.md items 22, 41, 47).
 func TestUnopenedFirstContactError(t *testing.T) {
 	h := akTrack(t)
 	c := newClock()

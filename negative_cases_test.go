@@ -98,7 +98,7 @@ func flipAt(env []byte, i int) []byte {
 // first change Bob's state, as a setup), and may return the untouched
 // original, which must then be accepted.
 type metaCase struct {
-	item  string // the ADVERSARIAL item
+	item  string // the TESTING.md checklist item
 	name  string
 	build func(fx *metaFixture) (bad []byte, original []byte)
 	want  []error // empty: any sentinel
@@ -321,7 +321,7 @@ func metaCases() []metaCase {
 	return cases
 }
 
-// TestNegativeCasesMeta is ADVERSARIAL 31: every Device-level negative
+// TestNegativeCasesMeta is TESTING.md item 31: every Device-level negative
 // case goes through one wrapper, which asserts that the error is one of
 // the package's sentinels (and the case's expected one), that the store is
 // byte-identical and saw no Apply, that the untouched original (if the case
@@ -332,7 +332,7 @@ func TestNegativeCasesMeta(t *testing.T) {
 	fx := newMetaFixture(t)
 	items := map[string]int{}
 	for _, tc := range metaCases() {
-		what := "ADVERSARIAL " + tc.item + ": " + tc.name
+		what := "item " + tc.item + ": " + tc.name
 		bad, original := tc.build(fx)
 		before := dmCapture(fx.bob, fx.fs)
 		in, err := fx.bob.Receive(ctx, bad)
@@ -357,10 +357,10 @@ func TestNegativeCasesMeta(t *testing.T) {
 	for _, k := range slices.Sorted(maps.Keys(items)) {
 		summary = append(summary, fmt.Sprintf("%s:%d", k, items[k]))
 	}
-	t.Logf("%d negative cases, by ADVERSARIAL item: %s", len(metaCases()), strings.Join(summary, " "))
+	t.Logf("%d negative cases, by TESTING.md item: %s", len(metaCases()), strings.Join(summary, " "))
 	for _, want := range []string{"4", "5", "6", "7", "8", "9", "10", "15", "19", "20", "22", "23", "41", "42"} {
 		if items[want] == 0 {
-			t.Errorf("no negative case for ADVERSARIAL %s", want)
+			t.Errorf("no negative case for TESTING.md item %s", want)
 		}
 	}
 }

@@ -47,7 +47,7 @@ func newFaultyParty(t testing.TB, user string, c *clock, opts ...sealpost.Option
 
 // TestStoreFailureOnReceive: a failing Apply releases no plaintext and
 // changes nothing; after the store recovers the same envelope is accepted
-// exactly once (ADVERSARIAL 31, 32).
+// exactly once (TESTING.md items 31, 32).
 func TestStoreFailureOnReceive(t *testing.T) {
 	c := newClock()
 	alice := newParty(t, "alice", c)
@@ -102,7 +102,7 @@ func TestStoreFailureOnSend(t *testing.T) {
 
 // TestFailedReceiveChangesNothing feeds garbage and tampered envelopes: each
 // is a typed error, no Apply happens, and the store is unchanged
-// (ADVERSARIAL 22, 23, 31).
+// (TESTING.md items 22, 23, 31).
 func TestFailedReceiveChangesNothing(t *testing.T) {
 	c := newClock()
 	alice := newParty(t, "alice", c)
@@ -137,7 +137,7 @@ func TestFailedReceiveChangesNothing(t *testing.T) {
 // identity-changed finding, the pinned identity (and so the safety number
 // and where replies go) stays until the app calls Trust, which switches
 // both; in strict mode it is ErrIdentityChanged and nothing is written
-// until Trust (ADVERSARIAL 45, as amended by issue 14).
+// until Trust (TESTING.md item 45, as amended by issue 14).
 func TestIdentityChange(t *testing.T) {
 	for _, strict := range []bool{false, true} {
 		t.Run(fmt.Sprintf("strict=%t", strict), func(t *testing.T) {
@@ -204,7 +204,7 @@ func TestIdentityChange(t *testing.T) {
 
 // TestSimultaneousStart: both sides start a session at once, with loss and
 // repeats; they converge on one session and every message decrypts
-// (ADVERSARIAL 25).
+// (TESTING.md item 25).
 func TestSimultaneousStart(t *testing.T) {
 	for seed := range 5 {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -245,7 +245,7 @@ func TestSimultaneousStart(t *testing.T) {
 }
 
 // TestConcurrentUse runs Send and Receive from 64 goroutines on one device,
-// on the same and on different peers (ADVERSARIAL 38, under -race): no
+// on the same and on different peers (TESTING.md item 38, under -race): no
 // lost update, every envelope decrypts exactly once, and every session
 // still works afterwards.
 func TestConcurrentUse(t *testing.T) {

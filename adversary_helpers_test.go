@@ -22,11 +22,11 @@ import (
 )
 
 // This file is the kit of the Device-level adversarial tests
-// (adversarial_device_test.go, meta_test.go, archive_test.go,
+// (session_start_attacks_test.go, negative_cases_test.go, archive_test.go,
 // simultaneous_test.go, relaysize_test.go): a peer built by hand from the
 // public packages, so a test can change any part of what a Device would
 // send, and an error tracker that checks every error string a test sees
-// for key material (ADVERSARIAL 46). Nothing here reads the Device's
+// for key material (TESTING.md item 46). Nothing here reads the Device's
 // store layout: stores are compared whole (dmCapture, dmUnchanged) and the
 // only secret taken from a store is found by what it is, not where it is.
 
@@ -278,7 +278,7 @@ func akPartyAt(t testing.TB, addr sealpost.Address, c *clock, opts ...sealpost.O
 
 // akErrs collects the secrets a test can reach and the text of every error
 // it checks; at cleanup it fails the test if any error text shows a
-// 16-byte window of a secret, raw, in hex or in Base64 (ADVERSARIAL 46).
+// 16-byte window of a secret, raw, in hex or in Base64 (TESTING.md item 46).
 type akErrs struct {
 	t       testing.TB
 	mu      sync.Mutex
