@@ -11,6 +11,7 @@ import (
 
 	"github.com/sealpost/sealpost/internal/blocklist"
 	"github.com/sealpost/sealpost/internal/ct"
+	"github.com/sealpost/sealpost/internal/outbox"
 	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/internal/seen"
@@ -70,6 +71,7 @@ type Device struct {
 	pending []*peer
 	seen    map[uint32]*seen.Starts // accepted starts by signed prekey, read on first use
 	blocked blocklist.List
+	box     *outbox.Box // the envelopes not yet reported Sent (outbox.go)
 	tags    map[[16]byte]*peer
 	kept    map[MessageID]*peer
 	keptEnv map[[32]byte]*peer // envelope id (envelopeID) of every kept result
@@ -127,6 +129,9 @@ func (d *Device) create(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := d.loadOutbox(ctx); err != nil { // empty, unless the store holds a stray outbox
+		return err
+	}
 	return d.commitDevice(ctx, pre)
 }
 
@@ -155,6 +160,9 @@ func (d *Device) load(ctx context.Context, raw []byte) error {
 	}
 	d.id, d.pre, d.rec = id, pre, rec
 	if err := d.loadBlocklist(ctx); err != nil {
+		return err
+	}
+	if err := d.loadOutbox(ctx); err != nil {
 		return err
 	}
 	if err := d.loadPeers(ctx); err != nil {

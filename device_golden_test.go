@@ -72,9 +72,26 @@ func writeStoreGolden(t *testing.T) {
 		{"bob", send(t, alice, bob, "in flight to bob").Envelope},
 		{"alice", send(t, bob, alice, "in flight to alice").Envelope},
 	}
+	// Everything but the envelopes in flight was posted and reported
+	// Sent: the outboxes hold those two.
+	for _, p := range []*party{alice, bob, carol, mallory, spam} {
+		outs, err := p.Unsent(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var posted []*sealpost.Outgoing
+		for _, o := range outs {
+			if !slices.ContainsFunc(inflight, func(e goldenEnvelope) bool { return bytes.Equal(e.raw, o.Envelope) }) {
+				posted = append(posted, o)
+			}
+		}
+		if err := p.Sent(ctx, posted...); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var b strings.Builder
 	b.WriteString("# sealpost store layout 4 (device records version 4 in fixed layouts, peer directory, seen blocks, block record; ratchet state version 3 saved split, ratchet messages version 3):\n")
-	b.WriteString("# alice and bob after 42 messages, two envelopes in flight; bob holds a pending stranger (carol.1), an unconfirmed identity at alice.1 and blocks spam.1; clock 1800000000.\n")
+	b.WriteString("# alice and bob after 42 messages, two envelopes in flight (each in its sender's outbox, the rest reported Sent); bob holds a pending stranger (carol.1), an unconfirmed identity at alice.1 and blocks spam.1; clock 1800000000.\n")
 	for name, p := range map[string]*party{"alice": alice, "bob": bob} {
 		fmt.Fprintf(&b, "store %s\n", name)
 		snap := p.store.Snapshot()
@@ -166,6 +183,17 @@ func TestStoreGolden(t *testing.T) {
 	alice, bob := parties["alice"], parties["bob"]
 	if alice == nil || bob == nil {
 		t.Fatal("golden file lacks a store")
+	}
+	// The outboxes hand back the envelopes in flight, and only those.
+	for _, e := range g.envelopes {
+		from := alice
+		if e.to == "alice" {
+			from = bob
+		}
+		outs, err := from.Unsent(ctx)
+		if err != nil || len(outs) != 1 || !bytes.Equal(outs[0].Envelope, e.raw) {
+			t.Fatalf("%s's outbox: %d envelopes, %v; want the one in flight", from.addr, len(outs), err)
+		}
 	}
 	for _, e := range g.envelopes {
 		in := receive(t, parties[e.to], &sealpost.Outgoing{Envelope: e.raw})

@@ -26,4 +26,5 @@ var (
 	ErrIdentityChanged    = errs.ErrIdentityChanged    // the peer's identity changed
 	ErrExpired            = errs.ErrExpired            // a bundle past its expiry
 	ErrBlocked            = errs.ErrBlocked            // the sender is blocked
+	ErrOutboxFull         = errs.ErrOutboxFull         // too many envelopes not reported Sent
 )

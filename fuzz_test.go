@@ -214,6 +214,10 @@ type app struct {
 	got      map[sealpost.MessageID]int
 	has      map[sealpost.MessageID]bool
 	restarts int
+	// committedCrash: the last crash came after its Apply was written.
+	committedCrash bool
+	// posted is every envelope the app handed to the relay, by its bytes.
+	posted map[string]bool
 }
 
 // restart reopens the device from its store, as after a crash.
@@ -232,9 +236,11 @@ func (a *app) restart() {
 func (a *app) do(op func() error) (err error, crashed bool) {
 	defer func() {
 		if r := recover(); r != nil {
-			if _, ok := r.(crash); !ok {
+			c, ok := r.(crash)
+			if !ok {
 				panic(r)
 			}
+			a.committedCrash = c.committed
 			a.restart()
 			err, crashed = errStoreDown, true
 		}
@@ -268,9 +274,14 @@ func (l tagLog) add(t *testing.T, o *sealpost.Outgoing) {
 // chooses which Apply fails, crashes before writing or crashes after
 // writing (the device then restarts from its store). The
 // relay redelivers until the app has called Done, senders retry failed
-// sends. Invariants: no result comes back with Redelivered false twice;
-// every message whose Send returned an envelope reaches the app; no routing
-// tag leaves twice; after the faults both sides still talk.
+// sends, and the apps report every posted envelope Sent and, after a crash
+// in Send or Flush, post what Unsent hands back. Invariants: no result
+// comes back with Redelivered false twice; a crash after Send's commit
+// leaves the envelope in the outbox and one before it leaves nothing;
+// every message whose Send committed (returned, or recovered from the
+// outbox) reaches the app; no routing tag leaves twice; the outboxes are
+// empty once everything is reported Sent; after the faults both sides
+// still talk.
 func FuzzStoreFaults(f *testing.F) {
 	c := newClock()
 	base := map[string]map[string][]byte{}
@@ -301,12 +312,18 @@ func FuzzStoreFaults(f *testing.F) {
 			a := &app{t: t, addr: sealpost.Address{User: user, Device: 1}, mem: mem,
 				store: &scheduleStore{MemoryStore: mem, sched: sched}, c: cl,
 				opts: []sealpost.Option{sealpost.WithClock(cl.now), sealpost.WithReceiptDelay(0, 2*time.Second)},
-				got:  map[sealpost.MessageID]int{}, has: map[sealpost.MessageID]bool{}}
+				got:  map[sealpost.MessageID]int{}, has: map[sealpost.MessageID]bool{}, posted: map[string]bool{}}
 			a.restart()
 			a.restarts = 0
 			return a
 		}
 		alice, bob := mk("alice"), mk("bob")
+		other := func(a *app) *app {
+			if a == alice {
+				return bob
+			}
+			return alice
+		}
 		bundle, err := keys.ParseBundle(blob, testBundleClock)
 		if err != nil {
 			t.Fatal(err)
@@ -322,21 +339,69 @@ func FuzzStoreFaults(f *testing.F) {
 		}
 		tags := tagLog{}
 		var relay []*flight
-		sent := map[sealpost.MessageID]string{} // messages whose Send returned an envelope
+		sent := map[sealpost.MessageID]string{} // messages whose Send committed
+		// post hands an envelope to the relay (once per envelope) and
+		// reports it Sent; a failed Sent leaves it in the outbox.
+		post := func(from *app, o *sealpost.Outgoing) {
+			if from.posted[string(o.Envelope)] {
+				return
+			}
+			from.posted[string(o.Envelope)] = true
+			tags.add(t, o)
+			relay = append(relay, &flight{out: o, to: other(from), from: from})
+			if err, _ := from.do(func() error { return from.dev.Sent(ctx, o) }); err != nil && !errors.Is(err, errStoreDown) {
+				t.Fatalf("%s Sent: %v", from.addr, err)
+			}
+		}
+		// recoverOutbox posts what the outbox holds that the app never
+		// posted, as an app does after a restart; a message in it that the
+		// app did not see sent is the one being sent (body), or a bug.
+		recoverOutbox := func(from *app, body string) (found bool) {
+			outs, err := from.dev.Unsent(ctx)
+			if err != nil {
+				t.Fatalf("%s Unsent: %v", from.addr, err)
+			}
+			for _, o := range outs {
+				if from.posted[string(o.Envelope)] {
+					continue
+				}
+				if o.ID != (sealpost.MessageID{}) {
+					if _, ok := sent[o.ID]; !ok {
+						if body == "" || found {
+							t.Fatalf("%s: an unposted message in the outbox that was never sent", from.addr)
+						}
+						sent[o.ID], found = body, true
+					}
+				}
+				post(from, o)
+			}
+			return found
+		}
 		sendOne := func(from, to *app, body string) {
 			for attempt := 0; attempt <= len(schedule)+1; attempt++ {
 				var out *sealpost.Outgoing
-				err, _ := from.do(func() (err error) {
+				err, crashed := from.do(func() (err error) {
 					out, err = from.dev.Send(ctx, to.addr, []byte(body))
 					return err
 				})
+				if crashed {
+					// A crash after the commit: the envelope is in the
+					// outbox and must come back; before it: nothing may.
+					committed := from.committedCrash // recoverOutbox may crash again
+					if found := recoverOutbox(from, body); found != committed {
+						t.Fatalf("%s: crash (committed %v) in Send, the outbox gave the message back: %v", from.addr, committed, found)
+					}
+					if committed {
+						return
+					}
+					continue
+				}
 				switch {
 				case err != nil && out != nil:
 					t.Fatalf("%s Send released an envelope with the error %v", from.addr, err)
 				case err == nil:
-					tags.add(t, out)
 					sent[out.ID] = body
-					relay = append(relay, &flight{out: out, to: to, from: from})
+					post(from, out)
 					return
 				case errors.Is(err, sealpost.ErrNoSession) && from == bob:
 					return // Bob has heard nothing yet
@@ -384,7 +449,7 @@ func FuzzStoreFaults(f *testing.F) {
 		}
 		flush := func(a *app, other *app) {
 			var outs []*sealpost.Outgoing
-			err, _ := a.do(func() (err error) {
+			err, crashed := a.do(func() (err error) {
 				outs, err = a.dev.Flush(ctx)
 				return err
 			})
@@ -392,8 +457,10 @@ func FuzzStoreFaults(f *testing.F) {
 				t.Fatalf("%s Flush: %v", a.addr, err)
 			}
 			for _, o := range outs {
-				tags.add(t, o)
-				relay = append(relay, &flight{out: o, to: other, from: a})
+				post(a, o)
+			}
+			if crashed {
+				recoverOutbox(a, "") // receipts committed before the crash
 			}
 		}
 		pump := func() {
@@ -423,6 +490,21 @@ func FuzzStoreFaults(f *testing.F) {
 		}
 		if len(relay) != 0 {
 			t.Fatalf("%d envelopes still undelivered after quiescing", len(relay))
+		}
+		// Everything in the outboxes was posted; reported Sent now (the
+		// store is healthy past the schedule), nothing is left.
+		for _, a := range []*app{alice, bob} {
+			recoverOutbox(a, "")
+			outs, err := a.dev.Unsent(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.dev.Sent(ctx, outs...); err != nil {
+				t.Fatalf("%s Sent: %v", a.addr, err)
+			}
+			if left, _ := a.dev.Unsent(ctx); len(left) != 0 {
+				t.Fatalf("%s: %d envelopes left in the outbox after Sent", a.addr, len(left))
+			}
 		}
 		for id, body := range sent {
 			if !alice.has[id] && !bob.has[id] {

@@ -79,10 +79,16 @@ func TestRelayTagsDistinct(t *testing.T) {
 			}
 			note(o, "message")
 			deliver(to, o)
+			if err := from.Sent(ctx, o); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if rng.IntN(4) == 0 {
 			outs, err := to.Flush(ctx)
 			if err != nil {
+				t.Fatal(err)
+			}
+			if err := to.Sent(ctx, outs...); err != nil {
 				t.Fatal(err)
 			}
 			for _, o := range outs {

@@ -26,6 +26,11 @@ type Outgoing struct {
 	Mailbox  []byte    // what the relay routes on
 	Envelope []byte    // the bytes to hand to the relay
 	ID       MessageID // the message id, for matching receipts; zero for receipts
+
+	slot uint64 // its outbox slot, valid when boxed
+	// boxed: it is in the outbox until Sent (every Outgoing a Device
+	// returns is).
+	boxed bool
 }
 
 // StartSession starts a session with the device at to from its bundle
@@ -114,12 +119,7 @@ func (d *Device) Send(ctx context.Context, to Address, body []byte) (*Outgoing, 
 	id := newMessageID()
 	c := &sealedpb.Content{Version: contentVersion, Id: id[:], Kind: uint32(KindMessage), Body: body}
 	takeReceipts(s, c)
-	out, err := d.seal(ctx, p, s, c)
-	if err != nil {
-		return nil, err
-	}
-	out.ID = id
-	return out, nil
+	return d.seal(ctx, p, s, c)
 }
 
 // takeReceipts moves the session's queued receipts into c: at most
@@ -174,10 +174,15 @@ func knownOnly(conv *transcript.Conversation, raw [][]byte) [][]byte {
 // envelope and commits. On a failed commit the peer is restored, except
 // that the ratchet keeps the key it spent, so no key is used twice.
 func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Content) (*Outgoing, error) {
+	slot, err := d.box.Reserve(1) // before any key is spent
+	if err != nil {
+		return nil, err
+	}
 	if !s.confirmed() {
 		c.SenderMailbox = d.rec.Mailbox
 	}
 	var env []byte
+	var b *Batch
 	f := s.conv.Next()
 	// The content is encoded, padded and encrypted in the device's scratch
 	// space (under d.mu), which nothing keeps past this call: Encrypt
@@ -198,14 +203,26 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 	if err == nil {
 		err = s.conv.Sent(f, [16]byte(c.Id), plain)
 	}
+	out := &Outgoing{To: p.addr, Mailbox: append([]byte(nil), p.rec.Mailbox...), Envelope: env, slot: slot, boxed: true}
+	if c.Kind == uint32(KindMessage) {
+		out.ID = MessageID(c.Id)
+	}
+	if err == nil {
+		b = d.newBatch()
+		err = d.putOutgoing(b, out)
+	}
 	if err != nil {
+		if b != nil {
+			d.recycle(b)
+		}
 		d.restore(p, s) // keeping the spent key spent
 		return nil, err
 	}
-	if err := d.commitPeerKeeping(ctx, p, false, nil, nil, nil, s, s); err != nil { // restores p
+	if err := d.commitPeerKeeping(ctx, p, false, nil, b, nil, s, s); err != nil { // restores p
 		return nil, err
 	}
-	return &Outgoing{To: p.addr, Mailbox: append([]byte(nil), p.rec.Mailbox...), Envelope: env}, nil
+	d.box.Add(slot)
+	return out, nil
 }
 
 // frame builds the envelope: a first-contact envelope carrying the session

@@ -114,6 +114,10 @@ func (p *DevicePair) Seal(from int, pt []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The app reports the post accepted, as it must for the outbox.
+	if err := p.d[from].Sent(ctx, out); err != nil {
+		return nil, err
+	}
 	return out.Envelope, nil
 }
 
@@ -282,6 +286,9 @@ func (e *deviceEstablish) Establish(pt []byte) ([]byte, int, error) {
 	}
 	out, err := e.alice.Send(ctx, e.bobAddr, pt)
 	if err != nil {
+		return nil, 0, err
+	}
+	if err := e.alice.Sent(ctx, out); err != nil {
 		return nil, 0, err
 	}
 	in, err := e.bob.Receive(ctx, out.Envelope)

@@ -72,4 +72,9 @@ var (
 	// ErrBlocked reports an envelope from a sender the app blocked (an
 	// address or an identity); it was not decrypted and changed nothing.
 	ErrBlocked = errors.New("sealpost: sender blocked")
+
+	// ErrOutboxFull reports that a Device holds outbox.Max envelopes the
+	// app has not reported sent (Device.Sent); it makes no more until it
+	// does, so that nothing waiting is ever dropped. Nothing changed.
+	ErrOutboxFull = errors.New("sealpost: outbox full")
 )
