@@ -27,15 +27,15 @@ func (d *Device) Sent(ctx context.Context, outs ...*Outgoing) error {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	slots := make([]uint64, 0, len(outs))
+	var one [1]uint64 // the usual call reports one envelope
+	slots := one[:0]
 	for _, o := range outs {
 		if o != nil && o.boxed {
 			slots = append(slots, o.slot)
 		}
 	}
 	b := d.newBatch()
-	gone := d.box.StageSent(slots, func(k string, v []byte) { putRecord(b, k, v) }, b.Delete)
-	if gone == nil {
+	if !d.box.StageSent(slots, (*framingBatch)(b)) {
 		d.recycle(b)
 		return nil
 	}
@@ -44,9 +44,16 @@ func (d *Device) Sent(ctx context.Context, outs ...*Outgoing) error {
 	if err != nil {
 		return err
 	}
-	d.box.Remove(gone)
+	d.box.Remove(slots)
 	return nil
 }
+
+// framingBatch is a Batch whose Put frames the record with its checksum
+// (putRecord), for the internal packages that stage records.
+type framingBatch Batch
+
+func (b *framingBatch) Put(key string, value []byte) { putRecord((*Batch)(b), key, value) }
+func (b *framingBatch) Delete(key string)            { (*Batch)(b).Delete(key) }
 
 // Unsent returns the envelopes not yet reported Sent, oldest first, read
 // from the store: after a restart, post each again (the receiver drops an

@@ -230,29 +230,39 @@ func (b *Box) Slots() []uint64 {
 	return out
 }
 
-// StageSent stages through put and del the removal of the entries in
-// slots that b holds (others are ignored) and the new head, and returns
-// the slots removed, for Remove once the Apply succeeds. Nothing is
-// staged when no slot is held.
-func (b *Box) StageSent(slots []uint64, put func(key string, value []byte), del func(key string)) []uint64 {
-	var gone []uint64
-	for _, s := range slots {
-		if b.Has(s) && !slices.Contains(gone, s) {
-			gone = append(gone, s)
-			del(Key(s))
+// Writer is where StageSent stages its changes: a batch whose Put frames
+// the record (with its checksum) as every record is.
+type Writer interface {
+	Put(key string, value []byte)
+	Delete(key string)
+}
+
+// StageSent stages into w the removal of the entries in slots that b
+// holds (others are ignored) and the new head, and reports whether it
+// staged anything; Remove the slots once the Apply succeeds.
+//
+// The new head's from is the oldest slot still held, found by a scan of
+// the held slots: cheap while the app reports envelopes as they go out,
+// at most Max steps when it has fallen behind.
+func (b *Box) StageSent(slots []uint64, w Writer) bool {
+	staged := false
+	for i, s := range slots {
+		if b.Has(s) && !slices.Contains(slots[:i], s) {
+			w.Delete(Key(s))
+			staged = true
 		}
 	}
-	if len(gone) == 0 {
-		return nil
+	if !staged {
+		return false
 	}
 	from := b.next
 	for s := range b.live {
-		if s < from && !slices.Contains(gone, s) {
+		if s < from && !slices.Contains(slots, s) {
 			from = s
 		}
 	}
-	put(KeyHead, encodeHead(from, b.next))
-	return gone
+	w.Put(KeyHead, encodeHead(from, b.next))
+	return true
 }
 
 // Remove records that the entries in slots were deleted.

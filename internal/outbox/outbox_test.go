@@ -75,8 +75,8 @@ func (m memStore) get(key string) ([]byte, error) {
 	return record.Unframe(key, raw)
 }
 
-func (m memStore) put(key string, value []byte) { m[key] = record.Frame(value, record.Sum(key, value)) }
-func (m memStore) del(key string)               { delete(m, key) }
+func (m memStore) Put(key string, value []byte) { m[key] = record.Frame(value, record.Sum(key, value)) }
+func (m memStore) Delete(key string)            { delete(m, key) }
 
 // add writes n entries as a Device's Send does: reserve, write, Add.
 func (m memStore) add(t *testing.T, b *Box, n int) []uint64 {
@@ -88,7 +88,7 @@ func (m memStore) add(t *testing.T, b *Box, n int) []uint64 {
 			t.Fatal(err)
 		}
 		raw, _ := Encode(entry())
-		m.put(Key(slot), raw)
+		m.Put(Key(slot), raw)
 		b.Add(slot)
 		slots = append(slots, slot)
 	}
@@ -106,8 +106,9 @@ func TestLoad(t *testing.T) {
 	}
 	s := m.add(t, b, 5) // 0..4
 	sent := func(slots ...uint64) {
-		gone := b.StageSent(slots, m.put, m.del)
-		b.Remove(gone)
+		if b.StageSent(slots, m) {
+			b.Remove(slots)
+		}
 	}
 	sent(s[1], s[3])
 	s = append(s, m.add(t, b, 2)...) // 5, 6, after the head
@@ -134,7 +135,7 @@ func TestLoad(t *testing.T) {
 	if got := m.add(t, b, 1); got[0] != 7 {
 		t.Fatalf("a slot was reused: %d", got[0])
 	}
-	if gone := b.StageSent([]uint64{42}, m.put, m.del); gone != nil {
+	if b.StageSent([]uint64{42}, m) {
 		t.Fatal("StageSent of a slot not held staged something")
 	}
 }
