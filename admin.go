@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/ratchet"
 	"github.com/sealpost/sealpost/transcript"
 )
 
@@ -95,6 +96,23 @@ func (d *Device) PeerIdentity(peerAddr Address) (keys.PublicIdentity, time.Time,
 		changed = time.Unix(0, n)
 	}
 	return p.identity, changed, nil
+}
+
+// KEMProgress returns how many post-quantum epochs the current session
+// with the peer has mixed into its ratchet in each lane: Own counts the
+// epochs of this device's KEM keys, Peer those of the peer's
+// (ratchet.Session.KEMProgress). Both grow by one about every 75 messages
+// each way in a two-way conversation (TestKEMProgress: 4 epochs in 300); a lane that stays still while
+// messages flow both ways is a stalled lane (docs/SPEC.md §11), which an
+// app can report. It returns ErrNoSession when there is no session.
+func (d *Device) KEMProgress(peerAddr Address) (ratchet.KEMProgress, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.peers[peerAddr]
+	if p == nil || len(p.sessions) == 0 {
+		return ratchet.KEMProgress{}, fmt.Errorf("%w: %s", ErrNoSession, peerAddr)
+	}
+	return p.sessions[0].r.KEMProgress(), nil
 }
 
 // Findings returns the open transcript findings of every session with the
