@@ -1,9 +1,11 @@
 package sealpost
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sealpost/sealpost/keys"
@@ -134,5 +136,58 @@ func (d *Device) Findings(peerAddr Address) []transcript.Finding {
 	for _, s := range p.sessions {
 		out = append(out, s.conv.Findings()...)
 	}
+	return out
+}
+
+// PeerInfo describes one peer a Device holds: its address, the identity
+// pinned for it, whether it is pending (it contacted us and we have neither
+// answered nor trusted it: such peers are evicted oldest first past
+// WithMaxPendingPeers), how many other identities claim its address
+// (UnconfirmedIdentities), its sessions, and when one of them last
+// received a message or was made (Send refuses a session idle longer than
+// the maximum age: WithSessionMaxAge).
+type PeerInfo struct {
+	Address     Address
+	Identity    keys.PublicIdentity
+	Pending     bool
+	Unconfirmed int
+	Sessions    int
+	LastActive  time.Time
+}
+
+// Peers lists the peers the device holds, by address, with the pinned
+// identity's state; an address claimed only by unconfirmed identities is
+// listed with a zero Identity.
+func (d *Device) Peers() []PeerInfo {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	byAddr := map[Address]*PeerInfo{}
+	info := func(a Address) *PeerInfo {
+		if i := byAddr[a]; i != nil {
+			return i
+		}
+		i := &PeerInfo{Address: a}
+		byAddr[a] = i
+		return i
+	}
+	for a, p := range d.peers {
+		i := info(a)
+		i.Identity, i.Pending, i.Sessions = p.identity, p.pending(), len(p.sessions)
+		for _, s := range p.sessions {
+			if n := s.meta.LastReceivedUnixNano; n != 0 && time.Unix(0, n).After(i.LastActive) {
+				i.LastActive = time.Unix(0, n)
+			}
+		}
+	}
+	for a, others := range d.others {
+		info(a).Unconfirmed = len(others)
+	}
+	out := make([]PeerInfo, 0, len(byAddr))
+	for _, i := range byAddr {
+		out = append(out, *i)
+	}
+	slices.SortFunc(out, func(a, b PeerInfo) int {
+		return cmp.Or(strings.Compare(a.Address.User, b.Address.User), cmp.Compare(a.Address.Device, b.Address.Device))
+	})
 	return out
 }

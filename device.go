@@ -72,6 +72,7 @@ type Device struct {
 	seen    map[uint32]*seen.Starts // accepted starts by signed prekey, read on first use
 	blocked blocklist.List
 	box     *outbox.Box // the envelopes not yet reported Sent (outbox.go)
+	created bool        // Open made a new identity
 	tags    map[[16]byte]*peer
 	kept    map[MessageID]*peer
 	keptEnv map[[32]byte]*peer // envelope id (envelopeID) of every kept result
@@ -87,7 +88,8 @@ type Device struct {
 
 // Open loads the device for self from the store, or creates it (a new
 // identity, signed prekey, last-resort PQ prekey and mailbox key) when the
-// store holds none. It returns ErrUnsupportedVersion or ErrMalformed for a
+// store holds none; Created reports which, and WithExisting refuses to
+// create. It returns ErrUnsupportedVersion or ErrMalformed for a
 // stored device it cannot read, and the store's error if it fails.
 func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, error) {
 	if s == nil {
@@ -101,8 +103,14 @@ func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, 
 	}
 	raw, err := getRecord(ctx, s, record.KeyDevice)
 	switch {
+	case errors.Is(err, ErrNotFound) && d.opts.existing:
+		return nil, fmt.Errorf("%w: the store holds no device (WithExisting)", ErrNotFound)
 	case errors.Is(err, ErrNotFound):
-		return d, d.create(ctx)
+		if err := d.create(ctx); err != nil {
+			return nil, err
+		}
+		d.created = true
+		return d, nil
 	case err != nil:
 		return nil, err
 	}
@@ -204,6 +212,13 @@ func (d *Device) putDevice(b *Batch, pre *prekeys) error {
 	putRecord(b, record.KeyDevice, raw)
 	return nil
 }
+
+// Created reports whether Open created this device (a new identity) rather
+// than loading it. An app that expected to load one (it has opened this
+// store before) should stop and tell the user rather than go on: peers
+// would see a new identity, as after a reinstall. WithExisting makes Open
+// refuse instead.
+func (d *Device) Created() bool { return d.created }
 
 // Identity returns this device's public identity.
 func (d *Device) Identity() keys.PublicIdentity { return d.id.Public() }

@@ -68,6 +68,7 @@ type options struct {
 	sessionMaxAge          time.Duration
 	mailbox                []byte
 	maxPending             int
+	existing               bool
 }
 
 func defaultOptions() options {
@@ -150,3 +151,9 @@ func WithMaxPendingPeers(n int) Option {
 func WithMailbox(id []byte) Option {
 	return func(o *options) { o.mailbox = append([]byte(nil), id...) }
 }
+
+// WithExisting makes Open fail with ErrNotFound when the store holds no
+// device, instead of creating one. Use it on every start but the first:
+// a wrong store path or an emptied store then fails loudly, where creating
+// a new identity would look to every peer like a reinstall.
+func WithExisting() Option { return func(o *options) { o.existing = true } }
