@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 
+	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/internal/contentwire"
+	"github.com/sealpost/sealpost/internal/kept"
 	"github.com/sealpost/sealpost/proto/sealedpb"
 )
 
@@ -23,6 +25,10 @@ const (
 	// belong in a blob store, with the message carrying the reference and
 	// key.
 	MaxBodySize = 200 << 10
+	// MaxAttachments bounds the files one message carries. Each is an
+	// attach.Pointer of at most about 900 bytes inside the seal; the files
+	// themselves are in a blob store (envelope/attach).
+	MaxAttachments = kept.MaxAttachments
 )
 
 // MessageID names one message or receipt: 16 random bytes chosen by the
@@ -69,6 +75,7 @@ type content struct {
 	delivered   []MessageID
 	read        []MessageID
 	receiptHash []byte
+	attachments []*attach.Pointer
 	pb          sealedpb.Content // the decoded fields, in the same allocation
 }
 
@@ -100,6 +107,9 @@ func decodeContent(raw []byte) (*content, error) {
 	if c.read, err = decodeIDs(pb.Read); err != nil {
 		return nil, err
 	}
+	if c.attachments, err = decodePointers(pb.Attachments); err != nil {
+		return nil, err
+	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -113,6 +123,8 @@ func (c *content) validate() error {
 		return fmt.Errorf("%w: content kind %d", ErrMalformed, c.kind)
 	case c.kind != KindMessage && len(c.body) > 0:
 		return fmt.Errorf("%w: a receipt with a body", ErrMalformed)
+	case c.kind != KindMessage && len(c.attachments) > 0:
+		return fmt.Errorf("%w: a receipt with attachments", ErrMalformed)
 	case c.kind == KindDelivered && (len(c.delivered) == 0 || len(c.read) > 0):
 		return fmt.Errorf("%w: delivery receipt ids", ErrMalformed)
 	case c.kind == KindRead && len(c.read) == 0:
@@ -140,6 +152,46 @@ func decodeIDs(raw [][]byte) ([]MessageID, error) {
 			return nil, fmt.Errorf("%w: receipt id", ErrMalformed)
 		}
 		out = append(out, MessageID(r))
+	}
+	return out, nil
+}
+
+// decodePointers parses a content's attachment pointers: at most
+// MaxAttachments, each a valid attach.Pointer (ErrMalformed otherwise).
+func decodePointers(raw [][]byte) ([]*attach.Pointer, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if len(raw) > MaxAttachments {
+		return nil, fmt.Errorf("%w: more than %d attachments", ErrMalformed, MaxAttachments)
+	}
+	out := make([]*attach.Pointer, len(raw))
+	for i, r := range raw {
+		p, err := attach.ParsePointer(r)
+		if err != nil {
+			return nil, fmt.Errorf("%w: attachment %d: %w", ErrMalformed, i, err)
+		}
+		out[i] = p
+	}
+	return out, nil
+}
+
+// encodePointers marshals attachments for a content: at most
+// MaxAttachments, each valid (ErrTooLarge, ErrMalformed otherwise).
+func encodePointers(ptrs []*attach.Pointer) ([][]byte, error) {
+	if len(ptrs) > MaxAttachments {
+		return nil, fmt.Errorf("%w: more than %d attachments", ErrTooLarge, MaxAttachments)
+	}
+	var out [][]byte
+	for i, p := range ptrs {
+		if p == nil {
+			return nil, fmt.Errorf("%w: attachment %d is nil", ErrMalformed, i)
+		}
+		raw, err := p.MarshalBinary()
+		if err != nil {
+			return nil, fmt.Errorf("%w: attachment %d: %w", ErrMalformed, i, err)
+		}
+		out = append(out, raw)
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/proto/sealedpb"
 )
@@ -15,6 +16,15 @@ import (
 var updateContent = flag.Bool("update-content", false, "rewrite testdata/content golden files")
 
 func id16(b byte) []byte { return bytes.Repeat([]byte{b}, 16) }
+
+// pointerBytes is a valid attachment pointer's encoding.
+func pointerBytes(name string) []byte {
+	raw, err := (&attach.Pointer{ID: "blob-" + name, Key: attach.GenerateKey(), Length: 10, Name: name}).MarshalBinary()
+	if err != nil {
+		panic(err)
+	}
+	return raw
+}
 
 func baseContent() *sealedpb.Content {
 	return &sealedpb.Content{Version: contentVersion, Id: id16(1), Kind: uint32(KindMessage),
@@ -57,6 +67,18 @@ func TestDecodeContent(t *testing.T) {
 		{"seq 0", func(c *sealedpb.Content) { c.Seq = 0 }, ErrMalformed},
 		{"short prev", func(c *sealedpb.Content) { c.Prev = c.Prev[:31] }, ErrMalformed},
 		{"body too large", func(c *sealedpb.Content) { c.Body = make([]byte, MaxBodySize+1) }, ErrTooLarge},
+		{"message with attachments", func(c *sealedpb.Content) { c.Attachments = [][]byte{pointerBytes("a"), pointerBytes("b")} }, nil},
+		{"receipt with an attachment", func(c *sealedpb.Content) {
+			c.Kind, c.Body, c.Delivered, c.ReceiptHash = uint32(KindDelivered), nil, [][]byte{id16(2)}, make([]byte, 32)
+			c.Attachments = [][]byte{pointerBytes("a")}
+		}, ErrMalformed},
+		{"bad attachment", func(c *sealedpb.Content) { c.Attachments = [][]byte{pointerBytes("a")[:20]} }, ErrMalformed},
+		{"empty attachment", func(c *sealedpb.Content) { c.Attachments = [][]byte{{}} }, ErrMalformed},
+		{"too many attachments", func(c *sealedpb.Content) {
+			for range MaxAttachments + 1 {
+				c.Attachments = append(c.Attachments, pointerBytes("a"))
+			}
+		}, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +113,18 @@ func TestContentGolden(t *testing.T) {
 	v0 := baseContent()
 	v0.Version = 2
 	cases["version_unsupported"] = v0
+	key, err := attach.NewKey(bytes.Repeat([]byte{7}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptr, err := (&attach.Pointer{ID: "blob-0001", Key: key, Length: 70000, Digest: [32]byte{1, 2, 3},
+		MediaType: "application/pdf", Name: "plan.pdf"}).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := baseContent()
+	a.Attachments = [][]byte{ptr}
+	cases["message_attachment"] = a
 	for name, c := range cases {
 		raw, err := pbstrict.Marshal(c)
 		if err != nil {

@@ -29,7 +29,7 @@ var updateStore = flag.Bool("update-store", false, "rewrite testdata/store/*.gol
 // followed by "<key> <hex value>" lines, then "envelope <to> <hex>" lines
 // (in flight, to be received) and "blocked <to> <hex>" lines (from a
 // blocked sender: ErrBlocked). Layout 4 and later have the blocked lines.
-const storeGolden = "testdata/store/layout4.golden"
+const storeGolden = "testdata/store/layout5.golden"
 
 type golden struct {
 	stores    map[string]map[string][]byte
@@ -68,8 +68,12 @@ func writeStoreGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	blocked := []goldenEnvelope{{"bob", send(t, spam, bob, "blocked").Envelope}}
+	withFile, err := alice.Send(ctx, bob.addr, []byte("in flight to bob, with a file"), testPointer("plan.pdf"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	inflight := []goldenEnvelope{
-		{"bob", send(t, alice, bob, "in flight to bob").Envelope},
+		{"bob", withFile.Envelope},
 		{"alice", send(t, bob, alice, "in flight to alice").Envelope},
 	}
 	// Everything but the envelopes in flight was posted and reported
@@ -90,7 +94,7 @@ func writeStoreGolden(t *testing.T) {
 		}
 	}
 	var b strings.Builder
-	b.WriteString("# sealpost store layout 4 (device records version 4 in fixed layouts, peer directory, seen blocks, block record; ratchet state version 3 saved split, ratchet messages version 3):\n")
+	b.WriteString("# sealpost store layout 5 (device records version 5 in fixed layouts, peer directory, seen blocks, block record, outbox, kept results with attachments; ratchet state version 3 saved split, ratchet messages version 3):\n")
 	b.WriteString("# alice and bob after 42 messages, two envelopes in flight (each in its sender's outbox, the rest reported Sent); bob holds a pending stranger (carol.1), an unconfirmed identity at alice.1 and blocks spam.1; clock 1800000000.\n")
 	for name, p := range map[string]*party{"alice": alice, "bob": bob} {
 		fmt.Fprintf(&b, "store %s\n", name)
@@ -200,6 +204,9 @@ func TestStoreGolden(t *testing.T) {
 		if !strings.HasPrefix(string(in.Body), "in flight to "+e.to) {
 			t.Fatalf("in-flight envelope to %s: %q", e.to, in.Body)
 		}
+		if e.to == "bob" && (len(in.Attachments) != 1 || in.Attachments[0].Name != "plan.pdf") {
+			t.Fatalf("the in-flight envelope to bob lost its attachment: %v", in.Attachments)
+		}
 	}
 	if len(g.blocked) == 0 {
 		t.Fatal("golden file lacks the blocked sender's envelope")
@@ -236,11 +243,12 @@ func TestStoreGolden(t *testing.T) {
 // ratchet record per session, protobuf session and kept records) and
 // layout 3 (the peer list in the device record, one record of accepted
 // starts per signed prekey, prekeys without expiry, ratchet state version
-// 2 speaking ratchet message version 2). sealpost has not
+// 2 speaking ratchet message version 2) and layout 4 (no outbox, kept
+// results without attachments). sealpost has not
 // shipped, so nothing migrates them; the files stay so that the refusal is
 // tested.
 func TestRetiredStoreLayouts(t *testing.T) {
-	for _, layout := range []int{2, 3} {
+	for _, layout := range []int{2, 3, 4} {
 		g := readStoreGolden(t, fmt.Sprintf("testdata/store/layout%d.golden", layout))
 		if len(g.stores) != 2 {
 			t.Fatalf("layout %d file holds %d stores", layout, len(g.stores))

@@ -27,4 +27,6 @@ var (
 	ErrExpired            = errs.ErrExpired            // a bundle past its expiry
 	ErrBlocked            = errs.ErrBlocked            // the sender is blocked
 	ErrOutboxFull         = errs.ErrOutboxFull         // too many envelopes not reported Sent
+	ErrTruncated          = errs.ErrTruncated          // an attachment stream ended early
+	ErrWrongBlob          = errs.ErrWrongBlob          // a blob store served another blob
 )

@@ -27,8 +27,12 @@ func (p *peer) decodeKept(raw []byte) error {
 
 // encodeKeptResult returns the kept result record of in.
 func encodeKeptResult(in *Incoming) ([]byte, error) {
+	ptrs, err := encodePointers(in.Attachments)
+	if err != nil {
+		return nil, err
+	}
 	return kept.EncodeResult(&kept.Result[MessageID]{Kind: uint8(in.Kind), From: in.From, ID: in.ID, Body: in.Body,
-		Delivered: in.Delivered, Read: in.Read, Findings: in.Findings}, MaxBodySize)
+		Delivered: in.Delivered, Read: in.Read, Findings: in.Findings, Attachments: ptrs}, MaxBodySize)
 }
 
 // decodeKeptResult decodes a kept result record, marked Redelivered.
@@ -37,7 +41,11 @@ func decodeKeptResult(raw []byte) (*Incoming, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &content{kind: Kind(r.Kind), id: r.ID, body: r.Body, delivered: r.Delivered, read: r.Read}
+	ptrs, err := decodePointers(r.Attachments)
+	if err != nil {
+		return nil, err
+	}
+	c := &content{kind: Kind(r.Kind), id: r.ID, body: r.Body, delivered: r.Delivered, read: r.Read, attachments: ptrs}
 	in := incomingFrom(r.From, c, r.Findings)
 	in.Redelivered = true
 	return in, nil

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/envelope"
+	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/envelope/seal"
 	"github.com/sealpost/sealpost/internal/kept"
 	"github.com/sealpost/sealpost/internal/pad"
@@ -34,6 +35,9 @@ type Incoming struct {
 	Kind        Kind
 	ID          MessageID
 	Body        []byte // KindMessage
+	// Attachments are the files a message carries: fetch each from the
+	// blob store with attach.Download (it checks the digest and decrypts).
+	Attachments []*attach.Pointer
 	// Receipts lists the ids a KindDelivered or KindRead content
 	// acknowledges (for KindRead: the read ones). A message may also carry
 	// receipts that rode along; Delivered and Read hold those of any kind.
@@ -388,7 +392,7 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 }
 
 func incomingFrom(from Address, c *content, findings []transcript.Finding) *Incoming {
-	in := &Incoming{From: from, Kind: c.kind, ID: c.id, Body: c.body,
+	in := &Incoming{From: from, Kind: c.kind, ID: c.id, Body: c.body, Attachments: c.attachments,
 		Delivered: c.delivered, Read: c.read, Findings: findings}
 	switch c.kind {
 	case KindDelivered:

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/internal/kept"
 	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/proto/statepb"
@@ -238,6 +239,13 @@ func randomIncoming(r *rand.Rand) (in, want *Incoming) {
 		c.body = randomBytes(r, n)
 	}
 	from := Address{User: string(randomBytes(r, 1+r.IntN(256))), Device: r.Uint32()}
+	if c.kind == KindMessage {
+		for i := range r.IntN(3) {
+			key, _ := attach.NewKey(randomBytes(r, 32))
+			c.attachments = append(c.attachments, &attach.Pointer{ID: fmt.Sprint("blob", i), Key: key,
+				Length: int64(r.IntN(1 << 30)), Digest: [32]byte(randomBytes(r, 32)), MediaType: "image/png", Name: fmt.Sprint("f", i, ".png")})
+		}
+	}
 	var findings []transcript.Finding
 	for range r.IntN(4) {
 		f := transcript.Finding{Kind: transcript.Kind(1 + r.IntN(6)), Outgoing: r.IntN(2) == 0, Seq: r.Uint64(), ToSeq: r.Uint64()}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/envelope/seal"
 	"github.com/sealpost/sealpost/internal/contentwire"
 	"github.com/sealpost/sealpost/internal/pad"
@@ -93,17 +94,24 @@ func (p *peer) trimSessions() {
 	}
 }
 
-// Send encrypts body for the current session of the identity pinned for
-// to (never an unconfirmed one: see Trust) and returns the envelope to hand
-// to the relay, after the new state is saved. Receipts queued for the peer
+// Send encrypts body, with the pointers of any attachments (files already
+// uploaded with attach.Upload; at most MaxAttachments), for the current
+// session of the identity pinned for to (never an unconfirmed one: see
+// Trust) and returns the envelope to hand to the relay, after the new
+// state is saved; it stays in the outbox until Sent. Receipts queued for the peer
 // ride along. Sending answers a pending peer: it is no longer evicted. It
 // returns ErrNoSession when there is no session (StartSession first) or
 // the session has received nothing for longer than the maximum age, and
-// ErrTooLarge for a body over MaxBodySize. If the store fails, no envelope
+// ErrTooLarge for a body over MaxBodySize or too many attachments, and
+// ErrMalformed for an invalid attachment pointer. If the store fails, no envelope
 // comes out and no key is ever reused.
-func (d *Device) Send(ctx context.Context, to Address, body []byte) (*Outgoing, error) {
+func (d *Device) Send(ctx context.Context, to Address, body []byte, attachments ...*attach.Pointer) (*Outgoing, error) {
 	if len(body) > MaxBodySize {
 		return nil, fmt.Errorf("%w: body over %d bytes", ErrTooLarge, MaxBodySize)
+	}
+	ptrs, err := encodePointers(attachments)
+	if err != nil {
+		return nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -117,7 +125,7 @@ func (d *Device) Send(ctx context.Context, to Address, body []byte) (*Outgoing, 
 	}
 	p.rec.PendingSinceUnixNano = 0 // answered (rewound if the commit fails)
 	id := newMessageID()
-	c := &sealedpb.Content{Version: contentVersion, Id: id[:], Kind: uint32(KindMessage), Body: body}
+	c := &sealedpb.Content{Version: contentVersion, Id: id[:], Kind: uint32(KindMessage), Body: body, Attachments: ptrs}
 	takeReceipts(s, c)
 	return d.seal(ctx, p, s, c)
 }

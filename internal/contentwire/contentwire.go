@@ -35,6 +35,7 @@ const (
 	fieldAckHash       = 11
 	fieldAckAbove      = 12
 	fieldSenderMailbox = 13
+	fieldAttachments   = 14
 )
 
 // Size returns the size of c's encoding.
@@ -50,6 +51,9 @@ func Size(c *sealedpb.Content) int {
 	}
 	for _, id := range c.Read {
 		n += protowire.SizeTag(fieldRead) + protowire.SizeBytes(len(id))
+	}
+	for _, a := range c.Attachments {
+		n += protowire.SizeTag(fieldAttachments) + protowire.SizeBytes(len(a))
 	}
 	return n
 }
@@ -86,7 +90,11 @@ func Append(b []byte, c *sealedpb.Content) []byte {
 	b = appendVarintField(b, fieldAckCount, c.AckCount)
 	b = appendBytesField(b, fieldAckHash, c.AckHash)
 	b = appendVarintField(b, fieldAckAbove, c.AckAbove)
-	return appendBytesField(b, fieldSenderMailbox, c.SenderMailbox)
+	b = appendBytesField(b, fieldSenderMailbox, c.SenderMailbox)
+	for _, a := range c.Attachments {
+		b = protowire.AppendBytes(protowire.AppendTag(b, fieldAttachments, protowire.BytesType), a)
+	}
+	return b
 }
 
 func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
@@ -163,6 +171,8 @@ func Parse(raw []byte, c *sealedpb.Content) error {
 				c.AckHash = v
 			case fieldSenderMailbox:
 				c.SenderMailbox = v
+			case fieldAttachments:
+				c.Attachments = append(c.Attachments, v)
 			default:
 				return ErrEncoding
 			}

@@ -37,6 +37,7 @@ func FuzzContentCodec(f *testing.F) {
 	f.Add(protowire.AppendVarint(protowire.AppendTag(nil, fieldID, protowire.VarintType), 1))
 	f.Add(protowire.AppendBytes(protowire.AppendTag(nil, fieldDelivered, protowire.BytesType), nil))
 	f.Add(protowire.AppendFixed32(protowire.AppendTag(nil, 20, protowire.Fixed32Type), 1))
+	f.Add(protowire.AppendBytes(protowire.AppendTag(nil, fieldAttachments, protowire.BytesType), []byte("p")))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var mine, lib sealedpb.Content
 		errMine, errLib := Parse(raw, &mine), pbstrict.Unmarshal(raw, &lib)
@@ -93,6 +94,9 @@ func TestContentCodecMatchesProtobuf(t *testing.T) {
 		}
 		for range rnd.IntN(4) {
 			c.Read = append(c.Read, randBytes(20))
+		}
+		for range rnd.IntN(3) {
+			c.Attachments = append(c.Attachments, randBytes(120))
 		}
 		cases = append(cases, c)
 	}

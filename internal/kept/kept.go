@@ -123,6 +123,9 @@ type Result[ID ~[16]byte] struct {
 	Delivered []ID
 	Read      []ID
 	Findings  []transcript.Finding
+	// Attachments are the message's attachment pointers as they came in
+	// the content (attach.Pointer encodings); the caller parses them.
+	Attachments [][]byte
 }
 
 // Bounds of a kept result.
@@ -133,8 +136,12 @@ const (
 	// maxFindingIDs bounds a finding's ids: a receipt mismatch names at
 	// most the delivered and read ids of one content.
 	maxFindingIDs = 2 * MaxIDs
-	keptFixed     = 1 + 1 + 4 + 2 + 16 + 4 + 2 + 2 + 2
-	findingFixed  = 1 + 1 + 8 + 8 + 2
+	// MaxAttachments bounds a message's attachments, MaxAttachmentSize
+	// one attachment pointer's encoding.
+	MaxAttachments    = 16
+	MaxAttachmentSize = 1024
+	keptFixed         = 1 + 1 + 4 + 2 + 16 + 4 + 2 + 2 + 2 + 1
+	findingFixed      = 1 + 1 + 8 + 8 + 2
 )
 
 // EncodeResult returns the kept result record, "kept/<envelope id
@@ -154,6 +161,8 @@ const (
 //	findings_n   2   then each finding: kind 1 (transcript.Kind, Gap to
 //	                 IdentityChanged), outgoing 1 (0 or 1), seq 8,
 //	                 to_seq 8, ids_n 2 (at most 512), 16 bytes per id
+//	attachments_n 1  at most MaxAttachments; then each: length 2
+//	                 (1..MaxAttachmentSize) and the pointer's encoding
 //
 // Nothing follows.
 func EncodeResult[ID ~[16]byte](in *Result[ID], maxBody int) ([]byte, error) {
@@ -161,8 +170,14 @@ func EncodeResult[ID ~[16]byte](in *Result[ID], maxBody int) ([]byte, error) {
 	for _, f := range in.Findings {
 		n += findingFixed + 16*len(f.IDs)
 	}
+	for _, a := range in.Attachments {
+		if len(a) == 0 || len(a) > MaxAttachmentSize {
+			return nil, fmt.Errorf("%w: kept attachment of %d bytes", errs.ErrMalformed, len(a))
+		}
+		n += 2 + len(a)
+	}
 	if len(in.From.User) > keys.MaxUserLength || len(in.Body) > maxBody || len(in.Delivered) > MaxIDs ||
-		len(in.Read) > MaxIDs || len(in.Findings) > math.MaxUint16 {
+		len(in.Read) > MaxIDs || len(in.Findings) > math.MaxUint16 || len(in.Attachments) > MaxAttachments {
 		return nil, fmt.Errorf("%w: kept result out of bounds", errs.ErrMalformed)
 	}
 	b := make([]byte, 0, n+record.ChecksumSize)
@@ -191,6 +206,10 @@ func EncodeResult[ID ~[16]byte](in *Result[ID], maxBody int) ([]byte, error) {
 		for _, id := range f.IDs {
 			b = append(b, id[:]...)
 		}
+	}
+	b = append(b, byte(len(in.Attachments)))
+	for _, a := range in.Attachments {
+		b = append(binary.BigEndian.AppendUint16(b, uint16(len(a))), a...)
 	}
 	return b, nil
 }
@@ -232,6 +251,12 @@ func DecodeResult[ID ~[16]byte](raw []byte, maxBody int) (*Result[ID], error) {
 			}
 		}
 		findings[i] = f
+	}
+	if n := r.Count(uint64(r.U8()), MaxAttachments, 3); n > 0 {
+		c.Attachments = make([][]byte, n)
+		for i := range c.Attachments {
+			c.Attachments[i] = append([]byte(nil), r.Bytes(r.Count(uint64(r.U16()), MaxAttachmentSize, 1))...)
+		}
 	}
 	if !r.Done() || c.Kind < 1 || c.Kind > 3 || c.From.User == "" {
 		return nil, fmt.Errorf("%w: kept result", errs.ErrMalformed)

@@ -53,6 +53,10 @@ type Content struct {
 	// a session start (the responder has no other way to learn where to
 	// reply) and empty otherwise.
 	SenderMailbox []byte `protobuf:"bytes,13,opt,name=sender_mailbox,json=senderMailbox,proto3" json:"sender_mailbox,omitempty"`
+	// attachments are the files a message carries (kind 1 only), each an
+	// envelope/attach pointer (docs/SPEC.md section 12): blob id, file key,
+	// length, digest, media type and name. The relay never sees them.
+	Attachments   [][]byte `protobuf:"bytes,14,rep,name=attachments,proto3" json:"attachments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -178,11 +182,18 @@ func (x *Content) GetSenderMailbox() []byte {
 	return nil
 }
 
+func (x *Content) GetAttachments() [][]byte {
+	if x != nil {
+		return x.Attachments
+	}
+	return nil
+}
+
 var File_sealedpb_content_proto protoreflect.FileDescriptor
 
 const file_sealedpb_content_proto_rawDesc = "" +
 	"\n" +
-	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\xd2\x02\n" +
+	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\xf4\x02\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x12\n" +
@@ -197,7 +208,8 @@ const file_sealedpb_content_proto_rawDesc = "" +
 	" \x01(\x04R\backCount\x12\x19\n" +
 	"\back_hash\x18\v \x01(\fR\aackHash\x12\x1b\n" +
 	"\tack_above\x18\f \x01(\x04R\backAbove\x12%\n" +
-	"\x0esender_mailbox\x18\r \x01(\fR\rsenderMailboxB-Z+github.com/sealpost/sealpost/proto/sealedpbb\x06proto3"
+	"\x0esender_mailbox\x18\r \x01(\fR\rsenderMailbox\x12 \n" +
+	"\vattachments\x18\x0e \x03(\fR\vattachmentsB-Z+github.com/sealpost/sealpost/proto/sealedpbb\x06proto3"
 
 var (
 	file_sealedpb_content_proto_rawDescOnce sync.Once
