@@ -54,7 +54,7 @@ func BenchmarkRelayDeliver(b *testing.B) {
 		}
 	}
 	b.ResetTimer()
-	sub, err := c.Subscribe(ctx, mbx)
+	sub, err := c.Subscribe(ctx, mbx, tr.own(mbx))
 	if err != nil {
 		b.Fatal(err)
 	}

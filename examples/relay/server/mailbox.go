@@ -85,9 +85,15 @@ func (r *Relay) postEnvelope(w http.ResponseWriter, req *http.Request) {
 
 // subscribe upgrades to a WebSocket and delivers the mailbox's envelopes.
 func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
-	mailbox, err := hex.DecodeString(req.PathValue("mailbox"))
-	if err != nil || len(mailbox) == 0 || len(mailbox) > envelope.MaxMailboxLength {
+	mailbox, ok := mailboxFromPath(req)
+	if !ok {
 		httpError(w, http.StatusBadRequest, "mailbox must be 1 to 64 bytes in hex")
+		return
+	}
+	// Reading (and so acknowledging, which deletes) needs the owner's
+	// signature of this GET; the upgrade is refused before anything is read.
+	if err := r.authorizeMailbox(req.Context(), req, mailbox, nil); err != nil {
+		r.answer(w, "authorizing a mailbox read", err)
 		return
 	}
 	// An ordered consumer keeps no acknowledgement state: it reads what

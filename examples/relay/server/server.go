@@ -186,6 +186,10 @@ type Config struct {
 	BlobMaxAge   time.Duration // how long a blob is kept (DefaultBlobMaxAge)
 	BlobMaxSize  int64         // the largest blob accepted (DefaultBlobMaxSize)
 	BlobPartSize int64         // the size of a blob's stored parts (DefaultBlobPartSize)
+
+	// SeenMaxBytes bounds the set of signed requests seen in the replay
+	// window (DefaultSeenMaxBytes).
+	SeenMaxBytes int64
 }
 
 func (c *Config) setDefaults() {
@@ -219,6 +223,9 @@ func (c *Config) setDefaults() {
 	if c.BlobPartSize <= 0 {
 		c.BlobPartSize = DefaultBlobPartSize
 	}
+	if c.SeenMaxBytes <= 0 {
+		c.SeenMaxBytes = DefaultSeenMaxBytes
+	}
 }
 
 // Relay is the server. Handler serves its API; Close stops it.
@@ -232,6 +239,9 @@ type Relay struct {
 	bundles   jetstream.Stream
 	blobRecs  jetstream.KeyValue
 	blobParts jetstream.ObjectStore
+	owners    jetstream.KeyValue // owner keys of mailboxes and bundles
+	seen      jetstream.KeyValue // signed requests seen in the window
+	noAuth    bool               // benchmarks only (export_test.go)
 	limiter   *limiter
 	mux       *http.ServeMux
 	ctx       context.Context // canceled by Close: ends every WebSocket
@@ -267,6 +277,10 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	if err := r.setupBlobs(ctx); err != nil {
+		r.shutdownNATS()
+		return nil, err
+	}
+	if err := r.setupAuth(ctx); err != nil {
 		r.shutdownNATS()
 		return nil, err
 	}
@@ -396,6 +410,7 @@ func (r *Relay) routes() {
 	r.mux.HandleFunc("GET /v1/bundles/{user}/{device}", r.limited(r.getBundle))
 	r.mux.HandleFunc("POST /v1/envelopes", r.limited(r.postEnvelope))
 	r.mux.HandleFunc("GET /v1/mailboxes/{mailbox}", r.limited(r.subscribe))
+	r.mux.HandleFunc("PUT /v1/mailboxes/{mailbox}/owner", r.limited(r.registerMailbox))
 	r.mux.HandleFunc("POST /v1/blobs", r.limited(r.createBlob))
 	r.mux.HandleFunc("HEAD /v1/blobs/{id}/upload", r.limited(r.blobOffset))
 	r.mux.HandleFunc("PATCH /v1/blobs/{id}/upload", r.limited(r.patchBlob))
