@@ -189,6 +189,21 @@ func (c *Client) Post(ctx context.Context, env []byte) error {
 	return resp.Body.Close()
 }
 
+// DeleteMailbox removes every envelope waiting in mailbox, signed with its
+// owner key; the relay keeps the registration, so the id stays the
+// owner's.
+func (c *Client) DeleteMailbox(ctx context.Context, mailbox []byte, owner *Key) error {
+	if len(mailbox) == 0 || len(mailbox) > auth.MaxMailbox {
+		return errors.New("relay: mailbox must be 1 to 64 bytes")
+	}
+	sig := auth.Sign(owner.priv, http.MethodDelete, auth.MailboxResource(mailbox), nil, time.Now())
+	resp, err := c.do(ctx, http.MethodDelete, "/v1/mailboxes/"+hex.EncodeToString(mailbox), "", nil, http.StatusNoContent, auth.Header, sig)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
 // Delivery is one envelope from a mailbox. Ack it once handled.
 type Delivery struct {
 	ID       uint64

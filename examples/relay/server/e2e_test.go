@@ -203,13 +203,13 @@ func TestRestartKeepsEnvelopes(t *testing.T) {
 // agent is one device of TestEndToEnd: it sends, receives, acknowledges
 // and flushes receipts through the relay.
 type agent struct {
-	name string
-	dev  *sealpost.Device
+	name  string
+	dev   *sealpost.Device
 	c     *client.Client
 	owner *client.Key // of dev.Mailbox()
 	peer  sealpost.Address
-	rng  *rand.Rand
-	fail func(format string, args ...any)
+	rng   *rand.Rand
+	fail  func(format string, args ...any)
 
 	mu        sync.Mutex
 	sent      map[sealpost.MessageID]bool

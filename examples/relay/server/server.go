@@ -411,6 +411,7 @@ func (r *Relay) routes() {
 	r.mux.HandleFunc("POST /v1/envelopes", r.limited(r.postEnvelope))
 	r.mux.HandleFunc("GET /v1/mailboxes/{mailbox}", r.limited(r.subscribe))
 	r.mux.HandleFunc("PUT /v1/mailboxes/{mailbox}/owner", r.limited(r.registerMailbox))
+	r.mux.HandleFunc("DELETE /v1/mailboxes/{mailbox}", r.limited(r.deleteMailbox))
 	r.mux.HandleFunc("POST /v1/blobs", r.limited(r.createBlob))
 	r.mux.HandleFunc("HEAD /v1/blobs/{id}/upload", r.limited(r.blobOffset))
 	r.mux.HandleFunc("PATCH /v1/blobs/{id}/upload", r.limited(r.patchBlob))
