@@ -132,7 +132,7 @@ var (
 )
 
 // ParseHeader parses a Sealpost-Auth value strictly: "v1", a timestamp of
-// 1 to 19 decimal digits, a 16-byte nonce and a 64-byte signature in
+// 1 to 19 decimal digits without leading zeros, a 16-byte nonce and a 64-byte signature in
 // unpadded base64url, separated by single spaces.
 func ParseHeader(v string) (Signed, error) {
 	var s Signed
@@ -140,7 +140,7 @@ func ParseHeader(v string) (Signed, error) {
 		return s, ErrMalformed
 	}
 	f := strings.Split(v, " ")
-	if len(f) != 4 || f[0] != "v1" || len(f[1]) == 0 || len(f[1]) > 19 {
+	if len(f) != 4 || f[0] != "v1" || len(f[1]) == 0 || len(f[1]) > 19 || (len(f[1]) > 1 && f[1][0] == '0') {
 		return s, ErrMalformed
 	}
 	for _, c := range []byte(f[1]) {
