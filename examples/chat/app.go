@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +24,8 @@ type app struct {
 	self       sealpost.Address
 	relay      *client.Client
 	relayURL   string
+	owner      *client.Key // the mailbox's owner key at the relay
+	upload     *client.Key // the key the relay checks bundle uploads with
 	hist       *history
 	out        *printer
 	kick       chan struct{} // the outbox has something
@@ -50,6 +53,9 @@ func (p *printer) printf(format string, args ...any) {
 }
 
 func (a *app) run(ctx context.Context, in io.Reader, oneTime int) error {
+	if err := a.register(ctx); err != nil {
+		return err
+	}
 	if a.hist.meta("published") == "" {
 		if err := a.publish(ctx, oneTime); err != nil {
 			return fmt.Errorf("publishing the bundle: %w", err)
@@ -93,6 +99,35 @@ func (a *app) run(ctx context.Context, in io.Reader, oneTime int) error {
 	}
 }
 
+// register loads the relay keys from the data file (creating them on the
+// first start) and, on the first start, registers the mailbox's owner key
+// before the bundle that names the mailbox is published. A mailbox
+// registered with another key (409) cannot be read by this device: that is
+// an error.
+func (a *app) register(ctx context.Context) error {
+	var err error
+	name := "relay.owner." + hex.EncodeToString(a.dev.Mailbox())
+	if a.owner, err = a.hist.relayKey(name); err != nil {
+		return err
+	}
+	if a.upload, err = a.hist.relayKey("relay.upload"); err != nil {
+		return err
+	}
+	if a.hist.meta("registered."+name) != "" {
+		return nil
+	}
+	return a.registerNow(ctx)
+}
+
+// registerNow registers the mailbox's owner key at the relay (again, if
+// it was: the relay accepts the same key) and notes that it did.
+func (a *app) registerNow(ctx context.Context) error {
+	if err := a.relay.RegisterMailbox(ctx, a.dev.Mailbox(), a.owner); err != nil {
+		return fmt.Errorf("registering the mailbox at the relay: %w", err)
+	}
+	return a.hist.setMeta("registered.relay.owner."+hex.EncodeToString(a.dev.Mailbox()), time.Now().UTC().Format(time.RFC3339))
+}
+
 // publish uploads a fresh bundle: one blob per one-time prekey and the
 // last resort.
 func (a *app) publish(ctx context.Context, oneTime int) error {
@@ -108,7 +143,7 @@ func (a *app) publish(ctx context.Context, oneTime int) error {
 		}
 		blobs = append(blobs, raw)
 	}
-	if err := a.relay.PutBundle(ctx, a.self.User, a.self.Device, blobs[:len(blobs)-1], blobs[len(blobs)-1]); err != nil {
+	if err := a.relay.PutBundle(ctx, a.upload, a.self.User, a.self.Device, blobs[:len(blobs)-1], blobs[len(blobs)-1]); err != nil {
 		return err
 	}
 	return a.hist.setMeta("published", time.Now().UTC().Format(time.RFC3339))
@@ -403,7 +438,14 @@ func (a *app) receiveLoop(ctx context.Context) {
 		}
 	}
 	for ctx.Err() == nil {
-		sub, err := a.relay.Subscribe(ctx, a.dev.Mailbox())
+		sub, err := a.relay.Subscribe(ctx, a.dev.Mailbox(), a.owner)
+		if client.IsStatus(err, http.StatusNotFound) {
+			// The relay lost its records (a new data folder): register
+			// the mailbox again (first use wins) and retry.
+			if rerr := a.registerNow(ctx); rerr != nil {
+				err = rerr
+			}
+		}
 		if err != nil {
 			down(fmt.Errorf("%s: %w", a.relayURL, err))
 			sleep(ctx, backoff)

@@ -179,9 +179,14 @@ func TestTwoClients(t *testing.T) {
 	alice.cmd("/nonsense")
 	alice.expect("unknown command")
 
-	// The history, the session and the ticks survive a restart.
+	// The history, the session, the ticks and the relay keys survive a
+	// restart: the receipt below arrives only if Alice reads her mailbox
+	// with the owner key she registered, and the relay takes her bundle
+	// only signed with her first upload key.
 	alice.quit()
 	alice = startChat(t, hs.URL, "alice", filepath.Join(dir, "alice.db"))
+	alice.cmd("/publish 2")
+	alice.expect("published a bundle with 2 one-time prekeys")
 	alice.cmd("/history bob")
 	alice.expect("me → bob: hello bob  [✓✓✓ read]")
 	alice.cmd("/msg bob after a restart")

@@ -5,10 +5,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/sealpost/sealpost"
+	"github.com/sealpost/sealpost/examples/relay/client"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -305,4 +307,29 @@ func hexDecode(s string, dst []byte) (int, error) {
 		return 0, errors.New("bad message id length")
 	}
 	return hex.Decode(dst, []byte(s))
+}
+
+// relayKey returns the relay key stored under name in the meta bucket,
+// generating and storing a new one the first time (in one transaction, so
+// two starts cannot store two keys).
+func (h *history) relayKey(name string) (*client.Key, error) {
+	var k *client.Key
+	err := h.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMeta)
+		if seed := b.Get([]byte(name)); seed != nil {
+			var err error
+			k, err = client.ParseKey(seed)
+			if err != nil {
+				return fmt.Errorf("chat: stored relay key %s: %w", name, err)
+			}
+			return nil
+		}
+		nk, err := client.NewKey()
+		if err != nil {
+			return err
+		}
+		k = nk
+		return b.Put([]byte(name), nk.Bytes())
+	})
+	return k, err
 }

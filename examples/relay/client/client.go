@@ -22,6 +22,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/sealpost/sealpost/envelope"
+	"github.com/sealpost/sealpost/examples/relay/auth"
 )
 
 // Wire constants, the same as the relay's.
@@ -83,13 +84,16 @@ func statusError(resp *http.Response) error {
 	return se
 }
 
-func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte, want int) (*http.Response, error) {
+func (c *Client) do(ctx context.Context, method, path, ctype string, body []byte, want int, hdr ...string) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -107,18 +111,23 @@ func bundlePath(user string, device uint32) string {
 }
 
 // PutBundle replaces the device's blobs: oneTime are handed out once
-// each, lastResort to everybody after.
-func (c *Client) PutBundle(ctx context.Context, user string, device uint32, oneTime [][]byte, lastResort []byte) error {
-	return c.uploadBundle(ctx, http.MethodPut, user, device, oneTime, lastResort)
+// each, lastResort to everybody after. The request is signed with key, the
+// device's upload key: the relay keeps the key of the first upload and
+// refuses (403) any later one signed by another.
+func (c *Client) PutBundle(ctx context.Context, key *Key, user string, device uint32, oneTime [][]byte, lastResort []byte) error {
+	return c.uploadBundle(ctx, http.MethodPut, key, user, device, oneTime, lastResort)
 }
 
 // AddBundle adds one-time blobs and, when lastResort is not nil, replaces
-// the last resort.
-func (c *Client) AddBundle(ctx context.Context, user string, device uint32, oneTime [][]byte, lastResort []byte) error {
-	return c.uploadBundle(ctx, http.MethodPost, user, device, oneTime, lastResort)
+// the last resort; signed with key as PutBundle.
+func (c *Client) AddBundle(ctx context.Context, key *Key, user string, device uint32, oneTime [][]byte, lastResort []byte) error {
+	return c.uploadBundle(ctx, http.MethodPost, key, user, device, oneTime, lastResort)
 }
 
-func (c *Client) uploadBundle(ctx context.Context, method, user string, device uint32, oneTime [][]byte, lastResort []byte) error {
+func (c *Client) uploadBundle(ctx context.Context, method string, key *Key, user string, device uint32, oneTime [][]byte, lastResort []byte) error {
+	if len(user) > auth.MaxUser {
+		return &StatusError{Code: http.StatusBadRequest, Message: "user name too long"}
+	}
 	body, err := json.Marshal(struct {
 		OneTime    [][]byte `json:"one_time,omitempty"`
 		LastResort []byte   `json:"last_resort,omitempty"`
@@ -126,7 +135,30 @@ func (c *Client) uploadBundle(ctx context.Context, method, user string, device u
 	if err != nil {
 		return err
 	}
-	resp, err := c.do(ctx, method, bundlePath(user, device), "application/json", body, http.StatusNoContent)
+	sig := auth.Sign(key.priv, method, auth.BundleResource(user, device), body, time.Now())
+	resp, err := c.do(ctx, method, bundlePath(user, device), "application/json", body, http.StatusNoContent,
+		auth.Header, sig, auth.KeyHeader, auth.EncodeKey(key.Public()))
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// RegisterMailbox registers owner as the key of mailbox, signed by it.
+// The first registration wins: registering the same key again is fine,
+// another key is a StatusError with code 409. Register a mailbox before
+// anyone learns its id (before publishing the bundle that names it).
+func (c *Client) RegisterMailbox(ctx context.Context, mailbox []byte, owner *Key) error {
+	if len(mailbox) == 0 || len(mailbox) > auth.MaxMailbox {
+		return errors.New("relay: mailbox must be 1 to 64 bytes")
+	}
+	pub := owner.Public()
+	sig := auth.Sign(owner.priv, http.MethodPut, auth.MailboxResource(mailbox), pub, time.Now())
+	path := "/v1/mailboxes/" + hex.EncodeToString(mailbox) + "/owner"
+	resp, err := c.do(ctx, http.MethodPut, path, "application/octet-stream", pub, http.StatusCreated, auth.Header, sig)
+	if IsStatus(err, http.StatusNoContent) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -157,6 +189,21 @@ func (c *Client) Post(ctx context.Context, env []byte) error {
 	return resp.Body.Close()
 }
 
+// DeleteMailbox removes every envelope waiting in mailbox, signed with its
+// owner key; the relay keeps the registration, so the id stays the
+// owner's.
+func (c *Client) DeleteMailbox(ctx context.Context, mailbox []byte, owner *Key) error {
+	if len(mailbox) == 0 || len(mailbox) > auth.MaxMailbox {
+		return errors.New("relay: mailbox must be 1 to 64 bytes")
+	}
+	sig := auth.Sign(owner.priv, http.MethodDelete, auth.MailboxResource(mailbox), nil, time.Now())
+	resp, err := c.do(ctx, http.MethodDelete, "/v1/mailboxes/"+hex.EncodeToString(mailbox), "", nil, http.StatusNoContent, auth.Header, sig)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
 // Delivery is one envelope from a mailbox. Ack it once handled.
 type Delivery struct {
 	ID       uint64
@@ -173,9 +220,14 @@ type Subscription struct {
 	err    error
 }
 
-// Subscribe opens the mailbox's WebSocket. Deliveries arrive on C until
-// the connection ends; Err then says why.
-func (c *Client) Subscribe(ctx context.Context, mailbox []byte) (*Subscription, error) {
+// Subscribe opens the mailbox's WebSocket, signing the request with the
+// mailbox's owner key (see RegisterMailbox). Deliveries arrive on C until
+// the connection ends; Err then says why. A key that is not the owner's is
+// a StatusError with code 403, a mailbox never registered 404.
+func (c *Client) Subscribe(ctx context.Context, mailbox []byte, owner *Key) (*Subscription, error) {
+	if len(mailbox) == 0 || len(mailbox) > auth.MaxMailbox {
+		return nil, errors.New("relay: mailbox must be 1 to 64 bytes")
+	}
 	u := c.base + "/v1/mailboxes/" + hex.EncodeToString(mailbox)
 	switch {
 	case strings.HasPrefix(u, "http://"):
@@ -183,10 +235,8 @@ func (c *Client) Subscribe(ctx context.Context, mailbox []byte) (*Subscription, 
 	case strings.HasPrefix(u, "https://"):
 		u = "wss://" + strings.TrimPrefix(u, "https://")
 	}
-	var opts *websocket.DialOptions
-	if c.ws != nil {
-		opts = &websocket.DialOptions{HTTPClient: c.ws}
-	}
+	opts := &websocket.DialOptions{HTTPClient: c.ws, HTTPHeader: http.Header{}}
+	opts.HTTPHeader.Set(auth.Header, auth.Sign(owner.priv, http.MethodGet, auth.MailboxResource(mailbox), nil, time.Now()))
 	conn, resp, err := websocket.Dial(ctx, u, opts)
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {

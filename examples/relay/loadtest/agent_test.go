@@ -56,6 +56,8 @@ type agent struct {
 	dev  *sealpost.Device
 	c    *client.Client
 	peer *agent
+	// owner reads the device's mailbox; upload signs its bundle uploads.
+	owner, upload *client.Key
 
 	mu        sync.Mutex
 	seq       uint32                       // messages sent so far
@@ -100,8 +102,20 @@ func (a *agent) publish(ctx context.Context) error {
 		}
 		blobs = append(blobs, raw)
 	}
+	if a.owner == nil {
+		if a.owner, err = client.NewKey(); err != nil {
+			return err
+		}
+		if a.upload, err = client.NewKey(); err != nil {
+			return err
+		}
+	}
+	// The mailbox is registered before the bundle naming it is out.
+	if err := a.c.RegisterMailbox(ctx, a.dev.Mailbox(), a.owner); err != nil {
+		return err
+	}
 	addr := a.dev.Address()
-	return a.c.PutBundle(ctx, addr.User, addr.Device, blobs[:len(blobs)-1], blobs[len(blobs)-1])
+	return a.c.PutBundle(ctx, a.upload, addr.User, addr.Device, blobs[:len(blobs)-1], blobs[len(blobs)-1])
 }
 
 // startSession fetches the peer's bundle from the relay and starts a session.
@@ -281,7 +295,7 @@ func (a *agent) receiveLoop() {
 		case <-ctx.Done():
 			return
 		}
-		sub, err := a.c.Subscribe(ctx, a.dev.Mailbox())
+		sub, err := a.c.Subscribe(ctx, a.dev.Mailbox(), a.owner)
 		if err != nil {
 			a.r.subscribeErrors.Add(1)
 			select {

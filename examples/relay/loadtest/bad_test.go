@@ -16,6 +16,7 @@ import (
 
 	"github.com/sealpost/sealpost"
 	"github.com/sealpost/sealpost/envelope"
+	"github.com/sealpost/sealpost/examples/relay/client"
 	"github.com/sealpost/sealpost/examples/relay/server"
 )
 
@@ -123,6 +124,22 @@ func newBadClient(ctx context.Context, r *run, victim *agent) (*badClient, error
 	c := localClient(b.url, net.IPv4(127, 2, 0, 2))
 	if err := startSession(ctx, c, mallory, victim.dev.Address()); err != nil {
 		return nil, err
+	}
+	// Mallory knows the victim's mailbox id and address, but neither
+	// reads the mailbox nor replaces the bundle with a key of its own.
+	key, err := client.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	if sub, err := c.Subscribe(ctx, victim.dev.Mailbox(), key); !client.IsStatus(err, http.StatusForbidden) {
+		if sub != nil {
+			sub.Close()
+		}
+		return nil, fmt.Errorf("reading the victim's mailbox with another key: %v, want 403", err)
+	}
+	va := victim.dev.Address()
+	if err := c.PutBundle(ctx, key, va.User, va.Device, nil, []byte("mallory's")); !client.IsStatus(err, http.StatusForbidden) {
+		return nil, fmt.Errorf("replacing the victim's bundle: %v, want 403", err)
 	}
 	for i := range 16 {
 		o, err := mallory.Send(ctx, victim.dev.Address(), fmt.Appendf(nil, "not for you %d", i))

@@ -54,7 +54,7 @@ func BenchmarkRelayDeliver(b *testing.B) {
 		}
 	}
 	b.ResetTimer()
-	sub, err := c.Subscribe(ctx, mbx)
+	sub, err := c.Subscribe(ctx, mbx, tr.own(mbx))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -74,4 +74,51 @@ func BenchmarkRelayDeliver(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "envelopes/s")
+}
+
+// BenchmarkReadPath measures opening a mailbox: the client signs the
+// request, the relay checks it (header, window, Ed25519 verify, the owner
+// key and the seen-set on NATS), opens the WebSocket and the consumer and
+// delivers the one envelope waiting; the client then closes. "unsigned"
+// is the same with the relay's check turned off (a test-only switch), so
+// the difference is what ownership costs a read.
+//
+//	go test -run '^$' -bench ReadPath -benchmem -benchtime 400x -count 3 ./relay/server
+//
+// Keep -benchtime under 1,000: each connection leaves an ordered consumer
+// that JetStream drops only after consumerIdle, and JetStream's default
+// limit is 1,000 consumers a stream (past it the relay answers 503).
+func BenchmarkReadPath(b *testing.B) {
+	for _, signed := range []bool{true, false} {
+		name := "signed"
+		if !signed {
+			name = "unsigned"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			tr := startRelay(b, server.Config{Rate: -1})
+			if !signed {
+				tr.mu.Lock()
+				tr.relay.SkipMailboxAuth()
+				tr.mu.Unlock()
+			}
+			c := tr.client()
+			mbx := []byte("bench-read")
+			owner := tr.own(mbx)
+			if err := c.Post(ctx, fakeEnvelope(mbx, 1, 1024)); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				sub, err := c.Subscribe(ctx, mbx, owner)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, ok := next(b, sub, 10*time.Second); !ok {
+					b.Fatal("no delivery")
+				}
+				sub.Close()
+			}
+		})
+	}
 }

@@ -1,13 +1,17 @@
 package server
 
 import (
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sealpost/sealpost/examples/relay/auth"
 )
 
 // BundleUpload is the body of PUT and POST /v1/bundles/{user}/{device}.
@@ -27,30 +31,56 @@ const (
 // maxUserLength bounds the user part of an address (as keys.MaxUserLength).
 const maxUserLength = 256
 
-// bundleSubjects returns the subjects of a device's one-time blobs and of
-// its last resort, or ok false for a bad user or device.
-func bundleSubjects(req *http.Request) (oneTime, lastResort string, ok bool) {
+// bundleTarget is a device's bundle: its two subjects, the name of its
+// upload key in OwnerBucket and the resource its uploads sign.
+type bundleTarget struct {
+	oneTime, lastResort string
+	owner               string
+	resource            []byte
+}
+
+// bundleSubjects returns the device's bundle, or ok false for a bad user
+// or device.
+func bundleSubjects(req *http.Request) (t bundleTarget, ok bool) {
 	user := req.PathValue("user")
 	dev, err := strconv.ParseUint(req.PathValue("device"), 10, 32)
 	if user == "" || len(user) > maxUserLength || err != nil {
-		return "", "", false
+		return t, false
 	}
-	base := bundlePrefix + hex.EncodeToString([]byte(user)) + "." + strconv.FormatUint(dev, 10)
-	return base + ".ot", base + ".lr", true
+	name := hex.EncodeToString([]byte(user)) + "." + strconv.FormatUint(dev, 10)
+	base := bundlePrefix + name
+	return bundleTarget{oneTime: base + ".ot", lastResort: base + ".lr", owner: "bnd." + name,
+		resource: auth.BundleResource(user, uint32(dev))}, true
 }
 
-func (r *Relay) readUpload(w http.ResponseWriter, req *http.Request, needLastResort bool) (*BundleUpload, bool) {
+// readUpload reads a bundle upload and checks its signature (see
+// authorizeBundle) before anything is stored.
+func (r *Relay) readUpload(w http.ResponseWriter, req *http.Request, t bundleTarget, needLastResort bool) (*BundleUpload, bool) {
+	s, err := signature(req, time.Now())
+	if err != nil {
+		r.answer(w, "", err)
+		return nil, false
+	}
 	readDeadline(w)
-	var up BundleUpload
-	dec := json.NewDecoder(http.MaxBytesReader(w, req.Body, maxBundleRequest))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&up); err != nil {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, req.Body, maxBundleRequest))
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			httpError(w, http.StatusRequestEntityTooLarge, "bundle upload too large")
 		} else {
-			httpError(w, http.StatusBadRequest, "bundle upload is not valid JSON")
+			httpError(w, http.StatusBadRequest, "reading the bundle upload failed")
 		}
+		return nil, false
+	}
+	if err := r.authorizeBundle(req.Context(), req, t.owner, t.resource, raw, s); err != nil {
+		r.answer(w, "authorizing a bundle upload", err)
+		return nil, false
+	}
+	var up BundleUpload
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&up); err != nil {
+		httpError(w, http.StatusBadRequest, "bundle upload is not valid JSON")
 		return nil, false
 	}
 	switch {
@@ -75,12 +105,13 @@ func (r *Relay) readUpload(w http.ResponseWriter, req *http.Request, needLastRes
 
 // putBundle replaces every blob of the device.
 func (r *Relay) putBundle(w http.ResponseWriter, req *http.Request) {
-	ot, lr, ok := bundleSubjects(req)
+	t, ok := bundleSubjects(req)
 	if !ok {
 		httpError(w, http.StatusBadRequest, "bad user or device")
 		return
 	}
-	up, ok := r.readUpload(w, req, true)
+	ot, lr := t.oneTime, t.lastResort
+	up, ok := r.readUpload(w, req, t, true)
 	if !ok {
 		return
 	}
@@ -96,12 +127,13 @@ func (r *Relay) putBundle(w http.ResponseWriter, req *http.Request) {
 
 // addBundle adds one-time blobs and, if given, replaces the last resort.
 func (r *Relay) addBundle(w http.ResponseWriter, req *http.Request) {
-	ot, lr, ok := bundleSubjects(req)
+	t, ok := bundleSubjects(req)
 	if !ok {
 		httpError(w, http.StatusBadRequest, "bad user or device")
 		return
 	}
-	up, ok := r.readUpload(w, req, false)
+	ot, lr := t.oneTime, t.lastResort
+	up, ok := r.readUpload(w, req, t, false)
 	if !ok {
 		return
 	}
@@ -137,11 +169,12 @@ const maxTakeTries = 16
 // getBundle hands out the oldest one-time blob, deleting it, or the last
 // resort when none is left.
 func (r *Relay) getBundle(w http.ResponseWriter, req *http.Request) {
-	ot, lr, ok := bundleSubjects(req)
+	t, ok := bundleSubjects(req)
 	if !ok {
 		httpError(w, http.StatusBadRequest, "bad user or device")
 		return
 	}
+	ot, lr := t.oneTime, t.lastResort
 	ctx := req.Context()
 	for range maxTakeTries {
 		m, err := r.bundles.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(ot))

@@ -30,7 +30,7 @@ func TestSharedNATS(t *testing.T) {
 	b := startRelay(t, server.Config{NATSURL: ns.ClientURL(), Rate: -1})
 	ca, cb := a.client(), b.client()
 
-	if err := ca.PutBundle(ctx, "bob", 1, [][]byte{[]byte("1"), []byte("2"), []byte("3")}, []byte("lr")); err != nil {
+	if err := ca.PutBundle(ctx, uploadKey, "bob", 1, [][]byte{[]byte("1"), []byte("2"), []byte("3")}, []byte("lr")); err != nil {
 		t.Fatal(err)
 	}
 	seen := map[string]int{}
@@ -54,7 +54,7 @@ func TestSharedNATS(t *testing.T) {
 	if err := ca.Post(ctx, env); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := cb.Subscribe(ctx, mbx)
+	sub, err := cb.Subscribe(ctx, mbx, a.own(mbx))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func publish(t *testing.T, c *client.Client, d *sealpost.Device, oneTime int) {
 		blobs = append(blobs, raw)
 	}
 	a := d.Address()
-	if err := c.PutBundle(ctx, a.User, a.Device, blobs[:len(blobs)-1], blobs[len(blobs)-1]); err != nil {
+	if err := c.PutBundle(ctx, uploadKey, a.User, a.Device, blobs[:len(blobs)-1], blobs[len(blobs)-1]); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -139,7 +139,8 @@ func TestRestartKeepsEnvelopes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	sub, err := c.Subscribe(ctx, bob.Mailbox())
+	owner := tr.own(bob.Mailbox())
+	sub, err := c.Subscribe(ctx, bob.Mailbox(), owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestRestartKeepsEnvelopes(t *testing.T) {
 	if p := tr.pending(bob.Mailbox()); p != n-5 {
 		t.Fatalf("pending %d after the restart, want %d", p, n-5)
 	}
-	sub, err = c.Subscribe(ctx, bob.Mailbox())
+	sub, err = c.Subscribe(ctx, bob.Mailbox(), owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,12 +203,13 @@ func TestRestartKeepsEnvelopes(t *testing.T) {
 // agent is one device of TestEndToEnd: it sends, receives, acknowledges
 // and flushes receipts through the relay.
 type agent struct {
-	name string
-	dev  *sealpost.Device
-	c    *client.Client
-	peer sealpost.Address
-	rng  *rand.Rand
-	fail func(format string, args ...any)
+	name  string
+	dev   *sealpost.Device
+	c     *client.Client
+	owner *client.Key // of dev.Mailbox()
+	peer  sealpost.Address
+	rng   *rand.Rand
+	fail  func(format string, args ...any)
 
 	mu        sync.Mutex
 	sent      map[sealpost.MessageID]bool
@@ -236,7 +238,7 @@ func (a *agent) receiveLoop(ctx context.Context, reconnectEvery int) {
 	rng := rand.New(rand.NewPCG(a.rng.Uint64(), 2))
 	a.mu.Unlock()
 	for ctx.Err() == nil {
-		sub, err := a.c.Subscribe(ctx, a.dev.Mailbox())
+		sub, err := a.c.Subscribe(ctx, a.dev.Mailbox(), a.owner)
 		if err != nil {
 			time.Sleep(20 * time.Millisecond)
 			continue
@@ -418,6 +420,8 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("seed %d", seed)
 	alice := newAgent("alice", aliceDev, tr.client(), bobAddr, seed, fail)
 	bob := newAgent("bob", bobDev, tr.client(), aliceAddr, seed+1, fail)
+	alice.owner = tr.own(aliceDev.Mailbox())
+	bob.owner = tr.own(bobDev.Mailbox())
 	alice.markReady() // Bob can send once he has heard from Alice
 
 	start := time.Now()

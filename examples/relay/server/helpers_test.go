@@ -1,7 +1,11 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealpost/sealpost/examples/relay/auth"
 	"github.com/sealpost/sealpost/examples/relay/client"
 	"github.com/sealpost/sealpost/examples/relay/server"
 )
@@ -145,4 +150,69 @@ func next(t testing.TB, sub *client.Subscription, wait time.Duration) (client.De
 	case <-time.After(wait):
 		return client.Delivery{}, false
 	}
+}
+
+// uploadKey signs every honest bundle upload of these tests (each test has
+// a relay of its own, so one key for all devices is trusted on first use).
+var uploadKey, uploadPriv = keyPair()
+
+// keyPair returns a new client key and the same key for crypto/ed25519,
+// for requests the tests sign themselves.
+func keyPair() (*client.Key, ed25519.PrivateKey) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	k, err := client.ParseKey(priv.Seed())
+	if err != nil {
+		panic(err)
+	}
+	return k, priv
+}
+
+func mustKey() *client.Key {
+	k, _ := keyPair()
+	return k
+}
+
+// signedRequest sends method path with body and the given Sealpost-Auth
+// and Sealpost-Key values (left out when empty), returning the status
+// and the JSON error message.
+func signedRequest(t testing.TB, tr *testRelay, method, path string, body []byte, sig, key string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, tr.url()+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sig != "" {
+		req.Header.Set(auth.Header, sig)
+	}
+	if key != "" {
+		req.Header.Set(auth.KeyHeader, key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Error string `json:"error"`
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	// 426 is the WebSocket library's answer to a plain GET that passed the
+	// relay's checks; every answer of the relay's own is JSON.
+	if len(raw) > 0 && resp.StatusCode != http.StatusUpgradeRequired && json.Unmarshal(raw, &e) != nil {
+		t.Errorf("%s %s: %d with a body that is not JSON: %q", method, path, resp.StatusCode, raw)
+	}
+	return resp.StatusCode, e.Error
+}
+
+// own registers a fresh owner key for mailbox and returns it.
+func (tr *testRelay) own(mailbox []byte) *client.Key {
+	tr.t.Helper()
+	k := mustKey()
+	if err := tr.client().RegisterMailbox(context.Background(), mailbox, k); err != nil {
+		tr.t.Fatalf("RegisterMailbox: %v", err)
+	}
+	return k
 }

@@ -83,11 +83,38 @@ func (r *Relay) postEnvelope(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
+// deleteMailbox removes every envelope of the mailbox, signed by its
+// owner (a device retiring a mailbox). The owner record stays, so nobody
+// else can register the id again.
+func (r *Relay) deleteMailbox(w http.ResponseWriter, req *http.Request) {
+	mailbox, ok := mailboxFromPath(req)
+	if !ok {
+		httpError(w, http.StatusBadRequest, "mailbox must be 1 to 64 bytes in hex")
+		return
+	}
+	if err := r.authorizeMailbox(req.Context(), req, mailbox, nil); err != nil {
+		r.answer(w, "authorizing a mailbox delete", err)
+		return
+	}
+	err := r.mailbox.Purge(req.Context(), jetstream.WithPurgeSubject(mailboxPrefix+hex.EncodeToString(mailbox)))
+	if err != nil {
+		r.storeError(w, "purging a mailbox", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // subscribe upgrades to a WebSocket and delivers the mailbox's envelopes.
 func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
-	mailbox, err := hex.DecodeString(req.PathValue("mailbox"))
-	if err != nil || len(mailbox) == 0 || len(mailbox) > envelope.MaxMailboxLength {
+	mailbox, ok := mailboxFromPath(req)
+	if !ok {
 		httpError(w, http.StatusBadRequest, "mailbox must be 1 to 64 bytes in hex")
+		return
+	}
+	// Reading (and so acknowledging, which deletes) needs the owner's
+	// signature of this GET; the upgrade is refused before anything is read.
+	if err := r.authorizeMailbox(req.Context(), req, mailbox, nil); err != nil {
+		r.answer(w, "authorizing a mailbox read", err)
 		return
 	}
 	// An ordered consumer keeps no acknowledgement state: it reads what

@@ -7,11 +7,13 @@
 //
 // # HTTP API
 //
-//	PUT  /v1/bundles/{user}/{device}   replace the device's bundle blobs
-//	POST /v1/bundles/{user}/{device}   add one-time blobs (and optionally a new last resort)
+//	PUT  /v1/bundles/{user}/{device}   replace the device's bundle blobs (signed: upload key)
+//	POST /v1/bundles/{user}/{device}   add one-time blobs, optionally a new last resort (signed: upload key)
 //	GET  /v1/bundles/{user}/{device}   take one blob: each one-time blob once, then the last resort
 //	POST /v1/envelopes                 store an envelope in its recipient's mailbox
-//	GET  /v1/mailboxes/{mailbox}       WebSocket: receive the mailbox's envelopes, acknowledging each
+//	PUT  /v1/mailboxes/{mailbox}/owner register the mailbox's owner key, the body (signed by it)
+//	GET  /v1/mailboxes/{mailbox}       WebSocket: receive the mailbox's envelopes, acknowledging each (signed: owner key)
+//	DELETE /v1/mailboxes/{mailbox}     remove every envelope waiting (signed: owner key)
 //	POST /v1/blobs                     reserve a blob of Upload-Length bytes (see "Blobs")
 //	HEAD /v1/blobs/{id}/upload         the blob's Upload-Offset (upload token)
 //	PATCH /v1/blobs/{id}/upload        store the body at Upload-Offset (upload token)
@@ -29,6 +31,21 @@
 // 400 for an envelope envelope.Parse refuses, 413 over envelope.MaxSize,
 // 429 over the per-IP request rate (with Retry-After), 507 when the
 // mailbox holds MaxDepth envelopes already, 503 when NATS is unavailable.
+//
+// # Ownership
+//
+// Reading a mailbox (and so acknowledging, which deletes) and deleting
+// need a Sealpost-Auth header signed by the owner key the mailbox was
+// first registered with; a bundle upload needs one signed by the key in
+// its Sealpost-Key header, which must be the key of the device's first
+// upload. The signed bytes (examples/relay/auth) are a fixed context
+// string, the method, the mailbox or device, a Unix timestamp within
+// auth.Window of the relay's clock, a random nonce and the SHA-256 of the
+// body; a signature seen before (SeenBucket) is refused. The keys are kept
+// in OwnerBucket, public keys only. 400 is a malformed header, 401 a
+// missing, stale or replayed signature, 403 another key's, 409 a second
+// registration of a mailbox with another key. The byte format, and why
+// timestamps rather than challenges, are in examples/relay/README.md.
 //
 // # Delivery
 //
@@ -98,11 +115,12 @@
 //
 // # What is not here
 //
-// Authentication: anyone may upload a bundle for any user, fetch
-// one-time blobs (draining them), post to any mailbox or read one whose id
-// they know. Contents stay safe (bundles are signed; a replaced identity
-// shows as a changed safety number), but put the relay behind the app's
-// own authentication before using it for real.
+// Device lists (which devices a user has) are not checked: anyone may
+// still publish a bundle for a device number not used before, fetch
+// one-time blobs (each once) and post to any mailbox. Contents stay safe
+// (bundles are signed; a replaced identity shows as a changed safety
+// number), but put the relay behind the app's own authentication before
+// using it for real.
 package server
 
 import (
@@ -186,6 +204,10 @@ type Config struct {
 	BlobMaxAge   time.Duration // how long a blob is kept (DefaultBlobMaxAge)
 	BlobMaxSize  int64         // the largest blob accepted (DefaultBlobMaxSize)
 	BlobPartSize int64         // the size of a blob's stored parts (DefaultBlobPartSize)
+
+	// SeenMaxBytes bounds the set of signed requests seen in the replay
+	// window (DefaultSeenMaxBytes).
+	SeenMaxBytes int64
 }
 
 func (c *Config) setDefaults() {
@@ -219,6 +241,9 @@ func (c *Config) setDefaults() {
 	if c.BlobPartSize <= 0 {
 		c.BlobPartSize = DefaultBlobPartSize
 	}
+	if c.SeenMaxBytes <= 0 {
+		c.SeenMaxBytes = DefaultSeenMaxBytes
+	}
 }
 
 // Relay is the server. Handler serves its API; Close stops it.
@@ -232,6 +257,9 @@ type Relay struct {
 	bundles   jetstream.Stream
 	blobRecs  jetstream.KeyValue
 	blobParts jetstream.ObjectStore
+	owners    jetstream.KeyValue // owner keys of mailboxes and bundles
+	seen      jetstream.KeyValue // signed requests seen in the window
+	noAuth    bool               // benchmarks only (export_test.go)
 	limiter   *limiter
 	mux       *http.ServeMux
 	ctx       context.Context // canceled by Close: ends every WebSocket
@@ -267,6 +295,10 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	if err := r.setupBlobs(ctx); err != nil {
+		r.shutdownNATS()
+		return nil, err
+	}
+	if err := r.setupAuth(ctx); err != nil {
 		r.shutdownNATS()
 		return nil, err
 	}
@@ -396,6 +428,8 @@ func (r *Relay) routes() {
 	r.mux.HandleFunc("GET /v1/bundles/{user}/{device}", r.limited(r.getBundle))
 	r.mux.HandleFunc("POST /v1/envelopes", r.limited(r.postEnvelope))
 	r.mux.HandleFunc("GET /v1/mailboxes/{mailbox}", r.limited(r.subscribe))
+	r.mux.HandleFunc("PUT /v1/mailboxes/{mailbox}/owner", r.limited(r.registerMailbox))
+	r.mux.HandleFunc("DELETE /v1/mailboxes/{mailbox}", r.limited(r.deleteMailbox))
 	r.mux.HandleFunc("POST /v1/blobs", r.limited(r.createBlob))
 	r.mux.HandleFunc("HEAD /v1/blobs/{id}/upload", r.limited(r.blobOffset))
 	r.mux.HandleFunc("PATCH /v1/blobs/{id}/upload", r.limited(r.patchBlob))

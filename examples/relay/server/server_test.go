@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/envelope"
+	"github.com/sealpost/sealpost/examples/relay/auth"
 	"github.com/sealpost/sealpost/examples/relay/client"
 	"github.com/sealpost/sealpost/examples/relay/server"
 )
@@ -32,14 +33,14 @@ func TestBundles(t *testing.T) {
 		t.Fatalf("fetch before upload: %v", err)
 	}
 	one := [][]byte{[]byte("ot-1"), []byte("ot-2"), []byte("ot-3")}
-	if err := c.PutBundle(ctx, "bob", 1, one, []byte("lr-1")); err != nil {
+	if err := c.PutBundle(ctx, uploadKey, "bob", 1, one, []byte("lr-1")); err != nil {
 		t.Fatal(err)
 	}
 	// Another device of the same user, and a user name that needs escaping.
-	if err := c.PutBundle(ctx, "bob", 2, nil, []byte("bob2-lr")); err != nil {
+	if err := c.PutBundle(ctx, uploadKey, "bob", 2, nil, []byte("bob2-lr")); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.PutBundle(ctx, "carol/../x y", 1, [][]byte{[]byte("carol-ot")}, []byte("carol-lr")); err != nil {
+	if err := c.PutBundle(ctx, uploadKey, "carol/../x y", 1, [][]byte{[]byte("carol-ot")}, []byte("carol-lr")); err != nil {
 		t.Fatal(err)
 	}
 	fetch := func(user string, dev uint32, want string, wantOneTime bool) {
@@ -59,35 +60,35 @@ func TestBundles(t *testing.T) {
 	fetch("bob", 1, "lr-1", false)
 
 	// POST adds one-time blobs and may replace the last resort.
-	if err := c.AddBundle(ctx, "bob", 1, [][]byte{[]byte("ot-4")}, nil); err != nil {
+	if err := c.AddBundle(ctx, uploadKey, "bob", 1, [][]byte{[]byte("ot-4")}, nil); err != nil {
 		t.Fatal(err)
 	}
 	fetch("bob", 1, "ot-4", true)
 	fetch("bob", 1, "lr-1", false)
-	if err := c.AddBundle(ctx, "bob", 1, nil, []byte("lr-2")); err != nil {
+	if err := c.AddBundle(ctx, uploadKey, "bob", 1, nil, []byte("lr-2")); err != nil {
 		t.Fatal(err)
 	}
 	fetch("bob", 1, "lr-2", false)
 
 	// PUT replaces everything.
-	if err := c.AddBundle(ctx, "bob", 1, [][]byte{[]byte("ot-5")}, nil); err != nil {
+	if err := c.AddBundle(ctx, uploadKey, "bob", 1, [][]byte{[]byte("ot-5")}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.PutBundle(ctx, "bob", 1, [][]byte{[]byte("ot-6")}, []byte("lr-3")); err != nil {
+	if err := c.PutBundle(ctx, uploadKey, "bob", 1, [][]byte{[]byte("ot-6")}, []byte("lr-3")); err != nil {
 		t.Fatal(err)
 	}
 	fetch("bob", 1, "ot-6", true)
 	fetch("bob", 1, "lr-3", false)
 
 	// Refusals.
-	wantStatus(t, c.PutBundle(ctx, "bob", 1, one, nil), http.StatusBadRequest)
-	wantStatus(t, c.PutBundle(ctx, "bob", 1, nil, bytes.Repeat([]byte{1}, server.MaxBlobSize+1)), http.StatusRequestEntityTooLarge)
+	wantStatus(t, c.PutBundle(ctx, uploadKey, "bob", 1, one, nil), http.StatusBadRequest)
+	wantStatus(t, c.PutBundle(ctx, uploadKey, "bob", 1, nil, bytes.Repeat([]byte{1}, server.MaxBlobSize+1)), http.StatusRequestEntityTooLarge)
 	many := make([][]byte, server.MaxOneTimeBlobs+1)
 	for i := range many {
 		many[i] = []byte{byte(i)}
 	}
-	wantStatus(t, c.AddBundle(ctx, "bob", 1, many, nil), http.StatusRequestEntityTooLarge)
-	wantStatus(t, c.AddBundle(ctx, strings.Repeat("u", 257), 1, [][]byte{{1}}, nil), http.StatusBadRequest)
+	wantStatus(t, c.AddBundle(ctx, uploadKey, "bob", 1, many, nil), http.StatusRequestEntityTooLarge)
+	wantStatus(t, c.AddBundle(ctx, uploadKey, strings.Repeat("u", 257), 1, [][]byte{{1}}, nil), http.StatusBadRequest)
 	for _, path := range []string{"/v1/bundles/bob/x", "/v1/bundles/bob/4294967296", "/v1/bundles/bob/-1"} {
 		resp, err := http.Get(tr.url() + path)
 		if err != nil {
@@ -98,13 +99,22 @@ func TestBundles(t *testing.T) {
 			t.Errorf("GET %s: %d", path, resp.StatusCode)
 		}
 	}
+	// An unsigned upload is refused before its body is read; a signed
+	// one that is not JSON is a 400.
 	resp, err := http.Post(tr.url()+"/v1/bundles/bob/1", "application/json", strings.NewReader(`{"one_time": 7}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusBadRequest {
-		t.Errorf("bad JSON: %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("unsigned upload: %d", resp.StatusCode)
+	}
+	body := []byte(`{"one_time": 7}`)
+	code, _ := signedRequest(t, tr, http.MethodPost, "/v1/bundles/bob/1", body,
+		auth.Sign(uploadPriv, http.MethodPost, auth.BundleResource("bob", 1), body, time.Now()),
+		auth.EncodeKey(uploadKey.Public()))
+	if code != http.StatusBadRequest {
+		t.Errorf("bad JSON: %d", code)
 	}
 }
 
@@ -118,7 +128,7 @@ func TestOneTimeBlobsOnce(t *testing.T) {
 	for i := range 20 {
 		blobs = append(blobs, []byte{byte(i)})
 	}
-	if err := c.PutBundle(ctx, "bob", 1, blobs, []byte("last")); err != nil {
+	if err := c.PutBundle(ctx, uploadKey, "bob", 1, blobs, []byte("last")); err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
@@ -248,7 +258,7 @@ func TestMailboxFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Taking one out makes room for one.
-	sub, err := c.Subscribe(ctx, mbx)
+	sub, err := c.Subscribe(ctx, mbx, tr.own(mbx))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +301,8 @@ func TestDeliveryAndAcks(t *testing.T) {
 	if n := tr.pending(mbx); n != 10 {
 		t.Fatalf("pending %d, want 10", n)
 	}
-	sub, err := c.Subscribe(ctx, mbx)
+	owner := tr.own(mbx)
+	sub, err := c.Subscribe(ctx, mbx, owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +334,7 @@ func TestDeliveryAndAcks(t *testing.T) {
 	}
 	sub.Close()
 
-	sub, err = c.Subscribe(ctx, mbx)
+	sub, err = c.Subscribe(ctx, mbx, owner)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -365,13 +376,13 @@ func TestLogsHoldNoBodies(t *testing.T) {
 	if err := c.Post(ctx, env); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.PutBundle(ctx, "bob", 1, [][]byte{secret}, secret); err != nil {
+	if err := c.PutBundle(ctx, uploadKey, "bob", 1, [][]byte{secret}, secret); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := c.FetchBundle(ctx, "bob", 1); err != nil {
 		t.Fatal(err)
 	}
-	sub, err := c.Subscribe(ctx, mbx)
+	sub, err := c.Subscribe(ctx, mbx, tr.own(mbx))
 	if err != nil {
 		t.Fatal(err)
 	}
