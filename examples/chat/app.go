@@ -28,15 +28,14 @@ type app struct {
 	upload     *client.Key // the key the relay checks bundle uploads with
 	hist       *history
 	out        *printer
-	kick       chan struct{} // the outbox has something
+	kick       chan struct{} // the device's outbox has something
 	flushEvery time.Duration
 	current    string // the contact bare text goes to
 	now        func() time.Time
-	// sealing is held from sealing an envelope (Send, Flush) until it is
-	// in the outbox, so the outbox posts envelopes in the order the device
-	// numbered them: otherwise a receipt flushed while a message is sent
-	// could overtake it, and the peer would report a drop until the other
-	// arrived.
+	// sealing is held from sealing a message (Send) until it is in the
+	// history, so that the outbox loop finds it there when it posts it.
+	// The Device's outbox (Unsent) hands envelopes back in the order it
+	// numbered them, so a receipt never overtakes a message.
 	sealing sync.Mutex
 }
 
@@ -522,13 +521,19 @@ func (a *app) handle(ctx context.Context, env []byte) {
 	}
 }
 
-// outboxLoop posts the outbox in order, retrying what the relay could not
-// take yet.
+// outboxLoop posts the Device's outbox (Unsent: every envelope Send and
+// Flush made, also before a crash) in order, and reports each one the
+// relay took as Sent, retrying what the relay could not take yet.
 func (a *app) outboxLoop(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		key, e, ok := a.hist.nextOutbox()
-		if !ok {
+		a.sealing.Lock() // a message just sent is in the history first
+		outs, err := a.dev.Unsent(ctx)
+		a.sealing.Unlock()
+		if err != nil && ctx.Err() == nil {
+			a.out.printf("! reading the outbox: %v", err)
+		}
+		if len(outs) == 0 {
 			select {
 			case <-ctx.Done():
 			case <-a.kick:
@@ -536,32 +541,48 @@ func (a *app) outboxLoop(ctx context.Context) {
 			}
 			continue
 		}
-		err := a.relay.Post(ctx, e.Envelope)
-		var se *client.StatusError
-		switch {
-		case err == nil:
+		for _, o := range outs {
+			if !a.post(ctx, o) {
+				if ctx.Err() == nil {
+					sleep(ctx, backoff)
+					backoff = min(2*backoff, 5*time.Second)
+				}
+				break
+			}
 			backoff = 100 * time.Millisecond
-			m, err := a.hist.posted(key, e.ID, statusSent)
-			if err != nil {
-				a.out.printf("! %v", err)
-			} else if m != nil {
-				a.out.printf("%s to %s: %q", ticks(m.Status), m.Peer, m.Body)
-			}
-		case errors.As(err, &se) && (se.Code == http.StatusBadRequest || se.Code == http.StatusRequestEntityTooLarge):
-			a.out.printf("! the relay refused an envelope: %v", err)
-			if _, err := a.hist.posted(key, e.ID, statusFailed); err != nil {
-				a.out.printf("! %v", err)
-			}
-		default:
-			if ctx.Err() == nil {
-				sleep(ctx, backoff)
-				backoff = min(2*backoff, 5*time.Second)
-			}
 		}
 	}
 }
 
-// flushLoop queues receipts whose random delay has passed.
+// post hands one envelope to the relay and reports whether the loop may go
+// on to the next: true once the relay took it or refused it for good.
+func (a *app) post(ctx context.Context, o *sealpost.Outgoing) bool {
+	err := a.relay.Post(ctx, o.Envelope)
+	var se *client.StatusError
+	status := statusSent
+	switch {
+	case err == nil:
+	case errors.As(err, &se) && (se.Code == http.StatusBadRequest || se.Code == http.StatusRequestEntityTooLarge):
+		a.out.printf("! the relay refused an envelope: %v", err)
+		status = statusFailed
+	default:
+		return false
+	}
+	if err := a.dev.Sent(ctx, o); err != nil {
+		a.out.printf("! %v", err) // posted again later: the peer drops the copy
+		return false
+	}
+	m, err := a.hist.posted(o.ID, status)
+	if err != nil {
+		a.out.printf("! %v", err)
+	} else if m != nil && status == statusSent {
+		a.out.printf("%s to %s: %q", ticks(m.Status), m.Peer, m.Body)
+	}
+	return true
+}
+
+// flushLoop makes the envelopes of receipts whose random delay has passed;
+// the outbox loop posts them.
 func (a *app) flushLoop(ctx context.Context) {
 	t := time.NewTicker(a.flushEvery)
 	defer t.Stop()
@@ -571,14 +592,7 @@ func (a *app) flushLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		a.sealing.Lock()
-		outs, err := a.dev.Flush(ctx)
-		for _, o := range outs {
-			if err := a.hist.queue(o, "", time.Now()); err != nil {
-				a.out.printf("! saving a receipt: %v", err)
-			}
-		}
-		a.sealing.Unlock()
+		outs, err := a.dev.Flush(ctx) // the receipts wait in the device's outbox
 		if len(outs) > 0 {
 			a.wake()
 		}

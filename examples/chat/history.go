@@ -19,7 +19,6 @@ var (
 	bucketContacts = []byte("chat.contacts") // user -> device number
 	bucketMessages = []byte("chat.messages") // sequence -> message JSON
 	bucketByID     = []byte("chat.byid")     // message id -> sequence
-	bucketOutbox   = []byte("chat.outbox")   // sequence -> outboxEntry JSON
 	bucketMeta     = []byte("chat.meta")
 )
 
@@ -48,16 +47,11 @@ type message struct {
 	Time   time.Time `json:"time"`
 }
 
-type outboxEntry struct {
-	Envelope []byte `json:"envelope"`
-	ID       string `json:"id,omitempty"` // the message id; empty for receipts
-}
-
 type history struct{ db *bolt.DB }
 
 func openHistory(db *bolt.DB) (*history, error) {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketContacts, bucketMessages, bucketByID, bucketOutbox, bucketMeta} {
+		for _, b := range [][]byte{bucketContacts, bucketMessages, bucketByID, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -150,55 +144,27 @@ func (h *history) addIncoming(in *sealpost.Incoming, now time.Time) error {
 	})
 }
 
-// queue stores an outgoing envelope in the outbox, and the message in the
-// history when it is one, in one transaction.
+// queue records an outgoing message in the history as queued. The
+// envelope itself waits in the Device's outbox (Unsent) until posted.
 func (h *history) queue(o *sealpost.Outgoing, body string, now time.Time) error {
 	return h.db.Update(func(tx *bolt.Tx) error {
-		e := outboxEntry{Envelope: o.Envelope}
-		if body != "" || o.ID != (sealpost.MessageID{}) {
-			e.ID = o.ID.String()
-			if err := putMessage(tx, o.ID, &message{ID: e.ID, Peer: o.To.User, Device: o.To.Device, Out: true,
-				Body: body, Status: statusQueued, Time: now}); err != nil {
-				return err
-			}
-		}
-		box := tx.Bucket(bucketOutbox)
-		n, err := box.NextSequence()
-		if err != nil {
-			return err
-		}
-		raw, err := json.Marshal(e)
-		if err != nil {
-			return err
-		}
-		return box.Put(seqKey(n), raw)
+		return putMessage(tx, o.ID, &message{ID: o.ID.String(), Peer: o.To.User, Device: o.To.Device, Out: true,
+			Body: body, Status: statusQueued, Time: now})
 	})
 }
 
-// nextOutbox returns the oldest outbox entry.
-func (h *history) nextOutbox() (key []byte, e outboxEntry, ok bool) {
-	h.db.View(func(tx *bolt.Tx) error {
-		k, v := tx.Bucket(bucketOutbox).Cursor().First()
-		if k != nil && json.Unmarshal(v, &e) == nil {
-			key, ok = append([]byte(nil), k...), true
-		}
-		return nil
-	})
-	return key, e, ok
-}
-
-// posted removes an outbox entry and moves its message to status.
-func (h *history) posted(key []byte, id, status string) (*message, error) {
+// posted moves an outgoing message to status once its envelope left (or
+// was refused). It returns the message, or nil for a receipt or a message
+// the history does not hold (sent just before a crash, before it was
+// recorded).
+func (h *history) posted(id sealpost.MessageID, status string) (*message, error) {
+	if id == (sealpost.MessageID{}) {
+		return nil, nil
+	}
 	var m *message
 	err := h.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketOutbox).Delete(key); err != nil {
-			return err
-		}
-		if id == "" {
-			return nil
-		}
 		var err error
-		m, err = setStatus(tx, id, status, true)
+		m, err = setStatus(tx, id.String(), status, true)
 		return err
 	})
 	return m, err

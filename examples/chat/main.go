@@ -9,12 +9,12 @@
 // drops, forks, a changed identity). Incoming messages show the time they
 // arrived; the client says when it loses the relay and when it is back. The device's keys and sessions and the chat history live in
 // one bbolt file (-store): the Device's records through boltstore, the
-// history, contacts and the outbox in buckets of their own.
+// history and contacts in buckets of their own.
 //
 // An incoming message is written to the history before the device is told
 // it is handled (Done) and before the relay is told to delete it, and an
-// outgoing envelope goes to the outbox before it is posted, so a crash
-// loses neither.
+// outgoing envelope stays in the Device's outbox until the relay took it
+// (Sent), so a crash loses neither.
 package main
 
 import (

@@ -208,7 +208,12 @@ func (u *user) send(ctx context.Context, r *relay, body string) error {
 	if !u.heard {
 		u.c.first[len(o.Envelope)] = true
 	}
-	return r.post(o)
+	if err := r.post(o); err != nil {
+		return err
+	}
+	// The relay took it: the device may forget its copy. Until then the
+	// envelope waits in the device's outbox (Unsent), even across a crash.
+	return u.dev.Sent(ctx, o)
 }
 
 // flush sends the receipts whose random delay has passed.
@@ -225,7 +230,7 @@ func (u *user) flush(ctx context.Context, r *relay) error {
 			return err
 		}
 	}
-	return nil
+	return u.dev.Sent(ctx, receipts...)
 }
 
 func run(out io.Writer) error {

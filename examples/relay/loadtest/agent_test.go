@@ -232,7 +232,10 @@ func (a *agent) sendOne(sched time.Time, rng *rand.Rand) error {
 	a.mu.Lock()
 	a.sent[o.ID] = at
 	a.mu.Unlock()
-	return a.post(o.Envelope, true)
+	if err := a.post(o.Envelope, true); err != nil {
+		return err
+	}
+	return a.dev.Sent(a.r.ctx, o)
 }
 
 // flushLoop posts due receipts every flushInterval until ctx ends.
@@ -255,6 +258,10 @@ func (a *agent) flushLoop() {
 			if a.post(o.Envelope, false) != nil {
 				return
 			}
+		}
+		if err := a.dev.Sent(ctx, outs...); err != nil {
+			a.r.fail("%s: Sent: %v", a.name, err)
+			return
 		}
 	}
 }
