@@ -31,7 +31,8 @@ const (
 // are derived again from the header keys when the state is loaded.
 type RatchetSession struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be 2 (version 1, without the KEM ratchet, is refused).
+	// version must be 3 (ratchet.StateVersion; versions 1, without the KEM
+	// ratchet, and 2, with random encapsulation, are refused).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// associated_data is the session's AD, bound into every header and body.
 	AssociatedData []byte `protobuf:"bytes,2,opt,name=associated_data,json=associatedData,proto3" json:"associated_data,omitempty"`
@@ -262,8 +263,9 @@ type RatchetKemOwnLane struct {
 	EkSent uint32 `protobuf:"varint,3,opt,name=ek_sent,json=ekSent,proto3" json:"ek_sent,omitempty"`
 	// ct_points and ct_chunks are the decoder of the peer's answer
 	// (ciphertext || confirmation): the erasure points received (fewer than
-	// needed; any at all means the peer has the key, so its chunks stop) and
-	// their 32-byte chunks, in the same order.
+	// needed; once there is one, the key's chunks go only where filler
+	// would, until the answer is confirmed) and their 32-byte chunks, in the
+	// same order.
 	CtPoints []byte `protobuf:"bytes,4,opt,name=ct_points,json=ctPoints,proto3" json:"ct_points,omitempty"`
 	CtChunks []byte `protobuf:"bytes,5,opt,name=ct_chunks,json=ctChunks,proto3" json:"ct_chunks,omitempty"`
 	// secret and transcript are the decapsulated, confirmed shared secret
