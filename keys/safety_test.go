@@ -8,7 +8,7 @@ import (
 
 var safetyFormat = regexp.MustCompile(`^[0-9]{5}( [0-9]{5}){11}$`)
 
-// TestSafetyNumber checks DESIGN 3.6: the same 60 digits in 12 groups of
+// TestSafetyNumber checks docs/SPEC.md section 16: the same 60 digits in 12 groups of
 // 5 on both sides, and a different number when either identity (or the
 // user name bound with it) changes.
 func TestSafetyNumber(t *testing.T) {

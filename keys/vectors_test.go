@@ -23,7 +23,7 @@ import (
 	"github.com/sealpost/sealpost/proto/sealedpb"
 )
 
-// Golden vectors (STYLE 20-22). The generators below build every vector
+// Golden vectors (docs/SPEC.md section 19). The generators below build every vector
 // from fixed seeds; TestVectors compares the committed files with what the
 // code produces now, and rebuilds each JSON case from the seeds recorded in
 // it. `go test ./keys -run TestVectors -update` rewrites the files; any

@@ -78,7 +78,7 @@ func newHeaderKeys(hk *[keySize]byte) *headerKeys {
 }
 
 // tag returns the routing tag of message n of this chain: the first 16
-// bytes of HMAC-SHA-256(tagKey, n as 4 big-endian bytes) (DESIGN 3.3).
+// bytes of HMAC-SHA-256(tagKey, n as 4 big-endian bytes) (docs/SPEC.md section 10.3).
 func (h *headerKeys) tag(n uint32) (t [TagSize]byte) {
 	binary.BigEndian.PutUint32(h.in[:], n)
 	h.tagm.Reset()

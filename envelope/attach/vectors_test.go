@@ -15,7 +15,7 @@ import (
 	"github.com/sealpost/sealpost/internal/testkit"
 )
 
-// Golden vectors (STYLE 20, 22): testdata/blob/*.bin are blobs of a fixed
+// Golden vectors (docs/SPEC.md section 21.8): testdata/blob/*.bin are blobs of a fixed
 // key, header nonce and file, and edits of them; testdata/pointer/*.bin
 // are encoded pointers. Each file's header records the inputs and the
 // expected outcome. TestVectors rebuilds every vector from its spec and
