@@ -49,7 +49,7 @@ type Pointer struct {
 const pointerFixedSize = 1 + 1 + KeySize + 8 + sha256.Size + 1 + 1
 
 // MarshalBinary encodes the pointer (see the package doc, "Pointer
-// encoding"). It returns ErrMalformed for a field out of its bounds.
+// encoding", and docs/SPEC.md section 21.5). It returns ErrMalformed for a field out of its bounds.
 func (p *Pointer) MarshalBinary() ([]byte, error) {
 	if err := p.check(); err != nil {
 		return nil, err
