@@ -272,9 +272,9 @@ func propertyPQ(t testing.TB, id uint32, lastResort bool, seed []byte, identity 
 // canonical encoding, and ParseBundle accepts other encodings of the same
 // values (fields out of order, a longer varint, a repeated scalar). That is
 // safe because every signature covers the decoded field values through
-// signedMessage, never the protobuf bytes (docs/SPEC.md section 5.4), and nothing hashes a
-// bundle's bytes. What must hold, and does, is that MarshalBinary of the
-// parsed bundle is the canonical encoding.
+// signedMessage, never the protobuf bytes (docs/SPEC.md section 5.4), and
+// nothing hashes a bundle's bytes. What must hold, and does, is that
+// MarshalBinary of the parsed bundle is the canonical encoding.
 func TestBundleNonCanonicalAccepted(t *testing.T) {
 	bob := bobSpec().build(t)
 	raw := marshalBundle(t, bob.bundle())

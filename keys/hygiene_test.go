@@ -10,9 +10,10 @@ import (
 	"testing"
 )
 
-// The secret registry (TESTING.md, checklist item 46). Every fixture registers its seeds,
-// private keys and session secrets; every error a test asserts, and every
-// formatting of a secret-bearing type, is searched for them.
+// The secret registry (TESTING.md, checklist item 46). Every fixture
+// registers its seeds, private keys and session secrets; every error a test
+// asserts, and every formatting of a secret-bearing type, is searched for
+// them.
 var secrets struct {
 	sync.Mutex
 	seen     map[string]bool   // secrets registered, by raw bytes

@@ -81,8 +81,9 @@ func sigWithR(t testing.TB, id *IdentityPrivateKey, msg []byte, r [32]byte) []by
 	return append(r[:], intLE(s, 32)...)
 }
 
-// TestRebuildFromBytes rebuilds every private key from its Bytes() and
-// checks that the public keys and signatures are the same: a key saved as its bytes comes back whole.
+// TestRebuildFromBytes rebuilds every private key from its Bytes() and checks
+// that the public keys and signatures are the same: a key saved as its bytes
+// comes back whole.
 func TestRebuildFromBytes(t *testing.T) {
 	id := GenerateIdentity()
 	again, err := NewIdentityFromSeed(id.Bytes())

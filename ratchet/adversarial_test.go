@@ -9,9 +9,9 @@ import (
 	"testing"
 )
 
-// Checklist items 25-28 of TESTING.md (simultaneous initiation, archived sessions, reset
-// and restore, maximum session age) need several sessions per peer and the
-// store: they are Device-level tests in the root package.
+// Checklist items 25-28 of TESTING.md (simultaneous initiation, archived
+// sessions, reset and restore, maximum session age) need several sessions per
+// peer and the store: they are Device-level tests in the root package.
 
 // TestReplay is checklist item 19: replays of an in-order message, of a
 // skipped message delivered later, and of messages older than the replay

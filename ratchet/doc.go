@@ -96,9 +96,9 @@
 //     body plaintext), sent in clear (12 bytes) and used by the header too
 //     (decision 6). Each message key seals one message, so a zero nonce
 //     would do in normal operation, but a session restored from an old
-//     backup re-derives keys it already spent (TESTING.md, checklist item 35): with the
-//     synthetic nonce a different message under such a key gets a
-//     different nonce, so no keystream or Poly1305 key is ever reused; the
+//     backup re-derives keys it already spent (checklist item 35 of
+//     TESTING.md): with the synthetic nonce a different message under
+//     such a key gets a different nonce, so no keystream or Poly1305 key is ever reused; the
 //     same header and plaintext give the same message, which leaks only
 //     equality. It costs one HMAC over the header and plaintext on send (no
 //     allocation: a scratch SHA-256 state) and nothing on receive. Section

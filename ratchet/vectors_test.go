@@ -303,8 +303,8 @@ func TestAccumulated(t *testing.T) {
 	}
 }
 
-// vectorFile is a vector in the layout of docs/SPEC.md section 19: "key: value" lines, a blank line, then
-// the raw bytes.
+// vectorFile is a vector in the layout of docs/SPEC.md section 19: "key:
+// value" lines, a blank line, then the raw bytes.
 type vectorFile struct {
 	fields map[string]string
 	data   []byte

@@ -28,11 +28,11 @@
 // bound through the key derivation and checked through the commitment.
 //
 // The padded file is the file followed by zeros up to PaddedLength of its
-// length (docs/SPEC.md section 21.3). So the length in the trailer fixes the number of data chunks
-// and the blob's size: a blob cut short, extended, with chunks reordered,
-// repeated, dropped or taken from another blob (even one under the same
-// file key, thanks to the header nonce) fails authentication, and a
-// trailer is accepted only at the one place where its length says the
+// length (docs/SPEC.md section 21.3). So the length in the trailer fixes the
+// number of data chunks and the blob's size: a blob cut short, extended, with
+// chunks reordered, repeated, dropped or taken from another blob (even one
+// under the same file key, thanks to the header nonce) fails authentication,
+// and a trailer is accepted only at the one place where its length says the
 // blob ends. A blob is EncryptedSize(length) bytes: 73 bytes of header and
 // trailer and 16 bytes per chunk on top of the padded length.
 //
@@ -89,11 +89,11 @@
 //
 // # Pointer encoding
 //
-// A Pointer marshals to (docs/SPEC.md section 21.5), in order: the version (1 byte, 1), the id (a
-// length byte and the bytes), the key (32 bytes), the length (8 bytes,
-// big-endian), the digest (32 bytes), the media type and the name (each a
-// length byte and the bytes). Parsing is strict: one encoding per pointer,
-// nothing after it, every field in its bounds.
+// A Pointer marshals to (docs/SPEC.md section 21.5), in order: the version (1
+// byte, 1), the id (a length byte and the bytes), the key (32 bytes), the
+// length (8 bytes, big-endian), the digest (32 bytes), the media type and the
+// name (each a length byte and the bytes). Parsing is strict: one encoding
+// per pointer, nothing after it, every field in its bounds.
 //
 // # Transfers
 //

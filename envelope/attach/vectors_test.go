@@ -15,11 +15,12 @@ import (
 	"github.com/sealpost/sealpost/internal/testkit"
 )
 
-// Golden vectors (docs/SPEC.md section 21.8): testdata/blob/*.bin are blobs of a fixed
-// key, header nonce and file, and edits of them; testdata/pointer/*.bin
-// are encoded pointers. Each file's header records the inputs and the
-// expected outcome. TestVectors rebuilds every vector from its spec and
-// compares the bytes, then checks the outcome; `go test ./envelope/attach
+// Golden vectors (docs/SPEC.md section 21.8): testdata/blob/*.bin are blobs
+// of a fixed key, header nonce and file, and edits of them;
+// testdata/pointer/*.bin are encoded pointers. Each file's header records the
+// inputs and the expected outcome. TestVectors rebuilds every vector from its
+// spec and compares the bytes, then checks the outcome; `go test
+// ./envelope/attach
 // -run TestVectors -update` writes them again.
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/")
 
