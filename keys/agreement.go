@@ -62,8 +62,8 @@ func (s SessionKeys) GoString() string { return s.String() }
 // Format prints the peer's fingerprint only, whatever the verb.
 func (s SessionKeys) Format(f fmt.State, _ rune) { fmt.Fprint(f, s.String()) }
 
-// Initiate runs the initiator's side of the hybrid session start (DESIGN
-// section 3.1) against a bundle. It verifies the bundle, performs the X25519
+// Initiate runs the initiator's side of the hybrid session start (docs/SPEC.md
+// section 7) against a bundle. It verifies the bundle, performs the X25519
 // exchanges and the ML-KEM-1024 encapsulation, and returns the session start
 // to send (set its Payload to the first ratchet message) and the keys that
 // seed the ratchet. It uses the bundle's first one-time prekeys, if any.

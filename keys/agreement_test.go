@@ -101,7 +101,7 @@ func checkNames(t testing.TB, m *SessionStart, p *party) {
 	}
 }
 
-// wantAD is the associated data DESIGN section 3.1 describes, built
+// wantAD is the associated data docs/SPEC.md section 7.5 describes, built
 // independently of transcript.associatedData.
 func wantAD(initiator, responder *party) []byte {
 	var b []byte
@@ -168,7 +168,7 @@ func reparse(t testing.TB, m *SessionStart) *SessionStart {
 	return got
 }
 
-// TestRespondPrekeys covers ADVERSARIAL A7 and A12: the responder must be
+// TestRespondPrekeys covers checklist item 7 (TESTING.md): the responder must be
 // handed exactly the prekeys the start names. Wrong ids, a missing or an
 // extra one-time prekey, or a PQ prekey of the wrong kind are
 // ErrUnknownPrekey; a key with the right id but other key material fails
@@ -227,7 +227,7 @@ func mustPQ(t testing.TB, id uint32, lastResort bool, seed []byte, identity *Ide
 	return k
 }
 
-// TestBoundaryIDs is ADVERSARIAL A12: prekey ids 0 and 2^32-1 establish a
+// TestBoundaryIDs is checklist item 12: prekey ids 0 and 2^32-1 establish a
 // session, through the wire format.
 func TestBoundaryIDs(t *testing.T) {
 	alice := aliceSpec().build(t)
@@ -271,7 +271,7 @@ func partyFor(p *party, b *Bundle) *party {
 	return &q
 }
 
-// TestKEMBinding is ADVERSARIAL A4: a start whose KEM ciphertext was made
+// TestKEMBinding is checklist item 4: a start whose KEM ciphertext was made
 // against another PQ key, whose ciphertext has a flipped byte, or whose
 // initiator used another PQ key under the same id, fails with ErrDecrypt,
 // and the one-time prekeys are kept.
@@ -311,7 +311,7 @@ func TestKEMBinding(t *testing.T) {
 
 // TestTranscriptBinding changes each field of the transcript alone and
 // checks that the hash changes: every public key, id, flag, address and
-// the KEM ciphertext are bound (DESIGN 3.1).
+// the KEM ciphertext are bound (docs/SPEC.md section 7.3).
 func TestTranscriptBinding(t *testing.T) {
 	alice, bob, mallory := aliceSpec().build(t), bobSpec().build(t), malloryspec().build(t)
 	base := func() transcript {
@@ -359,7 +359,7 @@ func TestTranscriptBinding(t *testing.T) {
 	}
 }
 
-// TestWrongAddress is ADVERSARIAL A9: a start meant for another address,
+// TestWrongAddress is checklist item 9: a start meant for another address,
 // or claiming another initiator address, fails with ErrDecrypt.
 func TestWrongAddress(t *testing.T) {
 	alice, bob := aliceSpec().build(t), bobSpec().build(t)
@@ -374,7 +374,7 @@ func TestWrongAddress(t *testing.T) {
 	respondErr(t, bob, reparse(t, forged), bob.spk, bob.otpqs[0], bob.otps[0], ErrDecrypt)
 }
 
-// TestIdentityMismatch is ADVERSARIAL A10: Mallory runs the key agreement
+// TestIdentityMismatch is checklist item 10: Mallory runs the key agreement
 // with her identity key but claims Alice's identity. Bob fails it with
 // ErrDecrypt.
 func TestIdentityMismatch(t *testing.T) {
@@ -419,7 +419,7 @@ func TestInitiateRefuses(t *testing.T) {
 }
 
 // TestLowOrderBaseKey puts each low-order point in the start's base key
-// and the initiator's identity key (ADVERSARIAL A3): non-canonical ones
+// and the initiator's identity key (checklist item 3): non-canonical ones
 // fail ParseSessionStart with ErrMalformed, the others fail Respond with
 // ErrLowOrderPoint, and nothing changes.
 func TestLowOrderBaseKey(t *testing.T) {

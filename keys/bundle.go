@@ -27,7 +27,7 @@ const (
 )
 
 // Bundle is what a device publishes so that others can start a session with
-// it (DESIGN section 3.1): its address and mailbox, its identity, a signed
+// it (docs/SPEC.md section 6): its address and mailbox, its identity, a signed
 // prekey, a signed last-resort ML-KEM-1024 prekey, optional one-time
 // prekeys of both kinds, and its signed X-Wing mailbox key.
 //

@@ -272,9 +272,9 @@ func propertyPQ(t testing.TB, id uint32, lastResort bool, seed []byte, identity 
 // canonical encoding, and ParseBundle accepts other encodings of the same
 // values (fields out of order, a longer varint, a repeated scalar). That is
 // safe because every signature covers the decoded field values through
-// signedMessage, never the protobuf bytes (STYLE 18), and nothing hashes a
-// bundle's bytes. What must hold, and does, is that MarshalBinary of the
-// parsed bundle is the canonical encoding.
+// signedMessage, never the protobuf bytes (docs/SPEC.md section 5.4), and
+// nothing hashes a bundle's bytes. What must hold, and does, is that
+// MarshalBinary of the parsed bundle is the canonical encoding.
 func TestBundleNonCanonicalAccepted(t *testing.T) {
 	bob := bobSpec().build(t)
 	raw := marshalBundle(t, bob.bundle())
@@ -313,7 +313,7 @@ func TestBundleVersion(t *testing.T) {
 
 // TestBundleMalformed covers swapped key types, wrong lengths, unknown
 // type bytes, unknown protobuf fields, missing parts and bad addresses
-// (ADVERSARIAL A2). Each is ErrMalformed, found before any signature.
+// (checklist item 2). Each is ErrMalformed, found before any signature.
 func TestBundleMalformed(t *testing.T) {
 	bob := bobSpec().build(t)
 	raw := marshalBundle(t, bob.bundle())
@@ -558,7 +558,7 @@ var bundleSigFields = []sigField{
 }
 
 // TestBundleSignatureBitFlips flips bits of each prekey signature
-// (ADVERSARIAL A1): every flip is ErrBadSignature, from Verify on the
+// (checklist item 1): every flip is ErrBadSignature, from Verify on the
 // bundle and from ParseBundle on its encoding.
 func TestBundleSignatureBitFlips(t *testing.T) {
 	bob := bobSpec().build(t)
@@ -597,7 +597,7 @@ func TestBundleSignatureBitFlips(t *testing.T) {
 	})
 }
 
-// TestBundleSignatureMalleability covers ADVERSARIAL 48 for each prekey
+// TestBundleSignatureMalleability covers checklist item 48 for each prekey
 // signature: S+L (a non-canonical S), a non-canonical R, and a signature
 // by another identity are all ErrBadSignature. The R case is built so that
 // the canonical form verifies, so the test fails if Verify ever decodes R
@@ -656,7 +656,7 @@ func bobSpecOneTimePQFor(t testing.TB, p *party) PublicPQPrekey {
 	return propertyPQ(t, 200, false, testSeed("otpq of "+p.addr.User, PQPrekeySeedSize), p.id).Public()
 }
 
-// TestBundleLowOrderKeys puts each low-order point (ADVERSARIAL A3) in the
+// TestBundleLowOrderKeys puts each low-order point (checklist item 3) in the
 // one-time prekey, the signed prekey (signed by Bob, so the signature is
 // not what stops it) and the identity's X25519 key (self-signed). Points
 // that are not canonical fail to parse with ErrMalformed; the others

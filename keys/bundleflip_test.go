@@ -8,8 +8,8 @@ import (
 
 // TestBundleEveryBitFlip flips each bit of an encoded bundle (Bob's split
 // bundle with one one-time prekey of each kind) and checks that
-// ParseBundle rejects it with a typed error and a nil bundle (ADVERSARIAL
-// A1, A2).
+// ParseBundle rejects it with a typed error and a nil bundle (checklist
+// items 1 and 2).
 //
 // The exceptions are the flips inside the one-time X25519 prekey entry
 // (one_time_prekeys[0]: its id and its key), which is the one thing in a

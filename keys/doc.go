@@ -2,7 +2,7 @@
 // sessions: identities (Ed25519 with an X25519 agreement key it signs),
 // signed X25519 prekeys, ML-KEM-1024 prekeys, one-time X25519 prekeys, the
 // X-Wing mailbox key first contacts are sealed to, bundles, safety numbers,
-// and the hybrid PQXDH-class key agreement (DESIGN section 3.1).
+// and the hybrid PQXDH-class key agreement (docs/SPEC.md section 7).
 //
 // # Bundles and expiry
 //

@@ -8,7 +8,7 @@ import (
 )
 
 // Every public key on the wire starts with one type byte, so that a key of
-// one kind can never be read as another (DESIGN section 3.1).
+// one kind can never be read as another (docs/SPEC.md section 5.2).
 const (
 	typeX25519    byte = 0x01
 	typeEd25519   byte = 0x02

@@ -26,8 +26,8 @@ func vectorSeeds(tb testing.TB, dir string) [][]byte {
 	return out
 }
 
-// FuzzParseBundle feeds arbitrary bytes to ParseBundle (ADVERSARIAL fuzz
-// target 2). Properties: no panic; on error a nil bundle and a typed
+// FuzzParseBundle feeds arbitrary bytes to ParseBundle (fuzz target F2
+// in TESTING.md). Properties: no panic; on error a nil bundle and a typed
 // error; on success a bundle whose signatures verify and whose MarshalBinary
 // is a fixed point (marshal, parse, marshal gives the same bytes).
 //
@@ -84,11 +84,11 @@ type startResponder struct {
 }
 
 // FuzzSessionStart feeds arbitrary bytes to ParseSessionStart and then to
-// Respond as each fixed responder of the golden vectors (ADVERSARIAL fuzz
-// target 4). Properties: no panic; on error nil results, a typed error and
-// unchanged prekeys; success only for a start that decodes to a genuine
-// one (the payload aside, which the ratchet authenticates), with the
-// recorded secret.
+// Respond as each fixed responder of the golden vectors (fuzz target F4 in
+// TESTING.md). Properties: no panic; on error nil results, a typed error and
+// unchanged prekeys; success only for a start that decodes to a genuine one
+// (the payload aside, which the ratchet authenticates), with the recorded
+// secret.
 func FuzzSessionStart(f *testing.F) {
 	var file sessionVectorFile
 	readJSON(f, sessionVectorsFile, &file)

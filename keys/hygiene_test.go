@@ -10,9 +10,10 @@ import (
 	"testing"
 )
 
-// The secret registry (ADVERSARIAL 46). Every fixture registers its seeds,
-// private keys and session secrets; every error a test asserts, and every
-// formatting of a secret-bearing type, is searched for them.
+// The secret registry (TESTING.md, checklist item 46). Every fixture
+// registers its seeds, private keys and session secrets; every error a test
+// asserts, and every formatting of a secret-bearing type, is searched for
+// them.
 var secrets struct {
 	sync.Mutex
 	seen     map[string]bool   // secrets registered, by raw bytes
@@ -125,7 +126,7 @@ var formatVerbs = []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%q", "%d"}
 // TestSecretFormatting prints every secret-bearing type with every verb,
 // as a pointer, as a value, inside an exported struct field and as a
 // pointer in an unexported one, and checks that nothing secret comes out
-// (ADVERSARIAL 46, STYLE 14).
+// (checklist item 46: no key material in formatted output).
 //
 // What the package cannot make safe: fmt cannot call methods through an
 // unexported field of the app's own struct, so it prints such a field raw.

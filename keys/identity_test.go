@@ -21,7 +21,7 @@ import (
 
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
 
-// Ed25519 helpers for the malleability cases (ADVERSARIAL 48).
+// Ed25519 helpers for the malleability cases (checklist item 48).
 
 // edL is the order of the Ed25519 base point.
 var edL, _ = new(big.Int).SetString("7237005577332262213973186563042994240857116359379907606001950938285454250989", 10)
@@ -81,8 +81,9 @@ func sigWithR(t testing.TB, id *IdentityPrivateKey, msg []byte, r [32]byte) []by
 	return append(r[:], intLE(s, 32)...)
 }
 
-// TestRebuildFromBytes rebuilds every private key from its Bytes() and
-// checks that the public keys and signatures are the same (STYLE 4).
+// TestRebuildFromBytes rebuilds every private key from its Bytes() and checks
+// that the public keys and signatures are the same: a key saved as its bytes
+// comes back whole.
 func TestRebuildFromBytes(t *testing.T) {
 	id := GenerateIdentity()
 	again, err := NewIdentityFromSeed(id.Bytes())
@@ -249,7 +250,7 @@ func TestPublicIdentity(t *testing.T) {
 }
 
 // TestIdentityKeyEncoding checks the identity's X25519 key against
-// ADVERSARIAL A3: an owner can sign any 32 bytes as its key, so parsing
+// checklist item 3: an owner can sign any 32 bytes as its key, so parsing
 // must refuse a non-canonical encoding itself; a canonical low-order key
 // parses and is refused by the exchange (see TestBundleLowOrderKeys).
 func TestIdentityKeyEncoding(t *testing.T) {
@@ -279,7 +280,7 @@ func TestIdentityKeyEncoding(t *testing.T) {
 }
 
 // TestIdentitySignatureMalleability: S+L and a non-canonical R on the
-// identity's self-signature are ErrBadSignature (ADVERSARIAL 48).
+// identity's self-signature are ErrBadSignature (checklist item 48).
 func TestIdentitySignatureMalleability(t *testing.T) {
 	alice := aliceSpec().build(t)
 	enc := alice.id.Public().Bytes()

@@ -10,7 +10,7 @@ import (
 	"github.com/sealpost/sealpost/internal/kdf"
 )
 
-// Safety numbers (DESIGN section 3.6).
+// Safety numbers (docs/SPEC.md section 16).
 const (
 	// SafetyNumberVersion is the version byte of the scannable form.
 	SafetyNumberVersion = 1

@@ -8,9 +8,9 @@ import (
 
 var safetyFormat = regexp.MustCompile(`^[0-9]{5}( [0-9]{5}){11}$`)
 
-// TestSafetyNumber checks DESIGN 3.6: the same 60 digits in 12 groups of
-// 5 on both sides, and a different number when either identity (or the
-// user name bound with it) changes.
+// TestSafetyNumber checks docs/SPEC.md section 16: the same 60 digits in 12
+// groups of 5 on both sides, and a different number when either identity (or
+// the user name bound with it) changes.
 func TestSafetyNumber(t *testing.T) {
 	alice, bob, mallory := aliceSpec().build(t), bobSpec().build(t), malloryspec().build(t)
 	a, b, m := alice.id.Public(), bob.id.Public(), mallory.id.Public()

@@ -20,11 +20,11 @@ const MaxSessionStartSize = 128 << 10
 // confirmationSize is the size of the key-confirmation MAC.
 const confirmationSize = 32
 
-// SessionStart is the initiator's first message (DESIGN section 3.1): who it
-// is, which of the responder's prekeys it used, its ephemeral base key, the
-// ML-KEM ciphertext, a key-confirmation MAC and the first ratchet message.
-// It travels sealed to the responder's mailbox key; nothing in it is secret
-// once sealed, but all of it is authenticated by the key agreement.
+// SessionStart is the initiator's first message (docs/SPEC.md section 7.6):
+// who it is, which of the responder's prekeys it used, its ephemeral base
+// key, the ML-KEM ciphertext, a key-confirmation MAC and the first ratchet
+// message. It travels sealed to the responder's mailbox key; nothing in it is
+// secret once sealed, but all of it is authenticated by the key agreement.
 type SessionStart struct {
 	Initiator        Address
 	Identity         PublicIdentity

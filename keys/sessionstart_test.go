@@ -74,7 +74,7 @@ func TestSessionStartRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSessionStartVersion is ADVERSARIAL A11 for versions: 0 (also what a
+// TestSessionStartVersion is checklist item 11 for versions: 0 (also what a
 // message without the field decodes to), 2 and others are
 // ErrUnsupportedVersion.
 func TestSessionStartVersion(t *testing.T) {
@@ -141,7 +141,7 @@ func TestSessionStartMalformed(t *testing.T) {
 // TestSessionStartEveryFlip flips every byte (all eight bits at once) and,
 // when thorough, every single bit of a genuine start, and feeds each to
 // ParseSessionStart and then Respond. Nothing may succeed with a changed
-// meaning: ADVERSARIAL A5.
+// meaning: checklist item 5.
 //
 // One class of single-bit flip does decode: pq_one_time is a protobuf bool,
 // and protobuf reads any non-zero varint as true, so flipping bits 1-6 of

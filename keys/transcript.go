@@ -45,8 +45,8 @@ func (t *transcript) hash() [32]byte {
 	return kdf.Hash(kdf.LabelSessionTranscript, b)
 }
 
-// associatedData returns the session's associated data (DESIGN section 3.1):
-// a label, the initiator's then the responder's identity keys, then the
+// associatedData returns the session's associated data (docs/SPEC.md section
+// 7.5): a label, the initiator's then the responder's identity keys, then the
 // initiator's then the responder's address.
 func (t *transcript) associatedData() []byte {
 	b := appendBytes16(nil, []byte(kdf.LabelAssociatedData))

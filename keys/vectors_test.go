@@ -23,10 +23,10 @@ import (
 	"github.com/sealpost/sealpost/proto/sealedpb"
 )
 
-// Golden vectors (STYLE 20-22). The generators below build every vector
-// from fixed seeds; TestVectors compares the committed files with what the
-// code produces now, and rebuilds each JSON case from the seeds recorded in
-// it. `go test ./keys -run TestVectors -update` rewrites the files; any
+// Golden vectors (docs/SPEC.md section 19). The generators below build every
+// vector from fixed seeds; TestVectors compares the committed files with what
+// the code produces now, and rebuilds each JSON case from the seeds recorded
+// in it. `go test ./keys -run TestVectors -update` rewrites the files; any
 // other difference is a change of wire format or KDF and fails.
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/")
 

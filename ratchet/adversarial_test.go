@@ -9,11 +9,11 @@ import (
 	"testing"
 )
 
-// ADVERSARIAL B25-B28 (simultaneous initiation, archived sessions, reset
-// and restore, maximum session age) need several sessions per peer and the
-// store: they are Device-level tests in the root package.
+// Checklist items 25-28 of TESTING.md (simultaneous initiation, archived
+// sessions, reset and restore, maximum session age) need several sessions per
+// peer and the store: they are Device-level tests in the root package.
 
-// TestReplay is ADVERSARIAL B19: replays of an in-order message, of a
+// TestReplay is checklist item 19: replays of an in-order message, of a
 // skipped message delivered later, and of messages older than the replay
 // record are ErrDuplicate and change nothing.
 func TestReplay(t *testing.T) {
@@ -59,7 +59,7 @@ func randomMessage(body int) sealed {
 	return m
 }
 
-// TestForgedFreshRatchetKey is ADVERSARIAL B20: a message with a fresh
+// TestForgedFreshRatchetKey is checklist item 20: a message with a fresh
 // ratchet key and random ciphertext, with an unknown tag or with an
 // expected one, is ErrDecrypt; nothing changes; the next genuine message
 // decrypts.
@@ -77,7 +77,7 @@ func TestForgedFreshRatchetKey(t *testing.T) {
 	recv(t, bob, send(t, alice, "genuine"))
 }
 
-// TestCorruptBodyKeepsState is ADVERSARIAL B21, and the same for a DH step
+// TestCorruptBodyKeepsState is checklist item 21, and the same for a DH step
 // and an in-order message: a genuine header with a corrupted body fails,
 // keeps the skipped key, generates no ratchet key, and the genuine message
 // then decrypts.
@@ -125,7 +125,7 @@ func flipAll(t *testing.T, s *Session, m sealed) {
 	}
 }
 
-// TestFlipEveryByte is ADVERSARIAL B22 for an in-order message, a DH step,
+// TestFlipEveryByte is checklist item 22 for an in-order message, a DH step,
 // a skipped key and a message ahead of the tag window.
 func TestFlipEveryByte(t *testing.T) {
 	alice, bob := pairFrom(t, "flip")
@@ -142,7 +142,7 @@ func TestFlipEveryByte(t *testing.T) {
 	recv(t, bob, ahead)
 }
 
-// TestTruncationAndTrailingBytes is ADVERSARIAL B23: every truncation is
+// TestTruncationAndTrailingBytes is checklist item 23: every truncation is
 // ErrMalformed or ErrDecrypt, as is trailing garbage; no panic.
 func TestTruncationAndTrailingBytes(t *testing.T) {
 	alice, bob := pairFrom(t, "truncate")
@@ -190,7 +190,7 @@ func TestHeaderHidesNumbersAndKeys(t *testing.T) {
 	}
 }
 
-// TestTrialDecryptionBound is ADVERSARIAL B24: a header that opens under no
+// TestTrialDecryptionBound is checklist item 24: a header that opens under no
 // key costs at most two trial decryptions (HKr and NHKr), however many
 // skipped keys and chains the session holds; an expected tag costs one.
 func TestTrialDecryptionBound(t *testing.T) {
@@ -227,7 +227,7 @@ func TestTrialDecryptionBound(t *testing.T) {
 
 // TestLowOrderRatchetKey: a low-order point as the peer's ratchet key, at
 // the start or in an (authenticated) header, is ErrLowOrderPoint and
-// changes nothing (STYLE 12).
+// changes nothing.
 func TestLowOrderRatchetKey(t *testing.T) {
 	zero, err := ecdh.X25519().NewPublicKey(make([]byte, 32))
 	if err != nil {
@@ -283,7 +283,7 @@ func TestMisuse(t *testing.T) {
 
 func first(_ *Session, err error) error { return err }
 
-// TestKeysAreNeverReused is ADVERSARIAL B30: over 10^5 messages in a
+// TestKeysAreNeverReused is checklist item 30: over 10^5 messages in a
 // conversation with DH steps, every message key is distinct and every
 // (header key, nonce) pair is distinct.
 func TestKeysAreNeverReused(t *testing.T) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestNothingParsedBeforeAuthentication (ADVERSARIAL 47): apart from the
+// TestNothingParsedBeforeAuthentication (checklist item 47): apart from the
 // version byte and the lengths, no byte of a message is read before it is
 // authenticated. Setting any byte after the version, or of the routing tag,
 // to other values gives exactly ErrDecrypt, never an error that a parsed

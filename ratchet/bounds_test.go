@@ -32,7 +32,7 @@ func sendN(t testing.TB, s *Session, k int) []sealed {
 	return out
 }
 
-// TestMaxSkipBoundary is ADVERSARIAL B15, in the next chain (the responder's
+// TestMaxSkipBoundary is checklist item 15, in the next chain (the responder's
 // first message) and in the current chain: a gap of MaxSkip succeeds, one of
 // MaxSkip+1 is ErrTooManySkipped and changes nothing, and the messages
 // after it still decrypt.
@@ -86,7 +86,7 @@ func TestTotalBoundPerMessage(t *testing.T) {
 	recv(t, bob, new[2])
 }
 
-// TestEviction is ADVERSARIAL B16 and B17: 1,000 forced DH steps with 3
+// TestEviction is checklist items 16 and 17: 1,000 forced DH steps with 3
 // skipped keys each. The store never holds more than the cap, the oldest
 // keys go first, and a message whose key was evicted is ErrExpiredKey, not
 // ErrDuplicate.
@@ -125,7 +125,7 @@ func TestEviction(t *testing.T) {
 }
 
 // TestEvictedKeysAreCleared: eviction and use clear the key in the store's
-// backing array (ADVERSARIAL B30, erasure).
+// backing array (checklist item 30, erasure).
 func TestEvictedKeysAreCleared(t *testing.T) {
 	alice, bob := pairFrom(t, "clear", WithMaxSkippedKeys(3))
 	ms := sendN(t, alice, 6)
@@ -142,7 +142,7 @@ func TestEvictedKeysAreCleared(t *testing.T) {
 	}
 }
 
-// TestHugeNumbers is ADVERSARIAL B18: N = 2^32-1, N = 2^32-2 and a huge PN
+// TestHugeNumbers is checklist item 18: N = 2^32-1, N = 2^32-2 and a huge PN
 // are refused at once, without looping, and change nothing.
 func TestHugeNumbers(t *testing.T) {
 	alice, bob := pairFrom(t, "huge")

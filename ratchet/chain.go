@@ -77,8 +77,9 @@ func newHeaderKeys(hk *[keySize]byte) *headerKeys {
 	return h
 }
 
-// tag returns the routing tag of message n of this chain: the first 16
-// bytes of HMAC-SHA-256(tagKey, n as 4 big-endian bytes) (DESIGN 3.3).
+// tag returns the routing tag of message n of this chain: the first 16 bytes
+// of HMAC-SHA-256(tagKey, n as 4 big-endian bytes) (docs/SPEC.md section
+// 10.3).
 func (h *headerKeys) tag(n uint32) (t [TagSize]byte) {
 	binary.BigEndian.PutUint32(h.in[:], n)
 	h.tagm.Reset()

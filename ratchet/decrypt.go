@@ -40,8 +40,9 @@ type location struct {
 
 // Decrypt opens a message that arrived with routing tag tag
 // (RatchetDecryptHE, Signal's specification section 4.6, with the routing
-// tags of DESIGN 3.3 in front). It returns the plaintext, and only after
-// both header and body authenticated and the session moved forward.
+// tags of docs/SPEC.md section 10.3 in front). It returns the plaintext, and
+// only after both header and body authenticated and the session moved
+// forward.
 //
 // On any error the session is unchanged: its MarshalBinary output is
 // byte-for-byte what it was. Errors: ErrMalformed (too short),

@@ -2,7 +2,7 @@
 // variant of section 4 of Signal's "The Double Ratchet Algorithm" (Trevor
 // Perrin and Moxie Marlinspike, revision 1, 2016-11-20), with a
 // post-quantum KEM ratchet (ML-KEM-768, FIPS 203) mixed into its root
-// chain, the routing tags of sealpost's DESIGN section 3.3, bounded skipped
+// chain, the routing tags of docs/SPEC.md section 10.3, bounded skipped
 // keys, replay detection, failure without side effects and a versioned
 // saved state.
 //
@@ -26,7 +26,7 @@
 //     the session forward, or fails and leaves the session byte-for-byte as
 //     it was (MarshalBinary output identical; every negative test checks).
 //     The whole receive path computes in locals and commits after the body
-//     authenticated (STYLE 10 and 11).
+//     authenticated, and acts on no header field before the header has.
 //   - Every authentication failure, header or body, is ErrDecrypt; short or
 //     empty input is ErrMalformed; another version byte is
 //     ErrUnsupportedVersion; nothing is parsed before it authenticates
@@ -96,9 +96,9 @@
 //     body plaintext), sent in clear (12 bytes) and used by the header too
 //     (decision 6). Each message key seals one message, so a zero nonce
 //     would do in normal operation, but a session restored from an old
-//     backup re-derives keys it already spent (ADVERSARIAL 35): with the
-//     synthetic nonce a different message under such a key gets a
-//     different nonce, so no keystream or Poly1305 key is ever reused; the
+//     backup re-derives keys it already spent (checklist item 35 of
+//     TESTING.md): with the synthetic nonce a different message under
+//     such a key gets a different nonce, so no keystream or Poly1305 key is ever reused; the
 //     same header and plaintext give the same message, which leaks only
 //     equality. It costs one HMAC over the header and plaintext on send (no
 //     allocation: a scratch SHA-256 state) and nothing on receive. Section
@@ -317,7 +317,7 @@
 // for 74 bytes per message; 32 matches Signal's SPQR and keeps well under
 // the 100-byte budget.
 //
-// Failure policy (ADVERSARIAL 29, decision 17). A flipped bit anywhere in
+// Failure policy (checklist item 29, decision 17). A flipped bit anywhere in
 // the field is ErrDecrypt (header AEAD). A validly sealed field an honest
 // peer never sends (unknown kind, non-zero filler, a chunk of a future
 // epoch, a declaration that skips an epoch or names one whose secret this
@@ -391,7 +391,7 @@
 // anything else is ErrUnsupportedVersion. Version 1 (the Double Ratchet
 // without the KEM ratchet) is refused, not migrated: sealpost has not
 // shipped, so no version-1 session needs keeping, and a migrated session
-// would go on without the KEM ratchet, the silent downgrade ADVERSARIAL 29
+// would go on without the KEM ratchet, the silent downgrade checklist item 29
 // forbids. Version 2 (header nonce from the routing tag, random
 // encapsulation, a KEM failure refusing the message) is refused the same
 // way: its messages have the nonce reuse of decision 6, and a version-2

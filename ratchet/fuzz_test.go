@@ -31,7 +31,7 @@ func fuzzSession(t testing.TB) (bob []byte, genuine map[string]bool, seeds [][]b
 	return v.BobState, genuine, seeds
 }
 
-// FuzzRatchetDecrypt is ADVERSARIAL fuzz target 5: an established session
+// FuzzRatchetDecrypt is fuzz target F5 (TESTING.md): an established session
 // fed arbitrary bytes (tag || message). No panic; on error the state is
 // unchanged; success only for a message Alice really sealed.
 func FuzzRatchetDecrypt(f *testing.F) {
@@ -64,7 +64,7 @@ func FuzzRatchetDecrypt(f *testing.F) {
 	})
 }
 
-// FuzzSessionStateUnmarshal is ADVERSARIAL fuzz target 6 for the ratchet
+// FuzzSessionStateUnmarshal is fuzz target F6 for the ratchet
 // state: arbitrary bytes load or fail with a typed error, never panic; on
 // error the session is unchanged; a state that loads is stable under save
 // and load and survives every operation.

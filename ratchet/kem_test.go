@@ -12,7 +12,7 @@ import (
 	"github.com/sealpost/sealpost/proto/statepb"
 )
 
-// Tests of the KEM ratchet's mechanics and of ADVERSARIAL 29.
+// Tests of the KEM ratchet's mechanics and of checklist item 29 (TESTING.md).
 
 // withField seals the next message of s with its KEM field rewritten by f
 // (through the test hook): a validly sealed header and body around a field
@@ -150,7 +150,7 @@ func badKeyStream(from *Session, ek []byte) func() {
 	return func() { testHookKEMField = nil }
 }
 
-// TestKEMInvalidKeyStream is ADVERSARIAL 29, corrupted encapsulation key,
+// TestKEMInvalidKeyStream is checklist item 29, corrupted encapsulation key,
 // as a validly sealed chunk stream: chunks that rebuild a key failing the
 // FIPS 203 check never get an answer. The message that would complete the
 // key (its 38th chunk, decision 17) decrypts, and the decoder is reset
@@ -225,7 +225,7 @@ func TestKEMWrongKeyFailsConfirmation(t *testing.T) {
 	}
 }
 
-// TestKEMCorruptAnswerStream is ADVERSARIAL 29, corrupted ciphertext: Bob's
+// TestKEMCorruptAnswerStream is checklist item 29, corrupted ciphertext: Bob's
 // answer chunks replaced by chunks of random bytes make Alice's completing
 // message fail key confirmation: it decrypts, her decoder is reset, she is
 // never ready, and a copy with a flipped body bit fails first with the
@@ -349,7 +349,7 @@ func runTurns(t *testing.T, label string, maxA, maxB, loss, total int) *mixLog {
 	return log
 }
 
-// TestKEMCadence is ADVERSARIAL 29's cadence: in turns of 1 to 5 messages
+// TestKEMCadence is checklist item 29's cadence: in turns of 1 to 5 messages
 // without loss, each lane mixes an epoch at least every 400 messages (the
 // schedule simulation gives a mean of 95 per secret, 190 per lane); with
 // 30% loss and 80% loss, and lopsided (turns of 10 against 1), both lanes
@@ -418,7 +418,7 @@ func TestKEMLostCompletingMessages(t *testing.T) {
 	}
 }
 
-// TestKEMRandomSchedule is ADVERSARIAL B13 with the KEM ratchet: the seeded
+// TestKEMRandomSchedule is checklist item 13 with the KEM ratchet: the seeded
 // send / deliver / drop / duplicate / reorder / reload schedule mixes
 // epochs in both lanes, and everything still decrypts exactly once.
 func TestKEMRandomSchedule(t *testing.T) {

@@ -16,7 +16,7 @@ type party struct {
 }
 
 // sim drives two parties through a seeded random schedule of sends,
-// deliveries in random order, drops and duplicates (ADVERSARIAL B13, B14).
+// deliveries in random order, drops and duplicates (checklist items 13 and 14).
 type sim struct {
 	t      testing.TB
 	rnd    shake
@@ -87,7 +87,7 @@ func (m *sim) roundTrip(p *party) {
 	p.s = &r
 }
 
-// TestRandomSchedule is ADVERSARIAL B13: 2,000 random steps; every message
+// TestRandomSchedule is checklist item 13: 2,000 random steps; every message
 // delivered decrypts exactly once to what was sent (recv checks), every
 // recent duplicate is ErrDuplicate and changes nothing.
 func TestRandomSchedule(t *testing.T) {

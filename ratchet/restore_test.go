@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// Restores from a backup (ADVERSARIAL 35 and 51, issue 14 defects 1 and 2):
+// Restores from a backup (checklist items 35 and 51, issue 14 defects 1 and 2):
 // a party whose state goes back to a saved copy re-derives keys it already
 // used and receives again what it already received. No (key, nonce) pair
 // may seal two plaintexts, no message may be lost to the KEM ratchet, and

@@ -6,7 +6,7 @@ import (
 )
 
 // TestRollbackNeverReusesKeyAndNonce restores a sender from an old snapshot
-// (a backup) and encrypts again from it (ADVERSARIAL 35): the same message
+// (a backup) and encrypts again from it (checklist item 35): the same message
 // key comes back, but a different plaintext gets a different body nonce,
 // so no (key, nonce) pair seals two plaintexts; the same plaintext gives the
 // same message, which leaks only equality.

@@ -154,7 +154,7 @@ func exercise(t testing.TB, s *Session) {
 	s.Decrypt(m.tag, m.msg)
 }
 
-// TestFormatHidesSecrets is ADVERSARIAL E46 for Session: every verb prints
+// TestFormatHidesSecrets is checklist item 46 for Session: every verb prints
 // no key in hex or base64.
 func TestFormatHidesSecrets(t *testing.T) {
 	_, bob := busyPair(t)

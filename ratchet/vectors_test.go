@@ -284,7 +284,7 @@ func walk(t *testing.T, steps int) []byte {
 	return h.Sum(nil)
 }
 
-// TestAccumulated is STYLE 21: a 10,000-step walk (100 with -short) checked
+// TestAccumulated: a 10,000-step walk (100 with -short) checked
 // as one digest in testdata/accumulated.json.
 func TestAccumulated(t *testing.T) {
 	path := filepath.Join("testdata", "accumulated.json")
@@ -303,8 +303,8 @@ func TestAccumulated(t *testing.T) {
 	}
 }
 
-// vectorFile is a STYLE 20 vector: "key: value" lines, a blank line, then
-// the raw bytes.
+// vectorFile is a vector in the layout of docs/SPEC.md section 19: "key:
+// value" lines, a blank line, then the raw bytes.
 type vectorFile struct {
 	fields map[string]string
 	data   []byte

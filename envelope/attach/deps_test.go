@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// TestImports enforces DESIGN section 1 for envelope/attach: it links
+// TestImports enforces the import rule of docs/SPEC.md section 21.7 for
+// envelope/attach: it links
 // internal packages, the standard library and x/crypto only; no key-holding
 // sealpost package (root, keys, ratchet, transcript, envelope/seal) and no
 // other module.

@@ -1,7 +1,8 @@
-// Package attach encrypts files for sealpost messages (DESIGN section 10):
-// a file is encrypted as a stream of 64 KiB chunks into a blob that goes to
-// a blob store, and the message carries a Pointer to it (the store's id,
-// the file key, the length, the blob's digest, a media type and a name).
+// Package attach encrypts files for sealpost messages: a file is encrypted
+// as a stream of 64 KiB chunks into a blob that goes to a blob store, and
+// the message carries a Pointer to it (the store's id, the file key, the
+// length, the blob's digest, a media type and a name). docs/SPEC.md
+// section 21 specifies the blob and the pointer byte for byte.
 // The chunk format follows age's STREAM (C2SP age.md, "Payload"), itself
 // the construction of Hoang, Reyhanitabar, Rogaway and Vizár, "Online
 // Authenticated-Encryption and its Nonce-Reuse Misuse-Resistance" (2015).
@@ -12,7 +13,7 @@
 //
 // # Format
 //
-// A blob, version 1, is
+// A blob, version 1 (docs/SPEC.md section 21.2), is
 //
 //	header   version (1 byte, 1) || nonce (16 random bytes) || commitment (32 bytes)
 //	chunks   ChaCha20-Poly1305 of the padded file, 64 KiB per chunk, the last 1 to 64 KiB
@@ -27,11 +28,11 @@
 // bound through the key derivation and checked through the commitment.
 //
 // The padded file is the file followed by zeros up to PaddedLength of its
-// length. So the length in the trailer fixes the number of data chunks
-// and the blob's size: a blob cut short, extended, with chunks reordered,
-// repeated, dropped or taken from another blob (even one under the same
-// file key, thanks to the header nonce) fails authentication, and a
-// trailer is accepted only at the one place where its length says the
+// length (docs/SPEC.md section 21.3). So the length in the trailer fixes the
+// number of data chunks and the blob's size: a blob cut short, extended, with
+// chunks reordered, repeated, dropped or taken from another blob (even one
+// under the same file key, thanks to the header nonce) fails authentication,
+// and a trailer is accepted only at the one place where its length says the
 // blob ends. A blob is EncryptedSize(length) bytes: 73 bytes of header and
 // trailer and 16 bytes per chunk on top of the padded length.
 //
@@ -88,11 +89,11 @@
 //
 // # Pointer encoding
 //
-// A Pointer marshals to, in order: the version (1 byte, 1), the id (a
-// length byte and the bytes), the key (32 bytes), the length (8 bytes,
-// big-endian), the digest (32 bytes), the media type and the name (each a
-// length byte and the bytes). Parsing is strict: one encoding per pointer,
-// nothing after it, every field in its bounds.
+// A Pointer marshals to (docs/SPEC.md section 21.5), in order: the version (1
+// byte, 1), the id (a length byte and the bytes), the key (32 bytes), the
+// length (8 bytes, big-endian), the digest (32 bytes), the media type and the
+// name (each a length byte and the bytes). Parsing is strict: one encoding
+// per pointer, nothing after it, every field in its bounds.
 //
 // # Transfers
 //

@@ -12,7 +12,8 @@ import (
 	"github.com/sealpost/sealpost/internal/kdf"
 )
 
-// Format constants of blob version 1 (see the package doc, "Format").
+// Format constants of blob version 1 (see the package doc, "Format", and
+// docs/SPEC.md section 21.2).
 const (
 	// Version is the blob and pointer format this package writes and the
 	// only one it reads.

@@ -48,8 +48,9 @@ type Pointer struct {
 // pointerFixedSize is the size of a pointer with empty strings.
 const pointerFixedSize = 1 + 1 + KeySize + 8 + sha256.Size + 1 + 1
 
-// MarshalBinary encodes the pointer (see the package doc, "Pointer
-// encoding"). It returns ErrMalformed for a field out of its bounds.
+// MarshalBinary encodes the pointer (see the package doc, "Pointer encoding",
+// and docs/SPEC.md section 21.5). It returns ErrMalformed for a field out of
+// its bounds.
 func (p *Pointer) MarshalBinary() ([]byte, error) {
 	if err := p.check(); err != nil {
 		return nil, err

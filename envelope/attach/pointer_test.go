@@ -115,7 +115,7 @@ func TestPointerRejects(t *testing.T) {
 
 // TestSecretsNotPrinted: a Key and a Pointer (which holds the key and the
 // store's capability) print neither, with any verb, as values, pointers or
-// struct fields (ADVERSARIAL 46, STYLE 14); nor do the package's errors.
+// struct fields (checklist item 46 of TESTING.md); nor do the package's errors.
 func TestSecretsNotPrinted(t *testing.T) {
 	p := testPointer(t)
 	secrets := [][]byte{p.Key.Bytes(), []byte(p.ID)}

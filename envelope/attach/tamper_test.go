@@ -20,7 +20,7 @@ func chunkAt(i int) int { return attach.HeaderSize + i*attach.ChunkCTSize }
 // side of each, and 200 random points: every cut is a typed error for
 // both readers, and a cut right after a data chunk is ErrTruncated for the
 // sequential reader (the stream ended cleanly before its final chunk).
-// ADVERSARIAL 62.
+// Checklist item 62 (TESTING.md).
 func TestTruncation(t *testing.T) {
 	key := keyOf(t, "truncation")
 	blob := encrypt(t, key, fileOf("truncation", tamperLength))
@@ -54,7 +54,7 @@ func TestTruncation(t *testing.T) {
 }
 
 // TestChunkEdits reorders, swaps, drops, repeats and appends chunks.
-// ADVERSARIAL 62.
+// Checklist item 62.
 func TestChunkEdits(t *testing.T) {
 	key := keyOf(t, "edits")
 	blob := encrypt(t, key, fileOf("edits", tamperLength))
@@ -96,7 +96,7 @@ func TestChunkEdits(t *testing.T) {
 
 // TestSwapBetweenFiles moves chunks between two blobs of files of the same
 // length: under two keys, and under one key (the header nonce gives each
-// blob its own chunk key). ADVERSARIAL 62.
+// blob its own chunk key). Checklist item 62.
 func TestSwapBetweenFiles(t *testing.T) {
 	k1, k2 := keyOf(t, "swap 1"), keyOf(t, "swap 2")
 	a := encrypt(t, k1, fileOf("swap a", tamperLength))
@@ -124,7 +124,7 @@ func TestSwapBetweenFiles(t *testing.T) {
 
 // TestEveryBitFlip flips each bit of every byte of a small file's blob:
 // each is a typed error (ErrUnsupportedVersion for the version byte,
-// ErrDecrypt elsewhere). ADVERSARIAL 62.
+// ErrDecrypt elsewhere). Checklist item 62.
 func TestEveryBitFlip(t *testing.T) {
 	key := keyOf(t, "flips")
 	blob := encrypt(t, key, fileOf("flips", 1000))

@@ -15,11 +15,12 @@ import (
 	"github.com/sealpost/sealpost/internal/testkit"
 )
 
-// Golden vectors (STYLE 20, 22): testdata/blob/*.bin are blobs of a fixed
-// key, header nonce and file, and edits of them; testdata/pointer/*.bin
-// are encoded pointers. Each file's header records the inputs and the
-// expected outcome. TestVectors rebuilds every vector from its spec and
-// compares the bytes, then checks the outcome; `go test ./envelope/attach
+// Golden vectors (docs/SPEC.md section 21.8): testdata/blob/*.bin are blobs
+// of a fixed key, header nonce and file, and edits of them;
+// testdata/pointer/*.bin are encoded pointers. Each file's header records the
+// inputs and the expected outcome. TestVectors rebuilds every vector from its
+// spec and compares the bytes, then checks the outcome; `go test
+// ./envelope/attach
 // -run TestVectors -update` writes them again.
 var update = flag.Bool("update", false, "rewrite the golden vectors in testdata/")
 
@@ -50,7 +51,7 @@ func blobSpecs() []blobSpec {
 	return []blobSpec{
 		{name: "valid_empty", expect: "ok", length: 0, comment: "an empty file: one chunk of 4096 zeros"},
 		{name: "valid_short", expect: "ok", length: 1000, comment: "a 1000-byte file, padded to 4096"},
-		{name: "valid_two_chunks", expect: "ok", length: two, comment: "two whole chunks and 1000 bytes, padded to 138655"},
+		{name: "valid_two_chunks", expect: "ok", length: two, comment: "two whole chunks and 1000 bytes, padded to 137118"},
 		{name: "version_unsupported", expect: "ErrUnsupportedVersion", length: 1000,
 			edit: clone(func(b []byte) []byte { b[0] = 2; return b }), comment: "valid_short with version byte 2"},
 		{name: "decrypt_commitment", expect: "ErrDecrypt", length: 1000,

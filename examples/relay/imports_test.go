@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestServerSideImports enforces the server rule (DESIGN section 1) on the
+// TestServerSideImports enforces the server rule (docs/SPEC.md section 2) on the
 // relay, its server and its client: no sealpost package but envelope (and
 // the two key-free internal packages it is built on) is linked, so no key
 // material can be reached from the relay. The standard library's crypto

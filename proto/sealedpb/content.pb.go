@@ -54,7 +54,7 @@ type Content struct {
 	// reply) and empty otherwise.
 	SenderMailbox []byte `protobuf:"bytes,13,opt,name=sender_mailbox,json=senderMailbox,proto3" json:"sender_mailbox,omitempty"`
 	// attachments are the files a message carries (kind 1 only), each an
-	// envelope/attach pointer (docs/SPEC.md section 12): blob id, file key,
+	// envelope/attach pointer (docs/SPEC.md section 21.5): blob id, file key,
 	// length, digest, media type and name. The relay never sees them.
 	Attachments   [][]byte `protobuf:"bytes,14,rep,name=attachments,proto3" json:"attachments,omitempty"`
 	unknownFields protoimpl.UnknownFields
