@@ -2,8 +2,10 @@ package sealpost
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/internal/contentwire"
@@ -76,7 +78,43 @@ type content struct {
 	read        []MessageID
 	receiptHash []byte
 	attachments []*attach.Pointer
+	resume      []resumePoint
 	pb          sealedpb.Content // the decoded fields, in the same allocation
+}
+
+// resumePoint is one entry of a content's resume field: a session the
+// sender held before it restored a backup, and how many of our contents on
+// it the restored state held (docs/SPEC.md §15.10).
+type resumePoint struct {
+	session [16]byte
+	held    uint64
+}
+
+// resumePointSize is the size of one resume entry: session id, count.
+const resumePointSize = 16 + 8
+
+func (r resumePoint) encode() []byte {
+	return binary.BigEndian.AppendUint64(append(make([]byte, 0, resumePointSize), r.session[:]...), r.held)
+}
+
+// decodeResume parses a content's resume entries: at most maxSessions,
+// each of resumePointSize bytes, no session named twice.
+func decodeResume(raw [][]byte) ([]resumePoint, error) {
+	if len(raw) > maxSessions {
+		return nil, fmt.Errorf("%w: content resumes %d sessions", ErrMalformed, len(raw))
+	}
+	var out []resumePoint
+	for _, r := range raw {
+		if len(r) != resumePointSize {
+			return nil, fmt.Errorf("%w: content resume entry", ErrMalformed)
+		}
+		pt := resumePoint{session: [16]byte(r), held: binary.BigEndian.Uint64(r[16:])}
+		if slices.ContainsFunc(out, func(o resumePoint) bool { return o.session == pt.session }) {
+			return nil, fmt.Errorf("%w: content resumes a session twice", ErrMalformed)
+		}
+		out = append(out, pt)
+	}
+	return out, nil
 }
 
 // decodeContent parses and validates a Content. It returns
@@ -108,6 +146,9 @@ func decodeContent(raw []byte) (*content, error) {
 		return nil, err
 	}
 	if c.attachments, err = decodePointers(pb.Attachments); err != nil {
+		return nil, err
+	}
+	if c.resume, err = decodeResume(pb.Resume); err != nil {
 		return nil, err
 	}
 	if err := c.validate(); err != nil {

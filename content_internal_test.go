@@ -79,6 +79,26 @@ func TestDecodeContent(t *testing.T) {
 				c.Attachments = append(c.Attachments, pointerBytes("a"))
 			}
 		}, ErrMalformed},
+		{"resume of four sessions", func(c *sealedpb.Content) {
+			for i := range maxSessions {
+				c.Resume = append(c.Resume, resumePoint{session: [16]byte(id16(byte(i + 1))), held: uint64(i)}.encode())
+			}
+		}, nil},
+		{"receipt with a resume", func(c *sealedpb.Content) {
+			c.Kind, c.Body, c.Delivered, c.ReceiptHash = uint32(KindDelivered), nil, [][]byte{id16(2)}, make([]byte, 32)
+			c.Resume = [][]byte{resumePoint{session: [16]byte(id16(1))}.encode()}
+		}, nil},
+		{"resume of five sessions", func(c *sealedpb.Content) {
+			for i := range maxSessions + 1 {
+				c.Resume = append(c.Resume, resumePoint{session: [16]byte(id16(byte(i + 1)))}.encode())
+			}
+		}, ErrMalformed},
+		{"resume entry of 23 bytes", func(c *sealedpb.Content) { c.Resume = [][]byte{make([]byte, 23)} }, ErrMalformed},
+		{"resume entry of 25 bytes", func(c *sealedpb.Content) { c.Resume = [][]byte{make([]byte, 25)} }, ErrMalformed},
+		{"resume naming a session twice", func(c *sealedpb.Content) {
+			e := resumePoint{session: [16]byte(id16(1)), held: 3}
+			c.Resume = [][]byte{e.encode(), e.encode()}
+		}, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -125,6 +145,9 @@ func TestContentGolden(t *testing.T) {
 	a := baseContent()
 	a.Attachments = [][]byte{ptr}
 	cases["message_attachment"] = a
+	res := baseContent()
+	res.Resume = [][]byte{resumePoint{session: [16]byte(id16(5)), held: 41}.encode(), resumePoint{session: [16]byte(id16(6)), held: 0}.encode()}
+	cases["message_resume"] = res
 	for name, c := range cases {
 		raw, err := pbstrict.Marshal(c)
 		if err != nil {

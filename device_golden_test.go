@@ -29,7 +29,7 @@ var updateStore = flag.Bool("update-store", false, "rewrite testdata/store/*.gol
 // followed by "<key> <hex value>" lines, then "envelope <to> <hex>" lines
 // (in flight, to be received) and "blocked <to> <hex>" lines (from a
 // blocked sender: ErrBlocked). Layout 4 and later have the blocked lines.
-const storeGolden = "testdata/store/layout5.golden"
+const storeGolden = "testdata/store/layout6.golden"
 
 type golden struct {
 	stores    map[string]map[string][]byte
@@ -54,6 +54,16 @@ func writeStoreGolden(t *testing.T) {
 			receive(t, alice, send(t, bob, alice, fmt.Sprint("b", i)))
 		}
 	}
+	// Bob was restored (Restored, without an actual rollback) and started
+	// a new session with Alice: the old session is stale on both sides,
+	// and Bob's contents on the new one announce what the old one holds
+	// until Alice acknowledges one (the envelope in flight to Alice still
+	// carries it).
+	if err := bob.Restored(ctx); err != nil {
+		t.Fatal(err)
+	}
+	connect(t, bob, alice)
+	receive(t, alice, send(t, bob, alice, "after the restore"))
 	// Bob also holds a pending stranger, an unconfirmed identity at
 	// Alice's address, and a blocked sender with an envelope in flight.
 	carol, mallory, spam := newParty(t, "carol", c), newParty(t, "alice", c), newParty(t, "spam", c)
@@ -94,8 +104,8 @@ func writeStoreGolden(t *testing.T) {
 		}
 	}
 	var b strings.Builder
-	b.WriteString("# sealpost store layout 5 (device records version 5 in fixed layouts, peer directory, seen blocks, block record, outbox, kept results with attachments; ratchet state version 3 saved split, ratchet messages version 3):\n")
-	b.WriteString("# alice and bob after 42 messages, two envelopes in flight (each in its sender's outbox, the rest reported Sent); bob holds a pending stranger (carol.1), an unconfirmed identity at alice.1 and blocks spam.1; clock 1800000000.\n")
+	b.WriteString("# sealpost store layout 6 (device records version 6 in fixed layouts, peer directory, seen blocks, block record, outbox, kept results with attachments and the repeated flag, session records with the stale and announce flags; ratchet state version 3 saved split, ratchet messages version 3):\n")
+	b.WriteString("# alice and bob after 43 messages, two envelopes in flight (each in its sender's outbox, the rest reported Sent); bob was marked Restored and started a new session with alice (the old one stale on both sides, bob's announcing); bob holds a pending stranger (carol.1), an unconfirmed identity at alice.1 and blocks spam.1; clock 1800000000.\n")
 	for name, p := range map[string]*party{"alice": alice, "bob": bob} {
 		fmt.Fprintf(&b, "store %s\n", name)
 		snap := p.store.Snapshot()
@@ -222,6 +232,9 @@ func TestStoreGolden(t *testing.T) {
 	if _, _, err := bob.PeerIdentity(sealpost.Address{User: "carol", Device: 1}); err != nil {
 		t.Fatalf("the pending stranger is gone: %v", err)
 	}
+	if info := bob.Peers(); !slices.ContainsFunc(info, func(i sealpost.PeerInfo) bool { return i.Address == alice.addr && i.Sessions == 2 }) {
+		t.Fatalf("bob's peers %+v: want alice with the stale and the new session", info)
+	}
 	for i := range 5 {
 		if in := receive(t, bob, send(t, alice, bob, fmt.Sprint("after ", i))); string(in.Body) != fmt.Sprint("after ", i) {
 			t.Fatal("wrong body")
@@ -243,12 +256,13 @@ func TestStoreGolden(t *testing.T) {
 // ratchet record per session, protobuf session and kept records) and
 // layout 3 (the peer list in the device record, one record of accepted
 // starts per signed prekey, prekeys without expiry, ratchet state version
-// 2 speaking ratchet message version 2) and layout 4 (no outbox, kept
-// results without attachments). sealpost has not
+// 2 speaking ratchet message version 2), layout 4 (no outbox, kept
+// results without attachments) and layout 5 (no stale or announce flags,
+// kept results without the repeated flag). sealpost has not
 // shipped, so nothing migrates them; the files stay so that the refusal is
 // tested.
 func TestRetiredStoreLayouts(t *testing.T) {
-	for _, layout := range []int{2, 3, 4} {
+	for _, layout := range []int{2, 3, 4, 5} {
 		g := readStoreGolden(t, fmt.Sprintf("testdata/store/layout%d.golden", layout))
 		if len(g.stores) != 2 {
 			t.Fatalf("layout %d file holds %d stores", layout, len(g.stores))

@@ -36,7 +36,7 @@ func (r *prekeyRelay) fetch() *keys.Bundle {
 	if len(r.oneTime) > 0 {
 		blob, r.oneTime = r.oneTime[0], r.oneTime[1:]
 	}
-	b, err := keys.ParseBundle(blob)
+	b, err := keys.ParseBundle(blob, keys.WithClock(exampleClock))
 	if err != nil {
 		panic(err)
 	}

@@ -13,9 +13,17 @@ import (
 // exampleDevice opens a device for user on a memory store, with a fixed
 // clock and no receipt delay so that the examples print the same every run.
 func exampleDevice(user string, opts ...sealpost.Option) *sealpost.Device {
-	clock := func() time.Time { return time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC) }
-	opts = append([]sealpost.Option{sealpost.WithClock(clock), sealpost.WithReceiptDelay(0, 0)}, opts...)
-	d, err := sealpost.Open(context.Background(), sealpost.NewMemoryStore(), sealpost.Address{User: user, Device: 1}, opts...)
+	return exampleDeviceIn(sealpost.NewMemoryStore(), user, opts...)
+}
+
+// exampleClock is the examples' fixed time, so that their bundles never
+// expire whatever the date they run on.
+func exampleClock() time.Time { return time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC) }
+
+// exampleDeviceIn opens the device user in store s.
+func exampleDeviceIn(s sealpost.Store, user string, opts ...sealpost.Option) *sealpost.Device {
+	opts = append([]sealpost.Option{sealpost.WithClock(exampleClock), sealpost.WithReceiptDelay(0, 0)}, opts...)
+	d, err := sealpost.Open(context.Background(), s, sealpost.Address{User: user, Device: 1}, opts...)
 	if err != nil {
 		panic(err)
 	}
@@ -33,7 +41,7 @@ func exampleBundle(d *sealpost.Device) *keys.Bundle {
 	if err != nil {
 		panic(err)
 	}
-	parsed, err := keys.ParseBundle(blob)
+	parsed, err := keys.ParseBundle(blob, keys.WithClock(exampleClock))
 	if err != nil {
 		panic(err)
 	}
@@ -73,7 +81,7 @@ func ExampleDevice_StartSession() {
 
 	// Alice's side: fetch one blob, parse and verify it, start, send.
 	blob, relay := relay[0], relay[1:]
-	parsed, err := keys.ParseBundle(blob)
+	parsed, err := keys.ParseBundle(blob, keys.WithClock(exampleClock)) // an app leaves out the clock: time.Now
 	if err != nil {
 		panic(err) // ErrBadSignature or ErrMalformed: a bad or forged blob
 	}
@@ -99,7 +107,7 @@ func ExampleDevice_StartSession() {
 
 	// The last blob has no one-time prekeys: the relay hands it to anyone
 	// once the others are gone.
-	last, _ := keys.ParseBundle(relay[len(relay)-1])
+	last, _ := keys.ParseBundle(relay[len(relay)-1], keys.WithClock(exampleClock))
 	fmt.Println("last-resort blob one-time prekeys:", len(last.OneTimePrekeys))
 
 	// A bundle for another address is refused before any key is used.

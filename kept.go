@@ -32,7 +32,7 @@ func encodeKeptResult(in *Incoming) ([]byte, error) {
 		return nil, err
 	}
 	return kept.EncodeResult(&kept.Result[MessageID]{Kind: uint8(in.Kind), From: in.From, ID: in.ID, Body: in.Body,
-		Delivered: in.Delivered, Read: in.Read, Findings: in.Findings, Attachments: ptrs}, MaxBodySize)
+		Delivered: in.Delivered, Read: in.Read, Findings: in.Findings, Attachments: ptrs, Repeated: in.Repeated}, MaxBodySize)
 }
 
 // decodeKeptResult decodes a kept result record, marked Redelivered.
@@ -47,6 +47,6 @@ func decodeKeptResult(raw []byte) (*Incoming, error) {
 	}
 	c := &content{kind: Kind(r.Kind), id: r.ID, body: r.Body, delivered: r.Delivered, read: r.Read, attachments: ptrs}
 	in := incomingFrom(r.From, c, r.Findings)
-	in.Redelivered = true
+	in.Redelivered, in.Repeated = true, r.Repeated
 	return in, nil
 }

@@ -72,7 +72,7 @@ func (d *Device) Flush(ctx context.Context) ([]*Outgoing, error) {
 	for _, p := range d.peers {
 		for i := 0; i < len(p.sessions); i++ {
 			s := p.sessions[i]
-			if q := s.meta.Receipts; q == nil || s.queued() == 0 || q.DueUnixNano > now {
+			if q := s.meta.Receipts; q == nil || s.queued() == 0 || q.DueUnixNano > now || s.meta.Stale {
 				continue
 			}
 			o, err := d.sendReceipts(ctx, p, s)

@@ -50,6 +50,11 @@ type Incoming struct {
 	// Redelivered reports that the same envelope was received before and
 	// the app has not yet called Done for it.
 	Redelivered bool
+	// Repeated reports a message whose id this device already received
+	// from the peer: the peer sent it again after restoring a backup
+	// (docs/SPEC.md §15.10). The app already has it and should not show
+	// it twice; a delivery receipt is still sent.
+	Repeated bool
 }
 
 // received is the working result of one Receive before it commits.
@@ -63,6 +68,9 @@ type received struct {
 	firstContact bool   // the envelope carried a session start
 	keptIdx      []byte // the new kept index record
 	tx           *txn   // with a session start: evictions, the start to remember
+	// stale are other sessions of the peer that this content's resume
+	// field made stale, committed with it.
+	stale []*session
 }
 
 // Receive decrypts an envelope from the relay and returns what it holds,
@@ -121,7 +129,7 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 		d.restore(rc.p, nil)
 		return nil, err
 	}
-	if err := d.commitPeerKeeping(ctx, rc.p, rc.isNew, rc.pre, rc.batch, rc.tx, nil, rc.s); err != nil {
+	if err := d.commitPeerKeeping(ctx, rc.p, rc.isNew, rc.pre, rc.batch, rc.tx, nil, append(rc.stale, rc.s)...); err != nil {
 		return nil, err
 	}
 	rc.p.keptRaw = rc.keptIdx
@@ -304,7 +312,7 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 	}
 	now := d.opts.now().UnixNano()
 	rc.s = newSession(rc.p.name, r, &sessionMeta{
-		BaseKey: start.BaseKey(), CreatedUnixNano: now, LastReceivedUnixNano: now})
+		BaseKey: start.BaseKey(), CreatedUnixNano: now, LastReceivedUnixNano: now, Announce: rc.p.hasStale()})
 	rc.p.promote(rc.s)
 	if otp != nil || start.PQOneTime {
 		rc.pre = d.pre.without(otp, pq)
@@ -323,9 +331,13 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 // keep the session whose base key sorts first, so that crossing starts
 // settle at once; the new session is archived and still receives, and
 // becomes current if a later message arrives on it.
+//
+// A stale session (one that predates a restore) is never promoted: it
+// still receives, but answering on it would send from state the other side
+// has moved past (docs/SPEC.md §15.10).
 func (p *peer) promote(s *session) {
 	i := slices.Index(p.sessions, s)
-	if i == 0 {
+	if i == 0 || s.meta.Stale {
 		return
 	}
 	if i > 0 {
@@ -363,9 +375,14 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 	}
 	f := transcript.Fields{Seq: c.pb.Seq, AckCount: c.pb.AckCount, AckAbove: c.pb.AckAbove,
 		Prev: [32]byte(c.pb.Prev), AckHash: [32]byte(c.pb.AckHash)}
+	repeated := c.kind == KindMessage && rc.p.hasReceived(c.id)
 	findings, err := rc.s.conv.Received(f, c.id, plain)
 	if err != nil {
 		return nil, err
+	}
+	findings = append(findings, d.resumed(rc, c.resume)...)
+	if rc.s.meta.Announce && f.AckCount > 0 {
+		rc.s.meta.Announce = false // the peer holds a content that carried the resume field
 	}
 	if len(c.delivered)+len(c.read) > 0 {
 		mismatch := rc.s.conv.CheckReceipt(toArrays(append(c.delivered, c.read...)), [32]byte(c.receiptHash))
@@ -387,7 +404,7 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 		d.queueReceipt(rc.s, KindDelivered, []MessageID{c.id}, now)
 	}
 	in := incomingFrom(rc.p.addr, c, findings)
-	in.Identity, in.Unconfirmed = rc.p.identity, rc.p.unconfirmed()
+	in.Identity, in.Unconfirmed, in.Repeated = rc.p.identity, rc.p.unconfirmed(), repeated
 	return in, nil
 }
 

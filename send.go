@@ -77,6 +77,7 @@ func (d *Device) StartSession(ctx context.Context, to Address, b *keys.Bundle) e
 	s := newSession(p.name, r, &sessionMeta{
 		BaseKey: start.BaseKey(), Initiator: true, CreatedUnixNano: now, LastReceivedUnixNano: now,
 	})
+	s.meta.Announce = p.hasStale() // a session after a restore says what the old ones hold
 	s.pending = &statepb.PendingStart{SessionStart: startRaw, PeerBundle: bundleRaw}
 	s.start, s.bundle = start, b
 	// Starting a session answers the peer: pinned, no longer pending.
@@ -106,6 +107,22 @@ func (p *peer) trimSessions() {
 // ErrMalformed for an invalid attachment pointer. If the store fails, no envelope
 // comes out and no key is ever reused.
 func (d *Device) Send(ctx context.Context, to Address, body []byte, attachments ...*attach.Pointer) (*Outgoing, error) {
+	return d.send(ctx, to, newMessageID(), body, attachments)
+}
+
+// Resend sends body and attachments again under the id of a message sent
+// before, as Send does otherwise: for the ids of a PeerRestored finding,
+// whose messages never reached the peer's restored state. A receiver that
+// already holds id reports the message Repeated instead of new. It returns
+// ErrMalformed for the zero id, and the errors of Send.
+func (d *Device) Resend(ctx context.Context, to Address, id MessageID, body []byte, attachments ...*attach.Pointer) (*Outgoing, error) {
+	if id == (MessageID{}) {
+		return nil, fmt.Errorf("%w: resend of the zero message id", ErrMalformed)
+	}
+	return d.send(ctx, to, id, body, attachments)
+}
+
+func (d *Device) send(ctx context.Context, to Address, id MessageID, body []byte, attachments []*attach.Pointer) (*Outgoing, error) {
 	if len(body) > MaxBodySize {
 		return nil, fmt.Errorf("%w: body over %d bytes", ErrTooLarge, MaxBodySize)
 	}
@@ -120,11 +137,13 @@ func (d *Device) Send(ctx context.Context, to Address, body []byte, attachments 
 		return nil, fmt.Errorf("%w: %s", ErrNoSession, to)
 	}
 	s := p.sessions[0]
+	if s.meta.Stale {
+		return nil, fmt.Errorf("%w: the sessions with %s predate a restore; start a new one from its current bundle", ErrNoSession, to)
+	}
 	if age := d.opts.now().UnixNano() - s.meta.LastReceivedUnixNano; age > d.opts.sessionMaxAge.Nanoseconds() {
 		return nil, fmt.Errorf("%w: session with %s is past its maximum age", ErrNoSession, to)
 	}
 	p.rec.PendingSinceUnixNano = 0 // answered (rewound if the commit fails)
-	id := newMessageID()
 	c := &sealedpb.Content{Version: contentVersion, Id: id[:], Kind: uint32(KindMessage), Body: body, Attachments: ptrs}
 	takeReceipts(s, c)
 	return d.seal(ctx, p, s, c)
@@ -188,6 +207,9 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 	}
 	if !s.confirmed() {
 		c.SenderMailbox = d.rec.Mailbox
+	}
+	if s.meta.Announce {
+		c.Resume = p.resumePoints()
 	}
 	var env []byte
 	var b *Batch

@@ -23,7 +23,15 @@ type sessionMeta struct {
 	Initiator bool
 	// Pending: the peer has not replied to our session start, which is
 	// saved in its own record and rides on every send until then.
-	Pending              bool
+	Pending bool
+	// Stale: the session predates a restore from a backup, ours
+	// (Restored) or the peer's (it said so in a content's resume field).
+	// It still receives, but it is never current again and sends nothing.
+	Stale bool
+	// Announce: our contents on this session carry the resume field
+	// (the peer's stale sessions with what they hold), until the peer
+	// acknowledges one of them.
+	Announce             bool
 	CreatedUnixNano      int64
 	LastReceivedUnixNano int64
 	// Transcript is the transcript head as decoded from the record
@@ -59,6 +67,8 @@ const (
 	sessInitiator = 1 << 0
 	sessPending   = 1 << 1
 	sessReceipts  = 1 << 2
+	sessStale     = 1 << 3
+	sessAnnounce  = 1 << 4
 )
 
 // encode returns the session record from its live state, in a buffer of
@@ -67,7 +77,8 @@ const (
 //
 //	version         1   record.Layout
 //	flags           1   bit 0 initiator, bit 1 pending (a PendingStart
-//	                    record exists), bit 2 the receipt section follows;
+//	                    record exists), bit 2 the receipt section follows,
+//	                    bit 3 stale, bit 4 announce (store layout 6);
 //	                    other bits 0
 //	created         8   when the session was made
 //	last_received   8   when it last received (Send refuses a session
@@ -114,6 +125,12 @@ func (s *session) encode(appendRatchet func([]byte) ([]byte, error)) ([]byte, er
 	if queue {
 		flags |= sessReceipts
 		n += sessQueueFixed + 16*len(read)
+	}
+	if m.Stale {
+		flags |= sessStale
+	}
+	if m.Announce {
+		flags |= sessAnnounce
 	}
 	b := make([]byte, 0, n+ratchet.SplitHeadSize+record.ChecksumSize)
 	b = append(b, record.Layout, flags)
@@ -165,8 +182,9 @@ func decodeSessionRecord(raw []byte) (*sessionMeta, error) {
 	r := fixed.NewReader(raw[1:])
 	flags := r.U8()
 	m := &sessionMeta{Initiator: flags&sessInitiator != 0, Pending: flags&sessPending != 0,
+		Stale: flags&sessStale != 0, Announce: flags&sessAnnounce != 0,
 		CreatedUnixNano: int64(r.U64()), LastReceivedUnixNano: int64(r.U64())}
-	if flags&^(sessInitiator|sessPending|sessReceipts) != 0 || r.U8() != baseKeySize {
+	if flags&^(sessInitiator|sessPending|sessReceipts|sessStale|sessAnnounce) != 0 || r.U8() != baseKeySize {
 		r.Fail()
 	}
 	m.BaseKey = bytes.Clone(r.Bytes(baseKeySize))

@@ -196,3 +196,35 @@ func cloneFindings(fs []Finding) []Finding {
 	}
 	return out
 }
+
+// SentAfter returns the ids of our contents with seqs above n, oldest
+// first, as far as the sent log still holds them, and how many of those
+// contents it no longer holds (the oldest, past MaxLog entries). It is
+// what to send again when the peer says that it holds our contents only up
+// to n (it restored its state from a backup).
+func (c *Conversation) SentAfter(n uint64) (ids [][16]byte, missing uint64) {
+	o := &c.out
+	if n >= o.sent {
+		return nil, 0
+	}
+	from := max(n+1, o.first())
+	missing = from - (n + 1)
+	for seq := from; seq <= o.sent; seq++ {
+		e, _ := o.entry(seq)
+		ids = append(ids, e.id)
+	}
+	return ids, missing
+}
+
+// HasReceived reports whether a peer content with id is in the received
+// log (the newest MaxLog contents received), so that a content the peer
+// sends again under the same id can be told from a new one.
+func (c *Conversation) HasReceived(id [16]byte) bool {
+	l := &c.in.log
+	for i := range l.len() {
+		if l.at(i).id == id {
+			return true
+		}
+	}
+	return false
+}

@@ -33,6 +33,13 @@ const (
 	// IdentityChanged: the peer's identity key changed. The transcript never
 	// produces it; the Device reports it alongside transcript findings.
 	IdentityChanged
+	// PeerRestored: the peer restored its state from a backup, which held
+	// our contents only up to Seq-1 (Outgoing set); Seq..ToSeq never
+	// reached the restored state. IDs are those still in the sent log
+	// (SentAfter). The transcript never produces it; the Device reports it
+	// when the peer says so in-band, so that the app sends those messages
+	// again under the same ids.
+	PeerRestored
 )
 
 // String returns the kind's name.
@@ -50,6 +57,8 @@ func (k Kind) String() string {
 		return "receipt mismatch"
 	case IdentityChanged:
 		return "identity changed"
+	case PeerRestored:
+		return "peer restored"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }

@@ -36,6 +36,7 @@ const (
 	fieldAckAbove      = 12
 	fieldSenderMailbox = 13
 	fieldAttachments   = 14
+	fieldResume        = 15
 )
 
 // Size returns the size of c's encoding.
@@ -54,6 +55,9 @@ func Size(c *sealedpb.Content) int {
 	}
 	for _, a := range c.Attachments {
 		n += protowire.SizeTag(fieldAttachments) + protowire.SizeBytes(len(a))
+	}
+	for _, r := range c.Resume {
+		n += protowire.SizeTag(fieldResume) + protowire.SizeBytes(len(r))
 	}
 	return n
 }
@@ -93,6 +97,9 @@ func Append(b []byte, c *sealedpb.Content) []byte {
 	b = appendBytesField(b, fieldSenderMailbox, c.SenderMailbox)
 	for _, a := range c.Attachments {
 		b = protowire.AppendBytes(protowire.AppendTag(b, fieldAttachments, protowire.BytesType), a)
+	}
+	for _, r := range c.Resume {
+		b = protowire.AppendBytes(protowire.AppendTag(b, fieldResume, protowire.BytesType), r)
 	}
 	return b
 }
@@ -173,6 +180,8 @@ func Parse(raw []byte, c *sealedpb.Content) error {
 				c.SenderMailbox = v
 			case fieldAttachments:
 				c.Attachments = append(c.Attachments, v)
+			case fieldResume:
+				c.Resume = append(c.Resume, v)
 			default:
 				return ErrEncoding
 			}

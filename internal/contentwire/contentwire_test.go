@@ -38,6 +38,7 @@ func FuzzContentCodec(f *testing.F) {
 	f.Add(protowire.AppendBytes(protowire.AppendTag(nil, fieldDelivered, protowire.BytesType), nil))
 	f.Add(protowire.AppendFixed32(protowire.AppendTag(nil, 20, protowire.Fixed32Type), 1))
 	f.Add(protowire.AppendBytes(protowire.AppendTag(nil, fieldAttachments, protowire.BytesType), []byte("p")))
+	f.Add(protowire.AppendBytes(protowire.AppendTag(nil, fieldResume, protowire.BytesType), make([]byte, 24)))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var mine, lib sealedpb.Content
 		errMine, errLib := Parse(raw, &mine), pbstrict.Unmarshal(raw, &lib)
@@ -97,6 +98,9 @@ func TestContentCodecMatchesProtobuf(t *testing.T) {
 		}
 		for range rnd.IntN(3) {
 			c.Attachments = append(c.Attachments, randBytes(120))
+		}
+		for range rnd.IntN(3) {
+			c.Resume = append(c.Resume, randBytes(30))
 		}
 		cases = append(cases, c)
 	}

@@ -126,6 +126,9 @@ type Result[ID ~[16]byte] struct {
 	// Attachments are the message's attachment pointers as they came in
 	// the content (attach.Pointer encodings); the caller parses them.
 	Attachments [][]byte
+	// Repeated: the peer sent a content with this id before, and it was
+	// received (the peer sent it again after a restore).
+	Repeated bool
 }
 
 // Bounds of a kept result.
@@ -140,7 +143,7 @@ const (
 	// one attachment pointer's encoding.
 	MaxAttachments    = 16
 	MaxAttachmentSize = 1024
-	keptFixed         = 1 + 1 + 4 + 2 + 16 + 4 + 2 + 2 + 2 + 1
+	keptFixed         = 1 + 1 + 4 + 2 + 16 + 4 + 2 + 2 + 2 + 1 + 1
 	findingFixed      = 1 + 1 + 8 + 8 + 2
 )
 
@@ -159,10 +162,11 @@ const (
 //	delivered_n  2   at most 256; then 16 bytes per delivered id
 //	read_n       2   at most 256; then 16 bytes per read id
 //	findings_n   2   then each finding: kind 1 (transcript.Kind, Gap to
-//	                 IdentityChanged), outgoing 1 (0 or 1), seq 8,
+//	                 PeerRestored), outgoing 1 (0 or 1), seq 8,
 //	                 to_seq 8, ids_n 2 (at most 512), 16 bytes per id
 //	attachments_n 1  at most MaxAttachments; then each: length 2
 //	                 (1..MaxAttachmentSize) and the pointer's encoding
+//	repeated     1   0 or 1 (store layout 6)
 //
 // Nothing follows.
 func EncodeResult[ID ~[16]byte](in *Result[ID], maxBody int) ([]byte, error) {
@@ -211,7 +215,11 @@ func EncodeResult[ID ~[16]byte](in *Result[ID], maxBody int) ([]byte, error) {
 	for _, a := range in.Attachments {
 		b = append(binary.BigEndian.AppendUint16(b, uint16(len(a))), a...)
 	}
-	return b, nil
+	repeated := byte(0)
+	if in.Repeated {
+		repeated = 1
+	}
+	return append(b, repeated), nil
 }
 
 func appendIDs[ID ~[16]byte](b []byte, ids []ID) []byte {
@@ -241,7 +249,7 @@ func DecodeResult[ID ~[16]byte](raw []byte, maxBody int) (*Result[ID], error) {
 	findings := make([]transcript.Finding, r.Count(uint64(r.U16()), math.MaxUint16, findingFixed))
 	for i := range findings {
 		f := transcript.Finding{Kind: transcript.Kind(r.U8()), Outgoing: r.Bool(), Seq: r.U64(), ToSeq: r.U64()}
-		if f.Kind < transcript.Gap || f.Kind > transcript.IdentityChanged {
+		if f.Kind < transcript.Gap || f.Kind > transcript.PeerRestored {
 			r.Fail()
 		}
 		if n := r.Count(uint64(r.U16()), maxFindingIDs, 16); n > 0 {
@@ -258,6 +266,7 @@ func DecodeResult[ID ~[16]byte](raw []byte, maxBody int) (*Result[ID], error) {
 			c.Attachments[i] = append([]byte(nil), r.Bytes(r.Count(uint64(r.U16()), MaxAttachmentSize, 1))...)
 		}
 	}
+	c.Repeated = r.Bool()
 	if !r.Done() || c.Kind < 1 || c.Kind > 3 || c.From.User == "" {
 		return nil, fmt.Errorf("%w: kept result", errs.ErrMalformed)
 	}

@@ -46,13 +46,15 @@ import (
 // Layout is the version of every record a Device writes: the first byte
 // of each fixed layout and the version field of each protobuf record. Any
 // other is ErrUnsupportedVersion; a later version will migrate this one.
-// Layout 5 added the outbox (internal/outbox) and the attachments of a
+// Layout 6 added the stale and announce flags of the session record (a
+// restore from a backup, docs/SPEC.md §15.10) and the repeated flag of a
+// kept result. Layout 5 added the outbox (internal/outbox) and the attachments of a
 // kept result (internal/kept). Layout 4 moved the list of peers out of the
 // device record into the peer directory, saved accepted starts in blocks,
 // added the pending and unconfirmed flags to the peer record, the expiry
 // to saved prekeys (PrivateKey version 2) and the block record; it holds
 // ratchet state version 3, whose sessions speak ratchet message version 3.
-const Layout = 5
+const Layout = 6
 
 // Store keys. Every record a Device writes lives under one of these.
 const (

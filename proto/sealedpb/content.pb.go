@@ -56,7 +56,14 @@ type Content struct {
 	// attachments are the files a message carries (kind 1 only), each an
 	// envelope/attach pointer (docs/SPEC.md section 21.5): blob id, file key,
 	// length, digest, media type and name. The relay never sees them.
-	Attachments   [][]byte `protobuf:"bytes,14,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	Attachments [][]byte `protobuf:"bytes,14,rep,name=attachments,proto3" json:"attachments,omitempty"`
+	// resume is sent by a device restored from a backup, on a session made
+	// after the restore, until the peer acknowledges one of its contents:
+	// for each session the restored state held with the peer, 24 bytes, the
+	// session id (16) and how many of the peer's contents that state held
+	// (8, big-endian). The peer sends again what it sent after that
+	// (docs/SPEC.md section 15.10).
+	Resume        [][]byte `protobuf:"bytes,15,rep,name=resume,proto3" json:"resume,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -189,11 +196,18 @@ func (x *Content) GetAttachments() [][]byte {
 	return nil
 }
 
+func (x *Content) GetResume() [][]byte {
+	if x != nil {
+		return x.Resume
+	}
+	return nil
+}
+
 var File_sealedpb_content_proto protoreflect.FileDescriptor
 
 const file_sealedpb_content_proto_rawDesc = "" +
 	"\n" +
-	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\xf4\x02\n" +
+	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\x8c\x03\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x12\n" +
@@ -209,7 +223,8 @@ const file_sealedpb_content_proto_rawDesc = "" +
 	"\back_hash\x18\v \x01(\fR\aackHash\x12\x1b\n" +
 	"\tack_above\x18\f \x01(\x04R\backAbove\x12%\n" +
 	"\x0esender_mailbox\x18\r \x01(\fR\rsenderMailbox\x12 \n" +
-	"\vattachments\x18\x0e \x03(\fR\vattachmentsB-Z+github.com/sealpost/sealpost/proto/sealedpbb\x06proto3"
+	"\vattachments\x18\x0e \x03(\fR\vattachments\x12\x16\n" +
+	"\x06resume\x18\x0f \x03(\fR\x06resumeB-Z+github.com/sealpost/sealpost/proto/sealedpbb\x06proto3"
 
 var (
 	file_sealedpb_content_proto_rawDescOnce sync.Once

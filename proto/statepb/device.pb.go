@@ -26,7 +26,7 @@ const (
 // Device is the record under the store key "device".
 type Device struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be the store layout, 5 (internal/record.Layout;
+	// version must be the store layout, 6 (internal/record.Layout;
 	// docs/SPEC.md section 17.3).
 	Version      uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	User         string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
@@ -160,7 +160,7 @@ func (x *Device) GetIdentity() []byte {
 // bytes of the identity's fingerprint in hex.
 type Peer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be the store layout, 5 (internal/record.Layout).
+	// version must be the store layout, 6 (internal/record.Layout).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	User    string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
 	Device  uint32 `protobuf:"varint,3,opt,name=device,proto3" json:"device,omitempty"`
@@ -287,7 +287,7 @@ func (x *Peer) GetUnconfirmed() bool {
 // "start/<name>/<session id in hex>".
 type PendingStart struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// version must be the store layout, 5 (internal/record.Layout).
+	// version must be the store layout, 6 (internal/record.Layout).
 	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
 	// session_start is our session start, without payload.
 	SessionStart []byte `protobuf:"bytes,2,opt,name=session_start,json=sessionStart,proto3" json:"session_start,omitempty"`
