@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/sealpost/sealpost"
@@ -117,11 +118,7 @@ func (a *app) saveFile(ctx context.Context, nText, path string) {
 	}
 	dst := path
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		base := p.Name // attach.ValidName: no separators, not "." or ".."
-		if base == "" {
-			base = fmt.Sprintf("file-%d", n)
-		}
-		dst = filepath.Join(path, base)
+		dst = filepath.Join(path, safeName(p.Name, n))
 	}
 	if _, err := os.Lstat(dst); err == nil {
 		a.out.printf("! /save: %s exists: choose another path", dst)
@@ -132,7 +129,7 @@ func (a *app) saveFile(ctx context.Context, nText, path string) {
 		a.out.printf("! /save: no directory %s: nothing saved", dir)
 		return
 	}
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(dst)+".part-*")
+	tmp, err := os.CreateTemp(dir, ".sealpost-*.part")
 	if err != nil {
 		a.out.printf("! /save: %s: nothing saved", fileError(dir, err))
 		return
@@ -233,13 +230,38 @@ func downloadError(err error) string {
 // into one line.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// displayName shows a sender's file name; attach.ValidName already keeps
-// control characters and separators out of it.
+// displayName shows a sender's file name. attach.ValidName keeps control
+// characters and separators out of it, but not format characters such as
+// U+202E (right-to-left override), which would make "gpj.exe" look like
+// "exe.jpg": those become '_'.
 func displayName(name string) string {
 	if name == "" {
 		return "(no name)"
 	}
+	return graphic(name)
+}
+
+// safeName is the name /save gives file n in a folder: the sender's name
+// with what displayName replaces replaced, and no leading dot (a sender
+// must not plant a hidden file such as .profile); file-n without a name.
+func safeName(name string, n uint64) string {
+	name = graphic(name)
+	if rest := strings.TrimLeft(name, "."); rest != name {
+		name = strings.Repeat("_", len(name)-len(rest)) + rest
+	}
+	if name == "" {
+		return fmt.Sprintf("file-%d", n)
+	}
 	return name
+}
+
+func graphic(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsGraphic(r) {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 // sizeText prints a size for people, with the exact byte count.

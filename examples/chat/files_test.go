@@ -210,7 +210,8 @@ func TestSaveTamperedBlob(t *testing.T) {
 
 // TestSaveOtherBlob: a pointer whose id names another blob (the relay, or
 // a bug, serving another file under the id) is refused as a digest
-// mismatch and leaves no file.
+// mismatch and leaves no file; one the relay does not know (expired) is
+// refused as such.
 func TestSaveOtherBlob(t *testing.T) {
 	hs := newRelay(t)
 	alice, bob, dir := pair(t, hs.URL, "")
@@ -239,11 +240,17 @@ func TestSaveOtherBlob(t *testing.T) {
 			return err
 		}
 		p1.ID = p2.ID
-		raw, err := p1.MarshalBinary()
-		if err != nil {
-			return err
+		p2.ID += "x" // a download token the relay never gave out
+		for i, p := range []*attach.Pointer{p1, p2} {
+			raw, err := p.MarshalBinary()
+			if err != nil {
+				return err
+			}
+			if err := b.Put(seqKey(uint64(i+1)), raw); err != nil {
+				return err
+			}
 		}
-		return b.Put(seqKey(1), raw)
+		return nil
 	})
 	db.Close()
 	if err != nil {
@@ -254,6 +261,8 @@ func TestSaveOtherBlob(t *testing.T) {
 	saves := t.TempDir()
 	bob.cmd("/save " + n1 + " " + filepath.Join(saves, "first.bin"))
 	bob.expect("! /save: the relay served another blob than the message names (digest mismatch): nothing saved")
+	bob.cmd("/save 2 " + filepath.Join(saves, "second.bin"))
+	bob.expect("! /save: the relay does not have the file (expired, or never completely uploaded): nothing saved")
 	if names := dirNames(t, saves); len(names) != 0 {
 		t.Errorf("a failed save left %q", names)
 	}
@@ -336,6 +345,30 @@ func TestProgressThrottled(t *testing.T) {
 	failed.finish(false)
 	if !strings.HasSuffix(buf.String(), "↓ g [##------------------]  10% 10/100 bytes  failed\n") {
 		t.Errorf("a failed bar: %q", buf.String())
+	}
+}
+
+// TestSafeName: a sender's file name cannot hide its extension behind a
+// bidi override, nor become a hidden file, nor be empty, when /save puts
+// it in a folder; what the terminal shows is cleaned the same way.
+func TestSafeName(t *testing.T) {
+	for _, c := range []struct{ name, want string }{
+		{"report.pdf", "report.pdf"},
+		{"photo\u202egpj.exe", "photo_gpj.exe"},
+		{".profile", "_profile"},
+		{"..x", "__x"},
+		{"", "file-7"},
+		{"übung 1.txt", "übung 1.txt"},
+	} {
+		if got := safeName(c.name, 7); got != c.want {
+			t.Errorf("safeName(%q) = %q, want %q", c.name, got, c.want)
+		}
+		if !attach.ValidName(c.name) {
+			t.Errorf("%q is not a valid pointer name: the case tests nothing", c.name)
+		}
+	}
+	if got := displayName("a\u202eb"); got != "a_b" {
+		t.Errorf("displayName = %q", got)
 	}
 }
 
