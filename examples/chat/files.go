@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -136,7 +137,9 @@ func (a *app) saveFile(ctx context.Context, nText, path string) {
 	}
 	bar := a.newBar("↓ " + displayName(p.Name) + " to " + dst)
 	w := bufio.NewWriterSize(tmp, attach.ChunkSize)
-	err = attach.Download(ctx, a.blobs, p, w, attach.WithProgress(bar.update))
+	dctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	err = attach.Download(dctx, refusals{a.blobs, cancel}, p, w, attach.WithProgress(bar.update))
 	if err == nil {
 		err = w.Flush()
 	}
@@ -156,6 +159,26 @@ func (a *app) saveFile(ctx context.Context, nText, path string) {
 		return
 	}
 	a.out.printf("saved file %d to %s: %d bytes, every chunk and the digest checked", n, dst, p.Length)
+}
+
+// refusals ends a download at the relay's first refusal. attach.Download
+// retries every error of the store but its own (ErrWrongBlob, ErrDecrypt)
+// with backoff, about 6 s in all by default, which a lost connection
+// deserves but a 404 (the blob expired, or the token is wrong) does not:
+// on a 4xx answer other than 408 and 429 this cancels the download's
+// context, and Download returns that answer at once.
+type refusals struct {
+	attach.BlobStore
+	cancel context.CancelFunc
+}
+
+func (r refusals) Get(ctx context.Context, id string, off, n int64) (io.ReadCloser, error) {
+	rc, err := r.BlobStore.Get(ctx, id, off, n)
+	var se *client.StatusError
+	if errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && se.Code != http.StatusRequestTimeout && se.Code != http.StatusTooManyRequests {
+		r.cancel()
+	}
+	return rc, err
 }
 
 // place gives the finished file tmp the name dst, never replacing a file

@@ -261,8 +261,12 @@ func TestSaveOtherBlob(t *testing.T) {
 	saves := t.TempDir()
 	bob.cmd("/save " + n1 + " " + filepath.Join(saves, "first.bin"))
 	bob.expect("! /save: the relay served another blob than the message names (digest mismatch): nothing saved")
+	start := time.Now()
 	bob.cmd("/save 2 " + filepath.Join(saves, "second.bin"))
 	bob.expect("! /save: the relay does not have the file (expired, or never completely uploaded): nothing saved")
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("a 404 took %v: retried as if the connection had failed", d)
+	}
 	if names := dirNames(t, saves); len(names) != 0 {
 		t.Errorf("a failed save left %q", names)
 	}
