@@ -4,13 +4,19 @@
 //
 // Type /help for the commands: /add a contact by fetching its bundle from
 // the relay, /msg to send, /history to see the ticks (✓ sent, ✓✓
-// delivered, ✓✓✓ read), /send to send a file and /save to keep one received,
-// /read to send read receipts, /safety to compare
-// safety numbers and /findings to list what the transcript noticed (gaps,
-// drops, forks, a changed identity). Incoming messages show the time they
-// arrived; the client says when it loses the relay and when it is back. The device's keys and sessions and the chat history live in
-// one bbolt file (-store): the Device's records through boltstore, the
-// history and contacts in buckets of their own.
+// delivered, ✓✓✓ read), /send to send a file and /save to keep one
+// received, /read to send read receipts, /safety to compare safety numbers
+// and /findings to list what the transcript noticed (gaps, drops, forks, a
+// changed identity). Incoming messages show the time they arrived; the
+// client says when it loses the relay and when it is back. The device's
+// keys and sessions and the chat history live in one bbolt file (-store):
+// the Device's records through boltstore, the history, contacts and the
+// pointers of files (each with its file key) in buckets of their own.
+//
+// A file goes to the relay's blob store as an envelope/attach blob, padded
+// and encrypted under a fresh key; the message carries its pointer. /save
+// writes it to a temporary file beside the path and renames it only once
+// every chunk and the digest checked out (see files.go).
 //
 // An incoming message is written to the history before the device is told
 // it is handled (Done) and before the relay is told to delete it, and an
