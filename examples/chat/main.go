@@ -15,7 +15,7 @@
 //
 // A file goes to the relay's blob store as an envelope/attach blob, padded
 // and encrypted under a fresh key; the message carries its pointer. /save
-// writes it to a temporary file beside the path and renames it only once
+// writes it to a temporary file beside the path and gives it the path only once
 // every chunk and the digest checked out (see files.go).
 //
 // An incoming message is written to the history before the device is told
