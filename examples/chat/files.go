@@ -73,7 +73,9 @@ func (a *app) sendFile(ctx context.Context, user, path string) {
 		name = "" // the receiver picks a name
 	}
 	bar := a.newBar("↑ " + displayName(name) + " to " + user)
-	p, err := attach.Upload(ctx, a.blobs, f, attach.WithName(name), attach.WithMediaType(mediaType(name)),
+	uctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	p, err := attach.Upload(uctx, refusals{a.blobs, cancel}, f, attach.WithName(name), attach.WithMediaType(mediaType(name)),
 		attach.WithProgress(bar.update))
 	bar.finish(err == nil)
 	if err != nil {
@@ -161,24 +163,43 @@ func (a *app) saveFile(ctx context.Context, nText, path string) {
 	a.out.printf("saved file %d to %s: %d bytes, every chunk and the digest checked", n, dst, p.Length)
 }
 
-// refusals ends a download at the relay's first refusal. attach.Download
-// retries every error of the store but its own (ErrWrongBlob, ErrDecrypt)
-// with backoff, about 6 s in all by default, which a lost connection
-// deserves but a 404 (the blob expired, or the token is wrong) does not:
-// on a 4xx answer other than 408 and 429 this cancels the download's
-// context, and Download returns that answer at once.
+// refusals ends a transfer at the relay's first refusal. attach retries
+// every error of the store (but its own: ErrWrongBlob, ErrDecrypt) with
+// backoff, about 6 s in all by default, which a lost connection deserves
+// but a 404 (the blob expired, or the token is wrong) does not: on a 4xx
+// answer other than 408 and 429 (and 409 to a Put, the relay's "resume at
+// another offset", which Upload handles) this cancels the transfer's
+// context, and Upload or Download returns that answer at once.
 type refusals struct {
 	attach.BlobStore
 	cancel context.CancelFunc
 }
 
+func (r refusals) Put(ctx context.Context, upload string, off int64, rd io.Reader) error {
+	err := r.BlobStore.Put(ctx, upload, off, rd)
+	if !client.IsStatus(err, http.StatusConflict) {
+		r.check(err)
+	}
+	return err
+}
+
+func (r refusals) Offset(ctx context.Context, upload string) (int64, error) {
+	off, err := r.BlobStore.Offset(ctx, upload)
+	r.check(err)
+	return off, err
+}
+
 func (r refusals) Get(ctx context.Context, id string, off, n int64) (io.ReadCloser, error) {
 	rc, err := r.BlobStore.Get(ctx, id, off, n)
+	r.check(err)
+	return rc, err
+}
+
+func (r refusals) check(err error) {
 	var se *client.StatusError
 	if errors.As(err, &se) && se.Code >= 400 && se.Code < 500 && se.Code != http.StatusRequestTimeout && se.Code != http.StatusTooManyRequests {
 		r.cancel()
 	}
-	return rc, err
 }
 
 // place gives the finished file tmp the name dst, never replacing a file

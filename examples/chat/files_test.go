@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"io"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost/envelope/attach"
+	"github.com/sealpost/sealpost/examples/relay/client"
 	"github.com/sealpost/sealpost/examples/relay/server"
 	bolt "go.etcd.io/bbolt"
 )
@@ -377,3 +379,52 @@ func TestSafeName(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// refusingStore answers every call with err.
+type refusingStore struct{ err error }
+
+func (s refusingStore) Create(context.Context, int64) (string, string, error) { return "", "", s.err }
+func (s refusingStore) Put(context.Context, string, int64, io.Reader) error   { return s.err }
+func (s refusingStore) Offset(context.Context, string) (int64, error)         { return 0, s.err }
+func (s refusingStore) Get(context.Context, string, int64, int64) (io.ReadCloser, error) {
+	return nil, s.err
+}
+
+// TestRefusals: a transfer ends at the relay's refusal (a 4xx), not at a
+// failure worth retrying (a 5xx, a 408 or 429, a lost connection), nor at
+// a Put's 409, which is how the relay asks to resume elsewhere.
+func TestRefusals(t *testing.T) {
+	for _, c := range []struct {
+		err    error
+		ends   bool
+		putOK  bool // a Put with this error does not end it
+		reason string
+	}{
+		{&client.StatusError{Code: http.StatusNotFound}, true, false, "404"},
+		{&client.StatusError{Code: http.StatusForbidden}, true, false, "403"},
+		{&client.StatusError{Code: http.StatusConflict}, true, true, "409"},
+		{&client.StatusError{Code: http.StatusTooManyRequests}, false, true, "429"},
+		{&client.StatusError{Code: http.StatusRequestTimeout}, false, true, "408"},
+		{&client.StatusError{Code: http.StatusBadGateway}, false, true, "502"},
+		{io.ErrUnexpectedEOF, false, true, "a cut connection"},
+	} {
+		for _, call := range []string{"Get", "Offset", "Put"} {
+			ctx, cancel := context.WithCancel(context.Background())
+			r := refusals{refusingStore{c.err}, cancel}
+			want := c.ends
+			switch call {
+			case "Get":
+				r.Get(ctx, "id", 0, 1)
+			case "Offset":
+				r.Offset(ctx, "id")
+			case "Put":
+				r.Put(ctx, "id", 0, strings.NewReader("x"))
+				want = c.ends && !c.putOK
+			}
+			if got := ctx.Err() != nil; got != want {
+				t.Errorf("%s answered %s: ended %v, want %v", call, c.reason, got, want)
+			}
+			cancel()
+		}
+	}
+}
