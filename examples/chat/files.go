@@ -25,8 +25,9 @@ import (
 
 // Files: /send encrypts a file with envelope/attach into a blob, uploads it
 // to the relay's blob store and sends a message that carries the blob's
-// pointer (Content field 14, docs/SPEC.md §12): the blob's id, the file's
-// key, length and digest, its media type and name. The relay stores only
+// pointer (Device.Send's attachments, the content's field 14 `attachments`
+// in proto/sealedpb/content.proto): the blob's id, the file's key, length
+// and digest, its media type and name. The relay stores only
 // the padded, encrypted blob; it never learns the name, the type, the key
 // or who the file is for. /save downloads the blob, checks every chunk and
 // the digest and writes the file under its final name only once all of it
