@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sealpost/sealpost"
+	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/examples/relay/client"
 	"github.com/sealpost/sealpost/keys"
 )
@@ -23,6 +24,8 @@ type app struct {
 	dev        *sealpost.Device
 	self       sealpost.Address
 	relay      *client.Client
+	blobs      attach.BlobStore // the relay's blob store, for /send and /save
+	maxFile    int64            // the largest file /send uploads
 	relayURL   string
 	owner      *client.Key // the mailbox's owner key at the relay
 	upload     *client.Key // the key the relay checks bundle uploads with
@@ -39,16 +42,21 @@ type app struct {
 	sealing sync.Mutex
 }
 
-// printer serialises output lines from the workers and the prompt.
+// printer serialises output lines from the workers and the prompt. While
+// a transfer's progress line is on screen (bar), a line printed meanwhile
+// replaces it and the progress line is drawn again below.
 type printer struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu   sync.Mutex
+	w    io.Writer
+	line string // the progress line on screen, without its newline, or ""
 }
 
 func (p *printer) printf(format string, args ...any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.clearBar()
 	fmt.Fprintf(p.w, format+"\n", args...)
+	fmt.Fprint(p.w, p.line)
 }
 
 func (a *app) run(ctx context.Context, in io.Reader, oneTime int) error {
@@ -152,6 +160,10 @@ const help = `commands:
   /add <user> [device]   fetch the contact's bundle from the relay and start a session
   /msg <user> <text>     send a message (plain text goes to the last contact used)
   /to <user>             send plain text to user
+  /send <user> <file>    encrypt the file, upload it to the relay (the relay sees only
+                         a padded blob) and send user a message that carries it
+  /save <n> <path>       download file n (numbered in /history), check and decrypt it
+                         to path, or into path if it is a folder; nothing is left on failure
   /read [user]           send read receipts for everything received from user
                          (default: the contact you talk to, or every contact)
   /history [user]        show messages with ticks: ✓ sent, ✓✓ delivered, ✓✓✓ read
@@ -198,6 +210,17 @@ func (a *app) command(ctx context.Context, line string) bool {
 		}
 		a.current = user
 		a.send(ctx, user, strings.TrimSpace(text))
+	case "/send":
+		user, path, ok := strings.Cut(rest, " ")
+		if !ok || strings.TrimSpace(path) == "" {
+			a.out.printf("! usage: /send <user> <file>")
+			return false
+		}
+		a.current = user
+		a.sendFile(ctx, user, strings.TrimSpace(path))
+	case "/save":
+		n, path, _ := strings.Cut(rest, " ")
+		a.saveFile(ctx, n, strings.TrimSpace(path))
 	case "/to":
 		if _, ok := a.hist.contact(arg("")); !ok {
 			a.out.printf("! unknown contact %q: /add it first", arg(""))
@@ -299,7 +322,7 @@ func (a *app) send(ctx context.Context, user, text string) {
 		a.out.printf("! send: %v", err)
 		return
 	}
-	if err := a.hist.queue(o, text, time.Now()); err != nil {
+	if _, err := a.hist.queue(o, text, nil, time.Now()); err != nil {
 		a.out.printf("! saving the message: %v", err)
 		return
 	}
@@ -378,9 +401,9 @@ func (a *app) showHistory(user string) {
 	}
 	for _, m := range msgs {
 		if m.Out {
-			a.out.printf("  %s  me → %s: %s  [%s]", m.Time.Format("15:04:05"), m.Peer, m.Body, ticks(m.Status))
+			a.out.printf("  %s  me → %s: %s  [%s]", m.Time.Format("15:04:05"), m.Peer, m.text(), ticks(m.Status))
 		} else {
-			a.out.printf("  %s  %s: %s  [%s]", m.Time.Format("15:04:05"), m.Peer, m.Body, m.Status)
+			a.out.printf("  %s  %s: %s  [%s]", m.Time.Format("15:04:05"), m.Peer, m.text(), m.Status)
 		}
 	}
 }
@@ -499,11 +522,18 @@ func (a *app) handle(ctx context.Context, env []byte) {
 			}
 			a.out.printf("new contact %s; compare /safety %s with them", in.From, in.From.User)
 		}
-		if err := a.hist.addIncoming(in, time.Now()); err != nil {
+		m, err := a.hist.addIncoming(in, time.Now())
+		if err != nil {
 			a.out.printf("! saving a message: %v", err)
 			return // not Done: the relay or the device gives it again
 		}
-		a.out.printf("%s <%s> %s", a.now().Format("15:04:05"), in.From.User, in.Body)
+		at := a.now().Format("15:04:05")
+		if m.Body != "" || len(m.Files) == 0 {
+			a.out.printf("%s <%s> %s", at, in.From.User, in.Body)
+		}
+		for _, f := range m.Files {
+			a.out.printf("%s <%s> %s: /save %d <path>", at, in.From.User, f, f.N)
+		}
 	}
 	changed, err := a.hist.receipts(in.From, in.Delivered, in.Read)
 	if err != nil {
@@ -511,7 +541,7 @@ func (a *app) handle(ctx context.Context, env []byte) {
 		return
 	}
 	for _, m := range changed {
-		a.out.printf("%s by %s: %q", ticks(m.Status), m.Peer, m.Body)
+		a.out.printf("%s by %s: %q", ticks(m.Status), m.Peer, m.text())
 	}
 	for _, f := range in.Findings {
 		a.out.printf("! transcript finding with %s: %v", in.From, f)
@@ -576,7 +606,7 @@ func (a *app) post(ctx context.Context, o *sealpost.Outgoing) bool {
 	if err != nil {
 		a.out.printf("! %v", err)
 	} else if m != nil && status == statusSent {
-		a.out.printf("%s to %s: %q", ticks(m.Status), m.Peer, m.Body)
+		a.out.printf("%s to %s: %q", ticks(m.Status), m.Peer, m.text())
 	}
 	return true
 }

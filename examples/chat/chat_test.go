@@ -29,13 +29,15 @@ type term struct {
 	more  chan struct{} // a line arrived
 }
 
-func startChat(t *testing.T, relayURL, me, store string) *term {
+// startChat starts a client with the test flags, and extra ones.
+func startChat(t *testing.T, relayURL, me, store string, extra ...string) *term {
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	c := &term{t: t, name: me, in: inW, done: make(chan error, 1), more: make(chan struct{}, 1)}
 	args := []string{"-relay", relayURL, "-me", me, "-store", store,
 		"-receipt-min", "0", "-receipt-max", "0", "-flush", "20ms", "-one-time", "3"}
+	args = append(args, extra...)
 	go func() {
 		err := run(context.Background(), args, inR, outW)
 		outW.Close()

@@ -21,8 +21,15 @@ import (
 // newRelay starts a relay for a test and returns its handler's server.
 func newRelay(t *testing.T) *httptest.Server {
 	t.Helper()
-	relay, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(), Rate: -1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return newRelayConfig(t, server.Config{})
+}
+
+// newRelayConfig starts a relay with cfg (a data folder, no rate limit and
+// a quiet log added) for a test.
+func newRelayConfig(t *testing.T, cfg server.Config) *httptest.Server {
+	t.Helper()
+	cfg.DataDir, cfg.Rate, cfg.Logger = t.TempDir(), -1, slog.New(slog.NewTextHandler(io.Discard, nil))
+	relay, err := server.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,15 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sealpost/sealpost"
+	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/examples/relay/client"
 	bolt "go.etcd.io/bbolt"
 )
@@ -20,6 +23,7 @@ var (
 	bucketMessages = []byte("chat.messages") // sequence -> message JSON
 	bucketByID     = []byte("chat.byid")     // message id -> sequence
 	bucketMeta     = []byte("chat.meta")
+	bucketFiles    = []byte("chat.files") // file number -> attach.Pointer encoding
 )
 
 // Message statuses. Outgoing: queued (in the outbox), sent (the relay
@@ -38,20 +42,47 @@ const (
 var rank = map[string]int{statusQueued: 1, statusSent: 2, statusDelivered: 3, statusRead: 4}
 
 type message struct {
-	ID     string    `json:"id"`
-	Peer   string    `json:"peer"` // user
-	Device uint32    `json:"device"`
-	Out    bool      `json:"out"`
-	Body   string    `json:"body"`
-	Status string    `json:"status"`
-	Time   time.Time `json:"time"`
+	ID     string     `json:"id"`
+	Peer   string     `json:"peer"` // user
+	Device uint32     `json:"device"`
+	Out    bool       `json:"out"`
+	Body   string     `json:"body"`
+	Files  []fileInfo `json:"files,omitempty"`
+	Status string     `json:"status"`
+	Time   time.Time  `json:"time"`
+}
+
+// fileInfo is what the history shows of a file a message carries; the
+// pointer itself (with the file's key and the relay's capability to fetch
+// it) is in bucketFiles under N, in this file beside the device's keys.
+type fileInfo struct {
+	N    uint64 `json:"n"` // the number /save takes
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+	Type string `json:"type,omitempty"`
+}
+
+// text is the message as the terminal shows it: its body, then its files.
+func (m *message) text() string {
+	parts := make([]string, 0, 1+len(m.Files))
+	if m.Body != "" {
+		parts = append(parts, m.Body)
+	}
+	for _, f := range m.Files {
+		parts = append(parts, f.String())
+	}
+	return strings.Join(parts, " ")
+}
+
+func (f fileInfo) String() string {
+	return fmt.Sprintf("[file %d: %s, %s]", f.N, displayName(f.Name), sizeText(f.Size))
 }
 
 type history struct{ db *bolt.DB }
 
 func openHistory(db *bolt.DB) (*history, error) {
 	err := db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketContacts, bucketMessages, bucketByID, bucketMeta} {
+		for _, b := range [][]byte{bucketContacts, bucketMessages, bucketByID, bucketMeta, bucketFiles} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -120,7 +151,25 @@ func (h *history) has(id sealpost.MessageID) bool {
 	return ok
 }
 
-func putMessage(tx *bolt.Tx, id sealpost.MessageID, m *message) error {
+// putMessage stores m, numbering the files it carries (ptrs, in m.Files'
+// order) and keeping their pointers.
+func putMessage(tx *bolt.Tx, id sealpost.MessageID, m *message, ptrs []*attach.Pointer) error {
+	files := tx.Bucket(bucketFiles)
+	m.Files = nil
+	for _, p := range ptrs {
+		n, err := files.NextSequence()
+		if err != nil {
+			return err
+		}
+		raw, err := p.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		if err := files.Put(seqKey(n), raw); err != nil {
+			return err
+		}
+		m.Files = append(m.Files, fileInfo{N: n, Name: p.Name, Size: p.Length, Type: p.MediaType})
+	}
 	msgs := tx.Bucket(bucketMessages)
 	n, err := msgs.NextSequence()
 	if err != nil {
@@ -136,21 +185,37 @@ func putMessage(tx *bolt.Tx, id sealpost.MessageID, m *message) error {
 	return tx.Bucket(bucketByID).Put(id[:], seqKey(n))
 }
 
-// addIncoming stores a received message.
-func (h *history) addIncoming(in *sealpost.Incoming, now time.Time) error {
-	return h.db.Update(func(tx *bolt.Tx) error {
-		return putMessage(tx, in.ID, &message{ID: in.ID.String(), Peer: in.From.User, Device: in.From.Device,
-			Body: string(in.Body), Status: statusReceived, Time: now})
+// addIncoming stores a received message with its files' pointers, and
+// returns it as stored (with the files' numbers).
+func (h *history) addIncoming(in *sealpost.Incoming, now time.Time) (*message, error) {
+	m := &message{ID: in.ID.String(), Peer: in.From.User, Device: in.From.Device,
+		Body: string(in.Body), Status: statusReceived, Time: now}
+	return m, h.db.Update(func(tx *bolt.Tx) error {
+		return putMessage(tx, in.ID, m, in.Attachments)
 	})
 }
 
 // queue records an outgoing message in the history as queued. The
 // envelope itself waits in the Device's outbox (Unsent) until posted.
-func (h *history) queue(o *sealpost.Outgoing, body string, now time.Time) error {
-	return h.db.Update(func(tx *bolt.Tx) error {
-		return putMessage(tx, o.ID, &message{ID: o.ID.String(), Peer: o.To.User, Device: o.To.Device, Out: true,
-			Body: body, Status: statusQueued, Time: now})
+func (h *history) queue(o *sealpost.Outgoing, body string, files []*attach.Pointer, now time.Time) (*message, error) {
+	m := &message{ID: o.ID.String(), Peer: o.To.User, Device: o.To.Device, Out: true,
+		Body: body, Status: statusQueued, Time: now}
+	return m, h.db.Update(func(tx *bolt.Tx) error {
+		return putMessage(tx, o.ID, m, files)
 	})
+}
+
+// file returns the pointer of file n.
+func (h *history) file(n uint64) (*attach.Pointer, error) {
+	var raw []byte
+	h.db.View(func(tx *bolt.Tx) error {
+		raw = bytes.Clone(tx.Bucket(bucketFiles).Get(seqKey(n)))
+		return nil
+	})
+	if raw == nil {
+		return nil, fmt.Errorf("no file %d (see /history)", n)
+	}
+	return attach.ParsePointer(raw)
 }
 
 // posted moves an outgoing message to status once its envelope left (or

@@ -4,12 +4,19 @@
 //
 // Type /help for the commands: /add a contact by fetching its bundle from
 // the relay, /msg to send, /history to see the ticks (✓ sent, ✓✓
-// delivered, ✓✓✓ read), /read to send read receipts, /safety to compare
-// safety numbers and /findings to list what the transcript noticed (gaps,
-// drops, forks, a changed identity). Incoming messages show the time they
-// arrived; the client says when it loses the relay and when it is back. The device's keys and sessions and the chat history live in
-// one bbolt file (-store): the Device's records through boltstore, the
-// history and contacts in buckets of their own.
+// delivered, ✓✓✓ read), /send to send a file and /save to keep one
+// received, /read to send read receipts, /safety to compare safety numbers
+// and /findings to list what the transcript noticed (gaps, drops, forks, a
+// changed identity). Incoming messages show the time they arrived; the
+// client says when it loses the relay and when it is back. The device's
+// keys and sessions and the chat history live in one bbolt file (-store):
+// the Device's records through boltstore, the history, contacts and the
+// pointers of files (each with its file key) in buckets of their own.
+//
+// A file goes to the relay's blob store as an envelope/attach blob, padded
+// and encrypted under a fresh key; the message carries its pointer. /save
+// writes it to a temporary file beside the path and gives it the path only once
+// every chunk and the digest checked out (see files.go).
 //
 // An incoming message is written to the history before the device is told
 // it is handled (Done) and before the relay is told to delete it, and an
@@ -58,6 +65,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	rmax := fs.Duration("receipt-max", sealpost.DefaultReceiptDelayMax, "longest random delay of a receipt")
 	flushEvery := fs.Duration("flush", time.Second, "how often to send receipts that are due")
 	oneTime := fs.Int("one-time", 10, "one-time prekeys to publish on the first start")
+	maxFile := fs.Int64("max-file", defaultMaxFile, "the largest file /send uploads, in bytes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,7 +92,8 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	if err != nil {
 		return err
 	}
-	a := &app{dev: dev, self: self, relay: client.New(*relayURL), relayURL: *relayURL, hist: h, out: &printer{w: out},
-		kick: make(chan struct{}, 1), flushEvery: *flushEvery, now: time.Now}
+	relay := client.New(*relayURL)
+	a := &app{dev: dev, self: self, relay: relay, blobs: relay.Blobs(), maxFile: *maxFile, relayURL: *relayURL, hist: h,
+		out: &printer{w: out}, kick: make(chan struct{}, 1), flushEvery: *flushEvery, now: time.Now}
 	return a.run(ctx, in, *oneTime)
 }

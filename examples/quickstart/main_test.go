@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"compress/flate"
+	"encoding/hex"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,7 +13,8 @@ import (
 // story: what each line a newcomer reads is meant to explain is there.
 func TestQuickstartRuns(t *testing.T) {
 	var out bytes.Buffer
-	if err := run(&out); err != nil {
+	r, err := conversation(&out)
+	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	text := out.String()
@@ -42,9 +45,19 @@ func TestQuickstartRuns(t *testing.T) {
 		// What to do with the safety numbers.
 		"safety number (bob)",
 		"compare these 60 digits",
+		// A file: the relay stores a padded, opaque blob; the pointer
+		// rides in a message of the usual size; Bob gets the file back.
+		`-- Alice sends Bob a file, "lunch-notes.txt" (3000 bytes), through the relay's blob store`,
+		"relay: stores a blob of 4185 bytes under a random id: the 3000-byte file padded",
+		"to the 4096-byte size bucket, plus 89 bytes of header, tag and trailer",
+		"(01 is the format version, then the random header nonce; all after is ciphertext)",
+		"relay: the file's name, media type and text appear nowhere in the blob",
+		`alice sends #7 "the notes, as promised" with the file's pointer`,
+		`bob     … carrying the file "lunch-notes.txt" (text/plain; charset=utf-8, 3000 bytes)`,
+		"bob   downloads the blob: every chunk and the digest check out; 3000 bytes, the same as Alice's file",
 		// The closing summary matches what the relay saw.
-		"The relay saw 9 envelopes (8 messages, 1 with receipts only)",
-		"7 ×   545 bytes: session envelopes: messages and receipts alike, one size",
+		"The relay saw 10 envelopes (9 messages, 1 with receipts only)",
+		"8 ×   545 bytes: session envelopes: messages and receipts alike, one size",
 		"2 ×  3602 bytes: first contacts",
 	} {
 		if !strings.Contains(text, want) {
@@ -65,6 +78,35 @@ func TestQuickstartRuns(t *testing.T) {
 	for _, want := range []string{"alice's mailbox " + ids[1], "bob's mailbox " + ids[2]} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	// The blob the relay stored is the one the output describes, and it
+	// is opaque: a version byte and random-looking bytes, no name, no type,
+	// no text of the file.
+	if len(r.blobs.blobs) != 1 {
+		t.Fatalf("the relay stores %d blobs", len(r.blobs.blobs))
+	}
+	for _, blob := range r.blobs.blobs {
+		if len(blob) != 4185 {
+			t.Errorf("the blob is %d bytes", len(blob))
+		}
+		head := regexp.MustCompile(`relay: the blob's first 16 bytes: ([0-9a-f]{32})\n`).FindStringSubmatch(text)
+		if head == nil || head[1] != hex.EncodeToString(blob[:16]) || blob[0] != 1 {
+			t.Errorf("first bytes printed %q, stored %x", head, blob[:16])
+		}
+		for _, clear := range []string{fileName, fileType, "text/plain", "lunch", "the usual place", "noon"} {
+			if bytes.Contains(blob, []byte(clear)) {
+				t.Errorf("the blob holds %q", clear)
+			}
+		}
+		// Random-looking: a compressor finds nothing to take out (a
+		// few bytes of slack for chance repeats).
+		var z bytes.Buffer
+		w, _ := flate.NewWriter(&z, flate.BestCompression)
+		w.Write(blob)
+		w.Close()
+		if z.Len() < len(blob)-16 {
+			t.Errorf("the blob compresses from %d to %d bytes", len(blob), z.Len())
 		}
 	}
 	// The safety numbers printed for both sides are the same 60 digits.

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // BlobStore is the relay's blob store (server package, "Blobs") as an
@@ -64,15 +65,17 @@ func (b *BlobStore) Put(ctx context.Context, upload string, off int64, r io.Read
 	if err != nil {
 		return err
 	}
-	cr := &countingReader{r: r}
-	resp, err := b.do(ctx, http.MethodPatch, "/v1/blobs/"+id+"/upload", tok, cr, http.StatusNoContent,
+	body := &bodyGuard{r: r}
+	defer body.stop() // r is the caller's again once Put returns
+	resp, err := b.do(ctx, http.MethodPatch, "/v1/blobs/"+id+"/upload", tok, body, http.StatusNoContent,
 		map[string]string{"Upload-Offset": strconv.FormatInt(off, 10), "Content-Type": "application/offset+octet-stream"})
+	sent := body.stop()
 	if err != nil {
 		return err
 	}
 	_ = resp.Body.Close()
-	if got, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64); err != nil || got != off+cr.n {
-		return fmt.Errorf("%w: at %s of %d", errShort, resp.Header.Get("Upload-Offset"), off+cr.n)
+	if got, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64); err != nil || got != off+sent {
+		return fmt.Errorf("%w: at %s of %d", errShort, resp.Header.Get("Upload-Offset"), off+sent)
 	}
 	return nil
 }
@@ -144,13 +147,41 @@ func splitCapability(c string) (id, token string, err error) {
 	return id, token, nil
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
+// errPutOver is what a request body reads as once Put has returned.
+var errPutOver = errors.New("relay: the upload is over")
+
+// bodyGuard is Put's request body: it counts the bytes it yields and stops
+// reading r the moment Put returns. net/http may go on reading a request
+// body in the transport's write goroutine after Client.Do returned (the
+// relay answered, or the connection broke, before the whole body was
+// written; see http.RoundTripper), while the caller of Put already reads r
+// again: attach.Upload rewinds and re-reads its encrypting reader to resume
+// at the relay's offset. Without the guard both goroutines read it at once
+// (the race TestAttachThroughRelay showed under -race), corrupting the blob
+// digest the resumed upload computes.
+type bodyGuard struct {
+	mu   sync.Mutex
+	r    io.Reader
+	n    int64
+	done bool
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	k, err := c.r.Read(p)
-	c.n += int64(k)
+func (g *bodyGuard) Read(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done {
+		return 0, errPutOver
+	}
+	k, err := g.r.Read(p)
+	g.n += int64(k)
 	return k, err
+}
+
+// stop waits for a Read in progress to end, makes every later Read fail
+// without touching r, and returns how many bytes were read from r.
+func (g *bodyGuard) stop() int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.done = true
+	return g.n
 }
