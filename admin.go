@@ -34,6 +34,9 @@ func (e *IdentityChangedError) Unwrap() error { return ErrIdentityChanged }
 // deleted; receiving the same envelopes again is then ErrDuplicate. Unknown
 // ids are ignored.
 func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	b := d.newBatch()

@@ -245,7 +245,7 @@ func (s *akSession) receive(env []byte) *sealedpb.Content {
 func akBundles(t testing.TB, p *party, n int) []*keys.Bundle {
 	t.Helper()
 	var out []*keys.Bundle
-	b, err := p.Bundle(ctx, n)
+	b, err := p.NewBundle(ctx, n)
 	if err != nil {
 		t.Fatal(err)
 	}

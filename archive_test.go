@@ -218,7 +218,7 @@ func (r *arRun) reopen(a *arApp) {
 func (r *arRun) start(a *arApp, oneTime int) {
 	r.t.Helper()
 	peer := r.other(a)
-	b, err := peer.dev.Bundle(ctx, oneTime)
+	b, err := peer.dev.NewBundle(ctx, oneTime)
 	if err != nil {
 		r.fatalf("%s Bundle: %v", peer.addr, err)
 	}

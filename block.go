@@ -47,6 +47,9 @@ func (d *Device) Unblock(ctx context.Context, s Sender) error {
 }
 
 func (d *Device) setBlocked(ctx context.Context, s Sender, on bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if s.Address == (Address{}) && s.Identity.IsZero() {
 		return fmt.Errorf("%w: a Sender names an address or an identity", ErrMalformed)
 	}

@@ -52,6 +52,12 @@ func (d *Device) recycle(b *Batch) {
 // written to the Store before the operation returns (one Apply per envelope
 // sent or received, one per Done), so a crash never loses an accepted
 // message nor reuses a key.
+//
+// Methods that may read or write the Store take a context; called with one
+// already cancelled, they return its error and change nothing. The others
+// (Address, Identity, Mailbox, Created, Peers, PeerIdentity,
+// UnconfirmedIdentities, Findings, KEMProgress, SafetyNumber) only read
+// what the Device holds in memory and never block on the Store.
 type Device struct {
 	mu    sync.Mutex
 	store Store
@@ -92,6 +98,9 @@ type Device struct {
 // create. It returns ErrUnsupportedVersion or ErrMalformed for a
 // stored device it cannot read, and the store's error if it fails.
 func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if s == nil {
 		panic("sealpost: Open with a nil Store")
 	}

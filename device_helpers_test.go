@@ -91,7 +91,7 @@ func dmStoreDiff(a, b map[string][]byte) string {
 // marshalled as the relay stores it.
 func dmBlob(t testing.TB, p *party, n, i int) []byte {
 	t.Helper()
-	b, err := p.Bundle(ctx, n)
+	b, err := p.NewBundle(ctx, n)
 	if err != nil {
 		t.Fatal(err)
 	}

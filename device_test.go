@@ -52,7 +52,7 @@ func newParty(t testing.TB, user string, c *clock, opts ...sealpost.Option) *par
 // connect has a start a session with b from a fresh bundle.
 func connect(t testing.TB, a, b *party) {
 	t.Helper()
-	bundle, err := b.Bundle(ctx, 1)
+	bundle, err := b.NewBundle(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,8 +108,8 @@ func TestConversation(t *testing.T) {
 			}
 		}
 	}
-	an, _ := alice.SafetyNumber(ctx, bob.addr)
-	bn, _ := bob.SafetyNumber(ctx, alice.addr)
+	an, _ := alice.SafetyNumber(bob.addr)
+	bn, _ := bob.SafetyNumber(alice.addr)
 	if an != bn || len(an) != 71 {
 		t.Fatalf("safety numbers differ: %q vs %q", an, bn)
 	}
@@ -165,7 +165,7 @@ func TestReceiptsAndRedelivery(t *testing.T) {
 		t.Fatal("unreachable")
 	}
 	r := receive(t, alice, got[0])
-	if r.Kind != sealpost.KindDelivered || len(r.Receipts) != 1 || r.Receipts[0] != out.ID || len(r.Findings) != 0 {
+	if r.Kind != sealpost.KindDelivered || len(r.Delivered) != 1 || r.Delivered[0] != out.ID || len(r.Findings) != 0 {
 		t.Fatalf("receipt: %+v", r)
 	}
 	// A read receipt rides along with Bob's next message.

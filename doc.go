@@ -29,11 +29,12 @@
 //	alice, _ := sealpost.Open(ctx, aliceStore, sealpost.Address{User: "alice", Device: 1})
 //	bob, _ := sealpost.Open(ctx, bobStore, bobAddr)
 //
-//	bundle, _ := bob.Bundle(ctx, 10)   // upload bundle.Split() blobs to the relay
-//	parsed, _ := keys.ParseBundle(blob) // Alice fetched one blob
+//	bundle, _ := bob.NewBundle(ctx, 10)  // upload bundle.Split() blobs to the relay
+//	parsed, _ := keys.ParseBundle(blob)  // Alice fetched one blob
 //	_ = alice.StartSession(ctx, bobAddr, parsed)
 //
 //	out, _ := alice.Send(ctx, bobAddr, []byte("hi"))  // post out.Envelope to out.Mailbox
+//	_ = alice.Sent(ctx, out)                          // the relay took it: out of the outbox
 //	in, _ := bob.Receive(ctx, out.Envelope)           // in.Body == "hi", in.From == alice
 //	_ = bob.Done(ctx, in.ID)                          // after the app stored it
 //	receipts, _ := bob.Flush(ctx)                     // on a timer: delayed, batched receipts

@@ -1,6 +1,9 @@
 package sealpost
 
 import (
+	"errors"
+	"strconv"
+
 	"github.com/sealpost/sealpost/internal/errs"
 	"github.com/sealpost/sealpost/keys"
 )
@@ -30,3 +33,74 @@ var (
 	ErrTruncated          = errs.ErrTruncated          // an attachment stream ended early
 	ErrWrongBlob          = errs.ErrWrongBlob          // a blob store served another blob
 )
+
+// Failure is what an app should do with an envelope Receive refused:
+// ClassifyReceive sorts Receive's errors into these, so that an app need
+// not list the sentinels itself.
+type Failure uint8
+
+const (
+	// Retry: keep the envelope and receive it again later. The store or
+	// the context failed (an error that is not one of sealpost's), so
+	// nothing was decided about the envelope.
+	Retry Failure = iota + 1
+	// Hold: keep the envelope until the user decides. In strict identity
+	// mode it comes from an identity other than the one pinned for its
+	// sender (ErrIdentityChanged); after Trust it is received again.
+	Hold
+	// Duplicate: it was received and handled before (ErrDuplicate). Take
+	// it off the relay.
+	Duplicate
+	// Unreadable: it may have been a genuine envelope for this device, but
+	// it can never be read: no session of ours expects it (a session this
+	// device no longer holds, or not for us at all), its key was evicted
+	// or it is too far ahead (ErrExpiredKey, ErrTooManySkipped), or its
+	// session start names a prekey already rotated out
+	// (ErrUnknownPrekey). Take it off the relay; if it was a message, the
+	// transcript of its session reports the gap.
+	Unreadable
+	// Rejected: it is not a valid envelope for this device: malformed,
+	// forged or corrupted (it names a session of ours but does not
+	// authenticate), of an unsupported version, over a size limit, badly
+	// signed, or from a blocked sender. Take it off the relay; there is
+	// nothing to report to the user.
+	Rejected
+)
+
+// String returns the failure's name.
+func (f Failure) String() string {
+	switch f {
+	case Retry:
+		return "retry"
+	case Hold:
+		return "hold"
+	case Duplicate:
+		return "duplicate"
+	case Unreadable:
+		return "unreadable"
+	case Rejected:
+		return "rejected"
+	}
+	return "Failure(" + strconv.Itoa(int(f)) + ")"
+}
+
+// ClassifyReceive says what to do with an envelope that Receive refused
+// with err (nil err: 0, nothing to do).
+func ClassifyReceive(err error) Failure {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, ErrIdentityChanged):
+		return Hold
+	case errors.Is(err, ErrDuplicate):
+		return Duplicate
+	case errors.Is(err, ErrNoSession), errors.Is(err, ErrExpiredKey), errors.Is(err, ErrTooManySkipped),
+		errors.Is(err, ErrUnknownPrekey):
+		return Unreadable
+	case errors.Is(err, ErrDecrypt), errors.Is(err, ErrMalformed), errors.Is(err, ErrUnsupportedVersion),
+		errors.Is(err, ErrTooLarge), errors.Is(err, ErrBadSignature), errors.Is(err, ErrLowOrderPoint),
+		errors.Is(err, ErrBlocked), errors.Is(err, ErrExpired):
+		return Rejected
+	}
+	return Retry
+}

@@ -58,7 +58,7 @@ func ExampleDevice_RotatePrekeys() {
 	relay := &prekeyRelay{}
 	const lowWater, batch = 2, 5
 
-	b, _ := bob.Bundle(ctx, batch)
+	b, _ := bob.NewBundle(ctx, batch)
 	relay.upload(b)
 	for _, user := range []string{"carol", "dave", "erin", "frank"} {
 		peer := exampleDevice(user)
@@ -71,7 +71,7 @@ func ExampleDevice_RotatePrekeys() {
 	}
 	fmt.Println("one-time blobs left:", len(relay.oneTime))
 	if len(relay.oneTime) < lowWater {
-		b, _ := bob.Bundle(ctx, batch) // fresh one-time prekeys, saved before it returns
+		b, _ := bob.NewBundle(ctx, batch) // fresh one-time prekeys, saved before it returns
 		relay.upload(b)
 		fmt.Println("topped up to:", len(relay.oneTime))
 	}
@@ -82,7 +82,7 @@ func ExampleDevice_RotatePrekeys() {
 	if err := bob.RotatePrekeys(ctx); err != nil {
 		panic(err)
 	}
-	rotated, _ := bob.Bundle(ctx, 0)
+	rotated, _ := bob.NewBundle(ctx, 0)
 	relay.upload(rotated) // the new last-resort blob
 	fmt.Println("new signed prekey published:", rotated.SignedPrekey.ID != fetched.SignedPrekey.ID)
 

@@ -33,7 +33,7 @@ func exampleDeviceIn(s sealpost.Store, user string, opts ...sealpost.Option) *se
 // exampleBundle returns the device's first bundle blob, as a relay hands it
 // out, parsed and verified.
 func exampleBundle(d *sealpost.Device) *keys.Bundle {
-	b, err := d.Bundle(context.Background(), 1)
+	b, err := d.NewBundle(context.Background(), 1)
 	if err != nil {
 		panic(err)
 	}
@@ -65,7 +65,7 @@ func ExampleDevice_StartSession() {
 	alice, bob := exampleDevice("alice"), exampleDevice("bob")
 
 	// Bob's side: make the bundle and upload its blobs.
-	bundle, err := bob.Bundle(ctx, 2)
+	bundle, err := bob.NewBundle(ctx, 2)
 	if err != nil {
 		panic(err)
 	}

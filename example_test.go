@@ -25,7 +25,7 @@ func newDevice(user string, now func() time.Time) *sealpost.Device {
 // bundleOf returns the first blob of the device's bundle, as a relay would
 // hand it out, parsed and verified.
 func bundleOf(d *sealpost.Device) *keys.Bundle {
-	b, err := d.Bundle(context.Background(), 1)
+	b, err := d.NewBundle(context.Background(), 1)
 	if err != nil {
 		panic(err)
 	}
@@ -120,7 +120,7 @@ func ExampleDevice_Flush() {
 
 	receipts, _ := bob.Flush(ctx) // the delay is zero in this example
 	r, _ := alice.Receive(ctx, receipts[0].Envelope)
-	fmt.Println(r.Kind, "for my message:", r.Receipts[0] == out.ID)
+	fmt.Println(r.Kind, "for my message:", r.Delivered[0] == out.ID)
 	// Output:
 	// delivered for my message: true
 }
@@ -150,8 +150,8 @@ func ExampleDevice_SafetyNumber() {
 	out, _ := alice.Send(ctx, bob.Address(), []byte("hi"))
 	_, _ = bob.Receive(ctx, out.Envelope)
 
-	a, _ := alice.SafetyNumber(ctx, bob.Address())
-	b, _ := bob.SafetyNumber(ctx, alice.Address())
+	a, _ := alice.SafetyNumber(bob.Address())
+	b, _ := bob.SafetyNumber(alice.Address())
 	fmt.Println("same on both sides:", a == b, "digits:", len(a)-11)
 	// Output:
 	// same on both sides: true digits: 60

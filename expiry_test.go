@@ -95,7 +95,7 @@ func TestPrekeyRetention(t *testing.T) {
 func TestPendingStartOutlivesItsBundle(t *testing.T) {
 	c := &clock{t: time.Unix(1_000_000_000, 0)}
 	bob, alice := newParty(t, "bob", c), newParty(t, "alice", c)
-	b, err := bob.Bundle(ctx, 0)
+	b, err := bob.NewBundle(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,7 +150,7 @@ func TestIdentityChange(t *testing.T) {
 			bob, fs := newFaultyParty(t, "bob", c, opts...)
 			connect(t, alice, bob)
 			receive(t, bob, send(t, alice, bob, "hello"))
-			oldNumber, _ := bob.SafetyNumber(ctx, alice.addr)
+			oldNumber, _ := bob.SafetyNumber(alice.addr)
 
 			alice2 := newParty(t, "alice", c) // reinstalled: new store, new identity
 			connect(t, alice2, bob)
@@ -177,7 +177,7 @@ func TestIdentityChange(t *testing.T) {
 				if !in.Unconfirmed || !hasKind(in.Findings, transcript.IdentityChanged) {
 					t.Fatalf("not marked unconfirmed (%t) with an identity-changed finding: %v", in.Unconfirmed, in.Findings)
 				}
-				if n, _ := bob.SafetyNumber(ctx, alice.addr); n != oldNumber {
+				if n, _ := bob.SafetyNumber(alice.addr); n != oldNumber {
 					t.Fatal("the safety number changed before Trust")
 				}
 				// Until Trust, Bob's replies go to the pinned identity.
@@ -190,7 +190,7 @@ func TestIdentityChange(t *testing.T) {
 			} else if in.Unconfirmed {
 				t.Fatal("strict: a trusted identity's message is marked unconfirmed")
 			}
-			newNumber, _ := bob.SafetyNumber(ctx, alice.addr)
+			newNumber, _ := bob.SafetyNumber(alice.addr)
 			if newNumber == oldNumber {
 				t.Fatal("the safety number did not change")
 			}

@@ -169,6 +169,9 @@ func (d *Device) peerToStart(addr Address, id keys.PublicIdentity) (*peer, bool,
 // bad address, and the store's error, with nothing changed, if the Apply
 // fails.
 func (d *Device) Trust(ctx context.Context, peerAddr Address, identity keys.PublicIdentity) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if identity.IsZero() {
 		return fmt.Errorf("%w: Trust with no identity", ErrMalformed)
 	}

@@ -54,7 +54,7 @@ func startedPair(t *testing.T, store Store) (bob, alice *Device) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bob.Bundle(ctx, 0)
+	b, err := bob.NewBundle(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestIndexProperty(t *testing.T) {
 		}
 		devs[i] = d
 	}
-	b, err := devs[1].Bundle(ctx, 0)
+	b, err := devs[1].NewBundle(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,9 @@ func (d *Device) Sent(ctx context.Context, outs ...*Outgoing) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var one [1]uint64 // the usual call reports one envelope
@@ -60,6 +63,9 @@ func (b *framingBatch) Delete(key string)            { (*Batch)(b).Delete(key) }
 // envelope it already holds) and report it Sent. An Outgoing still being
 // posted by another goroutine is among them too.
 func (d *Device) Unsent(ctx context.Context) ([]*Outgoing, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var out []*Outgoing

@@ -283,6 +283,9 @@ func (d *Device) evictions(delta int, keep ...*peer) []*peer {
 // address does nothing. If the Apply fails, it returns the error and
 // nothing changed.
 func (d *Device) Forget(ctx context.Context, peerAddr Address) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	tx := &txn{evict: slices.Clone(d.others[peerAddr])}

@@ -7,15 +7,20 @@ import (
 	"github.com/sealpost/sealpost/keys"
 )
 
-// Bundle returns a bundle carrying this device's current signed prekey,
-// last-resort PQ prekey and mailbox key, plus oneTime fresh one-time prekeys
-// of each kind (0 to keys.MaxOneTimePrekeys), saved before it returns.
-// Upload it split (Bundle.Split): one blob per one-time prekey and the last
-// resort, so the relay can hand each blob out once without parsing it.
-// When the current prekeys are older than PrekeyRotation, Bundle rotates
-// them first (as RotatePrekeys), so a bundle it returns is valid for at
-// least PrekeyLifetime minus PrekeyRotation (23 days by default).
-func (d *Device) Bundle(ctx context.Context, oneTime int) (*keys.Bundle, error) {
+// NewBundle generates oneTime fresh one-time prekeys of each kind (0 to
+// keys.MaxOneTimePrekeys), saves them, and returns a bundle carrying them
+// with this device's current signed prekey, last-resort PQ prekey and
+// mailbox key. Each call makes new keys, so call it when there is a bundle
+// to upload, not to look at the current one. Upload it split
+// (Bundle.Split): one blob per one-time prekey and the last resort, so the
+// relay can hand each blob out once without parsing it. When the current
+// prekeys are older than PrekeyRotation, NewBundle rotates them first (as
+// RotatePrekeys), so a bundle it returns is valid for at least
+// PrekeyLifetime minus PrekeyRotation (23 days by default).
+func (d *Device) NewBundle(ctx context.Context, oneTime int) (*keys.Bundle, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if oneTime < 0 || oneTime > keys.MaxOneTimePrekeys {
 		return nil, fmt.Errorf("%w: one-time prekey count %d", ErrMalformed, oneTime)
 	}
@@ -59,6 +64,9 @@ func (d *Device) Bundle(ctx context.Context, oneTime int) (*keys.Bundle, error) 
 // The accepted starts remembered for a dropped signed prekey are deleted
 // with it.
 func (d *Device) RotatePrekeys(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	saved := d.rec.NextPrekeyId
@@ -130,7 +138,7 @@ func (p *prekeys) trimOneTime() {
 // SafetyNumber returns the 60-digit safety number of this device and the
 // peer, the same on both sides (keys.SafetyNumber). It returns ErrNoSession
 // when the peer is unknown.
-func (d *Device) SafetyNumber(ctx context.Context, peer Address) (string, error) {
+func (d *Device) SafetyNumber(peer Address) (string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := d.peers[peer]

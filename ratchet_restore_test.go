@@ -41,7 +41,7 @@ func TestRestoredDeviceNeverReusesHeaderNonce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bundle, err := bob.Bundle(ctx, 0)
+	bundle, err := bob.NewBundle(ctx, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

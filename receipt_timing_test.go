@@ -75,8 +75,8 @@ func TestReceiptDelayDefault(t *testing.T) {
 			t.Fatalf("receipt left %v after the message, outside [%v, %v]", d, sealpost.DefaultReceiptDelayMin, sealpost.DefaultReceiptDelayMax)
 		}
 		r := receive(t, alice, outs[0])
-		if r.Kind != sealpost.KindDelivered || !slices.Equal(r.Receipts, []sealpost.MessageID{out.ID}) {
-			t.Fatalf("receipt %v %v, want delivered for %v", r.Kind, r.Receipts, out.ID)
+		if r.Kind != sealpost.KindDelivered || !slices.Equal(r.Delivered, []sealpost.MessageID{out.ID}) {
+			t.Fatalf("receipt %v %v, want delivered for %v", r.Kind, r.Delivered, out.ID)
 		}
 		delays = append(delays, d)
 		c.advance(time.Second)
@@ -137,7 +137,7 @@ func TestReceiptBatchPerPeer(t *testing.T) {
 			if r.Kind != sealpost.KindDelivered || len(r.Findings) != 0 {
 				t.Fatalf("receipt for %s: %v, findings %v", o.To, r.Kind, r.Findings)
 			}
-			got[o.To] = r.Receipts
+			got[o.To] = r.Delivered
 		}
 		c.advance(rtStep)
 	}

@@ -28,6 +28,9 @@ func (d *Device) jitter() time.Duration {
 // and ErrNotFound when an id is not a message received from the peer that
 // the transcript still knows.
 func (d *Device) Acknowledge(ctx context.Context, from Address, kind Kind, ids ...MessageID) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if kind != KindRead && kind != KindDelivered {
 		return fmt.Errorf("%w: receipt kind %v", ErrMalformed, kind)
 	}
@@ -65,6 +68,9 @@ func (p *peer) sessionThatReceived(id MessageID) *session {
 // seconds. If the store fails, Flush returns the envelopes made so far and
 // the error; the rest stay queued.
 func (d *Device) Flush(ctx context.Context) ([]*Outgoing, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := d.opts.now().UnixNano()

@@ -38,10 +38,10 @@ type Incoming struct {
 	// Attachments are the files a message carries: fetch each from the
 	// blob store with attach.Download (it checks the digest and decrypts).
 	Attachments []*attach.Pointer
-	// Receipts lists the ids a KindDelivered or KindRead content
-	// acknowledges (for KindRead: the read ones). A message may also carry
-	// receipts that rode along; Delivered and Read hold those of any kind.
-	Receipts  []MessageID
+	// Delivered and Read are the ids of our messages this content
+	// acknowledges as delivered and as read: those of a KindDelivered or
+	// KindRead content, and receipts that rode along on any kind (a read
+	// receipt may also carry delivery receipts).
 	Delivered []MessageID
 	Read      []MessageID
 	// Findings lists what the transcript noticed while receiving this:
@@ -85,14 +85,22 @@ type received struct {
 // twice: an app that sees either error for an envelope it has handled
 // drops it. Errors:
 // ErrMalformed, ErrTooLarge and ErrUnsupportedVersion for bad input;
-// ErrDecrypt when no session or mailbox key opens it; ErrBlocked for a
+// ErrDecrypt when no session or mailbox key opens it (matching
+// ErrNoSession too when no session expects its routing tag: garbage, an
+// envelope for another device, or one for a session this device no longer
+// holds; without ErrNoSession it names a session of ours but was forged or
+// corrupted); ErrBlocked for a
 // blocked sender (see Block); ErrDuplicate, ErrExpiredKey,
 // ErrTooManySkipped from the ratchet; ErrUnknownPrekey for session starts,
 // and ErrIdentityChanged (strict mode) for an identity other than the
 // pinned one. On any error the device's state is unchanged. A first
 // contact from a stranger may evict the oldest pending peer (see
-// WithMaxPendingPeers) in the same Apply.
+// WithMaxPendingPeers) in the same Apply. ClassifyReceive says what to do
+// with a refused envelope.
 func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	// 1. The routing header must name our mailbox.
@@ -139,7 +147,8 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 // decrypt finds the session for an envelope and decrypts its ratchet
 // message. Session state changes only in memory; callers restore on error.
 func (d *Device) decrypt(ctx context.Context, h envelope.Header, body, raw []byte) (*received, error) {
-	if p := d.tags[h.Tag]; p != nil {
+	p := d.tags[h.Tag]
+	if p != nil {
 		if err := d.refuse(p); err != nil {
 			return nil, err // before any decryption
 		}
@@ -162,7 +171,13 @@ func (d *Device) decrypt(ctx context.Context, h envelope.Header, body, raw []byt
 			return nil, err
 		}
 	}
-	return d.slowPath(h.Tag, body)
+	rc, err := d.slowPath(h.Tag, body)
+	if err != nil && p != nil && errors.Is(err, ErrNoSession) {
+		// A session expects the tag, so the envelope claims to be for it:
+		// it was forged or corrupted on the way.
+		return nil, fmt.Errorf("%w: a session expects the envelope's tag but it does not authenticate", ErrDecrypt)
+	}
+	return rc, err
 }
 
 // maxSlowPath bounds the sessions an envelope with an unknown tag is tried
@@ -197,7 +212,9 @@ func (d *Device) slowPath(tag [16]byte, body []byte) (*received, error) {
 			return nil, err // a failed Decrypt changes nothing
 		}
 	}
-	return nil, fmt.Errorf("%w: no session or mailbox key opens the envelope", ErrDecrypt)
+	// With an unknown tag nothing tells garbage, an envelope for another
+	// device, and one for a session this device no longer holds apart.
+	return nil, fmt.Errorf("%w: %w: no session or mailbox key opens the envelope", ErrDecrypt, ErrNoSession)
 }
 
 // activeSession is an entry of Device.active.
@@ -409,15 +426,8 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 }
 
 func incomingFrom(from Address, c *content, findings []transcript.Finding) *Incoming {
-	in := &Incoming{From: from, Kind: c.kind, ID: c.id, Body: c.body, Attachments: c.attachments,
+	return &Incoming{From: from, Kind: c.kind, ID: c.id, Body: c.body, Attachments: c.attachments,
 		Delivered: c.delivered, Read: c.read, Findings: findings}
-	switch c.kind {
-	case KindDelivered:
-		in.Receipts = c.delivered
-	case KindRead:
-		in.Receipts = c.read
-	}
-	return in
 }
 
 func toArrays(ids []MessageID) [][16]byte {

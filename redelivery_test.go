@@ -91,7 +91,7 @@ func TestRedeliveryInterleaved(t *testing.T) {
 				if hasKind(in.Findings, transcript.ReceiptMismatch) || hasKind(in.Findings, transcript.Fork) {
 					t.Fatalf("receipt findings %v", in.Findings)
 				}
-				for _, id := range in.Receipts {
+				for _, id := range in.Delivered {
 					count[id]++
 				}
 			}

@@ -41,7 +41,7 @@ func TestRelayViewOverConversation(t *testing.T) {
 	for _, p := range []*party{alice, bob} {
 		addWindows(p.addr.User+" address", []byte(p.addr.User))
 		addWindows(p.addr.User+" identity", p.Identity().Bytes())
-		b, err := p.Bundle(ctx, 0)
+		b, err := p.NewBundle(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -28,6 +28,9 @@ import (
 // ErrNoSession. Messages still arriving on the stale sessions are received
 // as before. If the Apply fails, nothing changed.
 func (d *Device) Restored(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var all []*peer

@@ -61,7 +61,7 @@ func TestRollbackFork(t *testing.T) {
 	}
 	for _, o := range outs {
 		r := receive(t, alice, o)
-		t.Logf("Bob's receipt at the rolled-back Alice: kind %v ids %d, findings %v", r.Kind, len(r.Receipts), r.Findings)
+		t.Logf("Bob's receipt at the rolled-back Alice: kind %v ids %d, findings %v", r.Kind, len(r.Delivered)+len(r.Read), r.Findings)
 	}
 	w := receive(t, alice, send(t, bob, alice, "w: Bob's reply"))
 	t.Logf("w: Alice's findings %v", w.Findings)

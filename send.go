@@ -45,6 +45,9 @@ type Outgoing struct {
 // is not the one pinned for to: nothing is sent to an identity the app has
 // not accepted, so call Trust with it first.
 func (d *Device) StartSession(ctx context.Context, to Address, b *keys.Bundle) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if b.Address != to {
 		return fmt.Errorf("%w: bundle is for %s, not %s", ErrMalformed, b.Address, to)
 	}
@@ -123,6 +126,9 @@ func (d *Device) Resend(ctx context.Context, to Address, id MessageID, body []by
 }
 
 func (d *Device) send(ctx context.Context, to Address, id MessageID, body []byte, attachments []*attach.Pointer) (*Outgoing, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if len(body) > MaxBodySize {
 		return nil, fmt.Errorf("%w: body over %d bytes", ErrTooLarge, MaxBodySize)
 	}

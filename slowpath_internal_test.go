@@ -31,7 +31,7 @@ func slowPair(t testing.TB, n int) (*Device, *MemoryStore, []*Device) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := bob.Bundle(ctx, 0)
+		b, err := bob.NewBundle(ctx, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -121,7 +121,7 @@ func TestCorruptStoredState(t *testing.T) {
 		t.Logf("corruptions of %q records that Open accepted: %d (%s)", kind, len(names), strings.Join(names, ", "))
 	}
 	if len(notFound) > 0 && !t.Failed() {
-		t.Skipf("BUG: device.go load returns the store's ErrNotFound, not ErrMalformed, when a corrupted device record lists a peer key that does not exist, so an app may take a corrupted store for an absent record (%d cases, e.g. %s)", len(notFound), notFound[0])
+		t.Fatalf("regression of a fixed bug: device.go load returns the store's ErrNotFound, not ErrMalformed, when a corrupted device record lists a peer key that does not exist, so an app may take a corrupted store for an absent record (%d cases, e.g. %s)", len(notFound), notFound[0])
 	}
 }
 
@@ -152,7 +152,7 @@ func TestCorruptIdentitySeed(t *testing.T) {
 		return
 	}
 	if !d.Identity().Equal(bob.Identity()) {
-		t.Skip("BUG: a device record with one bit flipped in identity_seed opens without error as a different identity, so peers see an identity change instead of the app seeing ErrMalformed")
+		t.Fatal("regression of a fixed bug: a device record with one bit flipped in identity_seed opens without error as a different identity, so peers see an identity change instead of the app seeing ErrMalformed")
 	}
 }
 
@@ -299,7 +299,7 @@ func TestStoredVersions(t *testing.T) {
 			_, err := dmOpenNoPanic(t, s, bob.addr, c, tt.name)
 			if !errors.Is(err, sealpost.ErrUnsupportedVersion) && !(tt.name == "device version 0" && errors.Is(err, sealpost.ErrMalformed)) {
 				if tt.bug != "" {
-					t.Skipf("BUG: %s (Open returned %v)", tt.bug, err)
+					t.Fatalf("regression of a fixed bug: %s (Open returned %v)", tt.bug, err)
 				}
 				t.Fatalf("Open: %v, want ErrUnsupportedVersion", err)
 			}
@@ -334,7 +334,7 @@ func TestStoredVersions(t *testing.T) {
 			t.Fatalf("redelivering every envelope: errors %v, want one for the kept result", errs)
 		}
 		if !errors.Is(errs[0], sealpost.ErrUnsupportedVersion) {
-			t.Skipf("BUG: receive.go keptResult reports a kept result of another version as ErrMalformed, not ErrUnsupportedVersion (got %v)", errs[0])
+			t.Fatalf("regression of a fixed bug: receive.go keptResult reports a kept result of another version as ErrMalformed, not ErrUnsupportedVersion (got %v)", errs[0])
 		}
 	})
 }

@@ -93,7 +93,7 @@ func (fx *takeoverFixture) exchange(t *testing.T, n int) {
 func TestAddressTakeover(t *testing.T) {
 	fx := newTakeover(t)
 	alice, bob, mal := fx.alice, fx.bob, fx.mal
-	number, _ := alice.SafetyNumber(ctx, bob.addr)
+	number, _ := alice.SafetyNumber(bob.addr)
 
 	in, err := alice.Receive(ctx, fx.malloryFirstEnv)
 	if err != nil {
@@ -116,7 +116,7 @@ func TestAddressTakeover(t *testing.T) {
 	if err != nil || !id.Equal(bob.Identity()) {
 		t.Fatalf("the pinned identity is no longer the real Bob's (%v)", err)
 	}
-	if n, _ := alice.SafetyNumber(ctx, bob.addr); n != number {
+	if n, _ := alice.SafetyNumber(bob.addr); n != number {
 		t.Fatal("the safety number changed")
 	}
 	if ids := alice.UnconfirmedIdentities(bob.addr); len(ids) != 1 || !ids[0].Equal(mal.Identity()) {
@@ -142,7 +142,7 @@ func TestAddressTakeover(t *testing.T) {
 	if err := alice.Trust(ctx, bob.addr, mal.Identity()); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := alice.SafetyNumber(ctx, bob.addr); n == number {
+	if n, _ := alice.SafetyNumber(bob.addr); n == number {
 		t.Fatal("the safety number did not change with Trust")
 	}
 	o := fx.out(t, send(t, alice, bob, "welcome"))

@@ -368,7 +368,7 @@ func (c *crashChildState) receive(d *crashDevice, i int, done bool) error {
 		body = hex.EncodeToString(in.Body)
 	}
 	var ids []string
-	for _, id := range slices.Concat(in.Receipts, in.Delivered, in.Read) {
+	for _, id := range slices.Concat(in.Delivered, in.Read) {
 		ids = append(ids, hex.EncodeToString(id[:]))
 	}
 	var findings []string
@@ -555,7 +555,7 @@ func newCrashPair(t *testing.T, stats *crashStats) *crashPair {
 	defer bs.Close()
 	as, alice := open("alice", aliceAddr)
 	defer as.Close()
-	b, err := bob.Bundle(ctx, 1)
+	b, err := bob.NewBundle(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

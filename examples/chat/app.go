@@ -138,7 +138,7 @@ func (a *app) registerNow(ctx context.Context) error {
 // publish uploads a fresh bundle: one blob per one-time prekey and the
 // last resort.
 func (a *app) publish(ctx context.Context, oneTime int) error {
-	b, err := a.dev.Bundle(ctx, oneTime)
+	b, err := a.dev.NewBundle(ctx, oneTime)
 	if err != nil {
 		return err
 	}
@@ -414,7 +414,7 @@ func (a *app) safety(ctx context.Context, user string) {
 		a.out.printf("! unknown contact %q", user)
 		return
 	}
-	sn, err := a.dev.SafetyNumber(ctx, peer)
+	sn, err := a.dev.SafetyNumber(peer)
 	if err != nil {
 		a.out.printf("! %v", err)
 		return

@@ -204,7 +204,11 @@ func (u *user) print(in *sealpost.Incoming) {
 			fmt.Fprintf(u.out, "%-5s   … with a read receipt riding along for %s\n", u.name, u.c.names(in.Read))
 		}
 	default:
-		fmt.Fprintf(u.out, "%-5s got a %s receipt from %s for %s\n", u.name, in.Kind, in.From, u.c.names(in.Receipts))
+		ids := in.Delivered
+		if in.Kind == sealpost.KindRead {
+			ids = in.Read
+		}
+		fmt.Fprintf(u.out, "%-5s got a %s receipt from %s for %s\n", u.name, in.Kind, in.From, u.c.names(ids))
 		if in.Kind == sealpost.KindRead && len(in.Delivered) > 0 {
 			fmt.Fprintf(u.out, "%-5s   … and a delivery receipt for %s\n", u.name, u.c.names(in.Delivered))
 		}
@@ -326,7 +330,7 @@ func conversation(out io.Writer) (*relay, error) {
 		alice.dev.Mailbox()[:4], bob.dev.Mailbox()[:4])
 
 	// Bob publishes a bundle, split into one blob per one-time prekey.
-	bundle, err := bob.dev.Bundle(ctx, 2)
+	bundle, err := bob.dev.NewBundle(ctx, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -422,11 +426,11 @@ func conversation(out io.Writer) (*relay, error) {
 		}
 	}
 
-	a, err := alice.dev.SafetyNumber(ctx, bobAddr)
+	a, err := alice.dev.SafetyNumber(bobAddr)
 	if err != nil {
 		return nil, err
 	}
-	b, err := bob.dev.SafetyNumber(ctx, aliceAddr)
+	b, err := bob.dev.SafetyNumber(aliceAddr)
 	if err != nil {
 		return nil, err
 	}

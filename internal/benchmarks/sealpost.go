@@ -102,7 +102,7 @@ func NewDevicePair() (*DevicePair, error) {
 // publishDeviceBundle returns what the relay hands out: the first blob of
 // the device's split bundle with one one-time prekey of each kind.
 func publishDeviceBundle(d *sealpost.Device) ([]byte, error) {
-	b, err := d.Bundle(ctx, 1)
+	b, err := d.NewBundle(ctx, 1)
 	if err != nil {
 		return nil, err
 	}
@@ -153,7 +153,7 @@ type ratchetEstablish struct {
 }
 
 // NewRatchetEstablish makes Bob's keys and publishes his bundle with one
-// one-time prekey of each kind (what Device.Bundle(ctx, 1).Split()[0]
+// one-time prekey of each kind (what Device.NewBundle(ctx, 1).Split()[0]
 // carries). Respond consumes nothing, so Reset has nothing to do.
 func NewRatchetEstablish() (Establisher, error) {
 	e := &ratchetEstablish{

@@ -90,7 +90,7 @@ func (a *agent) markReady() { a.readyOnce.Do(func() { close(a.ready) }) }
 
 // publish uploads the device's bundle: one one-time blob and the last resort.
 func (a *agent) publish(ctx context.Context) error {
-	b, err := a.dev.Bundle(ctx, 1)
+	b, err := a.dev.NewBundle(ctx, 1)
 	if err != nil {
 		return err
 	}

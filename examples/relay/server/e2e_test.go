@@ -34,7 +34,7 @@ var (
 func publish(t *testing.T, c *client.Client, d *sealpost.Device, oneTime int) {
 	t.Helper()
 	ctx := context.Background()
-	b, err := d.Bundle(ctx, oneTime)
+	b, err := d.NewBundle(ctx, oneTime)
 	if err != nil {
 		t.Fatal(err)
 	}
