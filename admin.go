@@ -10,7 +10,6 @@ import (
 
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/ratchet"
-	"github.com/sealpost/sealpost/transcript"
 )
 
 // IdentityChangedError reports, in strict mode, a peer whose identity is
@@ -120,27 +119,6 @@ func (d *Device) KEMProgress(peerAddr Address) (ratchet.KEMProgress, error) {
 	return p.sessions[0].r.KEMProgress(), nil
 }
 
-// Findings returns the open transcript findings of every session with the
-// identity pinned for the peer (gaps not yet closed, drops, forks, receipt
-// mismatches), and an identity-changed finding when the pinned identity
-// has changed (Trust switched it) or another identity has claimed the
-// address (UnconfirmedIdentities lists them).
-func (d *Device) Findings(peerAddr Address) []transcript.Finding {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	p := d.peers[peerAddr]
-	var out []transcript.Finding
-	if p != nil && p.rec.IdentityChangedUnixNano != 0 || len(d.others[peerAddr]) > 0 {
-		out = append(out, transcript.Finding{Kind: transcript.IdentityChanged})
-	}
-	if p == nil {
-		return out
-	}
-	for _, s := range p.sessions {
-		out = append(out, s.conv.Findings()...)
-	}
-	return out
-}
 
 // PeerInfo describes one peer a Device holds: its address, the identity
 // pinned for it, whether it is pending (it contacted us and we have neither

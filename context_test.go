@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/sealpost/sealpost"
+	"github.com/sealpost/sealpost/transcript"
 )
 
 // TestCancelledContext: every Device method that takes a context returns
@@ -43,6 +44,9 @@ func TestCancelledContext(t *testing.T) {
 		"Unblock":       func() error { return alice.Unblock(cancelled, sealpost.Sender{Address: bob.addr}) },
 		"Forget":        func() error { return alice.Forget(cancelled, bob.addr) },
 		"Restored":      func() error { return alice.Restored(cancelled) },
+		"Dismiss": func() error {
+			return alice.Dismiss(cancelled, bob.addr, transcript.Finding{Kind: transcript.IdentityChanged})
+		},
 		"Open": func() error {
 			_, err := sealpost.Open(cancelled, sealpost.NewMemoryStore(), alice.addr)
 			return err

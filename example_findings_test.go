@@ -60,3 +60,33 @@ func ExampleDevice_Findings() {
 	// bob open findings: none
 	// alice open findings: none
 }
+
+// Dismiss records that the user has seen a finding: Findings stops
+// returning it, after a restart too. Here the relay lost a message for
+// good; the app shows the gap once and dismisses it.
+func ExampleDevice_Dismiss() {
+	ctx := context.Background()
+	alice, bob := exampleDevice("alice"), exampleDevice("bob")
+	if err := alice.StartSession(ctx, bob.Address(), exampleBundle(bob)); err != nil {
+		panic(err)
+	}
+	for i, body := range []string{"one", "two", "three"} {
+		out := mustSend(alice.Send(ctx, bob.Address(), []byte(body)))
+		if i == 1 {
+			continue // lost by the relay
+		}
+		if _, err := bob.Receive(ctx, out.Envelope); err != nil {
+			panic(err)
+		}
+	}
+	for _, f := range bob.Findings(alice.Address()) {
+		fmt.Println("shown to the user:", f)
+		if err := bob.Dismiss(ctx, alice.Address(), f); err != nil {
+			panic(err)
+		}
+	}
+	fmt.Println("open findings left:", len(bob.Findings(alice.Address())))
+	// Output:
+	// shown to the user: gap: peer seq 2
+	// open findings left: 0
+}

@@ -179,11 +179,14 @@ func (d *Device) Trust(ctx context.Context, peerAddr Address, identity keys.Publ
 	defer d.mu.Unlock()
 	pinned := d.peers[peerAddr]
 	if pinned != nil && pinned.identity.Equal(identity) {
-		if !pinned.pending() {
-			return nil
+		// The user keeps the pinned identity: the claimants are settled.
+		if pinned.pending() {
+			pinned.rec.PendingSinceUnixNano = 0
+			if err := d.commitPeer(ctx, pinned, false, nil, nil); err != nil {
+				return err
+			}
 		}
-		pinned.rec.PendingSinceUnixNano = 0
-		return d.commitPeer(ctx, pinned, false, nil, nil)
+		return d.settleIdentities(ctx, peerAddr)
 	}
 	u, isNew := d.other(peerAddr, identity), false
 	if u == nil {
@@ -198,9 +201,27 @@ func (d *Device) Trust(ctx context.Context, peerAddr Address, identity keys.Publ
 		delta--
 	}
 	now := d.opts.now().UnixNano()
-	u.rec.Unconfirmed, u.rec.PendingSinceUnixNano = false, 0
+	u.rec.Unconfirmed, u.rec.PendingSinceUnixNano, u.rec.IdentitySeen = false, 0, false
 	b, tx := d.newBatch(), &txn{}
+	// Trust settles every identity claiming the address now, the one it
+	// replaces included (docs/SPEC.md §15.11).
+	for _, o := range d.others[peerAddr] {
+		if o == u || o.rec.IdentitySeen {
+			continue
+		}
+		o.rec.IdentitySeen = true
+		var st staged
+		if err := d.stage(b, o, nil, &st); err != nil {
+			d.recycle(b)
+			d.restoreTxn(tx)
+			d.restore(o, nil)
+			d.restore(u, nil)
+			return err
+		}
+		tx.also = append(tx.also, st)
+	}
 	if pinned != nil {
+		pinned.rec.IdentitySeen = true
 		u.rec.IdentityChangedUnixNano = now
 		if !pinned.pending() {
 			pinned.rec.PendingSinceUnixNano = max(now, 1)
@@ -210,6 +231,7 @@ func (d *Device) Trust(ctx context.Context, peerAddr Address, identity keys.Publ
 		var st staged
 		if err := d.stage(b, pinned, nil, &st); err != nil {
 			d.recycle(b)
+			d.restoreTxn(tx)
 			d.restore(pinned, nil)
 			d.restore(u, nil)
 			return err

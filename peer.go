@@ -59,6 +59,8 @@ type peer struct {
 	savedChanged     int64
 	savedPending     int64
 	savedUnconfirmed bool
+	savedSeen        bool
+	savedDismissed   [][]byte
 	// slot is the peer's entry in the peer directory (peerdir.go), -1
 	// before its first commit; inPending is whether it is in
 	// Device.pending; gone is set once it is forgotten or evicted.
@@ -195,13 +197,15 @@ func (p *peer) pending() bool { return p.rec.PendingSinceUnixNano != 0 }
 func (p *peer) changed() bool {
 	return p.raw == nil || !slices.Equal(p.sessions, p.saved) || !p.identity.Equal(p.savedIdentity) ||
 		!bytes.Equal(p.rec.Mailbox, p.savedMailbox) || p.rec.IdentityChangedUnixNano != p.savedChanged ||
-		p.rec.PendingSinceUnixNano != p.savedPending || p.rec.Unconfirmed != p.savedUnconfirmed
+		p.rec.PendingSinceUnixNano != p.savedPending || p.rec.Unconfirmed != p.savedUnconfirmed ||
+		p.rec.IdentitySeen != p.savedSeen || !slices.EqualFunc(p.rec.Dismissed, p.savedDismissed, bytes.Equal)
 }
 
 // saveFields records the peer record's fields as committed.
 func (p *peer) saveFields() {
 	p.savedIdentity, p.savedMailbox, p.savedChanged = p.identity, p.rec.Mailbox, p.rec.IdentityChangedUnixNano
 	p.savedPending, p.savedUnconfirmed = p.rec.PendingSinceUnixNano, p.rec.Unconfirmed
+	p.savedSeen, p.savedDismissed = p.rec.IdentitySeen, slices.Clone(p.rec.Dismissed)
 }
 
 // encode returns the peer record from its live state.
@@ -213,6 +217,8 @@ func (p *peer) encode() ([]byte, error) {
 		IdentityChangedUnixNano: p.rec.IdentityChangedUnixNano,
 		PendingSinceUnixNano:    p.rec.PendingSinceUnixNano,
 		Unconfirmed:             p.rec.Unconfirmed,
+		IdentitySeen:            p.rec.IdentitySeen,
+		Dismissed:               p.rec.Dismissed,
 	}
 	for _, s := range p.sessions {
 		rec.Sessions = append(rec.Sessions, s.id[:])
@@ -237,6 +243,9 @@ func decodePeerRecord(raw []byte) (*statepb.Peer, keys.PublicIdentity, error) {
 		if len(sid) != 16 || slices.ContainsFunc(rec.Sessions[:i], func(o []byte) bool { return bytes.Equal(o, sid) }) {
 			return nil, keys.PublicIdentity{}, fmt.Errorf("%w: saved peer session id", ErrMalformed)
 		}
+	}
+	if len(rec.Dismissed) > maxDismissed || slices.ContainsFunc(rec.Dismissed, func(b []byte) bool { return len(b) != dismissedSize }) {
+		return nil, keys.PublicIdentity{}, fmt.Errorf("%w: saved peer dismissed findings", ErrMalformed)
 	}
 	return rec, id, nil
 }

@@ -185,7 +185,15 @@ type Peer struct {
 	// one: its messages are delivered marked Unconfirmed and nothing is sent
 	// to it until the app accepts it with Trust. Every unconfirmed peer is
 	// pending.
-	Unconfirmed   bool `protobuf:"varint,14,opt,name=unconfirmed,proto3" json:"unconfirmed,omitempty"`
+	Unconfirmed bool `protobuf:"varint,14,opt,name=unconfirmed,proto3" json:"unconfirmed,omitempty"`
+	// identity_seen marks an unconfirmed identity the app has settled (Trust,
+	// or Dismiss of the identity-changed finding): it no longer raises an
+	// identity-changed finding for the address (store layout 6).
+	IdentitySeen bool `protobuf:"varint,15,opt,name=identity_seen,json=identitySeen,proto3" json:"identity_seen,omitempty"`
+	// dismissed are the findings the app dismissed (Dismiss), 18 bytes each:
+	// kind (1), outgoing (1), seq (8), to_seq (8), big-endian; at most 64,
+	// only those still open (store layout 6).
+	Dismissed     [][]byte `protobuf:"bytes,16,rep,name=dismissed,proto3" json:"dismissed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -283,6 +291,20 @@ func (x *Peer) GetUnconfirmed() bool {
 	return false
 }
 
+func (x *Peer) GetIdentitySeen() bool {
+	if x != nil {
+		return x.IdentitySeen
+	}
+	return false
+}
+
+func (x *Peer) GetDismissed() [][]byte {
+	if x != nil {
+		return x.Dismissed
+	}
+	return nil
+}
+
 // PendingStart is our session start while the peer has not replied, under
 // "start/<name>/<session id in hex>".
 type PendingStart struct {
@@ -367,7 +389,7 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\fmailbox_keys\x18\t \x03(\v2\x1d.sealpost.state.v1.PrivateKeyR\vmailboxKeys\x12$\n" +
 	"\x0enext_prekey_id\x18\n" +
 	" \x01(\rR\fnextPrekeyId\x12\x1a\n" +
-	"\bidentity\x18\f \x01(\fR\bidentityJ\x04\b\v\x10\f\"\xd2\x02\n" +
+	"\bidentity\x18\f \x01(\fR\bidentityJ\x04\b\v\x10\f\"\x95\x03\n" +
 	"\x04Peer\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
@@ -378,7 +400,9 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\x1aidentity_changed_unix_nano\x18\v \x01(\x03R\x17identityChangedUnixNano\x12\x1a\n" +
 	"\bsessions\x18\f \x03(\fR\bsessions\x125\n" +
 	"\x17pending_since_unix_nano\x18\r \x01(\x03R\x14pendingSinceUnixNano\x12 \n" +
-	"\vunconfirmed\x18\x0e \x01(\bR\vunconfirmedJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\vunconfirmed\x18\x0e \x01(\bR\vunconfirmed\x12#\n" +
+	"\ridentity_seen\x18\x0f \x01(\bR\fidentitySeen\x12\x1c\n" +
+	"\tdismissed\x18\x10 \x03(\fR\tdismissedJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
 	"\"n\n" +
 	"\fPendingStart\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12#\n" +

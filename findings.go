@@ -1,0 +1,150 @@
+package sealpost
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	"github.com/sealpost/sealpost/transcript"
+)
+
+// Findings have a lifecycle (docs/SPEC.md §15.11). Gaps and drops close
+// by themselves when what was missing arrives; forks and lost ranges stay
+// in the transcript for good, since they are evidence. The app marks a
+// finding it has shown the user with Dismiss, and Findings stops returning
+// it. An identity-changed finding is settled by Trust (the user accepted
+// an identity) or by Dismiss; a new identity claiming the address raises
+// it again.
+
+// Bounds of the dismissed findings a peer record keeps.
+const (
+	maxDismissed  = 64
+	dismissedSize = 1 + 1 + 8 + 8
+)
+
+// dismissedKey is the saved form of a dismissed finding: what identifies
+// it among the peer's findings (not its ids, which a gap lacks).
+func dismissedKey(f transcript.Finding) []byte {
+	b := make([]byte, 0, dismissedSize)
+	out := byte(0)
+	if f.Outgoing {
+		out = 1
+	}
+	b = append(b, byte(f.Kind), out)
+	b = binary.BigEndian.AppendUint64(b, f.Seq)
+	return binary.BigEndian.AppendUint64(b, f.ToSeq)
+}
+
+// Findings returns the open findings about the peer that the app has not
+// dismissed: the transcript findings of every session with the identity
+// pinned for it (gaps not yet closed, drops, forks, lost ranges), and an
+// identity-changed finding while another identity claims the address and
+// the app has not settled it (Trust or Dismiss; UnconfirmedIdentities
+// lists the claimants).
+func (d *Device) Findings(peerAddr Address) []transcript.Finding {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.findings(peerAddr)
+}
+
+func (d *Device) findings(peerAddr Address) []transcript.Finding {
+	var out []transcript.Finding
+	if slices.ContainsFunc(d.others[peerAddr], func(o *peer) bool { return !o.rec.IdentitySeen }) {
+		out = append(out, transcript.Finding{Kind: transcript.IdentityChanged})
+	}
+	p := d.peers[peerAddr]
+	if p == nil {
+		return out
+	}
+	for _, s := range p.sessions {
+		for _, f := range s.conv.Findings() {
+			if !slices.ContainsFunc(p.rec.Dismissed, func(k []byte) bool { return string(k) == string(dismissedKey(f)) }) {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
+// Dismiss marks a finding Findings returned as seen by the user, so that
+// Findings no longer returns it, after a restart too: an identity-changed
+// finding is settled for every identity claiming the address now (a new
+// claimant raises it again), any other is remembered by its kind, direction
+// and range (a gap that grows is a new finding). It returns ErrNotFound
+// for a finding the peer does not have open, and the store's error, with
+// nothing changed, if the Apply fails.
+func (d *Device) Dismiss(ctx context.Context, peerAddr Address, f transcript.Finding) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	open := d.findings(peerAddr)
+	key := dismissedKey(f)
+	if !slices.ContainsFunc(open, func(g transcript.Finding) bool { return string(dismissedKey(g)) == string(key) }) {
+		return fmt.Errorf("%w: no such open finding about %s", ErrNotFound, peerAddr)
+	}
+	if f.Kind == transcript.IdentityChanged {
+		return d.settleIdentities(ctx, peerAddr)
+	}
+	p := d.peers[peerAddr]
+	// Keep only the dismissed findings still open, then add this one.
+	var kept [][]byte
+	for _, k := range p.rec.Dismissed {
+		if slices.ContainsFunc(p.sessionFindings(), func(g transcript.Finding) bool { return string(dismissedKey(g)) == string(k) }) {
+			kept = append(kept, k)
+		}
+	}
+	if len(kept) == maxDismissed {
+		kept = kept[1:]
+	}
+	p.rec.Dismissed = append(kept, key)
+	return d.commitPeer(ctx, p, false, nil, nil)
+}
+
+// sessionFindings returns the transcript findings of the peer's sessions.
+func (p *peer) sessionFindings() []transcript.Finding {
+	var out []transcript.Finding
+	for _, s := range p.sessions {
+		out = append(out, s.conv.Findings()...)
+	}
+	return out
+}
+
+// settleIdentities marks every identity claiming peerAddr as seen, in one
+// Apply.
+func (d *Device) settleIdentities(ctx context.Context, peerAddr Address) error {
+	b := d.newBatch()
+	var st []staged
+	var touched []*peer
+	for _, o := range d.others[peerAddr] {
+		if o.rec.IdentitySeen {
+			continue
+		}
+		o.rec.IdentitySeen = true
+		touched = append(touched, o)
+	}
+	for _, o := range touched {
+		st = append(st, staged{})
+		if err := d.stage(b, o, nil, &st[len(st)-1]); err != nil {
+			d.recycle(b)
+			for _, o := range touched {
+				d.restore(o, nil)
+			}
+			return err
+		}
+	}
+	err := d.store.Apply(ctx, b)
+	d.recycle(b)
+	if err != nil {
+		for _, o := range touched {
+			d.restore(o, nil)
+		}
+		return err
+	}
+	for i := range st {
+		d.adopt(&st[i])
+	}
+	return nil
+}
