@@ -119,7 +119,6 @@ func (d *Device) KEMProgress(peerAddr Address) (ratchet.KEMProgress, error) {
 	return p.sessions[0].r.KEMProgress(), nil
 }
 
-
 // PeerInfo describes one peer a Device holds: its address, the identity
 // pinned for it, whether it is pending (it contacted us and we have neither
 // answered nor trusted it: such peers are evicted oldest first past
