@@ -41,7 +41,10 @@ func dismissedKey(f transcript.Finding) []byte {
 // pinned for it (gaps not yet closed, drops, forks, lost ranges), and an
 // identity-changed finding while another identity claims the address and
 // the app has not settled it (Trust or Dismiss; UnconfirmedIdentities
-// lists the claimants).
+// lists the claimants), and an unanswered finding when the current session
+// has gone unacknowledged past the limits of WithUnanswered (the peer may
+// have lost it: start a new session from its current bundle and Resend the
+// messages it names).
 func (d *Device) Findings(peerAddr Address) []transcript.Finding {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -57,14 +60,31 @@ func (d *Device) findings(peerAddr Address) []transcript.Finding {
 	if p == nil {
 		return out
 	}
-	for _, s := range p.sessions {
-		for _, f := range s.conv.Findings() {
-			if !slices.ContainsFunc(p.rec.Dismissed, func(k []byte) bool { return string(k) == string(dismissedKey(f)) }) {
-				out = append(out, f)
-			}
+	for _, f := range p.sessionFindings() {
+		if !slices.ContainsFunc(p.rec.Dismissed, func(k []byte) bool { return string(k) == string(dismissedKey(f)) }) {
+			out = append(out, f)
 		}
 	}
+	if f, ok := d.unanswered(p); ok && !slices.ContainsFunc(p.rec.Dismissed, func(k []byte) bool { return string(k) == string(dismissedKey(f)) }) {
+		out = append(out, f)
+	}
 	return out
+}
+
+// unanswered returns the Unanswered finding of the peer's current session
+// if its limits are reached (WithUnanswered).
+func (d *Device) unanswered(p *peer) (transcript.Finding, bool) {
+	if len(p.sessions) == 0 || p.sessions[0].meta.Stale {
+		return transcript.Finding{}, false
+	}
+	s := p.sessions[0]
+	from, to := s.conv.Unacknowledged()
+	idle := d.opts.now().UnixNano() - s.meta.LastReceivedUnixNano
+	if from > to || to-from+1 < d.opts.unansweredCount || idle < d.opts.unansweredAge.Nanoseconds() {
+		return transcript.Finding{}, false
+	}
+	ids, _ := s.conv.SentAfter(from - 1)
+	return transcript.Finding{Kind: transcript.Unanswered, Outgoing: true, Seq: from, ToSeq: to, IDs: ids}, true
 }
 
 // Dismiss marks a finding Findings returned as seen by the user, so that

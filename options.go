@@ -32,6 +32,17 @@ const (
 	// inbox of message requests and bounds a flood to about 100 peers of a
 	// few kilobytes each.
 	DefaultMaxPendingPeers = 100
+	// DefaultUnansweredCount and DefaultUnansweredAge are when Findings
+	// reports a session as unanswered (transcript.Unanswered): that many
+	// of our contents unacknowledged, and nothing received on the session
+	// for that long. A peer that restored a backup or reinstalled without
+	// telling us can read nothing we send and sends us nothing we can
+	// read, and only this shows it; a peer whose phone is off for days
+	// shows the same, so the finding says "may be broken". Ten messages
+	// over three days is rare for a working session with automatic
+	// delivery receipts, which come back within seconds to minutes.
+	DefaultUnansweredCount = 10
+	DefaultUnansweredAge   = 72 * time.Hour
 	// PrekeyRotation is how often to call RotatePrekeys (and publish the
 	// new Bundle): weekly, as Signal rotates signed prekeys. Bundle
 	// rotates first by itself when the current prekeys are older.
@@ -69,6 +80,8 @@ type options struct {
 	mailbox                []byte
 	maxPending             int
 	existing               bool
+	unansweredCount        uint64
+	unansweredAge          time.Duration
 }
 
 func defaultOptions() options {
@@ -76,7 +89,8 @@ func defaultOptions() options {
 		receiptMin: DefaultReceiptDelayMin, receiptMax: DefaultReceiptDelayMax,
 		now: time.Now, autoDelivered: true,
 		maxKept: DefaultMaxKept, keptAge: DefaultKeptAge, sessionMaxAge: DefaultMaxAge,
-		maxPending: DefaultMaxPendingPeers,
+		maxPending:      DefaultMaxPendingPeers,
+		unansweredCount: DefaultUnansweredCount, unansweredAge: DefaultUnansweredAge,
 	}
 }
 
@@ -142,6 +156,22 @@ func WithMaxPendingPeers(n int) Option {
 	return func(o *options) {
 		if n > 0 {
 			o.maxPending = n
+		}
+	}
+}
+
+// WithUnanswered sets when Findings reports the current session with a
+// peer as unanswered (transcript.Unanswered): count of our contents
+// unacknowledged and nothing received on it for age (defaults
+// DefaultUnansweredCount and DefaultUnansweredAge; a value below 1 keeps
+// its default).
+func WithUnanswered(count int, age time.Duration) Option {
+	return func(o *options) {
+		if count > 0 {
+			o.unansweredCount = uint64(count)
+		}
+		if age > 0 {
+			o.unansweredAge = age
 		}
 	}
 }

@@ -69,8 +69,11 @@ type received struct {
 	keptIdx      []byte // the new kept index record
 	tx           *txn   // with a session start: evictions, the start to remember
 	// stale are other sessions of the peer that this content's resume
-	// field made stale, committed with it.
+	// field (or a new start replacing them) made stale, committed with it.
 	stale []*session
+	// replaced are the peer's confirmed sessions that a new start from it
+	// replaces: it lost them (docs/SPEC.md §15.10).
+	replaced []*session
 }
 
 // Receive decrypts an envelope from the relay and returns what it holds,
@@ -328,6 +331,14 @@ func (d *Device) respond(ctx context.Context, rc *received, start *keys.SessionS
 		return err
 	}
 	now := d.opts.now().UnixNano()
+	// A peer that starts a new session while we hold one it confirmed has
+	// lost that one: a restore or a lost store it did not report (with the
+	// same identity; a reinstall brings a new one, 15.6).
+	for _, s := range rc.p.sessions {
+		if s.confirmed() && !s.meta.Stale {
+			rc.replaced = append(rc.replaced, s)
+		}
+	}
 	rc.s = newSession(rc.p.name, r, &sessionMeta{
 		BaseKey: start.BaseKey(), CreatedUnixNano: now, LastReceivedUnixNano: now, Announce: rc.p.hasStale()})
 	rc.p.promote(rc.s)
@@ -398,6 +409,7 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 		return nil, err
 	}
 	findings = append(findings, d.resumed(rc, c.resume)...)
+	findings = append(findings, d.replaced(rc)...)
 	if rc.s.meta.Announce && f.AckCount > 0 {
 		rc.s.meta.Announce = false // the peer holds a content that carried the resume field
 	}

@@ -102,6 +102,27 @@ func (d *Device) resumed(rc *received, resume []resumePoint) []transcript.Findin
 	return out
 }
 
+// replaced handles the sessions a new start from the peer replaces: each
+// becomes stale, and what we sent on it that the peer never acknowledged
+// is reported as a PeerRestored finding, for the app to send again.
+func (d *Device) replaced(rc *received) []transcript.Finding {
+	var out []transcript.Finding
+	for _, s := range rc.replaced {
+		if s.meta.Stale {
+			continue // the content's resume field named it: reported there
+		}
+		s.meta.Stale = true
+		rc.stale = append(rc.stale, s)
+		from, to := s.conv.Unacknowledged()
+		if from > to {
+			continue
+		}
+		ids, _ := s.conv.SentAfter(from - 1)
+		out = append(out, transcript.Finding{Kind: transcript.PeerRestored, Outgoing: true, Seq: from, ToSeq: to, IDs: ids})
+	}
+	return out
+}
+
 // hasStale reports whether any of the peer's sessions is stale.
 func (p *peer) hasStale() bool {
 	return slices.ContainsFunc(p.sessions, func(s *session) bool { return s.meta.Stale })

@@ -3,8 +3,10 @@ package sealpost_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"maps"
 	"testing"
+	"time"
 
 	"github.com/sealpost/sealpost"
 	"github.com/sealpost/sealpost/transcript"
@@ -176,5 +178,126 @@ func TestRestoredStoreFailure(t *testing.T) {
 	receive(t, alice, send(t, bob, alice, "still on the old session"))
 	if _, err := bob.Resend(ctx, alice.addr, sealpost.MessageID{}, []byte("x")); !errors.Is(err, sealpost.ErrMalformed) {
 		t.Fatalf("Resend of the zero id: %v, want ErrMalformed", err)
+	}
+}
+
+// TestUnreportedRestore: Bob restores a backup and does not call Restored.
+// What Alice sends on the old session Bob cannot read, and nothing tells
+// Alice, until her Findings report the session unanswered (ten contents
+// unacknowledged, nothing received for three days). Her app then starts a
+// new session from Bob's current bundle and resends the ids the finding
+// names; Bob receives Alice's new start while holding a session she
+// confirmed, so he marks it stale, and both go on on the new session with
+// no message lost.
+func TestUnreportedRestore(t *testing.T) {
+	c := newClock()
+	alice := newParty(t, "alice", c, sealpost.WithReceiptDelay(0, 0))
+	bob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0))
+	connect(t, alice, bob)
+	receive(t, bob, send(t, alice, bob, "hello"))
+	receive(t, alice, send(t, bob, alice, "hi"))
+	backup := bob.store.Snapshot()
+	for range 3 { // Bob reads these, then loses them with the restore
+		receive(t, bob, send(t, alice, bob, "before"))
+		receive(t, alice, send(t, bob, alice, "ack"))
+	}
+	bob.store.Restore(backup)
+	bob = dmReopen(t, bob, c, sealpost.WithReceiptDelay(0, 0))
+
+	sent := map[sealpost.MessageID]string{}
+	for i := range sealpost.DefaultUnansweredCount {
+		c.advance(8 * time.Hour)
+		body := fmt.Sprint("unread ", i)
+		o := send(t, alice, bob, body)
+		sent[o.ID] = body
+		if _, err := bob.Receive(ctx, o.Envelope); err == nil {
+			t.Fatalf("Bob's restored state read message %d of a session that moved on", i)
+		}
+		if hasKind(alice.Findings(bob.addr), transcript.Unanswered) && i < sealpost.DefaultUnansweredCount-1 {
+			t.Fatalf("unanswered after %d messages", i+1)
+		}
+	}
+	var unanswered *transcript.Finding
+	for _, f := range alice.Findings(bob.addr) {
+		if f.Kind == transcript.Unanswered {
+			unanswered = &f
+		}
+	}
+	if unanswered == nil {
+		t.Fatalf("Alice's findings after %d unanswered messages over 80 hours: %v", sealpost.DefaultUnansweredCount, alice.Findings(bob.addr))
+	}
+	connect(t, alice, bob)
+	var got int
+	for _, id := range unanswered.IDs {
+		body, ok := sent[id]
+		if !ok {
+			continue
+		}
+		o, err := alice.Resend(ctx, bob.addr, id, []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := receive(t, bob, o)
+		if in.ID != id || string(in.Body) != body || in.Repeated {
+			t.Fatalf("Bob got %q (repeated %v), want %q", in.Body, in.Repeated, body)
+		}
+		got++
+	}
+	if got != len(sent) {
+		t.Fatalf("resent %d of %d", got, len(sent))
+	}
+	if hasKind(alice.Findings(bob.addr), transcript.Unanswered) {
+		t.Fatal("the new session is reported unanswered")
+	}
+	for range 3 {
+		receive(t, alice, send(t, bob, alice, "on the new session"))
+		receive(t, bob, send(t, alice, bob, "on the new session"))
+	}
+	if fs := alice.Findings(bob.addr); hasKind(fs, transcript.Unanswered) {
+		t.Fatalf("Alice's findings at the end: %v", fs)
+	}
+	// Dismissing the finding of the old session is possible too, but it
+	// is gone by itself once the current session answers.
+}
+
+// TestNewStartReplacesConfirmedSession: a new start from the pinned
+// identity while we hold a session it confirmed marks that session stale
+// and names what we sent on it unacknowledged (PeerRestored); a crossing
+// start against our unconfirmed session does not.
+func TestNewStartReplacesConfirmedSession(t *testing.T) {
+	c := newClock()
+	alice := newParty(t, "alice", c, sealpost.WithReceiptDelay(0, 0))
+	bob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0))
+	connect(t, alice, bob)
+	receive(t, bob, send(t, alice, bob, "hello"))
+	receive(t, alice, send(t, bob, alice, "hi"))
+	unacked := send(t, alice, bob, "never acknowledged") // lost
+	connect(t, bob, alice)                               // Bob lost his session and starts anew
+	in := receive(t, alice, send(t, bob, alice, "new session"))
+	var f *transcript.Finding
+	for i := range in.Findings {
+		if in.Findings[i].Kind == transcript.PeerRestored {
+			f = &in.Findings[i]
+		}
+	}
+	if f == nil || len(f.IDs) != 1 || f.IDs[0] != unacked.ID {
+		t.Fatalf("findings %v: want PeerRestored naming the unacknowledged message", in.Findings)
+	}
+	// The new session is current; the old one stale: a late message on
+	// it is read but does not move Alice back to it.
+	receive(t, bob, unacked)
+	receive(t, bob, send(t, alice, bob, "on the new session"))
+
+	// Crossing starts: neither side had replied, nothing is reported.
+	carol, dave := newParty(t, "carol", c), newParty(t, "dave", c)
+	connect(t, carol, dave)
+	connect(t, dave, carol)
+	a := send(t, carol, dave, "from carol")
+	b := send(t, dave, carol, "from dave")
+	if in := receive(t, dave, a); hasKind(in.Findings, transcript.PeerRestored) {
+		t.Fatalf("a crossing start reported as a restore: %v", in.Findings)
+	}
+	if in := receive(t, carol, b); hasKind(in.Findings, transcript.PeerRestored) {
+		t.Fatalf("a crossing start reported as a restore: %v", in.Findings)
 	}
 }

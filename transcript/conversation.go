@@ -228,3 +228,9 @@ func (c *Conversation) HasReceived(id [16]byte) bool {
 	}
 	return false
 }
+
+// Unacknowledged returns the range of our contents, from..to, that the
+// peer's newest report does not say it holds in sequence (from > to: none).
+func (c *Conversation) Unacknowledged() (from, to uint64) {
+	return c.out.ackCount + 1, c.out.sent
+}

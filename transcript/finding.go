@@ -40,6 +40,13 @@ const (
 	// when the peer says so in-band, so that the app sends those messages
 	// again under the same ids.
 	PeerRestored
+	// Unanswered: our contents Seq..ToSeq on the current session have gone
+	// unacknowledged for longer than the Device's limits (count and time),
+	// with nothing received on the session since: the peer may have lost
+	// the session (a restore or a reinstall it did not report). IDs are
+	// those still in the sent log. The transcript never produces it; the
+	// Device's Findings computes it.
+	Unanswered
 )
 
 // String returns the kind's name.
@@ -59,6 +66,8 @@ func (k Kind) String() string {
 		return "identity changed"
 	case PeerRestored:
 		return "peer restored"
+	case Unanswered:
+		return "unanswered"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }

@@ -74,3 +74,23 @@ func TestHasReceived(t *testing.T) {
 		t.Error("our own sent content is reported as received")
 	}
 }
+
+// TestUnacknowledged: the range of our contents the peer's newest report
+// does not cover grows with each send and shrinks with each report.
+func TestUnacknowledged(t *testing.T) {
+	alice, bob := transcript.New(), transcript.New()
+	if from, to := alice.Unacknowledged(); from <= to {
+		t.Fatalf("nothing sent: %d..%d", from, to)
+	}
+	for range 3 {
+		recv(t, bob, send(t, alice, 'a', "m"))
+	}
+	if from, to := alice.Unacknowledged(); from != 1 || to != 3 {
+		t.Fatalf("three sent, none acknowledged: %d..%d", from, to)
+	}
+	recv(t, alice, send(t, bob, 'b', "ack"))
+	send(t, alice, 'a', "m")
+	if from, to := alice.Unacknowledged(); from != 4 || to != 4 {
+		t.Fatalf("three acknowledged, one more sent: %d..%d", from, to)
+	}
+}
