@@ -60,6 +60,13 @@ func (d *Device) findings(peerAddr Address) []transcript.Finding {
 	if p == nil {
 		return out
 	}
+	// An identity Trust replaced (a reinstall, a new phone) never
+	// acknowledged what we sent it last: the new one needs it again.
+	for _, o := range d.others[peerAddr] {
+		if f, ok := lostWith(o); ok && !slices.ContainsFunc(p.rec.Dismissed, func(k []byte) bool { return string(k) == string(dismissedKey(f)) }) {
+			out = append(out, f)
+		}
+	}
 	for _, f := range p.sessionFindings() {
 		if !slices.ContainsFunc(p.rec.Dismissed, func(k []byte) bool { return string(k) == string(dismissedKey(f)) }) {
 			out = append(out, f)
@@ -69,6 +76,23 @@ func (d *Device) findings(peerAddr Address) []transcript.Finding {
 		out = append(out, f)
 	}
 	return out
+}
+
+// lostWith returns a PeerRestored finding for what we sent on the current
+// session of o, an identity the app replaced with Trust, that it never
+// acknowledged. Only a replaced identity has any: nothing is ever sent to
+// an unconfirmed one.
+func lostWith(o *peer) (transcript.Finding, bool) {
+	if len(o.sessions) == 0 {
+		return transcript.Finding{}, false
+	}
+	s := o.sessions[0]
+	from, to := s.conv.Unacknowledged()
+	if from > to {
+		return transcript.Finding{}, false
+	}
+	ids, _ := s.conv.SentAfter(from - 1)
+	return transcript.Finding{Kind: transcript.PeerRestored, Outgoing: true, Seq: from, ToSeq: to, IDs: ids}, true
 }
 
 // unanswered returns the Unanswered finding of the peer's current session

@@ -301,3 +301,57 @@ func TestNewStartReplacesConfirmedSession(t *testing.T) {
 		t.Fatalf("a crossing start reported as a restore: %v", in.Findings)
 	}
 }
+
+// TestReinstalledPeer: Bob reinstalls (a new store, a new identity at his
+// address). Alice's last messages to the old identity never reached the
+// new one. Bob's new device contacts her; once Alice's app trusts the new
+// identity, Findings names what the old one never acknowledged, and her
+// app resends it to the new one under the same ids.
+func TestReinstalledPeer(t *testing.T) {
+	c := newClock()
+	alice := newParty(t, "alice", c, sealpost.WithReceiptDelay(0, 0))
+	bob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0))
+	connect(t, alice, bob)
+	receive(t, bob, send(t, alice, bob, "hello"))
+	receive(t, alice, send(t, bob, alice, "hi"))
+	lost := map[sealpost.MessageID]string{}
+	for _, body := range []string{"sent to the old phone", "and again"} {
+		o := send(t, alice, bob, body)
+		lost[o.ID] = body
+	}
+	newBob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0)) // reinstalled
+	connect(t, newBob, alice)
+	if in := receive(t, alice, send(t, newBob, alice, "new phone, who dis")); !in.Unconfirmed {
+		t.Fatal("a new identity at Bob's address is not unconfirmed")
+	}
+	if hasKind(alice.Findings(bob.addr), transcript.PeerRestored) {
+		t.Fatal("PeerRestored before Alice trusted the new identity")
+	}
+	if err := alice.Trust(ctx, bob.addr, newBob.Identity()); err != nil {
+		t.Fatal(err)
+	}
+	var f *transcript.Finding
+	for _, g := range alice.Findings(bob.addr) {
+		if g.Kind == transcript.PeerRestored {
+			f = &g
+		}
+	}
+	if f == nil || len(f.IDs) != len(lost) {
+		t.Fatalf("findings after Trust: %v, want PeerRestored naming the %d lost messages", alice.Findings(bob.addr), len(lost))
+	}
+	for _, id := range f.IDs {
+		o, err := alice.Resend(ctx, bob.addr, id, []byte(lost[id]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in := receive(t, newBob, o); string(in.Body) != lost[id] || in.ID != id {
+			t.Fatalf("the new Bob got %q", in.Body)
+		}
+	}
+	if err := alice.Dismiss(ctx, bob.addr, *f); err != nil {
+		t.Fatal(err)
+	}
+	if fs := alice.Findings(bob.addr); len(fs) != 0 {
+		t.Fatalf("findings left: %v", fs)
+	}
+}
