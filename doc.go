@@ -65,9 +65,21 @@
 // many came before, and Block refuses an address or an identity before any
 // key agreement. Forget deletes everything about an address.
 //
+// # Restores, reinstalls and broken sessions
+//
+// After restoring the store from a backup, call Restored: the old sessions
+// stop sending, Send asks for a new session (StartSession), and the peer
+// is told how far the restored state goes, so its app gets a PeerRestored
+// finding naming what to send again (Resend, under the same ids; a copy
+// the receiver already holds arrives marked Repeated). A peer that starts
+// a new session in place of one it had confirmed, a reinstalled peer once
+// Trust accepts its new identity, and a session left unanswered
+// (WithUnanswered) are reported the same way. ClassifyReceive says what to
+// do with an envelope Receive refused.
+//
 // # Prekeys
 //
-// Call RotatePrekeys weekly (PrekeyRotation) and publish the new Bundle;
+// Call RotatePrekeys weekly (PrekeyRotation) and publish a NewBundle;
 // signed prekeys expire PrekeyLifetime after they were made, and an
 // initiator refuses an expired bundle (ErrExpired).
 //
