@@ -25,9 +25,6 @@ func (d *Device) Sent(ctx context.Context, outs ...*Outgoing) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var one [1]uint64 // the usual call reports one envelope

@@ -50,7 +50,10 @@ type Entry struct {
 }
 
 // Key returns the store key of the entry in slot.
-func Key(slot uint64) string { return keyPrefix + strconv.FormatUint(slot, 10) }
+func Key(slot uint64) string {
+	var b [len(keyPrefix) + 20]byte // one allocation: the string
+	return string(strconv.AppendUint(append(b[:0], keyPrefix...), slot, 10))
+}
 
 // entryFixed is an entry's size without its variable parts.
 const entryFixed = 1 + 4 + 2 + 16 + 1 + 4
