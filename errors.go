@@ -32,6 +32,10 @@ var (
 	ErrOutboxFull         = errs.ErrOutboxFull         // too many envelopes not reported Sent
 	ErrTruncated          = errs.ErrTruncated          // an attachment stream ended early
 	ErrWrongBlob          = errs.ErrWrongBlob          // a blob store served another blob
+	ErrWrongAccount       = errs.ErrWrongAccount       // a device list of another account key
+	ErrRollback           = errs.ErrRollback           // a device list older than the pinned one
+	ErrBrokenChain        = errs.ErrBrokenChain        // a device list that does not chain
+	ErrFork               = errs.ErrFork               // two device lists of one version
 )
 
 // Failure is what an app should do with an envelope Receive refused:

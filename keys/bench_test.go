@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cloudflare/circl/kem/mlkem/mlkem1024"
+	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 
 	"github.com/sealpost/sealpost/internal/kdf"
 )
@@ -170,4 +171,68 @@ func BenchmarkPrimitives(b *testing.B) {
 			b.Fatal(err)
 		}
 	})
+}
+
+// BenchmarkAccountSignatures compares the account key's Ed25519 with the
+// hybrid Ed25519 + ML-DSA-65 it could be (docs/SPEC.md section 22): the
+// cost of signing and verifying a device list of eight devices, and the
+// sizes (reported as metrics).
+func BenchmarkAccountSignatures(b *testing.B) {
+	fx := newListFixture(b, MaxDevices)
+	l := fx.list(b, nil, fx.devices)
+	body := l.Bytes()[:len(l.Bytes())-ed25519.SignatureSize]
+	msg := signedMessage(kdf.LabelSigDeviceList, body)
+	var seed [mldsa65.SeedSize]byte
+	pk, sk := mldsa65.NewKeyFromSeed(&seed)
+	dsaSig := make([]byte, mldsa65.SignatureSize)
+	if err := mldsa65.SignTo(sk, msg, nil, false, dsaSig); err != nil {
+		b.Fatal(err)
+	}
+	edSig := ed25519.Sign(fx.account.priv, msg)
+	edPub := fx.account.Public().key
+	b.Run("sign/ed25519", func(b *testing.B) {
+		for b.Loop() {
+			ed25519.Sign(fx.account.priv, msg)
+		}
+		b.ReportMetric(ed25519.SignatureSize, "sig-bytes")
+		b.ReportMetric(ed25519.PublicKeySize, "key-bytes")
+	})
+	b.Run("sign/ed25519+mldsa65", func(b *testing.B) {
+		for b.Loop() {
+			ed25519.Sign(fx.account.priv, msg)
+			if err := mldsa65.SignTo(sk, msg, nil, false, dsaSig); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(ed25519.SignatureSize+mldsa65.SignatureSize, "sig-bytes")
+		b.ReportMetric(ed25519.PublicKeySize+mldsa65.PublicKeySize, "key-bytes")
+	})
+	b.Run("verify/ed25519", func(b *testing.B) {
+		for b.Loop() {
+			if !ed25519.Verify(edPub[:], msg, edSig) {
+				b.Fatal("verify")
+			}
+		}
+	})
+	b.Run("verify/ed25519+mldsa65", func(b *testing.B) {
+		for b.Loop() {
+			if !ed25519.Verify(edPub[:], msg, edSig) || !mldsa65.Verify(pk, msg, nil, dsaSig) {
+				b.Fatal("verify")
+			}
+		}
+	})
+}
+
+// BenchmarkParseDeviceList is the whole verification of an eight-device
+// list: parsing, eight identity signatures and the account signature. A
+// Device does it once per list version, not per message.
+func BenchmarkParseDeviceList(b *testing.B) {
+	fx := newListFixture(b, MaxDevices)
+	raw := fx.list(b, nil, fx.devices).Bytes()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseDeviceList(raw, WithClock(listNow)); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -25,4 +25,13 @@ var (
 	// ErrExpired reports a bundle whose signed prekey or mailbox key is past
 	// its expiry.
 	ErrExpired = errs.ErrExpired
+	// ErrTooLarge reports a device list with more than MaxDevices devices
+	// or an encoding over its bound.
+	ErrTooLarge = errs.ErrTooLarge
+	// ErrWrongAccount, ErrRollback, ErrBrokenChain and ErrFork report a
+	// device list that does not follow the pinned one (DeviceList.Follows).
+	ErrWrongAccount = errs.ErrWrongAccount
+	ErrRollback     = errs.ErrRollback
+	ErrBrokenChain  = errs.ErrBrokenChain
+	ErrFork         = errs.ErrFork
 )

@@ -250,12 +250,14 @@ func start(t testing.TB, alice *party, b *Bundle) ([]byte, *SessionKeys) {
 }
 
 // sentinels are the errors this package may return.
-var sentinels = []error{ErrMalformed, ErrUnsupportedVersion, ErrBadSignature, ErrUnknownPrekey, ErrDecrypt, ErrLowOrderPoint, ErrExpired}
+var sentinels = []error{ErrMalformed, ErrUnsupportedVersion, ErrBadSignature, ErrUnknownPrekey, ErrDecrypt, ErrLowOrderPoint, ErrExpired,
+	ErrTooLarge, ErrWrongAccount, ErrRollback, ErrBrokenChain, ErrFork}
 
 // sentinelName returns the name of the sentinel err matches, or "" for an
 // untyped error.
 func sentinelName(err error) string {
-	names := []string{"ErrMalformed", "ErrUnsupportedVersion", "ErrBadSignature", "ErrUnknownPrekey", "ErrDecrypt", "ErrLowOrderPoint", "ErrExpired"}
+	names := []string{"ErrMalformed", "ErrUnsupportedVersion", "ErrBadSignature", "ErrUnknownPrekey", "ErrDecrypt", "ErrLowOrderPoint", "ErrExpired",
+		"ErrTooLarge", "ErrWrongAccount", "ErrRollback", "ErrBrokenChain", "ErrFork"}
 	for i, s := range sentinels {
 		if errors.Is(err, s) {
 			return names[i]

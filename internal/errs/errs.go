@@ -77,4 +77,23 @@ var (
 	// app has not reported sent (Device.Sent); it makes no more until it
 	// does, so that nothing waiting is ever dropped. Nothing changed.
 	ErrOutboxFull = errors.New("sealpost: outbox full")
+
+	// ErrWrongAccount reports a device list signed by an account key other
+	// than the one pinned for the account: the account's identity changed
+	// (or someone substituted a key), which the app must treat as an
+	// identity change.
+	ErrWrongAccount = errors.New("sealpost: device list of another account key")
+
+	// ErrRollback reports a device list older than the one pinned: a relay
+	// serving a stale list to bring back a removed device.
+	ErrRollback = errors.New("sealpost: device list older than the pinned one")
+
+	// ErrBrokenChain reports a device list that claims to follow the pinned
+	// one but does not name its hash.
+	ErrBrokenChain = errors.New("sealpost: device list does not chain to the pinned one")
+
+	// ErrFork reports two validly signed device lists with the same version
+	// and different contents: evidence of a lying relay or a stolen account
+	// key (keys.ForkError carries both).
+	ErrFork = errors.New("sealpost: device lists fork")
 )

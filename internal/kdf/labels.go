@@ -30,6 +30,15 @@ const (
 	// LabelSigMailboxKey prefixes the signature over the X-Wing mailbox key,
 	// which also covers the owner's address and mailbox id.
 	LabelSigMailboxKey = "sealpost v1 sig mailbox key"
+	// LabelSigDeviceList prefixes the account key's signature over a device
+	// list's encoding.
+	LabelSigDeviceList = "sealpost v1 sig device list"
+	// LabelDeviceListHash hashes a device list's whole encoding into the
+	// hash its successor names.
+	LabelDeviceListHash = "sealpost v1 device list hash"
+	// LabelAccountFingerprint hashes an account public key into its
+	// fingerprint.
+	LabelAccountFingerprint = "sealpost v1 account fingerprint"
 
 	// keys: fingerprints and safety numbers.
 
