@@ -24,6 +24,19 @@
 // expiry), since a start made in time may arrive late. Version 1 bundles
 // (no expiries) are ErrUnsupportedVersion; keys/testdata/bundle keeps one.
 //
+// # Accounts and device lists
+//
+// An [AccountKey] signs a [DeviceList]: the devices of one account, each
+// with its identity and a name, versioned and chained by hash, with an
+// expiry (docs/SPEC.md section 22). A peer encrypts only to devices a
+// verified list names, so a relay cannot add a device the user did not
+// sign in; [DeviceList.Follows] refuses a list of another account key, an
+// older one, one that breaks the chain, and reports two lists of one
+// version as a [ForkError]. What this does not protect against: a stolen
+// account key signs lists as well as its owner (the fork error and the
+// peers' "device added" events are what expose it), and a relay can always
+// withhold a newer list, which the expiry bounds.
+//
 // # Secrets in memory
 //
 // Private keys live in unexported fields and print only public parts.
