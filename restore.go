@@ -113,6 +113,10 @@ func (d *Device) replaced(rc *received) []transcript.Finding {
 		}
 		s.meta.Stale = true
 		rc.stale = append(rc.stale, s)
+		// We may be the side that lost state without knowing it (a
+		// restore nobody reported): say on the new session what the old
+		// one holds, so that the peer sends again what we no longer have.
+		rc.s.meta.Announce = true
 		from, to := s.conv.Unacknowledged()
 		if from > to {
 			continue
