@@ -111,7 +111,7 @@ func TestLoad(t *testing.T) {
 		}
 	}
 	sent(s[1], s[3])
-	s = append(s, m.add(t, b, 2)...) // 5, 6, after the head
+	m.add(t, b, 2) // 5, 6, after the head
 	reload := func() {
 		t.Helper()
 		again, err := Load(m.get)
