@@ -221,16 +221,25 @@ func (l *DeviceList) appendBody(b []byte) []byte {
 	b = append(b, l.Account.Bytes()...)
 	b = binary.BigEndian.AppendUint64(b, l.Version)
 	b = append(b, l.Prev[:]...)
-	b = binary.BigEndian.AppendUint64(b, uint64(l.Issued.Unix()))
-	b = binary.BigEndian.AppendUint64(b, uint64(l.Expires.Unix()))
-	b = append(b, byte(len(l.Devices)))
+	b = binary.BigEndian.AppendUint64(b, wireExpiry(l.Issued)) // check bounded both to 1..maxExpiry
+	b = binary.BigEndian.AppendUint64(b, wireExpiry(l.Expires))
+	b = append(b, smallCount(len(l.Devices)))
 	for _, d := range l.Devices {
 		b = binary.BigEndian.AppendUint32(b, d.ID)
 		b = append(b, d.Identity.Bytes()...)
-		b = append(b, byte(len(d.Name)))
+		b = append(b, smallCount(len(d.Name)))
 		b = append(b, d.Name...)
 	}
 	return b
+}
+
+// smallCount returns n as one byte; check has bounded every count it
+// takes (devices, name lengths) far below 256.
+func smallCount(n int) byte {
+	if n < 0 || n > 0xff {
+		panic("sealpost/keys: a count check did not bound")
+	}
+	return byte(n)
 }
 
 // Bytes returns a copy of the signed encoding, the blob to publish.

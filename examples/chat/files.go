@@ -157,7 +157,9 @@ func (a *app) saveFile(ctx context.Context, nText, path string) {
 	}
 	bar.finish(err == nil)
 	if err != nil {
-		os.Remove(tmp.Name())
+		if rerr := os.Remove(tmp.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			a.out.printf("! /save: could not remove %s: %v", tmp.Name(), rerr)
+		}
 		a.out.printf("! /save: %s: nothing saved", downloadError(err))
 		return
 	}
