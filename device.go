@@ -104,12 +104,11 @@ func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, 
 	if s == nil {
 		panic("sealpost: Open with a nil Store")
 	}
-	d := &Device{store: s, self: self, opts: defaultOptions(),
-		peers: map[Address]*peer{}, others: map[Address][]*peer{}, seen: map[uint32]*seen.Starts{},
-		tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{}, keptEnv: map[[32]byte]*peer{}}
-	for _, o := range opts {
-		o(&d.opts)
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
 	}
+	d := newDevice(s, self, o)
 	raw, err := getRecord(ctx, s, record.KeyDevice)
 	switch {
 	case errors.Is(err, ErrNotFound) && d.opts.existing:
@@ -127,6 +126,23 @@ func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, 
 		return nil, err
 	}
 	return d, nil
+}
+
+// newDevice returns a device with nothing loaded.
+func newDevice(s Store, self Address, o options) *Device {
+	return &Device{store: s, self: self, opts: o,
+		peers: map[Address]*peer{}, others: map[Address][]*peer{}, seen: map[uint32]*seen.Starts{},
+		tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{}, keptEnv: map[[32]byte]*peer{}}
+}
+
+// adoptState takes the loaded state of fresh, a device on the same store
+// (reload); d keeps its lock, store, address and options.
+func (d *Device) adoptState(fresh *Device) {
+	d.id, d.rec, d.pre = fresh.id, fresh.rec, fresh.pre
+	d.peers, d.others, d.dir, d.pending = fresh.peers, fresh.others, fresh.dir, fresh.pending
+	d.seen, d.blocked, d.box = fresh.seen, fresh.blocked, fresh.box
+	d.tags, d.kept, d.keptEnv, d.active = fresh.tags, fresh.kept, fresh.keptEnv, fresh.active
+	d.spare, d.gone, d.fresh = nil, nil, nil
 }
 
 // create makes and saves a new device.

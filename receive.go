@@ -106,6 +106,11 @@ func (d *Device) Receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.receive(ctx, raw)
+}
+
+// receive is Receive under d.mu.
+func (d *Device) receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	// 1. The routing header must name our mailbox.
 	h, body, err := seal.Split(raw)
 	if err != nil {
