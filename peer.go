@@ -577,14 +577,38 @@ func (d *Device) index(p *peer) {
 	d.indexKept(p)
 }
 
-// indexKept registers the peer's kept ids with the device.
+// indexKept registers the peer's kept ids with the device. The kept list
+// only loses entries (Done, eviction) and gains them at its end (Receive),
+// so it is matched against what is registered in one pass, and only the
+// entries that changed touch the maps: a backlog received without Done in
+// between costs a comparison per kept result, not two map writes.
 func (d *Device) indexKept(p *peer) {
-	d.unindexKept(p)
-	for _, k := range p.kept {
+	old, i, j := p.keptIn, 0, 0
+	var keep []keptRef
+	for ; i < len(old); i++ {
+		if j < len(p.kept) && old[i].env == p.kept[j].Env {
+			j++
+			continue
+		}
+		k := old[i]
+		if d.kept[k.id] == p {
+			delete(d.kept, k.id)
+		}
+		if d.keptEnv[k.env] == p {
+			delete(d.keptEnv, k.env)
+		}
+	}
+	// What matched is p.kept[:j], in order; rebuild keptIn in place.
+	keep = old[:0]
+	for _, k := range p.kept[:j] {
+		keep = append(keep, keptRef{id: k.ID, env: k.Env})
+	}
+	for _, k := range p.kept[j:] {
 		ref := keptRef{id: k.ID, env: k.Env}
 		d.kept[ref.id], d.keptEnv[ref.env] = p, p
-		p.keptIn = append(p.keptIn, ref)
+		keep = append(keep, ref)
 	}
+	p.keptIn = keep
 }
 
 // keptRef is how a kept result is found: by message id (Done) and by

@@ -77,17 +77,14 @@ func (o *overlay) Get(ctx context.Context, key string) ([]byte, error) {
 	return o.inner.Get(ctx, key)
 }
 
-// Apply records b. The values are copied: a Device may reuse a buffer once
-// its Apply returned.
+// Apply records b. It keeps the values as given, as Batch.Put does: the
+// Device never changes a value it put.
 func (o *overlay) Apply(ctx context.Context, b *Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return b.Each(func(key string, value []byte, deleted bool) error {
-		op := batchOp{key: key, value: bytes.Clone(value), deleted: deleted}
-		if op.value == nil && !deleted {
-			op.value = []byte{}
-		}
+		op := batchOp{key: key, value: value, deleted: deleted}
 		if i, ok := o.idx[key]; ok {
 			o.ops[i] = op
 			return nil
