@@ -11,16 +11,31 @@ package boltstore
 // starts the next child on the same files. A kill hits both devices at
 // once; each file must hold on its own.
 //
+// The child behaves as an app using the outbox (docs/SPEC.md 15.2, 17.10):
+// at start it calls Unsent on each device and hands the relay every
+// envelope listed, then reports them Sent; and it reports each envelope
+// Send or Flush returns Sent once its line is written (the relay holds
+// it). A kill between the line and Sent just means the next start lists
+// it again, and an envelope whose Send committed but whose line the kill
+// cut is listed there too, so no committed envelope is lost to the relay.
+//
 // The child writes one line after each call returns (and one before), and
 // the parent knows only what those lines say; a line cut by the kill does
-// not count, so "returned" means "its line was written". From the lines
-// the parent checks, as each one comes:
+// not count, so "returned" means "its line was written", or, for an
+// envelope whose line was cut, "Unsent listed it". From the lines the
+// parent checks, as each one comes:
 //
-//   - no key reuse: no two envelopes Send or Flush returned carry the same
-//     routing tag (a session tag is HMAC(tag key, n), so a repeated tag is a
-//     repeated chain position, i.e. a reused message key), nor the same
-//     bytes or message id; and no delivered envelope is ever refused, which
-//     is what a reused first-contact key (its outer tag is random) causes;
+//   - no key reuse: no two envelopes Send or Flush returned or Unsent
+//     revealed carry the same routing tag (a session tag is HMAC(tag key,
+//     n), so a repeated tag is a repeated chain position, i.e. a reused
+//     message key), nor the same bytes or message id; an envelope Unsent
+//     lists again is recognised by its bytes as the same one; and no
+//     delivered envelope is ever refused, which is what a reused
+//     first-contact key (its outer tag is random) causes;
+//   - the outbox: Unsent lists, oldest first, every envelope of the device
+//     whose Sent was never called, none whose Sent returned, and nothing
+//     new but what the Send (with the body it was given) or Flush cut by
+//     the last kill committed;
 //   - nothing handed twice: an envelope is handed to the app again only with
 //     Redelivered set, never after its Done returned; after that, every
 //     redelivery is ErrDuplicate;
@@ -28,12 +43,19 @@ package boltstore
 //     every result carries the id, body and sender that were sent; a device
 //     that has received from its peer never loses its session;
 //   - no fork, identity-changed, or receipt-mismatch finding, which is what
-//     a rolled-back store shows the peer.
+//     a rolled-back store shows the peer, and no lost finding (a content
+//     given up); gap and drop findings come and go as the relay reorders
+//     and holds envelopes.
 //
 // After the last kill on a pair, a run that is not killed delivers
-// everything, and the parent checks that every envelope ever returned was
-// handed as new exactly once and Done, and that a message then goes each
-// way (the conversation resumes).
+// everything (what the relay holds and what Unsent lists), and the parent
+// checks that neither device's Findings about the other holds a gap, drop
+// or lost finding, or any other: every content either side ever committed
+// reached its peer, including those no line reported (issue 15: a SIGKILL
+// at any point of Send never loses an envelope); that every envelope
+// returned or listed, so every message id committed, was handed as new
+// exactly once, and Done, and left its sender's outbox; and that a
+// message then goes each way (the conversation resumes).
 //
 // The library forgets on purpose after a while, and the checks follow its
 // documented bounds, with a margin of one unprinted commit per kill: a
@@ -50,7 +72,8 @@ package boltstore
 // time uniform over a window that tracks the length of a whole run, from
 // the child's ready signal; one kill in twenty lands during the start.
 // The test logs which call each kill interrupted (send, recv, done, flush,
-// ack, start, or between calls). TestCrashCatchesLostWrites runs the same
+// ack, unsent, sent (Device.Sent), start, or between calls), and how many
+// envelopes the outbox recovered. TestCrashCatchesLostWrites runs the same
 // harness on a store that acknowledges each write before it is durable,
 // and passes only if a check catches it.
 //
@@ -1249,12 +1272,6 @@ func (p *crashPair) done(dev, idHex string, lines []string) {
 // and a message went each way after the last kill.
 func (p *crashPair) finish() {
 	p.t.Helper()
-	for _, e := range p.order {
-		if !e.handed || !e.acked || e.fresh > 1 || e.box != gone {
-			p.onFail(fmt.Sprintf("envelope %d %s from %s (message %x, %q, sent in run %d, recovered from Unsent %t): handed %t, acked %t, handed as new %d times, outbox state %d",
-				e.seq, e.key, e.from, e.id[:], e.body, e.sentRun, e.recovered, e.handed, e.acked, e.fresh, e.box))
-		}
-	}
 	for _, dev := range []string{"alice", "bob"} {
 		fs, ok := p.findings[dev]
 		switch {
@@ -1267,6 +1284,12 @@ func (p *crashPair) finish() {
 				dev, fs, peerOf(dev)))
 		default:
 			p.onFail(fmt.Sprintf("after everything was delivered, %s reports %s about %s", dev, fs, peerOf(dev)))
+		}
+	}
+	for _, e := range p.order {
+		if !e.handed || !e.acked || e.fresh > 1 || e.box != gone {
+			p.onFail(fmt.Sprintf("envelope %d %s from %s (message %x, %q, sent in run %d, recovered from Unsent %t): handed %t, acked %t, handed as new %d times, outbox state %d",
+				e.seq, e.key, e.from, e.id[:], e.body, e.sentRun, e.recovered, e.handed, e.acked, e.fresh, e.box))
 		}
 	}
 	for _, dev := range []string{"alice", "bob"} {
