@@ -72,7 +72,8 @@ package boltstore
 // time uniform over a window that tracks the length of a whole run, from
 // the child's ready signal; one kill in twenty lands during the start.
 // The test logs which call each kill interrupted (send, recv, done, flush,
-// ack, unsent, sent (Device.Sent), start, or between calls), and how many
+// ack, unsent, sent (Device.Sent), start, or between calls; "at start"
+// while the child posts what Unsent listed), and how many
 // envelopes the outbox recovered. TestCrashCatchesLostWrites runs the same
 // harness on a store that acknowledges each write before it is durable,
 // and passes only if a check catches it.
@@ -611,6 +612,7 @@ type crashPair struct {
 	resume     bool
 	resumeSent map[string]*crashEnvelope
 	ended      bool
+	reporting  bool                        // no call but Unsent and Sent yet
 	toMark     map[string][]*crashEnvelope // returned or reported since the last op sent
 	marking    map[string][]*crashEnvelope // the current Sent call's
 	listed     map[*crashEnvelope]bool     // the current Unsent report's
@@ -766,7 +768,7 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 	}
 	all := strings.Split(string(raw), "\n")
 	all = all[:len(all)-1] // "" after the last newline, or a line cut by the kill
-	p.lastOp, p.opOpen, p.resume, p.ended = "start", true, false, false
+	p.lastOp, p.opOpen, p.resume, p.ended, p.reporting = "start", true, false, false, true
 	p.resumeSent = map[string]*crashEnvelope{}
 	p.toMark, p.marking, p.findings = map[string][]*crashEnvelope{}, map[string][]*crashEnvelope{}, map[string]string{}
 	for i, line := range all {
@@ -783,6 +785,9 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 		op := p.lastOp
 		if !p.opOpen {
 			op = "between calls"
+		}
+		if p.reporting && p.lastOp != "start" {
+			op += " (at start)" // posting what Unsent listed
 		}
 		p.stats.killedIn[op]++
 	default:
@@ -853,6 +858,7 @@ func (p *crashPair) apply(line string, lines []string) {
 			p.fail(lines, "bad line")
 		}
 		p.lastOp, p.opOpen = f[1], true
+		p.reporting = p.reporting && (f[1] == "unsent" || f[1] == "sent")
 		p.op(f, lines)
 	case "sent":
 		if len(f) != 5 {
