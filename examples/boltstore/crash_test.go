@@ -897,6 +897,7 @@ func (p *crashPair) apply(line string, lines []string) {
 		if p.hasSession[f[1]] {
 			p.fail(lines, "%s: ErrNoSession after it had received from its peer: its session was lost", f[1])
 		}
+		delete(p.pendingSend, f[1]) // nothing committed
 		p.opOpen = false
 	case "recv":
 		if len(f) < 4 {
