@@ -11,16 +11,31 @@ package boltstore
 // starts the next child on the same files. A kill hits both devices at
 // once; each file must hold on its own.
 //
+// The child behaves as an app using the outbox (docs/SPEC.md 15.2, 17.10):
+// at start it calls Unsent on each device and hands the relay every
+// envelope listed, then reports them Sent; and it reports each envelope
+// Send or Flush returns Sent once its line is written (the relay holds
+// it). A kill between the line and Sent just means the next start lists
+// it again, and an envelope whose Send committed but whose line the kill
+// cut is listed there too, so no committed envelope is lost to the relay.
+//
 // The child writes one line after each call returns (and one before), and
 // the parent knows only what those lines say; a line cut by the kill does
-// not count, so "returned" means "its line was written". From the lines
-// the parent checks, as each one comes:
+// not count, so "returned" means "its line was written", or, for an
+// envelope whose line was cut, "Unsent listed it". From the lines the
+// parent checks, as each one comes:
 //
-//   - no key reuse: no two envelopes Send or Flush returned carry the same
-//     routing tag (a session tag is HMAC(tag key, n), so a repeated tag is a
-//     repeated chain position, i.e. a reused message key), nor the same
-//     bytes or message id; and no delivered envelope is ever refused, which
-//     is what a reused first-contact key (its outer tag is random) causes;
+//   - no key reuse: no two envelopes Send or Flush returned or Unsent
+//     revealed carry the same routing tag (a session tag is HMAC(tag key,
+//     n), so a repeated tag is a repeated chain position, i.e. a reused
+//     message key), nor the same bytes or message id; an envelope Unsent
+//     lists again is recognised by its bytes as the same one; and no
+//     delivered envelope is ever refused, which is what a reused
+//     first-contact key (its outer tag is random) causes;
+//   - the outbox: Unsent lists, oldest first, every envelope of the device
+//     whose Sent was never called, none whose Sent returned, and nothing
+//     new but what the Send (with the body it was given) or Flush cut by
+//     the last kill committed;
 //   - nothing handed twice: an envelope is handed to the app again only with
 //     Redelivered set, never after its Done returned; after that, every
 //     redelivery is ErrDuplicate;
@@ -28,12 +43,19 @@ package boltstore
 //     every result carries the id, body and sender that were sent; a device
 //     that has received from its peer never loses its session;
 //   - no fork, identity-changed, or receipt-mismatch finding, which is what
-//     a rolled-back store shows the peer.
+//     a rolled-back store shows the peer, and no lost finding (a content
+//     given up); gap and drop findings come and go as the relay reorders
+//     and holds envelopes.
 //
 // After the last kill on a pair, a run that is not killed delivers
-// everything, and the parent checks that every envelope ever returned was
-// handed as new exactly once and Done, and that a message then goes each
-// way (the conversation resumes).
+// everything (what the relay holds and what Unsent lists), and the parent
+// checks that neither device's Findings about the other holds a gap, drop
+// or lost finding, or any other: every content either side ever committed
+// reached its peer, including those no line reported (issue 15: a SIGKILL
+// at any point of Send never loses an envelope); that every envelope
+// returned or listed, so every message id committed, was handed as new
+// exactly once, and Done, and left its sender's outbox; and that a
+// message then goes each way (the conversation resumes).
 //
 // The library forgets on purpose after a while, and the checks follow its
 // documented bounds, with a margin of one unprinted commit per kill: a
@@ -50,7 +72,9 @@ package boltstore
 // time uniform over a window that tracks the length of a whole run, from
 // the child's ready signal; one kill in twenty lands during the start.
 // The test logs which call each kill interrupted (send, recv, done, flush,
-// ack, start, or between calls). TestCrashCatchesLostWrites runs the same
+// ack, unsent, sent (Device.Sent), start, or between calls; "at start"
+// while the child posts what Unsent listed), and how many
+// envelopes the outbox recovered. TestCrashCatchesLostWrites runs the same
 // harness on a store that acknowledges each write before it is durable,
 // and passes only if a check catches it.
 //
@@ -123,7 +147,11 @@ type crashPlan struct {
 // an unbuffered file, so a printed line is a whole line:
 //
 //	ready
-//	op <send|recv|done|flush|ack> <dev>      before each call
+//	op <unsent|sent|recv|done|flush|ack> <dev>  before each call (sent: Device.Sent)
+//	op send <dev> <body>                     before each Send
+//	unsent <dev> <id> <envelope>             Unsent returned it (at start)
+//	unsentend <dev> <n>                      Unsent returned n envelopes
+//	marked <dev> <n>                         Sent returned for the last n reported
 //	sent <dev> <id> <envelope> <body|->      Send or Flush returned it
 //	nosession <dev>                          Send: ErrNoSession
 //	recv <dev> <env key> ok <from> <kind> <id> <redelivered> <will Done> <body|-> <receipt ids|-> <findings|->
@@ -133,6 +161,7 @@ type crashPlan struct {
 //	ack <dev> <id> <ok|notfound>             Acknowledge(KindRead) returned
 //	flushed <dev> <n>
 //	resume                                   (final run) everything delivered
+//	findings <dev> <findings|->              (final run) Findings about the peer, at the end
 //	end
 //
 // Ids, envelopes and bodies are hex; the env key is envKey of the bytes;
@@ -216,6 +245,13 @@ func crashChild(planPath string, out, ready *os.File) error {
 		ready.Write([]byte{1})
 		ready.Close()
 	}
+	// What an app does at start (docs/SPEC.md 15.2): post every envelope
+	// the outbox still holds, then report it Sent.
+	for _, d := range c.devs {
+		if err := c.reportUnsent(d); err != nil {
+			return err
+		}
+	}
 	if c.plan.Final {
 		return c.final()
 	}
@@ -285,6 +321,9 @@ func (c *crashChildState) final() error {
 			return err
 		}
 	}
+	for _, d := range c.devs {
+		c.printf("findings %s %s", d.name, formatFindings(d.d.Findings(d.peer.addr)))
+	}
 	c.printf("end")
 	return nil
 }
@@ -314,7 +353,7 @@ func (c *crashChildState) drain() error {
 func (c *crashChildState) send(d *crashDevice) error {
 	c.sent++
 	body := fmt.Appendf(nil, "run %d message %d from %s", c.plan.Run, c.sent, d.name)
-	c.printf("op send %s", d.name)
+	c.printf("op send %s %x", d.name, body)
 	o, err := d.d.Send(c.ctx, d.peer.addr, body)
 	if errors.Is(err, sealpost.ErrNoSession) {
 		c.printf("nosession %s", d.name)
@@ -324,7 +363,38 @@ func (c *crashChildState) send(d *crashDevice) error {
 		return fmt.Errorf("%s: Send: %w", d.name, err)
 	}
 	c.printf("sent %s %x %x %x", d.name, o.ID[:], o.Envelope, body)
-	d.peer.inbox = append(d.peer.inbox, o.Envelope)
+	d.peer.inbox = append(d.peer.inbox, o.Envelope) // posted
+	return c.markSent(d, o)
+}
+
+// reportUnsent hands the relay every envelope d's outbox still holds
+// (Unsent, oldest first), as an app does at start, then reports them Sent.
+// A kill before Sent commits means the next start reports them again.
+func (c *crashChildState) reportUnsent(d *crashDevice) error {
+	c.printf("op unsent %s", d.name)
+	outs, err := d.d.Unsent(c.ctx)
+	if err != nil {
+		return fmt.Errorf("%s: Unsent: %w", d.name, err)
+	}
+	for _, o := range outs {
+		c.printf("unsent %s %x %x", d.name, o.ID[:], o.Envelope)
+		d.peer.inbox = append(d.peer.inbox, o.Envelope)
+	}
+	c.printf("unsentend %s %d", d.name, len(outs))
+	return c.markSent(d, outs...)
+}
+
+// markSent reports outs Sent, once their lines are written (the relay
+// holds them).
+func (c *crashChildState) markSent(d *crashDevice, outs ...*sealpost.Outgoing) error {
+	if len(outs) == 0 {
+		return nil
+	}
+	c.printf("op sent %s", d.name)
+	if err := d.d.Sent(c.ctx, outs...); err != nil {
+		return fmt.Errorf("%s: Sent: %w", d.name, err)
+	}
+	c.printf("marked %s %d", d.name, len(outs))
 	return nil
 }
 
@@ -339,7 +409,7 @@ func (c *crashChildState) flush(d *crashDevice) error {
 		return fmt.Errorf("%s: Flush: %w", d.name, err)
 	}
 	c.printf("flushed %s %d", d.name, len(outs))
-	return nil
+	return c.markSent(d, outs...)
 }
 
 // receive takes inbox[i] out of d's inbox and receives it; with done, it
@@ -371,17 +441,8 @@ func (c *crashChildState) receive(d *crashDevice, i int, done bool) error {
 	for _, id := range slices.Concat(in.Delivered, in.Read) {
 		ids = append(ids, hex.EncodeToString(id[:]))
 	}
-	var findings []string
-	for _, f := range in.Findings {
-		// kind/seq/id+id...: the parent judges a receipt mismatch by its ids.
-		fids := make([]string, len(f.IDs))
-		for i, id := range f.IDs {
-			fids[i] = hex.EncodeToString(id[:])
-		}
-		findings = append(findings, fmt.Sprintf("%s/%d/%s", strings.ReplaceAll(f.Kind.String(), " ", "_"), f.Seq, orDash(strings.Join(fids, "+"))))
-	}
 	c.printf("recv %s %s ok %s %d %x %t %t %s %s %s", d.name, key, in.From.User, in.Kind, in.ID[:], in.Redelivered, done,
-		body, orDash(strings.Join(ids, ",")), orDash(strings.Join(findings, ",")))
+		body, orDash(strings.Join(ids, ",")), formatFindings(in.Findings))
 	if in.Kind == sealpost.KindMessage {
 		d.got = append(d.got, in.ID)
 	}
@@ -394,6 +455,20 @@ func (c *crashChildState) receive(d *crashDevice, i int, done bool) error {
 	}
 	c.printf("done %s %x", d.name, in.ID[:])
 	return nil
+}
+
+// formatFindings writes findings as kind/seq/id+id... (the parent judges a
+// receipt mismatch by its ids), comma-separated, or "-".
+func formatFindings(fs []transcript.Finding) string {
+	var findings []string
+	for _, f := range fs {
+		fids := make([]string, len(f.IDs))
+		for i, id := range f.IDs {
+			fids[i] = hex.EncodeToString(id[:])
+		}
+		findings = append(findings, fmt.Sprintf("%s/%d/%s", strings.ReplaceAll(f.Kind.String(), " ", "_"), f.Seq, orDash(strings.Join(fids, "+"))))
+	}
+	return orDash(strings.Join(findings, ","))
 }
 
 func orDash(s string) string {
@@ -474,7 +549,19 @@ type crashEnvelope struct {
 	sentIndex    int // contents its sender had returned before it
 	sentConsumed int // envelopes its recipient had consumed when it was sent
 	handedRun    int
+	box          boxState
+	recovered    bool // first seen in Unsent: its Send or Flush line was cut by a kill
 }
+
+// boxState is what the parent knows of an envelope's place in its sender's
+// outbox.
+type boxState uint8
+
+const (
+	boxed   boxState = iota // returned or reported, Sent not called: Unsent must list it
+	marking                 // Sent called, not returned: Unsent may list it
+	gone                    // Sent returned: Unsent must not list it
+)
 
 // crashStats are the counts the test logs.
 type crashStats struct {
@@ -491,6 +578,8 @@ type crashStats struct {
 	oldReplays                 int // redeliveries after Done past the replay record: ErrDecrypt
 	oldReceipts                int // receipts for messages older than the sender's log
 	oldAcks                    int // Acknowledge of messages older than the received log
+	recovered                  int // envelopes first seen in Unsent (the kill cut their Send or Flush line)
+	reposted                   int // envelopes Unsent listed again (the kill came before Sent returned)
 }
 
 // crashPair is the parent's view of one pair of bbolt files.
@@ -510,6 +599,12 @@ type crashPair struct {
 	lossy      bool         // the child runs on laggingStore
 	onFail     func(string) // a check failed: t.Fatal, or the self-test's catch
 
+	// Per device, across runs: the body of a Send whose op line was
+	// printed and whose sent line was not, and whether a Flush was in the
+	// same state, until Unsent settles what they committed.
+	pendingSend  map[string][]byte
+	pendingFlush map[string]bool
+
 	// per run
 	run        int
 	lastOp     string
@@ -517,6 +612,12 @@ type crashPair struct {
 	resume     bool
 	resumeSent map[string]*crashEnvelope
 	ended      bool
+	reporting  bool                        // no call but Unsent and Sent yet
+	toMark     map[string][]*crashEnvelope // returned or reported since the last op sent
+	marking    map[string][]*crashEnvelope // the current Sent call's
+	listed     map[*crashEnvelope]bool     // the current Unsent report's
+	listedLast int                         // seq of the last envelope listed
+	findings   map[string]string           // the final run's findings lines
 }
 
 func peerOf(dev string) string {
@@ -537,6 +638,7 @@ func newCrashPair(t *testing.T, stats *crashStats) *crashPair {
 		envs: map[string]*crashEnvelope{}, tags: map[[16]byte]*crashEnvelope{},
 		ids: map[sealpost.MessageID]*crashEnvelope{}, hasSession: map[string]bool{"alice": true},
 		consumed: map[string]int{}, sentBy: map[string]int{},
+		pendingSend: map[string][]byte{}, pendingFlush: map[string]bool{},
 		stats: stats,
 	}
 	open := func(name string, addr sealpost.Address) (*Store, *sealpost.Device) {
@@ -666,8 +768,9 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 	}
 	all := strings.Split(string(raw), "\n")
 	all = all[:len(all)-1] // "" after the last newline, or a line cut by the kill
-	p.lastOp, p.opOpen, p.resume, p.ended = "start", true, false, false
+	p.lastOp, p.opOpen, p.resume, p.ended, p.reporting = "start", true, false, false, true
 	p.resumeSent = map[string]*crashEnvelope{}
+	p.toMark, p.marking, p.findings = map[string][]*crashEnvelope{}, map[string][]*crashEnvelope{}, map[string]string{}
 	for i, line := range all {
 		p.apply(line, all[:i+1])
 	}
@@ -682,6 +785,9 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 		op := p.lastOp
 		if !p.opOpen {
 			op = "between calls"
+		}
+		if p.reporting && p.lastOp != "start" {
+			op += " (at start)" // posting what Unsent listed
 		}
 		p.stats.killedIn[op]++
 	default:
@@ -748,19 +854,50 @@ func (p *crashPair) apply(line string, lines []string) {
 	case "ready":
 		p.opOpen = false
 	case "op":
-		if len(f) != 3 {
+		if len(f) != 3 && (f[1] != "send" || len(f) != 4) {
 			p.fail(lines, "bad line")
 		}
 		p.lastOp, p.opOpen = f[1], true
+		p.reporting = p.reporting && (f[1] == "unsent" || f[1] == "sent")
+		p.op(f, lines)
 	case "sent":
 		if len(f) != 5 {
 			p.fail(lines, "bad line")
 		}
 		p.sent(f[1], f[2], f[3], f[4], lines)
+	case "unsent":
+		if len(f) != 4 {
+			p.fail(lines, "bad line")
+		}
+		p.unsent(f[1], f[2], f[3], lines)
+	case "unsentend":
+		if len(f) != 3 {
+			p.fail(lines, "bad line")
+		}
+		p.unsentEnd(f[1], f[2], lines)
+		p.opOpen = false
+	case "marked":
+		if len(f) != 3 {
+			p.fail(lines, "bad line")
+		}
+		if n, err := strconv.Atoi(f[2]); err != nil || n != len(p.marking[f[1]]) {
+			p.fail(lines, "marked %s, but %d envelopes were reported Sent", f[2], len(p.marking[f[1]]))
+		}
+		for _, e := range p.marking[f[1]] {
+			e.box = gone
+		}
+		p.marking[f[1]] = nil
+		p.opOpen = false
+	case "findings":
+		if len(f) != 3 || !p.resume {
+			p.fail(lines, "bad line")
+		}
+		p.findings[f[1]] = f[2]
 	case "nosession":
 		if p.hasSession[f[1]] {
 			p.fail(lines, "%s: ErrNoSession after it had received from its peer: its session was lost", f[1])
 		}
+		delete(p.pendingSend, f[1]) // nothing committed
 		p.opOpen = false
 	case "recv":
 		if len(f) < 4 {
@@ -781,6 +918,7 @@ func (p *crashPair) apply(line string, lines []string) {
 		p.ack(f[1], f[2], f[3], lines)
 		p.opOpen = false
 	case "flushed":
+		p.pendingFlush[f[1]] = false
 		p.opOpen = false
 	case "resume":
 		p.resume = true
@@ -793,6 +931,31 @@ func (p *crashPair) apply(line string, lines []string) {
 	}
 }
 
+// op records what a call line says is about to happen.
+func (p *crashPair) op(f []string, lines []string) {
+	dev := f[2]
+	switch f[1] {
+	case "send":
+		body, err := hex.DecodeString(f[3])
+		if err != nil {
+			p.fail(lines, "bad op line")
+		}
+		p.pendingSend[dev] = body
+	case "flush":
+		p.pendingFlush[dev] = true
+	case "sent":
+		if len(p.toMark[dev]) == 0 {
+			p.fail(lines, "%s: Sent called with nothing to report", dev)
+		}
+		for _, e := range p.toMark[dev] {
+			e.box = marking
+		}
+		p.marking[dev], p.toMark[dev] = p.toMark[dev], nil
+	case "unsent":
+		p.listed, p.listedLast = map[*crashEnvelope]bool{}, -1
+	}
+}
+
 // sent records an envelope Send or Flush returned, after the key-reuse
 // checks: a fresh routing tag, fresh bytes and a fresh message id.
 func (p *crashPair) sent(dev, idHex, envHex, bodyHex string, lines []string) {
@@ -802,6 +965,93 @@ func (p *crashPair) sent(dev, idHex, envHex, bodyHex string, lines []string) {
 	if err := errors.Join(err1, err2, err3); err != nil || len(id) != len(sealpost.MessageID{}) {
 		p.fail(lines, "bad sent line: %v", err)
 	}
+	if p.lastOp == "send" {
+		if !bytes.Equal(body, p.pendingSend[dev]) {
+			p.fail(lines, "%s: Send returned another body than it was given", dev)
+		}
+		delete(p.pendingSend, dev)
+	}
+	p.record(dev, raw, sealpost.MessageID(id), body, lines)
+	if p.lastOp == "send" {
+		p.opOpen = false
+	}
+}
+
+// unsent checks an envelope Unsent listed at start. One the parent knows
+// (its Sent did not return before a kill) is the same envelope posted
+// again, not a key reuse; it must not be one whose Sent returned, and the
+// list must be in the order the envelopes were made (docs/SPEC.md 15.2).
+// One it does not know is what a kill cut the line of: the Send or Flush
+// in flight committed it, and it is recorded as returned now, after the
+// same key-reuse checks.
+func (p *crashPair) unsent(dev, idHex, envHex string, lines []string) {
+	raw, err1 := hex.DecodeString(envHex)
+	rawID, err2 := hex.DecodeString(idHex)
+	if err := errors.Join(err1, err2); err != nil || len(rawID) != len(sealpost.MessageID{}) || p.lastOp != "unsent" || !p.opOpen {
+		p.fail(lines, "bad unsent line: %v", err)
+	}
+	id := sealpost.MessageID(rawID)
+	e := p.envs[envKey(raw)]
+	switch {
+	case e != nil:
+		switch {
+		case e.from != dev || e.id != id || !bytes.Equal(e.raw, raw):
+			p.fail(lines, "%s: Unsent listed envelope %d with another sender or id", dev, e.seq)
+		case e.box == gone:
+			p.fail(lines, "%s: Unsent listed envelope %d (sent in run %d), whose Sent had returned", dev, e.seq, e.sentRun)
+		case e.seq <= p.listedLast:
+			p.fail(lines, "%s: Unsent listed envelope %d after envelope %d: not in the order they were made", dev, e.seq, p.listedLast)
+		}
+		p.stats.reposted++
+		p.toMark[dev] = append(p.toMark[dev], e)
+	case id != (sealpost.MessageID{}):
+		body, ok := p.pendingSend[dev]
+		if !ok {
+			p.fail(lines, "%s: Unsent listed message %x, which no Send cut by a kill can have made", dev, id[:])
+		}
+		delete(p.pendingSend, dev)
+		e = p.record(dev, raw, id, body, lines)
+		e.recovered = true
+		p.stats.recovered++
+	default:
+		if !p.pendingFlush[dev] {
+			p.fail(lines, "%s: Unsent listed a receipt which no Flush cut by a kill can have made", dev)
+		}
+		e = p.record(dev, raw, id, nil, lines)
+		e.recovered = true
+		p.stats.recovered++
+	}
+	e.box = boxed
+	p.listed[e] = true
+	p.listedLast = e.seq
+}
+
+// unsentEnd checks that Unsent listed every envelope of dev whose Sent
+// was never called: the outbox lost none. What a kill cut mid-Sent and
+// Unsent did not list was forgotten by that Sent.
+func (p *crashPair) unsentEnd(dev, nStr string, lines []string) {
+	if n, err := strconv.Atoi(nStr); err != nil || n != len(p.listed) || p.lastOp != "unsent" {
+		p.fail(lines, "bad unsentend line")
+	}
+	for _, e := range p.order {
+		switch {
+		case e.from != dev || p.listed[e]:
+		case e.box == boxed:
+			p.fail(lines, "lost envelope: %s's outbox dropped envelope %d (%x, returned in run %d), whose Sent was never called", dev, e.seq, e.id[:], e.sentRun)
+		case e.box == marking:
+			e.box = gone
+		}
+	}
+	// Whatever the Send or Flush cut by the last kill committed is listed
+	// now; the rest of it never happened.
+	delete(p.pendingSend, dev)
+	p.pendingFlush[dev] = false
+}
+
+// record adds an envelope dev returned (or that Unsent revealed), after
+// the key-reuse checks: a fresh routing tag, fresh bytes and a fresh
+// message id.
+func (p *crashPair) record(dev string, raw []byte, id sealpost.MessageID, body []byte, lines []string) *crashEnvelope {
 	h, err := envelope.Parse(raw)
 	if err != nil {
 		p.fail(lines, "%s returned an envelope the relay cannot parse: %v", dev, err)
@@ -810,7 +1060,7 @@ func (p *crashPair) sent(dev, idHex, envHex, bodyHex string, lines []string) {
 	if !bytes.Equal(h.Mailbox, p.mailbox[to]) {
 		p.fail(lines, "%s addressed an envelope to mailbox %x, not %s's", dev, h.Mailbox, to)
 	}
-	e := &crashEnvelope{key: envKey(raw), from: dev, to: to, raw: raw, id: sealpost.MessageID(id), body: body, sentRun: p.run, seq: len(p.order), sentIndex: p.sentBy[dev], sentConsumed: p.consumed[to]}
+	e := &crashEnvelope{key: envKey(raw), from: dev, to: to, raw: raw, id: id, body: body, sentRun: p.run, seq: len(p.order), sentIndex: p.sentBy[dev], sentConsumed: p.consumed[to]}
 	p.sentBy[dev]++
 	e.receipt = e.id == (sealpost.MessageID{})
 	if p.envs[e.key] != nil {
@@ -833,9 +1083,8 @@ func (p *crashPair) sent(dev, idHex, envHex, bodyHex string, lines []string) {
 	if p.resume && !e.receipt {
 		p.resumeSent[dev] = e
 	}
-	if p.lastOp == "send" {
-		p.opOpen = false
-	}
+	p.toMark[dev] = append(p.toMark[dev], e)
+	return e
 }
 
 // received checks a recv line: the result of Receive for an envelope the
@@ -946,8 +1195,10 @@ func (p *crashPair) received(f []string, lines []string) {
 				p.fail(lines, "bad finding %q", k)
 			}
 			switch strings.ReplaceAll(parts[0], "_", " ") {
-			case transcript.Gap.String(), transcript.Drop.String(), transcript.Lost.String():
-				p.stats.gaps++ // messages out of order, or eaten by a kill between Send and its line
+			case transcript.Gap.String(), transcript.Drop.String():
+				// Messages out of order, or still in their sender's
+				// outbox; the final run must close every one.
+				p.stats.gaps++
 			case transcript.ReceiptMismatch.String():
 				// Legitimate only for ids of ours older than the sent log
 				// (transcript.MaxLog contents); the margin allows for sends
@@ -1021,14 +1272,31 @@ func (p *crashPair) done(dev, idHex string, lines []string) {
 	p.fail(lines, "%s: Done for an id it was never handed", dev)
 }
 
-// finish checks a pair after its final run: everything sent was handed
-// once as new and Done, and a message went each way after the last kill.
+// finish checks a pair after its final run: every envelope committed (by
+// its line or by Unsent) was handed, once as new, and Done, and left its
+// sender's outbox; neither device reports a finding about the other (a
+// gap or a drop is an envelope lost between its commit and the relay);
+// and a message went each way after the last kill.
 func (p *crashPair) finish() {
 	p.t.Helper()
+	for _, dev := range []string{"alice", "bob"} {
+		fs, ok := p.findings[dev]
+		switch {
+		case !ok:
+			p.onFail(fmt.Sprintf("the final run printed no findings for %s", dev))
+		case fs == "-":
+		case strings.Contains(fs, transcript.Gap.String()+"/"), strings.Contains(fs, transcript.Drop.String()+"/"),
+			strings.Contains(fs, transcript.Lost.String()+"/"):
+			p.onFail(fmt.Sprintf("lost envelope: after everything was delivered, %s still reports %s about %s: a content it or its peer committed never reached the relay",
+				dev, fs, peerOf(dev)))
+		default:
+			p.onFail(fmt.Sprintf("after everything was delivered, %s reports %s about %s", dev, fs, peerOf(dev)))
+		}
+	}
 	for _, e := range p.order {
-		if !e.acked || e.fresh > 1 {
-			p.onFail(fmt.Sprintf("envelope %s from %s (message %x, %q): acked %t, handed as new %d times",
-				e.key, e.from, e.id[:], e.body, e.acked, e.fresh))
+		if !e.handed || !e.acked || e.fresh > 1 || e.box != gone {
+			p.onFail(fmt.Sprintf("envelope %d %s from %s (message %x, %q, sent in run %d, recovered from Unsent %t): handed %t, acked %t, handed as new %d times, outbox state %d",
+				e.seq, e.key, e.from, e.id[:], e.body, e.sentRun, e.recovered, e.handed, e.acked, e.fresh, e.box))
 		}
 	}
 	for _, dev := range []string{"alice", "bob"} {
@@ -1065,8 +1333,10 @@ func TestCrash(t *testing.T) {
 		stats.messages, stats.receipts, stats.handed, stats.redelivered, stats.commitBeforePrint)
 	t.Logf("delivered again after Done: %d ErrDuplicate, %d ErrDecrypt past the replay record; ErrDuplicate after a Done the kill kept from printing: %d",
 		stats.dupAfterDone, stats.oldReplays, stats.dupUnprinted)
-	t.Logf("past the logs: %d receipts for messages the sender no longer holds, %d Acknowledge ErrNotFound; %d gap/drop/lost findings",
+	t.Logf("past the logs: %d receipts for messages the sender no longer holds, %d Acknowledge ErrNotFound; %d gap/drop findings on the way, none left at the end",
 		stats.oldReceipts, stats.oldAcks, stats.gaps)
+	t.Logf("outbox: %d envelopes first seen in Unsent (their line cut by a kill), %d listed again (a kill before Sent returned)",
+		stats.recovered, stats.reposted)
 	if stats.kills == 0 {
 		t.Fatal("no kill")
 	}
