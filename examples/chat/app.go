@@ -488,9 +488,26 @@ func (a *app) receiveLoop(ctx context.Context) {
 				if !ok {
 					break loop
 				}
-				a.handle(ctx, d.Envelope)
-				if err := sub.Ack(ctx, d.ID); err != nil {
-					break loop
+				// A backlog (after being offline) is received as one
+				// batch: one store commit for all of it.
+				batch := []client.Delivery{d}
+			drain:
+				for len(batch) < maxReceiveBatch {
+					select {
+					case d, ok := <-sub.C():
+						if !ok {
+							break drain
+						}
+						batch = append(batch, d)
+					default:
+						break drain
+					}
+				}
+				a.handleAll(ctx, batch)
+				for _, d := range batch {
+					if err := sub.Ack(ctx, d.ID); err != nil {
+						break loop
+					}
 				}
 			}
 		}
@@ -503,29 +520,73 @@ func (a *app) receiveLoop(ctx context.Context) {
 	}
 }
 
+// maxReceiveBatch bounds the envelopes the chat receives in one
+// ReceiveBatch.
+const maxReceiveBatch = 256
+
+// handleAll receives the envelopes of a delivery burst: one alone with
+// Receive, more with one ReceiveBatch (a single store commit). If the
+// batch's commit fails, nothing was received and each is tried alone.
+func (a *app) handleAll(ctx context.Context, batch []client.Delivery) {
+	if len(batch) == 1 {
+		a.handle(ctx, batch[0].Envelope)
+		return
+	}
+	envs := make([][]byte, len(batch))
+	for i, d := range batch {
+		envs[i] = d.Envelope
+	}
+	res, err := a.dev.ReceiveBatch(ctx, envs)
+	if err != nil {
+		for _, e := range envs {
+			a.handle(ctx, e)
+		}
+		return
+	}
+	var done []sealpost.MessageID
+	for _, r := range res {
+		if a.show(r.Incoming, r.Err) {
+			done = append(done, r.Incoming.ID)
+		}
+	}
+	if err := a.dev.Done(ctx, done...); err != nil { // one commit for the batch too
+		a.out.printf("! %v", err)
+	}
+}
+
 // handle receives one envelope: the history first, then Done, then the
 // caller acknowledges it to the relay.
 func (a *app) handle(ctx context.Context, env []byte) {
 	in, err := a.dev.Receive(ctx, env)
+	if a.show(in, err) {
+		if err := a.dev.Done(ctx, in.ID); err != nil {
+			a.out.printf("! %v", err)
+		}
+	}
+}
+
+// show records and prints what one envelope held, and reports whether it
+// is saved in the history, so that the caller calls Done.
+func (a *app) show(in *sealpost.Incoming, err error) bool {
 	if errors.Is(err, sealpost.ErrDuplicate) {
-		return
+		return false
 	}
 	if err != nil {
 		a.out.printf("! an envelope that does not open: %v", err)
-		return
+		return false
 	}
 	if in.Kind == sealpost.KindMessage && !a.hist.has(in.ID) {
 		if _, known := a.hist.contact(in.From.User); !known {
 			if err := a.hist.addContact(in.From); err != nil {
 				a.out.printf("! %v", err)
-				return
+				return false
 			}
 			a.out.printf("new contact %s; compare /safety %s with them", in.From, in.From.User)
 		}
 		m, err := a.hist.addIncoming(in, time.Now())
 		if err != nil {
 			a.out.printf("! saving a message: %v", err)
-			return // not Done: the relay or the device gives it again
+			return false // not Done: the relay or the device gives it again
 		}
 		at := a.now().Format("15:04:05")
 		if m.Body != "" || len(m.Files) == 0 {
@@ -538,7 +599,7 @@ func (a *app) handle(ctx context.Context, env []byte) {
 	changed, err := a.hist.receipts(in.From, in.Delivered, in.Read)
 	if err != nil {
 		a.out.printf("! %v", err)
-		return
+		return false
 	}
 	for _, m := range changed {
 		a.out.printf("%s by %s: %q", ticks(m.Status), m.Peer, m.text())
@@ -546,9 +607,7 @@ func (a *app) handle(ctx context.Context, env []byte) {
 	for _, f := range in.Findings {
 		a.out.printf("! transcript finding with %s: %v", in.From, f)
 	}
-	if err := a.dev.Done(ctx, in.ID); err != nil {
-		a.out.printf("! %v", err)
-	}
+	return true
 }
 
 // outboxLoop posts the Device's outbox (Unsent: every envelope Send and

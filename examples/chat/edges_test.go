@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -230,4 +231,42 @@ func ignored(patterns []string, file string) bool {
 		}
 	}
 	return false
+}
+
+// TestBacklogAfterOffline: messages sent while Bob's chat is closed wait
+// on the relay; when he starts again they arrive in a burst, which the
+// chat receives as batches (Device.ReceiveBatch) and shows each once, in
+// order, with delivery receipts going back to Alice.
+func TestBacklogAfterOffline(t *testing.T) {
+	hs := newRelay(t)
+	dir := t.TempDir()
+	alice := startChat(t, hs.URL, "alice", filepath.Join(dir, "alice.db"))
+	bob := startChat(t, hs.URL, "bob", filepath.Join(dir, "bob.db"))
+	alice.cmd("/add bob")
+	alice.expect("added bob.1")
+	alice.cmd("/msg bob first")
+	bob.expectEver("<alice> first")
+	bob.quit()
+	const n = 40
+	for i := range n {
+		alice.cmd(fmt.Sprintf("/msg bob backlog %02d", i))
+	}
+	bob = startChat(t, hs.URL, "bob", filepath.Join(dir, "bob.db"))
+	for i := range n {
+		bob.expectEver(fmt.Sprintf("<alice> backlog %02d", i))
+	}
+	alice.expectEver(`✓✓ delivered by bob: "backlog 39"`)
+	bob.mu.Lock()
+	count := 0
+	for _, l := range bob.lines {
+		if strings.Contains(l, "<alice> backlog ") {
+			count++
+		}
+	}
+	bob.mu.Unlock()
+	if count != n {
+		t.Fatalf("Bob shows %d backlog lines, want %d", count, n)
+	}
+	alice.quit()
+	bob.quit()
 }
