@@ -117,6 +117,13 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 		r.answer(w, "authorizing a mailbox read", err)
 		return
 	}
+	// Counted from here, so that Close waits for the consumer's deletion
+	// too and drains NATS only after it.
+	if !r.track() {
+		httpError(w, http.StatusServiceUnavailable, "relay shutting down")
+		return
+	}
+	defer r.conns.Done()
 	// An ordered consumer keeps no acknowledgement state: it reads what
 	// the mailbox holds now and what arrives later. An envelope leaves the
 	// mailbox only when the client acknowledges it (DeleteMsg), so what a
@@ -131,11 +138,11 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 		r.storeError(w, "creating a mailbox consumer", err)
 		return
 	}
-	if !r.track() {
-		httpError(w, http.StatusServiceUnavailable, "relay shutting down")
-		return
-	}
-	defer r.conns.Done()
+	// The consumer goes with the connection, whichever way it ends:
+	// JetStream allows about 1,000 consumers a stream, so leaving each to
+	// its idle expiry would refuse connections to clients that reconnect
+	// often. The expiry stays as the backstop for a relay that crashed.
+	defer r.deleteConsumer(cons)
 	conn, err := websocket.Accept(w, req, nil)
 	if err != nil {
 		return // Accept has answered
@@ -144,6 +151,24 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 	d := &delivery{relay: r, conn: conn, cons: cons, mailbox: short(mailbox),
 		inflight: map[uint64]uint64{}, slots: make(chan struct{}, maxInflight)}
 	d.run(req.Context())
+}
+
+// deleteConsumer removes the connection's consumer from JetStream once
+// nothing reads it any more (after pump stopped its iterator). An ordered
+// consumer replaces its JetStream consumer when it resets, deleting the old
+// one itself; CachedInfo names the current one. A failure is logged only:
+// consumerIdle removes the consumer later.
+func (r *Relay) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || !r.nc.IsConnected() {
+		return // a request now would only wait for its timeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), consumerDeleteTimeout)
+	defer cancel()
+	err := r.js.DeleteConsumer(ctx, MailboxStream, info.Name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		r.log.Warn("deleting a mailbox consumer failed", "err", err)
+	}
 }
 
 // delivery is one WebSocket connection reading one mailbox.
@@ -168,21 +193,33 @@ func (d *delivery) run(reqCtx context.Context) {
 	log := d.relay.log.With("mailbox", d.mailbox)
 	log.Debug("subscriber connected")
 
+	// The reader has a context of its own, ended only after the close
+	// handshake: a Read whose context ends closes the connection at once
+	// (coder/websocket), and the client would see the TCP connection drop
+	// instead of the close status, going away (1001) when the relay stops.
+	readCtx, stopRead := context.WithCancel(context.Background())
+	defer stopRead()
 	readDone := make(chan error, 1)
 	go func() {
-		readDone <- d.readAcks(ctx)
+		readDone <- d.readAcks(readCtx)
 		cancel()
 	}()
-	go d.keepAlive(ctx)
+	pingDone := make(chan struct{})
+	go func() {
+		defer close(pingDone)
+		d.keepAlive(ctx)
+	}()
 	sent, err := d.pump(ctx)
 	cancel()
-	rerr := <-readDone
+	<-pingDone
 
 	status := websocket.StatusNormalClosure
 	if d.relay.ctx.Err() != nil {
 		status = websocket.StatusGoingAway
 	}
-	d.conn.Close(status, "")
+	d.conn.Close(status, "") // waits for the client's answer, at most 5 s
+	stopRead()
+	rerr := <-readDone
 	d.mu.Lock()
 	acked, pending := d.acked, len(d.inflight)
 	d.mu.Unlock()

@@ -168,8 +168,11 @@ const (
 	// yet acknowledged.
 	maxInflight = 256
 	// consumerIdle is how long JetStream keeps the consumer of a
-	// connection that vanished without closing it.
+	// connection that was not deleted: the relay deletes it when the
+	// connection ends, so this is for a relay that crashed or lost NATS.
 	consumerIdle = time.Minute
+	// consumerDeleteTimeout bounds deleting a connection's consumer.
+	consumerDeleteTimeout = 5 * time.Second
 )
 
 // Stream names and subject prefixes on NATS.
