@@ -129,11 +129,21 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 	// mailbox only when the client acknowledges it (DeleteMsg), so what a
 	// connection, a relay or NATS lost on the way is simply read again by
 	// the next connection.
-	cons, err := r.mailbox.OrderedConsumer(req.Context(), jetstream.OrderedConsumerConfig{
+	// Not cancelled with the request: a creation cut short may still
+	// create the consumer, with no name to delete it by.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), consumerTimeout)
+	cons, err := r.mailbox.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects:    []string{mailboxPrefix + hex.EncodeToString(mailbox)},
 		DeliverPolicy:     jetstream.DeliverAllPolicy,
 		InactiveThreshold: consumerIdle,
 	})
+	cancel()
+	if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
+		r.log.Warn("mailbox connections at the limit", "max", r.cfg.MaxConnections)
+		w.Header().Set("Retry-After", "10")
+		httpError(w, http.StatusServiceUnavailable, "too many mailbox connections open")
+		return
+	}
 	if err != nil {
 		r.storeError(w, "creating a mailbox consumer", err)
 		return
@@ -163,7 +173,7 @@ func (r *Relay) deleteConsumer(cons jetstream.Consumer) {
 	if info == nil || !r.nc.IsConnected() {
 		return // a request now would only wait for its timeout
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), consumerDeleteTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), consumerTimeout)
 	defer cancel()
 	err := r.js.DeleteConsumer(ctx, MailboxStream, info.Name)
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {

@@ -69,7 +69,10 @@
 // MaxAge. Each connection reads its mailbox through an ordered consumer,
 // which holds no acknowledgement state: nothing can be stuck "delivered"
 // to a connection, relay or NATS server that is gone, and a restarted or
-// different relay simply reads the mailbox again. One stream rather than a
+// different relay simply reads the mailbox again. The relay deletes the
+// consumer when the connection ends (one that a crashed relay left behind
+// expires after consumerIdle); the stream's MaxConsumers, MaxConnections,
+// bounds the connections open at once. One stream rather than a
 // stream per mailbox keeps JetStream's per-stream cost (files, goroutines,
 // a raft group in a cluster) independent of the number of users;
 // per-subject limits still give each mailbox its own depth bound
@@ -169,12 +172,19 @@ const (
 	// maxInflight bounds the envelopes delivered on one connection and not
 	// yet acknowledged.
 	maxInflight = 256
+	// DefaultMaxConnections bounds the mailbox connections open at once
+	// on all the relays of one NATS: each reads through a JetStream
+	// consumer of its own, and this is the mailbox stream's consumer limit
+	// (JetStream's default, 1,000 a stream, would refuse the 1,001st
+	// device online). A consumer costs NATS a few KB and a goroutine.
+	DefaultMaxConnections = 10_000
 	// consumerIdle is how long JetStream keeps the consumer of a
 	// connection that was not deleted: the relay deletes it when the
 	// connection ends, so this is for a relay that crashed or lost NATS.
 	consumerIdle = time.Minute
-	// consumerDeleteTimeout bounds deleting a connection's consumer.
-	consumerDeleteTimeout = 5 * time.Second
+	// consumerTimeout bounds creating and deleting a connection's
+	// consumer.
+	consumerTimeout = 5 * time.Second
 )
 
 // Stream names and subject prefixes on NATS.
@@ -206,6 +216,11 @@ type Config struct {
 	MaxAge   time.Duration // DefaultMaxAge; negative: keep forever
 	Logger   *slog.Logger  // slog.Default() when nil
 
+	// MaxConnections bounds the mailbox WebSockets open at once across
+	// every relay of the NATS (DefaultMaxConnections); past it a mailbox
+	// read is answered 503. The last relay started sets it.
+	MaxConnections int
+
 	BlobMaxAge   time.Duration // how long a blob is kept (DefaultBlobMaxAge)
 	BlobMaxSize  int64         // the largest blob accepted (DefaultBlobMaxSize)
 	BlobPartSize int64         // the size of a blob's stored parts (DefaultBlobPartSize)
@@ -221,6 +236,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxDepth <= 0 {
 		c.MaxDepth = DefaultMaxDepth
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
 	}
 	if c.Rate == 0 {
 		c.Rate = DefaultRate
@@ -391,6 +409,7 @@ func (r *Relay) setupStreams(ctx context.Context) error {
 		MaxMsgSize:           envelope.MaxSize + 1024, // the envelope and the Nats-Msg-Id header
 		MaxAge:               r.cfg.MaxAge,
 		Duplicates:           2 * time.Minute,
+		MaxConsumers:         r.cfg.MaxConnections,
 	})
 	if err != nil {
 		return fmt.Errorf("relay: stream %s: %w", MailboxStream, err)
