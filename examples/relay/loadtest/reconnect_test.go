@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net/http"
@@ -16,10 +17,13 @@ import (
 var (
 	reconnectDuration = flag.Duration("reconnect.duration", 0, "run TestReconnectRate for this long (20s for the report; 0 skips it)")
 	reconnectWorkers  = flag.Int("reconnect.workers", 4, "clients of TestReconnectRate opening connections in a loop")
+	reconnectOpen     = flag.Int("reconnect.open", 1100, "connections TestReconnectRate holds open at once first")
 )
 
-// TestReconnectRate measures how many mailbox connections a second the
-// relay sustains without refusing one: reconnectWorkers clients each open
+// TestReconnectRate first holds reconnectOpen mailbox connections open at
+// once (more than JetStream's default limit of 1,000 consumers a stream),
+// then measures how many connections a second the relay sustains without
+// refusing one: reconnectWorkers clients each open
 // the mailbox's WebSocket (signed GET, ownership check, consumer), wait for
 // the one envelope waiting, close it and start again, for
 // reconnectDuration, against the relay process with its defaults. The
@@ -55,6 +59,8 @@ func TestReconnectRate(t *testing.T) {
 	if err := clients[1].Post(ctx, env); err != nil {
 		t.Fatal(err)
 	}
+
+	holdOpen(t, clients, mbx, owner, *reconnectOpen)
 
 	var (
 		next, ok, refused, limited, failed atomic.Int64
@@ -131,5 +137,56 @@ func connectOnce(ctx context.Context, c *client.Client, mbx []byte, owner *clien
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("no delivery: %w", ctx.Err())
+	}
+}
+
+// holdOpen opens n connections to the mailbox, each from the next client,
+// keeps them all open until the last is, then closes them.
+func holdOpen(t *testing.T, clients []*client.Client, mbx []byte, owner *client.Key, n int) {
+	if n <= 0 {
+		return
+	}
+	ctx := context.Background()
+	subs := make([]*client.Subscription, n)
+	errs := make([]error, n)
+	start := time.Now()
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				sub, err := clients[i%len(clients)].Subscribe(ctx, mbx, owner)
+				if err == nil {
+					select {
+					case _, ok := <-sub.C():
+						if !ok {
+							err = fmt.Errorf("subscription ended: %v", sub.Err())
+						}
+					case <-time.After(10 * time.Second):
+						err = errors.New("no delivery")
+					}
+				}
+				subs[i], errs[i] = sub, err
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	open, first := 0, -1
+	for i, err := range errs {
+		if err == nil {
+			open++
+		} else if first < 0 {
+			first = i
+		}
+	}
+	for _, sub := range subs {
+		if sub != nil {
+			sub.Close()
+		}
+	}
+	t.Logf("%d of %d connections open at once (opened in %v)", open, n, took.Round(time.Millisecond))
+	if first >= 0 {
+		t.Errorf("%d connections refused or failed, the first: %v", n-open, errs[first])
 	}
 }
