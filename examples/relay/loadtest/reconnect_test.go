@@ -60,7 +60,7 @@ func TestReconnectRate(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	holdOpen(t, clients, mbx, owner, *reconnectOpen)
+	holdOpen(t, relay, clients, mbx, owner, *reconnectOpen)
 
 	var (
 		next, ok, refused, limited, failed atomic.Int64
@@ -142,10 +142,12 @@ func connectOnce(ctx context.Context, c *client.Client, mbx []byte, owner *clien
 
 // holdOpen opens n connections to the mailbox, each from the next client,
 // keeps them all open until the last is, then closes them.
-func holdOpen(t *testing.T, clients []*client.Client, mbx []byte, owner *client.Key, n int) {
+func holdOpen(t *testing.T, relay *relayProc, clients []*client.Client, mbx []byte, owner *client.Key, n int) {
 	if n <= 0 {
 		return
 	}
+	time.Sleep(200 * time.Millisecond) // a memory report of the idle relay
+	heapBefore := relay.peakHeap.Load()
 	ctx := context.Background()
 	subs := make([]*client.Subscription, n)
 	errs := make([]error, n)
@@ -180,12 +182,15 @@ func holdOpen(t *testing.T, clients []*client.Client, mbx []byte, owner *client.
 			first = i
 		}
 	}
+	time.Sleep(300 * time.Millisecond) // the relay's memory reports with all of them open
+	heapOpen := relay.peakHeap.Load()
 	for _, sub := range subs {
 		if sub != nil {
 			sub.Close()
 		}
 	}
-	t.Logf("%d of %d connections open at once (opened in %v)", open, n, took.Round(time.Millisecond))
+	t.Logf("%d of %d connections open at once (opened in %v); relay heap in use %s before, peak %s with them open (%.1f KiB a connection)",
+		open, n, took.Round(time.Millisecond), mib(heapBefore), mib(heapOpen), float64(heapOpen-heapBefore)/1024/float64(max(open, 1)))
 	if first >= 0 {
 		t.Errorf("%d connections refused or failed, the first: %v", n-open, errs[first])
 	}

@@ -148,10 +148,11 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 		r.storeError(w, "creating a mailbox consumer", err)
 		return
 	}
-	// The consumer goes with the connection, whichever way it ends:
-	// JetStream allows about 1,000 consumers a stream, so leaving each to
-	// its idle expiry would refuse connections to clients that reconnect
-	// often. The expiry stays as the backstop for a relay that crashed.
+	// The consumer goes with the connection, whichever way it ends: the
+	// stream allows MaxConnections consumers, and leaving each to its idle
+	// expiry filled that with connections long gone, refusing clients that
+	// reconnect often (examples/relay/README.md, Reconnects). The expiry
+	// stays as the backstop for a relay that crashed.
 	defer r.deleteConsumer(cons)
 	conn, err := websocket.Accept(w, req, nil)
 	if err != nil {
@@ -253,7 +254,9 @@ func (d *delivery) pump(ctx context.Context) (int, error) {
 	}
 	defer it.Stop()
 	sent := 0
-	frame := make([]byte, 0, DeliveryIDSize+envelope.MaxSize)
+	// Grown by append to the largest envelope sent: a buffer of
+	// envelope.MaxSize up front cost every open connection 256 KiB.
+	var frame []byte
 	for {
 		select {
 		case d.slots <- struct{}{}:
