@@ -12,6 +12,7 @@ import (
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/examples/relay/auth"
 	"github.com/sealpost/sealpost/examples/relay/client"
 	"github.com/sealpost/sealpost/examples/relay/server"
@@ -318,5 +319,67 @@ func TestMaxConnections(t *testing.T) {
 	refused("a sixth connection after the restart with 5")
 	for _, sub := range subs {
 		sub.Close()
+	}
+}
+
+// TestStalledReaderReadAhead fills a mailbox with large envelopes and
+// opens it with a client that reads one and then nothing: the relay may
+// hold what the TCP buffers take plus a bounded read-ahead, not 256
+// envelopes (64 MiB of them at envelope.MaxSize) per stalled connection.
+func TestStalledReaderReadAhead(t *testing.T) {
+	ctx := context.Background()
+	tr := startRelay(t, server.Config{Rate: -1})
+	c := tr.client()
+	mbx := []byte("stalled")
+	owner := tr.own(mbx)
+	const n, size = 300, 240 << 10
+	for i := range n {
+		env := fakeEnvelope(mbx, byte(i), size)
+		env[len(env)-1], env[len(env)-2] = byte(i), byte(i>>8)
+		if err := c.Post(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn := rawSubscribe(t, tr, mbx, owner)
+	defer conn.CloseNow()
+	if _, _, err := conn.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the relay reads ahead and fills the socket buffers
+	tr.mu.Lock()
+	r := tr.relay
+	tr.mu.Unlock()
+	delivered, err := r.MailboxConsumerDelivered(ctx)
+	if err != nil || len(delivered) != 1 {
+		t.Fatalf("consumers: %v, %v", delivered, err)
+	}
+	// Loopback socket buffers hold a few MiB, some 10 to 40 envelopes of
+	// this size; the read-ahead adds at most 1 MiB, 4 more.
+	t.Logf("JetStream sent the relay %d of %d envelopes of %d KiB for a client that read one", delivered[0], n, size>>10)
+	if delivered[0] > 100 {
+		t.Errorf("the relay took %d envelopes (%d MiB) for a client that read one", delivered[0], delivered[0]*size>>20)
+	}
+}
+
+// TestLargestEnvelopeDelivered: the read-ahead bound is in bytes, and an
+// envelope of envelope.MaxSize must still fit it.
+func TestLargestEnvelopeDelivered(t *testing.T) {
+	ctx := context.Background()
+	tr := startRelay(t, server.Config{Rate: -1})
+	c := tr.client()
+	mbx := []byte("largest")
+	env := fakeEnvelope(mbx, 1, 0)
+	env = fakeEnvelope(mbx, 1, envelope.MaxSize-len(env))
+	if err := c.Post(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.Subscribe(ctx, mbx, tr.own(mbx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	d, ok := next(t, sub, 10*time.Second)
+	if !ok || !bytes.Equal(d.Envelope, env) {
+		t.Fatalf("the %d-byte envelope was not delivered", len(env))
 	}
 }

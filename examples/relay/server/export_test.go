@@ -15,3 +15,15 @@ func (r *Relay) MailboxConsumers(ctx context.Context) (int, error) {
 	}
 	return info.State.Consumers, nil
 }
+
+// MailboxConsumerDelivered returns, for each consumer of the mailbox
+// stream, how many messages JetStream has sent it: read ahead into the
+// relay, written to a client, or both.
+func (r *Relay) MailboxConsumerDelivered(ctx context.Context) ([]uint64, error) {
+	var n []uint64
+	l := r.mailbox.ListConsumers(ctx)
+	for ci := range l.Info() {
+		n = append(n, ci.Delivered.Consumer)
+	}
+	return n, l.Err()
+}

@@ -24,6 +24,12 @@ const (
 	DeliveryIDSize = 8
 	// MaxAckFrame bounds an acknowledgement message.
 	MaxAckFrame = maxInflight * DeliveryIDSize
+	// readAhead bounds the bytes of envelopes JetStream sends a
+	// connection before pump has written them: by count (maxInflight)
+	// a client that stops reading held 256 envelopes, up to 64 MiB, in
+	// the relay. It must exceed the stream's MaxMsgSize, or a largest
+	// envelope would never be sent.
+	readAhead = 1 << 20
 )
 
 // jsStoreFailed is JetStream's error code for a refused store, which a
@@ -248,7 +254,7 @@ func errString(err error) string {
 // pump writes the mailbox's envelopes, at most maxInflight unacknowledged,
 // until ctx ends or a write fails.
 func (d *delivery) pump(ctx context.Context) (int, error) {
-	it, err := d.cons.Messages(jetstream.PullMaxMessages(maxInflight))
+	it, err := d.cons.Messages(jetstream.PullMaxBytes(readAhead))
 	if err != nil {
 		return 0, err
 	}
