@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
 	"testing"
 	"time"
 
@@ -381,5 +382,47 @@ func TestLargestEnvelopeDelivered(t *testing.T) {
 	d, ok := next(t, sub, 10*time.Second)
 	if !ok || !bytes.Equal(d.Envelope, env) {
 		t.Fatalf("the %d-byte envelope was not delivered", len(env))
+	}
+}
+
+// TestConnectionMemory opens 100 mailbox connections and checks what each
+// costs the process (relay, embedded NATS and the test's own client): a
+// frame buffer of envelope.MaxSize per connection, or a read-ahead buffer
+// sized for a million messages (PullMaxBytes alone), would each show.
+func TestConnectionMemory(t *testing.T) {
+	ctx := context.Background()
+	tr := startRelay(t, server.Config{Rate: -1})
+	c := tr.client()
+	mbx := []byte("memory")
+	owner := tr.own(mbx)
+	if err := c.Post(ctx, fakeEnvelope(mbx, 1, 1024)); err != nil {
+		t.Fatal(err)
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	const n = 100
+	before := heap()
+	var subs []*client.Subscription
+	for range n {
+		sub, err := c.Subscribe(ctx, mbx, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := next(t, sub, 10*time.Second); !ok {
+			t.Fatal("no delivery")
+		}
+		subs = append(subs, sub)
+	}
+	per := (int64(heap()) - int64(before)) / n
+	for _, sub := range subs {
+		sub.Close()
+	}
+	t.Logf("%d KiB of heap a connection", per>>10)
+	if per > 200<<10 {
+		t.Errorf("each open connection costs %d KiB of heap, want under 200", per>>10)
 	}
 }

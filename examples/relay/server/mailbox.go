@@ -24,11 +24,14 @@ const (
 	DeliveryIDSize = 8
 	// MaxAckFrame bounds an acknowledgement message.
 	MaxAckFrame = maxInflight * DeliveryIDSize
-	// readAhead bounds the bytes of envelopes JetStream sends a
-	// connection before pump has written them: by count (maxInflight)
-	// a client that stops reading held 256 envelopes, up to 64 MiB, in
-	// the relay. It must exceed the stream's MaxMsgSize, or a largest
-	// envelope would never be sent.
+	// readAhead bounds the bytes of each pull of envelopes JetStream
+	// sends a connection before pump has written them (at most
+	// maxInflight envelopes a pull too): by count alone a client that
+	// stopped reading held 256 envelopes, up to 64 MiB, in the relay. A
+	// byte limit alone (PullMaxBytes) is no better: nats.go then asks
+	// for a million messages and sizes the connection's buffer for them,
+	// 8 MB each (TestConnectionMemory). It must exceed the stream's
+	// MaxMsgSize, or a largest envelope would never be sent.
 	readAhead = 1 << 20
 )
 
@@ -254,7 +257,7 @@ func errString(err error) string {
 // pump writes the mailbox's envelopes, at most maxInflight unacknowledged,
 // until ctx ends or a write fails.
 func (d *delivery) pump(ctx context.Context) (int, error) {
-	it, err := d.cons.Messages(jetstream.PullMaxBytes(readAhead))
+	it, err := d.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(maxInflight, readAhead))
 	if err != nil {
 		return 0, err
 	}
