@@ -176,7 +176,8 @@ const (
 	// on all the relays of one NATS: each reads through a JetStream
 	// consumer of its own, and this is the mailbox stream's consumer limit
 	// (JetStream's default, 1,000 a stream, would refuse the 1,001st
-	// device online). A consumer costs NATS a few KB and a goroutine.
+	// device online). An open connection costs the relay and an embedded
+	// NATS about 70 KiB of heap (examples/relay/README.md, Reconnects).
 	DefaultMaxConnections = 10_000
 	// consumerIdle is how long JetStream keeps the consumer of a
 	// connection that was not deleted: the relay deletes it when the
