@@ -426,3 +426,43 @@ func TestConnectionMemory(t *testing.T) {
 		t.Errorf("each open connection costs %d KiB of heap, want under 200", per>>10)
 	}
 }
+
+// TestMaxConnectionsOnOldStream starts a relay on a NATS whose mailbox
+// stream an older relay made, without a consumer limit (JetStream's
+// default of 1,000 then applies): the relay must update it, not fail.
+func TestMaxConnectionsOnOldStream(t *testing.T) {
+	ctx := context.Background()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
+		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats did not start")
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: server.MailboxStream, Subjects: []string{"mbx.*"},
+		Storage: jetstream.FileStorage, MaxMsgsPerSubject: server.DefaultMaxDepth, Discard: jetstream.DiscardNew,
+		DiscardNewPerSubject: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRelay(t, server.Config{NATSURL: ns.ClientURL(), Rate: -1})
+	s, err := js.Stream(ctx, server.MailboxStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxConsumers; got != server.DefaultMaxConnections {
+		t.Errorf("the mailbox stream's MaxConsumers is %d, want %d", got, server.DefaultMaxConnections)
+	}
+}
