@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	natsListen := fs.String("nats-listen", "", "let the embedded NATS accept connections on host:port too")
 	replicas := fs.Int("replicas", 1, "JetStream replicas of the streams (3 on a three-node cluster)")
 	depth := fs.Int("max-depth", server.DefaultMaxDepth, "envelopes per mailbox")
+	conns := fs.Int("max-connections", server.DefaultMaxConnections, "mailbox connections open at once on all relays of the NATS")
 	rate := fs.Float64("rate", server.DefaultRate, "requests per second per client IP (negative: no limit)")
 	burst := fs.Int("burst", server.DefaultBurst, "request burst per client IP")
 	maxAge := fs.Duration("max-age", server.DefaultMaxAge, "drop envelopes not fetched for this long (negative: never)")
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	cfg := server.Config{NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas,
-		MaxDepth: *depth, Rate: *rate, Burst: *burst, MaxAge: *maxAge, Logger: log,
+		MaxDepth: *depth, MaxConnections: *conns, Rate: *rate, Burst: *burst, MaxAge: *maxAge, Logger: log,
 		BlobMaxAge: *blobAge, BlobMaxSize: *blobSize}
 	if *natsURL == "" {
 		if err := os.MkdirAll(*data, 0o700); err != nil {

@@ -70,7 +70,7 @@ func TestRun(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the relay did not stop")
 	}
-	for _, want := range []string{`"msg":"relay listening"`, `"status":400`, `"msg":"shutting down"`} {
+	for _, want := range []string{`"msg":"relay listening"`, `"status":400`, `"took_ms":`, `"msg":"shutting down"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs lack %s:\n%s", want, logs.String())
 		}

@@ -14,4 +14,10 @@
 //	go test -timeout 30m -run TestRelayLoad -v ./relay/loadtest -load.devices 200 -load.duration 60s -load.rate 2
 //
 // See TestRelayLoad for the flags and what each scenario checks.
+//
+// TestReconnectRate (skipped unless -reconnect.duration is set) holds
+// 1,100 mailbox connections open at once, then opens and closes them in a
+// loop and reports the connections per second served without a 503:
+//
+//	go test -run TestReconnectRate -v ./relay/loadtest -reconnect.duration 20s
 package loadtest

@@ -84,10 +84,6 @@ func BenchmarkRelayDeliver(b *testing.B) {
 // the difference is what ownership costs a read.
 //
 //	go test -run '^$' -bench ReadPath -benchmem -benchtime 400x -count 3 ./relay/server
-//
-// Keep -benchtime under 1,000: each connection leaves an ordered consumer
-// that JetStream drops only after consumerIdle, and JetStream's default
-// limit is 1,000 consumers a stream (past it the relay answers 503).
 func BenchmarkReadPath(b *testing.B) {
 	for _, signed := range []bool{true, false} {
 		name := "signed"

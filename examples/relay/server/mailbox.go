@@ -24,6 +24,15 @@ const (
 	DeliveryIDSize = 8
 	// MaxAckFrame bounds an acknowledgement message.
 	MaxAckFrame = maxInflight * DeliveryIDSize
+	// readAhead bounds the bytes of each pull of envelopes JetStream
+	// sends a connection before pump has written them (at most
+	// maxInflight envelopes a pull too): by count alone a client that
+	// stopped reading held 256 envelopes, up to 64 MiB, in the relay. A
+	// byte limit alone (PullMaxBytes) is no better: nats.go then asks
+	// for a million messages and sizes the connection's buffer for them,
+	// 8 MB each (TestConnectionMemory). It must exceed the stream's
+	// MaxMsgSize, or a largest envelope would never be sent.
+	readAhead = 1 << 20
 )
 
 // jsStoreFailed is JetStream's error code for a refused store, which a
@@ -117,25 +126,43 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 		r.answer(w, "authorizing a mailbox read", err)
 		return
 	}
-	// An ordered consumer keeps no acknowledgement state: it reads what
-	// the mailbox holds now and what arrives later. An envelope leaves the
-	// mailbox only when the client acknowledges it (DeleteMsg), so what a
-	// connection, a relay or NATS lost on the way is simply read again by
-	// the next connection.
-	cons, err := r.mailbox.OrderedConsumer(req.Context(), jetstream.OrderedConsumerConfig{
-		FilterSubjects:    []string{mailboxPrefix + hex.EncodeToString(mailbox)},
-		DeliverPolicy:     jetstream.DeliverAllPolicy,
-		InactiveThreshold: consumerIdle,
-	})
-	if err != nil {
-		r.storeError(w, "creating a mailbox consumer", err)
-		return
-	}
+	// Counted from here, so that Close waits for the consumer's deletion
+	// too and drains NATS only after it.
 	if !r.track() {
 		httpError(w, http.StatusServiceUnavailable, "relay shutting down")
 		return
 	}
 	defer r.conns.Done()
+	// An ordered consumer keeps no acknowledgement state: it reads what
+	// the mailbox holds now and what arrives later. An envelope leaves the
+	// mailbox only when the client acknowledges it (DeleteMsg), so what a
+	// connection, a relay or NATS lost on the way is simply read again by
+	// the next connection.
+	// Not cancelled with the request: a creation cut short may still
+	// create the consumer, with no name to delete it by.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(req.Context()), consumerTimeout)
+	cons, err := r.mailbox.OrderedConsumer(cctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{mailboxPrefix + hex.EncodeToString(mailbox)},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: consumerIdle,
+	})
+	cancel()
+	if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
+		r.log.Warn("mailbox connections at the limit", "max", r.cfg.MaxConnections)
+		w.Header().Set("Retry-After", "10")
+		httpError(w, http.StatusServiceUnavailable, "too many mailbox connections open")
+		return
+	}
+	if err != nil {
+		r.storeError(w, "creating a mailbox consumer", err)
+		return
+	}
+	// The consumer goes with the connection, whichever way it ends: the
+	// stream allows MaxConnections consumers, and leaving each to its idle
+	// expiry filled that with connections long gone, refusing clients that
+	// reconnect often (examples/relay/README.md, Reconnects). The expiry
+	// stays as the backstop for a relay that crashed.
+	defer r.deleteConsumer(cons)
 	conn, err := websocket.Accept(w, req, nil)
 	if err != nil {
 		return // Accept has answered
@@ -144,6 +171,24 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 	d := &delivery{relay: r, conn: conn, cons: cons, mailbox: short(mailbox),
 		inflight: map[uint64]uint64{}, slots: make(chan struct{}, maxInflight)}
 	d.run(req.Context())
+}
+
+// deleteConsumer removes the connection's consumer from JetStream once
+// nothing reads it any more (after pump stopped its iterator). An ordered
+// consumer replaces its JetStream consumer when it resets, deleting the old
+// one itself; CachedInfo names the current one. A failure is logged only:
+// consumerIdle removes the consumer later.
+func (r *Relay) deleteConsumer(cons jetstream.Consumer) {
+	info := cons.CachedInfo()
+	if info == nil || !r.nc.IsConnected() {
+		return // a request now would only wait for its timeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), consumerTimeout)
+	defer cancel()
+	err := r.js.DeleteConsumer(ctx, MailboxStream, info.Name)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		r.log.Warn("deleting a mailbox consumer failed", "err", err)
+	}
 }
 
 // delivery is one WebSocket connection reading one mailbox.
@@ -168,21 +213,33 @@ func (d *delivery) run(reqCtx context.Context) {
 	log := d.relay.log.With("mailbox", d.mailbox)
 	log.Debug("subscriber connected")
 
+	// The reader has a context of its own, ended only after the close
+	// handshake: a Read whose context ends closes the connection at once
+	// (coder/websocket), and the client would see the TCP connection drop
+	// instead of the close status, going away (1001) when the relay stops.
+	readCtx, stopRead := context.WithCancel(context.Background())
+	defer stopRead()
 	readDone := make(chan error, 1)
 	go func() {
-		readDone <- d.readAcks(ctx)
+		readDone <- d.readAcks(readCtx)
 		cancel()
 	}()
-	go d.keepAlive(ctx)
+	pingDone := make(chan struct{})
+	go func() {
+		defer close(pingDone)
+		d.keepAlive(ctx)
+	}()
 	sent, err := d.pump(ctx)
 	cancel()
-	rerr := <-readDone
+	<-pingDone
 
 	status := websocket.StatusNormalClosure
 	if d.relay.ctx.Err() != nil {
 		status = websocket.StatusGoingAway
 	}
-	d.conn.Close(status, "")
+	d.conn.Close(status, "") // waits for the client's answer, at most 5 s
+	stopRead()
+	rerr := <-readDone
 	d.mu.Lock()
 	acked, pending := d.acked, len(d.inflight)
 	d.mu.Unlock()
@@ -200,13 +257,15 @@ func errString(err error) string {
 // pump writes the mailbox's envelopes, at most maxInflight unacknowledged,
 // until ctx ends or a write fails.
 func (d *delivery) pump(ctx context.Context) (int, error) {
-	it, err := d.cons.Messages(jetstream.PullMaxMessages(maxInflight))
+	it, err := d.cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(maxInflight, readAhead))
 	if err != nil {
 		return 0, err
 	}
 	defer it.Stop()
 	sent := 0
-	frame := make([]byte, 0, DeliveryIDSize+envelope.MaxSize)
+	// Grown by append to the largest envelope sent: a buffer of
+	// envelope.MaxSize up front cost every open connection 256 KiB.
+	var frame []byte
 	for {
 		select {
 		case d.slots <- struct{}{}:

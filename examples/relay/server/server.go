@@ -69,7 +69,10 @@
 // MaxAge. Each connection reads its mailbox through an ordered consumer,
 // which holds no acknowledgement state: nothing can be stuck "delivered"
 // to a connection, relay or NATS server that is gone, and a restarted or
-// different relay simply reads the mailbox again. One stream rather than a
+// different relay simply reads the mailbox again. The relay deletes the
+// consumer when the connection ends (one that a crashed relay left behind
+// expires after consumerIdle); the stream's MaxConsumers, MaxConnections,
+// bounds the connections open at once. One stream rather than a
 // stream per mailbox keeps JetStream's per-stream cost (files, goroutines,
 // a raft group in a cluster) independent of the number of users;
 // per-subject limits still give each mailbox its own depth bound
@@ -110,8 +113,10 @@
 // # What is logged
 //
 // One structured line per request: method, route pattern (not the path:
-// no user names), status, size, duration and client address; mailbox ids
-// appear shortened to 4 bytes. Envelope and blob bytes are never logged.
+// no user names), status, size, duration (took_ms, in milliseconds; for a
+// mailbox WebSocket, how long the connection lasted) and client address;
+// mailbox ids appear shortened to 4 bytes. Envelope and blob bytes are
+// never logged.
 //
 // # What is not here
 //
@@ -167,9 +172,20 @@ const (
 	// maxInflight bounds the envelopes delivered on one connection and not
 	// yet acknowledged.
 	maxInflight = 256
+	// DefaultMaxConnections bounds the mailbox connections open at once
+	// on all the relays of one NATS: each reads through a JetStream
+	// consumer of its own, and this is the mailbox stream's consumer limit
+	// (JetStream's default, 1,000 a stream, would refuse the 1,001st
+	// device online). An open connection costs the relay and an embedded
+	// NATS about 70 KiB of heap (examples/relay/README.md, Reconnects).
+	DefaultMaxConnections = 10_000
 	// consumerIdle is how long JetStream keeps the consumer of a
-	// connection that vanished without closing it.
+	// connection that was not deleted: the relay deletes it when the
+	// connection ends, so this is for a relay that crashed or lost NATS.
 	consumerIdle = time.Minute
+	// consumerTimeout bounds creating and deleting a connection's
+	// consumer.
+	consumerTimeout = 5 * time.Second
 )
 
 // Stream names and subject prefixes on NATS.
@@ -201,6 +217,11 @@ type Config struct {
 	MaxAge   time.Duration // DefaultMaxAge; negative: keep forever
 	Logger   *slog.Logger  // slog.Default() when nil
 
+	// MaxConnections bounds the mailbox WebSockets open at once across
+	// every relay of the NATS (DefaultMaxConnections); past it a mailbox
+	// read is answered 503. The last relay started sets it.
+	MaxConnections int
+
 	BlobMaxAge   time.Duration // how long a blob is kept (DefaultBlobMaxAge)
 	BlobMaxSize  int64         // the largest blob accepted (DefaultBlobMaxSize)
 	BlobPartSize int64         // the size of a blob's stored parts (DefaultBlobPartSize)
@@ -216,6 +237,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxDepth <= 0 {
 		c.MaxDepth = DefaultMaxDepth
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
 	}
 	if c.Rate == 0 {
 		c.Rate = DefaultRate
@@ -386,6 +410,7 @@ func (r *Relay) setupStreams(ctx context.Context) error {
 		MaxMsgSize:           envelope.MaxSize + 1024, // the envelope and the Nats-Msg-Id header
 		MaxAge:               r.cfg.MaxAge,
 		Duplicates:           2 * time.Minute,
+		MaxConsumers:         r.cfg.MaxConnections,
 	})
 	if err != nil {
 		return fmt.Errorf("relay: stream %s: %w", MailboxStream, err)
@@ -519,8 +544,16 @@ func (r *Relay) limited(h http.HandlerFunc) http.HandlerFunc {
 		}
 		r.log.LogAttrs(req.Context(), lvl, "request", slog.String("method", req.Method),
 			slog.String("route", req.Pattern), slog.Int("status", sw.status), slog.Int("bytes", sw.n),
-			slog.Int64("in", req.ContentLength), slog.Duration("took", time.Since(start)), slog.String("ip", ip))
+			slog.Int64("in", req.ContentLength), tookMS(time.Since(start)), slog.String("ip", ip))
 	}
+}
+
+// tookMS is a request's duration as the attribute took_ms, milliseconds
+// with microsecond resolution. slog.Duration would print integer
+// nanoseconds with no unit in JSON (and "1.5ms" in text), so the unit is
+// in the name and the same in both handlers.
+func tookMS(d time.Duration) slog.Attr {
+	return slog.Float64("took_ms", float64(d.Microseconds())/1000)
 }
 
 func clientIP(req *http.Request) string {
