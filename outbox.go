@@ -86,7 +86,8 @@ func (d *Device) putOutgoing(b *Batch, o *Outgoing) error {
 	if err != nil {
 		return err
 	}
-	putRecord(b, outbox.Key(o.slot), raw)
+	o.key = outbox.Key(o.slot)
+	putRecord(b, o.key, raw)
 	return nil
 }
 

@@ -29,6 +29,7 @@ type Outgoing struct {
 	ID       MessageID // the message id, for matching receipts; zero for receipts
 
 	slot uint64 // its outbox slot, valid when boxed
+	key  string // the slot's store key, once put
 	// boxed: it is in the outbox until Sent (every Outgoing a Device
 	// returns is).
 	boxed bool
@@ -257,7 +258,7 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 	if err := d.commitPeerKeeping(ctx, p, false, nil, b, nil, s, s); err != nil { // restores p
 		return nil, err
 	}
-	d.box.Add(slot)
+	d.box.AddKeyed(slot, out.key)
 	return out, nil
 }
 

@@ -143,7 +143,7 @@ func decodeHead(raw []byte) (from, to uint64, err error) {
 // when asked for.
 type Box struct {
 	next uint64
-	live map[uint64]struct{}
+	live map[uint64]string // slot to its store key, "" until known
 }
 
 // Load reads the outbox through get, which returns a record's value
@@ -151,7 +151,7 @@ type Box struct {
 // It reads the head, every slot it bounds, and the slots after it up to
 // the first absent one; the entries themselves are only checked to exist.
 func Load(get func(key string) ([]byte, error)) (*Box, error) {
-	b := &Box{live: map[uint64]struct{}{}}
+	b := &Box{live: map[uint64]string{}}
 	var from, to uint64
 	raw, err := get(KeyHead)
 	switch {
@@ -176,7 +176,7 @@ func Load(get func(key string) ([]byte, error)) (*Box, error) {
 			return nil, err
 		}
 		if ok {
-			b.live[slot] = struct{}{}
+			b.live[slot] = ""
 		}
 	}
 	b.next = to
@@ -191,7 +191,7 @@ func Load(get func(key string) ([]byte, error)) (*Box, error) {
 		if len(b.live) >= Max {
 			return nil, fmt.Errorf("%w: outbox holds more than %d entries", errs.ErrMalformed, Max)
 		}
-		b.live[b.next] = struct{}{}
+		b.live[b.next] = ""
 		b.next++
 	}
 	return b, nil
@@ -218,8 +218,12 @@ func (b *Box) Reserve(n int) (uint64, error) {
 }
 
 // Add records that the entry in slot was committed.
-func (b *Box) Add(slot uint64) {
-	b.live[slot] = struct{}{}
+func (b *Box) Add(slot uint64) { b.AddKeyed(slot, "") }
+
+// AddKeyed is Add for an entry whose store key (Key(slot)) the caller has
+// already built, so that StageSent need not build it again.
+func (b *Box) AddKeyed(slot uint64, key string) {
+	b.live[slot] = key
 	b.next = max(b.next, slot+1)
 }
 
@@ -250,8 +254,11 @@ type Writer interface {
 func (b *Box) StageSent(slots []uint64, w Writer) bool {
 	staged := false
 	for i, s := range slots {
-		if b.Has(s) && !slices.Contains(slots[:i], s) {
-			w.Delete(Key(s))
+		if key, ok := b.live[s]; ok && !slices.Contains(slots[:i], s) {
+			if key == "" {
+				key = Key(s)
+			}
+			w.Delete(key)
 			staged = true
 		}
 	}

@@ -142,7 +142,7 @@ func TestLoad(t *testing.T) {
 
 // TestReserveFull: Reserve refuses past Max with ErrOutboxFull.
 func TestReserveFull(t *testing.T) {
-	b := &Box{live: map[uint64]struct{}{}}
+	b := &Box{live: map[uint64]string{}}
 	for i := range uint64(Max - 1) {
 		b.Add(i)
 	}
@@ -187,4 +187,37 @@ func FuzzOutboxEntry(f *testing.F) {
 			t.Fatalf("accepted entry re-encodes differently (%v)", err)
 		}
 	})
+}
+
+// TestAddKeyed: an entry added with its key is removed under that key,
+// as one added without it is under the key StageSent builds.
+func TestAddKeyed(t *testing.T) {
+	m := memStore{}
+	b, err := Load(m.get)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, keyed := range []bool{true, false} {
+		slot, err := b.Reserve(1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := Encode(&Entry{To: keys.Address{User: "bob", Device: 1}, Mailbox: []byte("m"), Envelope: []byte{1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Put(Key(slot), raw)
+		if keyed {
+			b.AddKeyed(slot, Key(slot))
+		} else {
+			b.Add(slot)
+		}
+		if !b.StageSent([]uint64{slot}, m) {
+			t.Fatal("nothing staged")
+		}
+		b.Remove([]uint64{slot})
+		if _, ok := m[Key(slot)]; ok {
+			t.Fatalf("keyed %v: the entry is still in the store", keyed)
+		}
+	}
 }
