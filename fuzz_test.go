@@ -553,6 +553,9 @@ func FuzzInteraction(f *testing.F) {
 	f.Add([]byte{0, 0, 0, 5, 15, 2, 2, 2, 9, 1, 1, 2, 2, 6, 2, 2, 8, 7, 0, 2})
 	f.Add([]byte{0, 3, 0, 2, 1, 1, 1, 3, 2, 2, 6, 2, 2, 19, 29, 0, 0, 22, 12, 2, 2, 8, 6, 2, 2, 2})
 	f.Add(bytes.Repeat([]byte{0, 1, 4, 2, 6, 2, 9, 7, 8, 5}, 8))
+	// Batches (op 2 with arg%5 == 4: 42, 92, 142, 192) among copies and
+	// restarts.
+	f.Add([]byte{0, 0, 0, 2, 1, 4, 0, 0, 42, 1, 1, 92, 6, 0, 4, 142, 7, 0, 0, 192, 1, 42, 6, 92})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		if len(ops) > 256 {
 			ops = ops[:256]
@@ -627,13 +630,48 @@ func FuzzInteraction(f *testing.F) {
 			}
 			pending[a] = nil
 		}
-		deliver := func(i int, doneNow bool) {
+		// take removes copy i from the relay.
+		take := func(i int) copyOf {
 			cp := relay[i]
 			relay = slices.Delete(relay, i, i+1)
+			envs[cp.hash].copies--
+			return cp
+		}
+		var check func(cp copyOf, in *sealpost.Incoming, err error, doneNow bool)
+		deliver := func(i int, doneNow bool) {
+			cp := take(i)
+			in, err := cp.fl.to.dev.Receive(ctx, cp.fl.out.Envelope)
+			check(cp, in, err, doneNow)
+		}
+		// deliverBatch hands the first copies for one device, up to n, to
+		// ReceiveBatch; each result must be what Receive would give.
+		deliverBatch := func(a *app, n int) {
+			var cps []copyOf
+			for i := 0; i < len(relay) && len(cps) < n; {
+				if relay[i].fl.to == a {
+					cps = append(cps, take(i))
+					continue
+				}
+				i++
+			}
+			if len(cps) == 0 {
+				return
+			}
+			raws := make([][]byte, len(cps))
+			for i, cp := range cps {
+				raws[i] = cp.fl.out.Envelope
+			}
+			res, err := a.dev.ReceiveBatch(ctx, raws)
+			if err != nil {
+				t.Fatalf("%s ReceiveBatch: %v", a.addr, err)
+			}
+			for i, cp := range cps {
+				check(cp, res[i].Incoming, res[i].Err, false)
+			}
+		}
+		check = func(cp copyOf, in *sealpost.Incoming, err error, doneNow bool) {
 			st := envs[cp.hash]
-			st.copies--
 			a := cp.fl.to
-			in, err := a.dev.Receive(ctx, cp.fl.out.Envelope)
 			switch {
 			case st.done:
 				if !errors.Is(err, sealpost.ErrDuplicate) {
@@ -690,7 +728,12 @@ func FuzzInteraction(f *testing.F) {
 			case 1:
 				sendOne(bob, alice, n)
 			case 2:
-				if len(relay) > 0 {
+				switch {
+				case len(relay) == 0:
+				case arg%5 == 4:
+					a, _ := side(byte(arg / 5))
+					deliverBatch(a, 1+arg%7)
+				default:
 					deliver(arg%len(relay), arg%3 == 0)
 				}
 			case 3:
