@@ -51,9 +51,9 @@ func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 		for i, k := range p.kept {
 			if MessageID(k.ID) == id {
 				b.Delete(k.StoreKey())
-				// In place: on failure the index is decoded again from
-				// its committed record.
-				p.kept = slices.Delete(p.kept, i, i+1)
+				// A new slice: keptSaved, the committed list, shares the
+				// old one's array and must not change.
+				p.kept = slices.Concat(p.kept[:i], p.kept[i+1:])
 				break
 			}
 		}
@@ -74,11 +74,11 @@ func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 		err = d.store.Apply(ctx, b)
 		d.recycle(b)
 	}
-	for i, p := range touched {
+	for _, p := range touched {
 		if err != nil {
-			_ = p.decodeKept(p.keptRaw) // committed bytes always decode
+			p.kept = p.keptSaved
 		} else {
-			p.keptRaw = idx[i]
+			p.keptSaved = p.kept
 		}
 		d.indexKept(p)
 	}

@@ -90,6 +90,10 @@ type Device struct {
 	sealing    sealScratch
 	// gone and fresh are buffers for diffTags, reused.
 	gone, fresh [][16]byte
+	// batching is set during a ReceiveBatch, and keptDirty lists the peers
+	// whose kept index it writes at its end.
+	batching  bool
+	keptDirty []*peer
 }
 
 // Open loads the device for self from the store, or creates it (a new

@@ -12,16 +12,15 @@ func (p *peer) encodeKept() ([]byte, error) { return kept.EncodeIndex(p.kept), n
 
 // decodeKept loads the kept index record (absent: empty).
 func (p *peer) decodeKept(raw []byte) error {
-	p.keptRaw = raw
 	if raw == nil {
-		p.kept = nil
+		p.kept, p.keptSaved = nil, nil
 		return nil
 	}
 	entries, err := kept.DecodeIndex(raw)
 	if err != nil {
 		return err
 	}
-	p.kept = entries
+	p.kept, p.keptSaved = entries, entries
 	return nil
 }
 

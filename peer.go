@@ -64,11 +64,16 @@ type peer struct {
 	// slot is the peer's entry in the peer directory (peerdir.go), -1
 	// before its first commit; inPending is whether it is in
 	// Device.pending; gone is set once it is forgotten or evicted.
-	slot       int
-	inPending  bool
-	gone       bool
-	kept       []kept.Entry
-	keptRaw    []byte     // the kept index as last committed
+	slot      int
+	inPending bool
+	gone      bool
+	kept      []kept.Entry
+	// keptSaved is the kept index as last committed. p.kept shares its
+	// backing array: entries are only ever appended past it or resliced
+	// off its front, never changed in place, so a rewind is p.kept =
+	// keptSaved. keptDirty: a ReceiveBatch has not written the index yet.
+	keptSaved  []kept.Entry
+	keptDirty  bool
 	keptIn     []keptRef  // what this peer has in Device.kept and keptEnv
 	keptIdxKey string     // keptIndexKey(name), built on first use
 	indexed    []*session // the sessions whose tags are in Device.tags
@@ -583,6 +588,9 @@ func (d *Device) index(p *peer) {
 // entries that changed touch the maps: a backlog received without Done in
 // between costs a comparison per kept result, not two map writes.
 func (d *Device) indexKept(p *peer) {
+	if d.indexKeptFast(p) {
+		return
+	}
 	old, i, j := p.keptIn, 0, 0
 	var keep []keptRef
 	for ; i < len(old); i++ {
@@ -609,6 +617,39 @@ func (d *Device) indexKept(p *peer) {
 		keep = append(keep, ref)
 	}
 	p.keptIn = keep
+}
+
+// indexKeptFast handles the usual change in O(changes): some of the
+// oldest entries evicted and new ones appended. With ids unique and order
+// kept, if p.kept starts with registered entry k and holds the newest
+// registered entry at position len-k-1, then p.kept begins with exactly
+// the registered entries from k on; otherwise it reports false.
+func (d *Device) indexKeptFast(p *peer) bool {
+	old := p.keptIn
+	k := 0
+	for k < len(old) && (len(p.kept) == 0 || old[k].env != p.kept[0].Env) {
+		k++
+	}
+	m := len(old) - k // registered entries that stay
+	if m > len(p.kept) || (m > 0 && p.kept[m-1].Env != old[len(old)-1].env) {
+		return false
+	}
+	for _, r := range old[:k] {
+		if d.kept[r.id] == p {
+			delete(d.kept, r.id)
+		}
+		if d.keptEnv[r.env] == p {
+			delete(d.keptEnv, r.env)
+		}
+	}
+	keep := old[k:]
+	for _, e := range p.kept[m:] {
+		ref := keptRef{id: e.ID, env: e.Env}
+		d.kept[ref.id], d.keptEnv[ref.env] = p, p
+		keep = append(keep, ref)
+	}
+	p.keptIn = keep
+	return true
 }
 
 // keptRef is how a kept result is found: by message id (Done) and by
@@ -786,9 +827,7 @@ func (d *Device) restore(p *peer, spent *session) {
 	for _, s := range p.sessions {
 		s.rewind(s == spent)
 	}
-	if err := p.decodeKept(p.keptRaw); err != nil {
-		panic("sealpost: committed kept index does not decode: " + err.Error())
-	}
+	p.kept = p.keptSaved
 	d.place(p)
 	d.index(p)
 }

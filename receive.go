@@ -65,9 +65,8 @@ type received struct {
 	pre          *prekeys // prekeys after a session start consumed some, or nil
 	batch        *Batch
 	plain        []byte
-	firstContact bool   // the envelope carried a session start
-	keptIdx      []byte // the new kept index record
-	tx           *txn   // with a session start: evictions, the start to remember
+	firstContact bool // the envelope carried a session start
+	tx           *txn // with a session start: evictions, the start to remember
 	// stale are other sessions of the peer that this content's resume
 	// field (or a new start replacing them) made stale, committed with it.
 	stale []*session
@@ -148,7 +147,7 @@ func (d *Device) receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	if err := d.commitPeerKeeping(ctx, rc.p, rc.isNew, rc.pre, rc.batch, rc.tx, nil, append(rc.stale, rc.s)...); err != nil {
 		return nil, err
 	}
-	rc.p.keptRaw = rc.keptIdx
+	rc.p.keptSaved = rc.p.kept
 	return in, nil
 }
 
@@ -472,12 +471,20 @@ func (d *Device) keep(rc *received, in *Incoming, env [32]byte) error {
 		entries = entries[1:]
 	}
 	rc.p.kept = entries
+	if d.batching {
+		// ReceiveBatch writes the index once, at its end: rewriting the
+		// whole index for every result is what a backlog would cost most.
+		if !rc.p.keptDirty {
+			rc.p.keptDirty = true
+			d.keptDirty = append(d.keptDirty, rc.p)
+		}
+		return nil
+	}
 	idx, err := rc.p.encodeKept()
 	if err != nil {
 		return err
 	}
 	putRecord(rc.batch, rc.p.keptIndexKey(), idx)
-	rc.keptIdx = idx
 	return nil
 }
 

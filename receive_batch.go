@@ -39,12 +39,27 @@ func (d *Device) ReceiveBatch(ctx context.Context, envelopes [][]byte) ([]Receiv
 	defer d.mu.Unlock()
 	real := d.store
 	ov := &overlay{inner: real, idx: map[string]int{}}
-	d.store = ov
+	d.store, d.batching, d.keptDirty = ov, true, d.keptDirty[:0]
 	out := make([]Received, len(envelopes))
 	for i, raw := range envelopes {
 		out[i].Incoming, out[i].Err = d.receive(ctx, raw)
 	}
-	d.store = real
+	d.store, d.batching = real, false
+	// Each kept index once, as it stands after the last envelope.
+	idx := new(Batch)
+	for _, p := range d.keptDirty {
+		p.keptDirty = false
+		if p.gone {
+			continue // evicted or forgotten in the batch: its records are deleted
+		}
+		raw, err := p.encodeKept()
+		if err != nil {
+			return nil, err
+		}
+		putRecord(idx, p.keptIndexKey(), raw)
+	}
+	d.keptDirty = d.keptDirty[:0]
+	_ = ov.Apply(context.WithoutCancel(ctx), idx) // in memory: fails only on a cancelled context
 	if len(ov.ops) == 0 {
 		return out, nil
 	}

@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"context"
+	"flag"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,14 +11,16 @@ import (
 	"github.com/sealpost/sealpost/keys"
 )
 
-// BenchmarkCatchUp receives a backlog of 1,000 envelopes into a bbolt
-// store, one Receive per envelope against one ReceiveBatch (issue 18, item
+// BenchmarkCatchUp receives a backlog of envelopes (1,000, or
+// -catchup.envelopes) into a bbolt store, one Receive per envelope against one ReceiveBatch (issue 18, item
 // 5): one Apply, so one fsync, for the whole backlog. Each iteration
 // reopens the receiver on a copy of the same store.
 //
 //	go test -run '^$' -bench CatchUp -benchtime 3x ./boltstore
+var catchUpEnvelopes = flag.Int("catchup.envelopes", 1000, "backlog of BenchmarkCatchUp")
+
 func BenchmarkCatchUp(b *testing.B) {
-	const n = 1000
+	n := *catchUpEnvelopes
 	ctx := context.Background()
 	now := func() time.Time { return time.Unix(1_800_000_000, 0) }
 	opts := []sealpost.Option{sealpost.WithClock(now), sealpost.WithReceiptDelay(0, 0)}
