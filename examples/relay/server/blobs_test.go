@@ -33,7 +33,7 @@ func blobData(n int) []byte { return sha3.SumSHAKE128([]byte("relay blob"), n) }
 
 // natsFor starts a NATS server for a relay, so the test can look at what
 // the relay stores.
-func natsFor(t *testing.T) (*natsserver.Server, jetstream.JetStream) {
+func natsFor(t testing.TB) (*natsserver.Server, jetstream.JetStream) {
 	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
@@ -450,5 +450,29 @@ func TestAttachThroughRelay(t *testing.T) {
 	out.Reset()
 	if err := attach.Download(ctx, tr.client().Blobs(), &swapped, &out); !errors.Is(err, attach.ErrWrongBlob) || out.Len() != 0 {
 		t.Fatalf("another blob under the id: %v, %d bytes written", err, out.Len())
+	}
+}
+
+// TestBlobLargeParts: with parts larger than the relay's read-ahead (the
+// next part is opened 4 MiB before the current one ends), a whole blob
+// and ranges that start before, at and after that point come back whole.
+func TestBlobLargeParts(t *testing.T) {
+	const part = 5 << 20
+	tr := startRelay(t, server.Config{Rate: -1, BlobPartSize: part})
+	const n = 2*part + 1234
+	data := blobData(n)
+	c := createRaw(t, tr, n)
+	if resp := uploadRaw(t, tr, c, 0, data); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	}
+	url := tr.url() + "/v1/blobs/" + c.ID
+	if resp, body := rawRequest(t, "GET", url, c.DownloadToken, nil); resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("whole blob: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	for _, r := range [][2]int{{0, part}, {100, part - 100}, {part - (4 << 20) - 1, part + 10}, {part - 10, 2*part + 5}, {part + (1 << 20), n}} {
+		resp, body := rawRequest(t, "GET", url, c.DownloadToken, nil, "Range", fmt.Sprintf("bytes=%d-%d", r[0], r[1]-1))
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, data[r[0]:r[1]]) {
+			t.Errorf("bytes %d-%d: %d, %d bytes", r[0], r[1]-1, resp.StatusCode, len(body))
+		}
 	}
 }
