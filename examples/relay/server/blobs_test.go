@@ -476,3 +476,77 @@ func TestBlobLargeParts(t *testing.T) {
 		}
 	}
 }
+
+// TestAttachRefusedAtOnce: a download of a blob the relay does not know
+// (expired, or a wrong token) ends at the relay's first 404, which the
+// client marks permanent, instead of being retried with backoff; so does
+// an upload whose token the relay refuses.
+func TestAttachRefusedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	tr := startRelay(t, server.Config{Rate: -1, BlobPartSize: testPart})
+	blobs := tr.client().Blobs()
+	p, err := attach.Upload(ctx, blobs, bytes.NewReader(blobData(100_000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := attach.WithRetries(5, time.Second)
+	unknown := *p
+	unknown.ID = "AAAAAAAAAAAAAAAAAAAAAA.token"
+	start := time.Now()
+	if err := attach.Download(ctx, blobs, &unknown, io.Discard, slow); !client.IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("unknown blob: %v", err)
+	}
+	var saved []byte
+	cut := newCutProxy(t, tr.addr, true, 50_000)
+	if _, err := attach.Upload(ctx, client.New(cut.url()).Blobs(), bytes.NewReader(blobData(600_000)), attach.WithRetries(0, 0),
+		attach.WithUploadState(func(st []byte) { saved = st })); err == nil {
+		t.Fatal("the cut upload succeeded")
+	}
+	// The saved state with another upload token: the relay refuses it.
+	i := 19 + bytes.IndexByte(saved[19:], '.') // the upload handle "<id>.<upload token>" follows version, nonce and its length (docs/SPEC.md section 21.9)
+	saved[i+1] ^= 1
+	if _, err := attach.ResumeUpload(ctx, blobs, saved, bytes.NewReader(blobData(600_000)), slow); !client.IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("a wrong upload token: %v", err)
+	}
+	if d := time.Since(start); d > 900*time.Millisecond {
+		t.Fatalf("refusals took %v: they were retried", d)
+	}
+}
+
+// TestAttachResumeAfterRestart: an upload and a download through the
+// relay are cut, and their processes end; ResumeUpload with the saved
+// state and ResumeDownload into the partial file finish them, after a
+// relay restart too.
+func TestAttachResumeAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	tr := startRelay(t, server.Config{Rate: -1, BlobPartSize: testPart})
+	const n = 5*testPart + 999
+	file := blobData(n)
+	var saved []byte
+	upCut := newCutProxy(t, tr.addr, true, 700_000)
+	if _, err := attach.Upload(ctx, client.New(upCut.url()).Blobs(), bytes.NewReader(file), attach.WithRetries(0, 0),
+		attach.WithUploadState(func(st []byte) { saved = st })); err == nil {
+		t.Fatal("the cut upload succeeded")
+	}
+	tr.restart()
+	p, err := attach.ResumeUpload(ctx, tr.client().Blobs(), saved, bytes.NewReader(file))
+	if err != nil {
+		t.Fatalf("ResumeUpload: %v", err)
+	}
+	downCut := newCutProxy(t, tr.addr, false, 400_000)
+	var partial bytes.Buffer
+	if err := attach.Download(ctx, client.New(downCut.url()).Blobs(), p, &partial, attach.WithRetries(0, 0)); err == nil {
+		t.Fatal("the cut download succeeded")
+	}
+	if partial.Len() == 0 {
+		t.Fatal("the cut download wrote nothing")
+	}
+	tr.restart()
+	var rest bytes.Buffer
+	if err := attach.ResumeDownload(ctx, tr.client().Blobs(), p, bytes.NewReader(partial.Bytes()), &rest); err != nil {
+		t.Fatalf("ResumeDownload: %v", err)
+	}
+	if !bytes.Equal(append(partial.Bytes(), rest.Bytes()...), file) {
+		t.Fatal("the resumed download is not the file")
+	}
+}
