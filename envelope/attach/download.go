@@ -20,7 +20,9 @@ import (
 // any error it must be thrown away. A blob that is not p's (a header for
 // another key, another length, another digest) is ErrWrongBlob; a chunk
 // that fails authentication is ErrDecrypt. Neither is retried, nor is an
-// error of w.
+// error of w, nor a store's error marked permanent (see BlobStore). To
+// resume after the process ended, keep what was written and call
+// ResumeDownload.
 func Download(ctx context.Context, s BlobStore, p *Pointer, w io.Writer, opts ...Option) error {
 	return download(ctx, s, p, nil, w, opts)
 }

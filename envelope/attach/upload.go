@@ -22,7 +22,9 @@ import (
 // io.Seeker, since the digest of the stored prefix is computed again by
 // reading and encrypting it locally; with any other r an interrupted
 // upload fails. Errors of r, and a length that does not match, are never
-// retried.
+// retried, nor is a store's error marked permanent (see BlobStore). To
+// resume after the process ended, save the state WithUploadState gives
+// and call ResumeUpload.
 func Upload(ctx context.Context, s BlobStore, r io.Reader, opts ...Option) (*Pointer, error) {
 	o := newOptions(opts)
 	p := &Pointer{ID: "-", Key: GenerateKey(), MediaType: o.mediaType, Name: o.name}
