@@ -120,6 +120,16 @@ func BenchmarkReadAt(b *testing.B) {
 // chunks as Reader reads the blob), and reports throughput as a fraction of
 // raw: on a shared machine the ratio holds where the absolute figures
 // swing with the load.
+//
+//	go test -run '^$' -bench VsRaw -count 6 ./envelope/attach
+//
+// On the 2-vCPU development machine (shared, benchstat medians of 6):
+// encrypt 0.99 of raw, decrypt 0.97 (io.Copy, so Reader.WriteTo; 0.89
+// through Read into io.Discard's 8 KiB buffer, which copies every chunk
+// out). What is left of decrypt is the copy of the blob from its source
+// into the Reader's buffer, which the raw open makes too, and per-chunk
+// bookkeeping. Before the raw open read a stream (it reread one 64 KiB
+// chunk, which stayed in the CPU cache) decrypt measured 0.81 of it.
 func BenchmarkVsRaw(b *testing.B) {
 	aead, _ := chacha20poly1305.New(make([]byte, 32))
 	nonce := make([]byte, chacha20poly1305.NonceSize)

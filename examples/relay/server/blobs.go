@@ -192,6 +192,21 @@ func (r *Relay) blobOffset(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// blobChunk is the size of the NATS messages a part is stored in: 256
+// KiB, twice the Object Store's default, so that storing and serving a
+// blob costs half as many messages (each with its headers, delivery and
+// flow control in NATS, its parse in the client), while a request still
+// holds one buffer of 256 KiB (an upload's part is read into one chunk at
+// a time).
+const blobChunk = 256 << 10
+
+// blobChunkSize is blobChunk, or less if the NATS server takes no message
+// that large (its max_payload, 1 MiB by default), with room for the
+// headers.
+func (r *Relay) blobChunkSize() uint32 {
+	return uint32(max(4<<10, min(blobChunk, r.nc.MaxPayload()-4<<10)))
+}
+
 // errNoBody marks a part that received no byte at all: the body ended at a
 // part boundary.
 var errNoBody = errors.New("relay: request body ended")
@@ -262,7 +277,8 @@ func (r *Relay) patchBlob(w http.ResponseWriter, req *http.Request) {
 		n := min(rec.PartSize, rec.Size-part*rec.PartSize)
 		_ = rc.SetReadDeadline(time.Now().Add(blobIOTimeout))
 		er := &exactReader{r: body, n: n}
-		if _, err := r.blobParts.Put(req.Context(), jetstream.ObjectMeta{Name: partName(id, part)}, er); err != nil {
+		meta := jetstream.ObjectMeta{Name: partName(id, part), Opts: &jetstream.ObjectMetaOptions{ChunkSize: r.blobChunkSize()}}
+		if _, err := r.blobParts.Put(req.Context(), meta, er); err != nil {
 			var tooBig *http.MaxBytesError
 			switch {
 			case errors.As(er.err, &tooBig):
