@@ -209,6 +209,31 @@ func (g *bodyGuard) Read(p []byte) (int, error) {
 	return k, err
 }
 
+// WriteTo sends the body in writes of up to 256 KiB. net/http's transport
+// copies a request body with io.Copy, which uses it: otherwise every 32
+// KiB of its copy buffer would be a chunk of its own and a write to the
+// connection or two. It reads r through Read, so the guard holds.
+func (g *bodyGuard) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var total int64
+	for {
+		n, err := io.ReadFull(g, buf)
+		if n > 0 {
+			k, werr := w.Write(buf[:n])
+			total += int64(k)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return total, nil
+		case err != nil:
+			return total, err
+		}
+	}
+}
+
 // stop waits for a Read in progress to end, makes every later Read fail
 // without touching r, and returns how many bytes were read from r.
 func (g *bodyGuard) stop() int64 {

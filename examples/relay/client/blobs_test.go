@@ -94,3 +94,23 @@ func TestRefusalsPermanent(t *testing.T) {
 		}
 	}
 }
+
+// sizes records the size of each Write.
+type sizes []int
+
+func (s *sizes) Write(p []byte) (int, error) { *s = append(*s, len(p)); return len(p), nil }
+
+// TestBodyWriteTo: the transport copies Put's body through WriteTo, in
+// writes of 256 KiB, and it stops with the guard.
+func TestBodyWriteTo(t *testing.T) {
+	g := &bodyGuard{r: strings.NewReader(strings.Repeat("x", 600<<10))}
+	var w sizes
+	if n, err := g.WriteTo(&w); err != nil || n != 600<<10 || len(w) != 3 || w[0] != 256<<10 || w[2] != 88<<10 {
+		t.Fatalf("WriteTo = %d, %v; writes %v", n, err, w)
+	}
+	g = &bodyGuard{r: strings.NewReader("more")}
+	g.stop()
+	if _, err := g.WriteTo(&w); !errors.Is(err, errPutOver) {
+		t.Fatalf("WriteTo after stop: %v", err)
+	}
+}
