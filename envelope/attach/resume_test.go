@@ -107,10 +107,10 @@ func TestPermanentErrors(t *testing.T) {
 }
 
 // lateStore's Put leaves two goroutines reading its reader after it
-// returned (as net/http's transport may): one 2 ms later, while Upload
-// waits to retry and rewinds, one when the next Put begins or the test
-// ends. Every such read must be refused with ErrReadAfterPut, and none
-// may race with Upload's own reading (run with -race).
+// returned (as net/http's transport may), once the next Put has begun (so
+// while the next Put reads the same upload) or the test ends. Every such
+// read must be refused with ErrReadAfterPut, and none may race with
+// Upload's own reading (run with -race).
 type lateStore struct {
 	*memStore
 	mu      sync.Mutex
@@ -129,10 +129,10 @@ func (l *lateStore) Put(ctx context.Context, up string, off int64, r io.Reader) 
 	l.mu.Unlock()
 	err := l.memStore.Put(ctx, up, off, r)
 	l.wg.Add(2)
-	for _, wait := range []func(){func() { time.Sleep(2 * time.Millisecond) }, func() { <-next }} {
+	for range 2 {
 		go func() {
 			defer l.wg.Done()
-			wait()
+			<-next
 			buf := make([]byte, 100)
 			for range 50 {
 				_, err := r.Read(buf)
