@@ -103,7 +103,29 @@
 // sent), a download from the first chunk not yet verified. The digest of a
 // resumed upload is computed again by encrypting the stored prefix locally
 // (encryption is deterministic once the header is made), so the file must
-// be seekable; nothing is sent twice.
+// be seekable; nothing is sent twice. A store's error marked permanent
+// (ErrPermanent, or a Permanent method; a 404, a 413) is not retried.
+//
+// Across a restart of the app's process (docs/SPEC.md section 21.9): an
+// upload resumes with ResumeUpload, from the state WithUploadState hands
+// out once the store created the blob (the file key and header nonce, so
+// the bytes encrypted again are the stored ones, the upload handle, the
+// length, name and media type) and the file; a download resumes with
+// ResumeDownload from the Pointer and the partial file alone, whose whole
+// chunks are encrypted again rather than fetched, for the digest. Both
+// states are secret as the Pointer is.
+//
+// # File names
+//
+// A Pointer's Name comes from the sender and is shown to the recipient,
+// so ValidName refuses what would let it look like another name: control
+// and format characters (the bidirectional overrides that turn "gpj.exe"
+// into "exe.jpg" on screen, zero-width and other invisible ones), private
+// use characters and line separators; it keeps the zero-width joiner and
+// non-joiner (scripts and emoji need them), every space and unassigned
+// code points (a later Unicode version assigns them, and a pointer must
+// parse the same in every build). See ValidName and docs/SPEC.md section
+// 21.5.
 //
 // # Backwards compatibility
 //

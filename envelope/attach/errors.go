@@ -1,6 +1,10 @@
 package attach
 
-import "github.com/sealpost/sealpost/internal/errs"
+import (
+	"errors"
+
+	"github.com/sealpost/sealpost/internal/errs"
+)
 
 // Errors, the same values as the root package's, so errors.Is matches them
 // under either name.
@@ -24,3 +28,30 @@ var (
 	// pointer names (header for another key, other length or digest).
 	ErrWrongBlob = errs.ErrWrongBlob
 )
+
+// Errors of this package only.
+var (
+	// ErrPermanent marks a store's error that no retry can mend (a blob
+	// the store does not know, a size it refuses): Upload, ResumeUpload,
+	// Download and ResumeDownload return an error of BlobStore that wraps
+	// it (fmt.Errorf("%w: ...", attach.ErrPermanent)) at once, without
+	// retrying. A store's client that does not import this package marks
+	// such an error with a method Permanent() bool that returns true,
+	// anywhere in its chain (errors.As); see BlobStore.
+	ErrPermanent = errors.New("attach: permanent store error")
+	// ErrReadAfterPut is what the reader Upload hands to BlobStore.Put
+	// returns to a Read made after Put returned, or while another Read of
+	// it is in progress: both break the BlobStore contract, and the read
+	// is refused without touching the upload.
+	ErrReadAfterPut = errors.New("attach: the upload's reader was read after Put returned, or by two goroutines at once")
+)
+
+// permanent reports whether a store's error is marked permanent
+// (ErrPermanent, or a Permanent method that says so).
+func permanent(err error) bool {
+	if errors.Is(err, ErrPermanent) {
+		return true
+	}
+	var p interface{ Permanent() bool }
+	return errors.As(err, &p) && p.Permanent()
+}

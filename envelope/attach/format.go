@@ -130,9 +130,17 @@ type stream struct{ aead cipher.AEAD }
 
 // newHeader returns a fresh header for key, and the blob's stream.
 func newHeader(key *Key) ([]byte, *stream) {
+	var n [headerNonceSize]byte
+	randomNonce(n[:])
+	return headerOf(key, n[:])
+}
+
+// headerOf returns the header for key and a header nonce, and the blob's
+// stream: a resumed upload makes the same header again.
+func headerOf(key *Key, nonce []byte) ([]byte, *stream) {
 	h := make([]byte, HeaderSize)
 	h[0] = Version
-	randomNonce(h[1 : 1+headerNonceSize])
+	copy(h[1:1+headerNonceSize], nonce)
 	commit, s := derive(key, h[:1+headerNonceSize])
 	copy(h[1+headerNonceSize:], commit)
 	return h, s

@@ -67,6 +67,18 @@ func decrypt(key *attach.Key, blob []byte) ([]byte, error) {
 	}
 }
 
+// copyOut decrypts blob with io.Copy, so through Reader.WriteTo, into a
+// writer that has no ReadFrom.
+func copyOut(key *attach.Key, blob []byte) ([]byte, error) {
+	r, err := attach.NewReader(bytes.NewReader(blob), key)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	_, err = io.Copy(struct{ io.Writer }{&out}, r)
+	return out.Bytes(), err
+}
+
 // openAll reads blob through a ReaderAt in one ReadAt.
 func openAll(key *attach.Key, blob []byte) ([]byte, error) {
 	r, err := attach.NewReaderAt(bytes.NewReader(blob), int64(len(blob)), key)
@@ -108,6 +120,8 @@ func mustFail(t *testing.T, what string, key *attach.Key, blob []byte, want erro
 	}
 	_, err := decrypt(key, blob)
 	check("Reader", err)
+	_, err = copyOut(key, blob)
+	check("Reader.WriteTo", err)
 	_, err = openAll(key, blob)
 	check("ReaderAt", err)
 }

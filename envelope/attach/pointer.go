@@ -39,9 +39,10 @@ type Pointer struct {
 	// MediaType is the file's media type ("image/png"), or empty: printable
 	// ASCII, at most MaxMediaTypeLength bytes.
 	MediaType string
-	// Name is the file's name, or empty: UTF-8 without control characters,
-	// slashes or backslashes, not "." or "..", at most MaxNameLength bytes.
-	// It comes from the sender: an app must still not use it as a path.
+	// Name is the file's name, or empty: UTF-8 without control, format or
+	// private-use characters, line separators, slashes or backslashes, not
+	// "." or "..", at most MaxNameLength bytes (see ValidName). It comes
+	// from the sender: an app must still not use it as a path.
 	Name string
 }
 
@@ -117,11 +118,40 @@ func (p *Pointer) check() error {
 }
 
 // ValidName reports whether name may be a Pointer's Name: empty, or at
-// most MaxNameLength bytes of UTF-8 without control characters, '/' or
-// '\', and neither "." nor "..".
+// most MaxNameLength bytes of UTF-8 without '/' or '\\', neither "." nor
+// "..", and without the characters a name could use to look like another
+// (docs/SPEC.md section 21.5):
+//
+//   - control characters (Unicode category Cc);
+//   - format characters (Cf): the bidirectional controls, U+202E RIGHT-TO-LEFT
+//     OVERRIDE among them, that make "gpj.exe" display as "exe.jpg", and
+//     invisible ones such as U+200B ZERO WIDTH SPACE, U+FEFF and U+00AD
+//     SOFT HYPHEN; but U+200C and U+200D (zero-width non-joiner and joiner),
+//     which Persian and Indic words and emoji sequences need, and which
+//     neither reorder text nor hide an extension;
+//   - private-use characters (Co), which every font draws as it likes;
+//   - U+2028 and U+2029, the line and paragraph separators (Zl, Zp).
+//
+// The categories are those of Go's unicode tables (Unicode 15.0.0).
+// Unassigned code points are allowed: a later Unicode assigns new
+// characters (emoji every year), and a pointer one build accepts must not
+// fail in another; nor are spaces other than U+0020 refused (macOS names
+// screenshots with U+202F before "PM"). An app still shows a received
+// name as untrusted text and must not use it as a path.
 func ValidName(name string) bool {
 	return len(name) <= MaxNameLength && utf8.ValidString(name) && name != "." && name != ".." &&
-		strings.IndexFunc(name, func(r rune) bool { return unicode.IsControl(r) || r == '/' || r == '\\' }) < 0
+		strings.IndexFunc(name, refusedInName) < 0
+}
+
+// refusedInName reports the runes ValidName refuses.
+func refusedInName(r rune) bool {
+	switch {
+	case r == '/' || r == '\\' || r == 0x2028 || r == 0x2029:
+		return true
+	case r == 0x200C || r == 0x200D:
+		return false
+	}
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Co, r)
 }
 
 func notUnreserved(r rune) bool {

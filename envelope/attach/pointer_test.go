@@ -167,3 +167,68 @@ func TestKey(t *testing.T) {
 		}
 	}
 }
+
+// TestValidName: the characters a displayed file name could use to look
+// like another are refused (control, format, private-use, line and
+// paragraph separators), but what real names hold passes: letters of
+// every script, combining marks, emoji with variation selectors and
+// zero-width joiners, non-ASCII spaces, unassigned code points.
+func TestValidName(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		ok   bool
+		why  string
+	}{
+		{"", true, "empty"},
+		{"report.pdf", true, "ASCII"},
+		{"übung 1.txt", true, "Latin-1"},
+		{"e\u0301te\u0301.txt", true, "combining accents"},
+		{"写真 2024.jpg", true, "CJK"},
+		{"\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.txt", true, "Persian with ZWNJ"},
+		{"👨\u200d👩\u200d👧.png", true, "emoji ZWJ sequence"},
+		{"❤\ufe0f.txt", true, "variation selector"},
+		{"Screenshot 2024-01-01 at 10.00.00\u202fPM.png", true, "narrow no-break space (macOS)"},
+		{"\u00a0nbsp\u3000ideographic.txt", true, "other spaces"},
+		{"new\U000e0000.txt", true, "unassigned code point"},
+		{"photo\u202egpj.exe", false, "RIGHT-TO-LEFT OVERRIDE"},
+		{"a\u202db", false, "LEFT-TO-RIGHT OVERRIDE"},
+		{"a\u2066b\u2069", false, "isolates"},
+		{"a\u200eb", false, "LEFT-TO-RIGHT MARK"},
+		{"a\u061cb", false, "ARABIC LETTER MARK"},
+		{"a\u200bb", false, "ZERO WIDTH SPACE"},
+		{"\ufeffa.txt", false, "BOM"},
+		{"a\u2060b", false, "WORD JOINER"},
+		{"a\u00adb", false, "SOFT HYPHEN"},
+		{"a\U000e0041b", false, "tag character"},
+		{"a\ue000b", false, "private use"},
+		{"a\U000f0000b", false, "supplementary private use"},
+		{"a\u2028b", false, "LINE SEPARATOR"},
+		{"a\u2029b", false, "PARAGRAPH SEPARATOR"},
+		{"a\x00b", false, "NUL"},
+		{"a\tb", false, "tab"},
+		{"a\u0085b", false, "C1 control"},
+		{"a\x7fb", false, "DEL"},
+		{"a/b", false, "slash"},
+		{`a\b`, false, "backslash"},
+		{".", false, "dot"},
+		{"..", false, "dot dot"},
+		{"...", true, "three dots"},
+		{"a\xffb", false, "not UTF-8"},
+		{strings.Repeat("n", attach.MaxNameLength), true, "longest"},
+		{strings.Repeat("n", attach.MaxNameLength+1), false, "too long"},
+	} {
+		if got := attach.ValidName(c.name); got != c.ok {
+			t.Errorf("%s: ValidName(%q) = %v", c.why, c.name, got)
+		}
+		p := &attach.Pointer{ID: "id", Key: attach.GenerateKey(), Name: c.name}
+		b, err := p.MarshalBinary()
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, attach.ErrMalformed)) {
+			t.Errorf("%s: MarshalBinary: %v", c.why, err)
+		}
+		if c.ok {
+			if _, err := attach.ParsePointer(b); err != nil {
+				t.Errorf("%s: ParsePointer: %v", c.why, err)
+			}
+		}
+	}
+}

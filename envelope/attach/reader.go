@@ -28,7 +28,8 @@ type Reader struct {
 	content   int64 // bytes known to be content (handed out or queued)
 	padded    int64 // data plaintext bytes decrypted
 	done      bool
-	err       error // sticky
+	err       error  // sticky
+	zeros     []byte // WriteTo's zeros, made when first needed
 }
 
 // NewReader reads the blob header from src, checks it against key and
@@ -96,6 +97,70 @@ func (r *Reader) Read(p []byte) (int, error) {
 		r.err = r.next()
 	}
 }
+
+// WriteTo writes the rest of the file to w; io.Copy uses it. Each chunk
+// is opened in the Reader's own buffer and written from there in one
+// Write, with no copy into a caller's buffer. Like Read, it returns nil
+// only after the final chunk authenticated and the length and padding
+// checked out: bytes written before any other error are not the file.
+func (r *Reader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		for r.pre > 0 || len(r.out) > 0 || r.post > 0 {
+			var b []byte
+			switch {
+			case r.pre > 0:
+				b = r.zeroes(r.pre)
+			case len(r.out) > 0:
+				b = r.out
+			default:
+				b = r.zeroes(r.post)
+			}
+			n, err := w.Write(b)
+			if n < 0 || n > len(b) {
+				n, err = 0, errInvalidWrite
+			}
+			total += int64(n)
+			switch {
+			case r.pre > 0:
+				r.pre -= int64(n)
+			case len(r.out) > 0:
+				r.out = r.out[n:]
+			default:
+				r.post -= int64(n)
+			}
+			if err == nil && n < len(b) {
+				err = io.ErrShortWrite
+			}
+			if err != nil {
+				return total, err
+			}
+		}
+		switch {
+		case r.err != nil:
+			return total, r.err
+		case r.done:
+			return total, nil
+		}
+		r.err = r.next()
+	}
+}
+
+// zeroes returns min(n, ChunkSize) zero bytes of the Reader's own, cleared
+// again each time (a Writer must not change what it is given, but the
+// zeros of one Reader's output depend on no other's).
+func (r *Reader) zeroes(n int64) []byte {
+	if r.zeros == nil {
+		r.zeros = make([]byte, ChunkSize)
+	}
+	z := r.zeros[:min(n, ChunkSize)]
+	clear(z)
+	return z
+}
+
+// errInvalidWrite is what io.Copy reports for a Write that returned an
+// impossible count.
+var errInvalidWrite = errors.New("attach: invalid write result")
 
 // nextInto is next for a caller's buffer of at least ChunkSize bytes,
 // when no zeros are held: a whole data chunk is opened into p and its

@@ -34,6 +34,9 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil || !bytes.Equal(got, file) {
 			t.Fatalf("%d bytes: Reader: %d bytes, %v", n, len(got), err)
 		}
+		if got, err = copyOut(key, blob); err != nil || !bytes.Equal(got, file) {
+			t.Fatalf("%d bytes: Reader.WriteTo: %d bytes, %v", n, len(got), err)
+		}
 		got, err = openAll(key, blob)
 		if err != nil || !bytes.Equal(got, file) {
 			t.Fatalf("%d bytes: ReaderAt: %d bytes, %v", n, len(got), err)
@@ -53,11 +56,61 @@ func TestRoundTripTrailingZeros(t *testing.T) {
 			if err != nil || !bytes.Equal(got, file) {
 				t.Fatalf("%d bytes: Reader: %d bytes, %v", n, len(got), err)
 			}
+			if got, err = copyOut(key, blob); err != nil || !bytes.Equal(got, file) {
+				t.Fatalf("%d bytes: Reader.WriteTo: %d bytes, %v", n, len(got), err)
+			}
 			if got, err = openAll(key, blob); err != nil || !bytes.Equal(got, file) {
 				t.Fatalf("%d bytes: ReaderAt: %d bytes, %v", n, len(got), err)
 			}
 		}
 	}
+}
+
+// TestWriteToWriterErrors: WriteTo stops at a Writer's error, and at a
+// short Write with io.ErrShortWrite, counting only what was written; the
+// Reader does not hand out the file as complete after that.
+func TestWriteToWriterErrors(t *testing.T) {
+	key := keyOf(t, "write to")
+	file := append(fileOf("write to", 3*attach.ChunkSize), make([]byte, 1000)...)
+	blob := encrypt(t, key, file)
+	boom := errors.New("boom")
+	for _, c := range []struct {
+		name string
+		w    io.Writer
+		want error
+	}{
+		{"short", &cappedWriter{limit: attach.ChunkSize + 10, short: true}, io.ErrShortWrite},
+		{"error", &cappedWriter{limit: 2*attach.ChunkSize + 5, err: boom}, boom},
+	} {
+		r, err := attach.NewReader(bytes.NewReader(blob), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := r.WriteTo(c.w)
+		if !errors.Is(err, c.want) || n != int64(c.w.(*cappedWriter).n) {
+			t.Errorf("%s: WriteTo = %d, %v; want %d, %v", c.name, n, err, c.w.(*cappedWriter).n, c.want)
+		}
+	}
+}
+
+// cappedWriter takes limit bytes, then writes short (short) or fails with
+// err.
+type cappedWriter struct {
+	limit, n int
+	short    bool
+	err      error
+}
+
+func (c *cappedWriter) Write(p []byte) (int, error) {
+	k := min(len(p), c.limit-c.n)
+	c.n += k
+	if k == len(p) {
+		return k, nil
+	}
+	if c.short {
+		return k, nil
+	}
+	return k, c.err
 }
 
 // TestWriteSplits writes one file in pieces of many sizes: the blob is the

@@ -10,6 +10,13 @@ import (
 // blob store, or any other. The store sees only encrypted blobs, their
 // sizes and the times they move. Its methods use standard types only, so
 // a store's client need not import this package.
+//
+// Upload and Download retry a failed call (WithRetries), but not an error
+// the store marks permanent: one that wraps ErrPermanent, or that has a
+// method Permanent() bool returning true anywhere in its chain (for a
+// store's client that does not import this package; the relay's client
+// marks its 4xx refusals so). A 404 or a 413 is permanent; a lost
+// connection, a timeout or a 5xx is not.
 type BlobStore interface {
 	// Create reserves a blob of exactly size bytes and returns its id and
 	// an upload handle. The id is what a Pointer carries: all that is
@@ -22,6 +29,13 @@ type BlobStore interface {
 	// offset for it (0 for a new blob). When it returns an error the store
 	// may have kept a prefix of what it read; Offset tells how much. The
 	// blob can be read once all size bytes are stored.
+	//
+	// Put must not read r once it has returned, nor from two goroutines at
+	// once: the caller reads r again to resume. Mind net/http, whose
+	// transport may go on reading a request body in its own goroutine
+	// after Client.Do returned (see http.RoundTripper); stop reading r
+	// before Put returns. The reader Upload passes refuses such reads with
+	// ErrReadAfterPut.
 	Put(ctx context.Context, upload string, off int64, r io.Reader) error
 	// Offset returns how many bytes of the blob the store holds.
 	Offset(ctx context.Context, upload string) (int64, error)
@@ -35,6 +49,7 @@ type Option func(*options)
 
 type options struct {
 	progress  func(done, total int64)
+	state     func(state []byte)
 	length    int64 // -1: ask the reader
 	mediaType string
 	name      string
@@ -60,6 +75,15 @@ const DefaultRetries = 5
 // and verified, total the blob's size. After a resumption done starts
 // again from where the store is.
 func WithProgress(f func(done, total int64)) Option { return func(o *options) { o.progress = f } }
+
+// WithUploadState makes Upload call f once, after the store created the
+// blob and before the first Put, with what ResumeUpload needs to go on
+// with the upload in another process: the app saves it (for example next
+// to the file's path) until Upload returns nil, and passes it to
+// ResumeUpload after a restart. It is secret: it holds the file key and
+// the store's upload handle. Its bytes are a local format (docs/SPEC.md
+// section 21.9), not for the wire.
+func WithUploadState(f func(state []byte)) Option { return func(o *options) { o.state = f } }
 
 // WithLength gives Upload the file's length when r cannot tell it (r has no
 // Len, Stat or Seek method). r must yield exactly n bytes.

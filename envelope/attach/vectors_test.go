@@ -135,6 +135,8 @@ func pointerSpecs() []pointerSpec {
 			raw: edit(func(b []byte) []byte { return b[:len(b)-1] })},
 		{name: "malformed_name_slash", expect: "ErrMalformed", comment: "valid_full with a slash in the name",
 			raw: edit(func(b []byte) []byte { b[len(b)-5] = '/'; return b })},
+		{name: "malformed_name_format", expect: "ErrMalformed", comment: "valid_full with U+202E RIGHT-TO-LEFT OVERRIDE over the name's check mark (three bytes each)",
+			raw: edit(func(b []byte) []byte { copy(b[len(b)-7:], "\u202e"); return b })},
 	}
 }
 

@@ -277,10 +277,11 @@ func downloadError(err error) string {
 // into one line.
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
-// displayName shows a sender's file name. attach.ValidName keeps control
-// characters and separators out of it, but not format characters such as
-// U+202E (right-to-left override), which would make "gpj.exe" look like
-// "exe.jpg": those become '_'.
+// displayName shows a sender's file name. attach.ValidName keeps control,
+// format (such as U+202E, right-to-left override, which would make
+// "gpj.exe" look like "exe.jpg") and separator characters out of a pointer
+// already; displayName replaces any that reach it anyway with '_', so the
+// terminal never renders one.
 func displayName(name string) string {
 	if name == "" {
 		return "(no name)"

@@ -354,13 +354,13 @@ func TestProgressThrottled(t *testing.T) {
 	}
 }
 
-// TestSafeName: a sender's file name cannot hide its extension behind a
-// bidi override, nor become a hidden file, nor be empty, when /save puts
-// it in a folder; what the terminal shows is cleaned the same way.
+// TestSafeName: a sender's file name cannot become a hidden file, nor be
+// empty, when /save puts it in a folder. A name that hides its extension
+// behind a bidi override never gets this far: attach.ValidName refuses it,
+// so its message does not parse; the chat still cleans one it is handed.
 func TestSafeName(t *testing.T) {
 	for _, c := range []struct{ name, want string }{
 		{"report.pdf", "report.pdf"},
-		{"photo\u202egpj.exe", "photo_gpj.exe"},
 		{".profile", "_profile"},
 		{"..x", "__x"},
 		{"", "file-7"},
@@ -372,6 +372,12 @@ func TestSafeName(t *testing.T) {
 		if !attach.ValidName(c.name) {
 			t.Errorf("%q is not a valid pointer name: the case tests nothing", c.name)
 		}
+	}
+	if attach.ValidName("photo\u202egpj.exe") {
+		t.Error("a pointer name with a right-to-left override is valid")
+	}
+	if got, want := safeName("photo\u202egpj.exe", 7), "photo_gpj.exe"; got != want {
+		t.Errorf("safeName = %q, want %q", got, want)
 	}
 	if got := displayName("a\u202eb"); got != "a_b" {
 		t.Errorf("displayName = %q", got)

@@ -22,7 +22,8 @@ import (
 // attach.Pointer, inside a sealed message); its upload handle is "<blob
 // id>.<upload token>". Tokens travel in the Authorization header, never in
 // a URL. Transfers are bounded by their context, not by the client's
-// Timeout, which would cut a large blob short.
+// Timeout, which would cut a large blob short. The relay's refusals (see
+// refusal) are marked permanent, so attach does not retry them.
 type BlobStore struct {
 	base string
 	hc   *http.Client
@@ -133,10 +134,41 @@ func (b *BlobStore) do(ctx context.Context, method, path, token string, body io.
 	}
 	if resp.StatusCode != want {
 		defer resp.Body.Close()
-		return nil, statusError(resp)
+		err := statusError(resp)
+		if refusal(method, resp.StatusCode) {
+			err = permanentError{err}
+		}
+		return nil, err
 	}
 	return resp, nil
 }
+
+// refusal reports whether an answer is the relay's refusal, which no
+// retry mends: a 4xx but 408 (Request Timeout) and 429 (Too Many
+// Requests), and but a 409 to a PATCH (the relay holds another offset:
+// attach.Upload asks it and resumes from there). A 404 (no such blob, or
+// not this token; expired), a 413 (over the size limit) and a 409 to a
+// GET (the upload is not complete) are refusals.
+func refusal(method string, code int) bool {
+	switch {
+	case code < 400 || code >= 500, code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+		return false
+	case code == http.StatusConflict && method == http.MethodPatch:
+		return false
+	}
+	return true
+}
+
+// permanentError marks a refusal for attach.Upload and attach.Download,
+// which give up at once on an error with a Permanent method that returns
+// true (attach.ErrPermanent's doc) instead of retrying it with backoff; the
+// client cannot wrap attach.ErrPermanent itself, as it does not import
+// attach. The StatusError stays in the chain (errors.As, IsStatus).
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string   { return p.err.Error() }
+func (p permanentError) Unwrap() error   { return p.err }
+func (p permanentError) Permanent() bool { return true }
 
 // splitCapability splits "<blob id>.<token>".
 func splitCapability(c string) (id, token string, err error) {
@@ -175,6 +207,31 @@ func (g *bodyGuard) Read(p []byte) (int, error) {
 	k, err := g.r.Read(p)
 	g.n += int64(k)
 	return k, err
+}
+
+// WriteTo sends the body in writes of up to 256 KiB. net/http's transport
+// copies a request body with io.Copy, which uses it: otherwise every 32
+// KiB of its copy buffer would be a chunk of its own and a write to the
+// connection or two. It reads r through Read, so the guard holds.
+func (g *bodyGuard) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var total int64
+	for {
+		n, err := io.ReadFull(g, buf)
+		if n > 0 {
+			k, werr := w.Write(buf[:n])
+			total += int64(k)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return total, nil
+		case err != nil:
+			return total, err
+		}
+	}
 }
 
 // stop waits for a Read in progress to end, makes every later Read fail

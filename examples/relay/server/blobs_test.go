@@ -33,7 +33,7 @@ func blobData(n int) []byte { return sha3.SumSHAKE128([]byte("relay blob"), n) }
 
 // natsFor starts a NATS server for a relay, so the test can look at what
 // the relay stores.
-func natsFor(t *testing.T) (*natsserver.Server, jetstream.JetStream) {
+func natsFor(t testing.TB) (*natsserver.Server, jetstream.JetStream) {
 	t.Helper()
 	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
 		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
@@ -450,5 +450,105 @@ func TestAttachThroughRelay(t *testing.T) {
 	out.Reset()
 	if err := attach.Download(ctx, tr.client().Blobs(), &swapped, &out); !errors.Is(err, attach.ErrWrongBlob) || out.Len() != 0 {
 		t.Fatalf("another blob under the id: %v, %d bytes written", err, out.Len())
+	}
+}
+
+// TestBlobLargeParts: with parts larger than the relay's read-ahead (the
+// next part is opened 4 MiB before the current one ends), a whole blob
+// and ranges that start before, at and after that point come back whole.
+func TestBlobLargeParts(t *testing.T) {
+	const part = 5 << 20
+	tr := startRelay(t, server.Config{Rate: -1, BlobPartSize: part})
+	const n = 2*part + 1234
+	data := blobData(n)
+	c := createRaw(t, tr, n)
+	if resp := uploadRaw(t, tr, c, 0, data); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("upload: %d", resp.StatusCode)
+	}
+	url := tr.url() + "/v1/blobs/" + c.ID
+	if resp, body := rawRequest(t, "GET", url, c.DownloadToken, nil); resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("whole blob: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	for _, r := range [][2]int{{0, part}, {100, part - 100}, {part - (4 << 20) - 1, part + 10}, {part - 10, 2*part + 5}, {part + (1 << 20), n}} {
+		resp, body := rawRequest(t, "GET", url, c.DownloadToken, nil, "Range", fmt.Sprintf("bytes=%d-%d", r[0], r[1]-1))
+		if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, data[r[0]:r[1]]) {
+			t.Errorf("bytes %d-%d: %d, %d bytes", r[0], r[1]-1, resp.StatusCode, len(body))
+		}
+	}
+}
+
+// TestAttachRefusedAtOnce: a download of a blob the relay does not know
+// (expired, or a wrong token) ends at the relay's first 404, which the
+// client marks permanent, instead of being retried with backoff; so does
+// an upload whose token the relay refuses.
+func TestAttachRefusedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	tr := startRelay(t, server.Config{Rate: -1, BlobPartSize: testPart})
+	blobs := tr.client().Blobs()
+	p, err := attach.Upload(ctx, blobs, bytes.NewReader(blobData(100_000)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := attach.WithRetries(5, time.Second)
+	unknown := *p
+	unknown.ID = "AAAAAAAAAAAAAAAAAAAAAA.token"
+	start := time.Now()
+	if err := attach.Download(ctx, blobs, &unknown, io.Discard, slow); !client.IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("unknown blob: %v", err)
+	}
+	took := time.Since(start)
+	var saved []byte
+	cut := newCutProxy(t, tr.addr, true, 50_000)
+	if _, err := attach.Upload(ctx, client.New(cut.url()).Blobs(), bytes.NewReader(blobData(600_000)), attach.WithRetries(0, 0),
+		attach.WithUploadState(func(st []byte) { saved = st })); err == nil {
+		t.Fatal("the cut upload succeeded")
+	}
+	// The saved state with another upload token: the relay refuses it.
+	i := 19 + bytes.IndexByte(saved[19:], '.') // the upload handle "<id>.<upload token>" follows version, nonce and its length (docs/SPEC.md section 21.9)
+	saved[i+1] ^= 1
+	start = time.Now()
+	if _, err := attach.ResumeUpload(ctx, blobs, saved, bytes.NewReader(blobData(600_000)), slow); !client.IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("a wrong upload token: %v", err)
+	}
+	if took += time.Since(start); took > 900*time.Millisecond { // a retry waits 1 s first
+		t.Fatalf("the refusals took %v: they were retried", took)
+	}
+}
+
+// TestAttachResumeAfterRestart: an upload and a download through the
+// relay are cut, and their processes end; ResumeUpload with the saved
+// state and ResumeDownload into the partial file finish them, after a
+// relay restart too.
+func TestAttachResumeAfterRestart(t *testing.T) {
+	ctx := context.Background()
+	tr := startRelay(t, server.Config{Rate: -1, BlobPartSize: testPart})
+	const n = 5*testPart + 999
+	file := blobData(n)
+	var saved []byte
+	upCut := newCutProxy(t, tr.addr, true, 700_000)
+	if _, err := attach.Upload(ctx, client.New(upCut.url()).Blobs(), bytes.NewReader(file), attach.WithRetries(0, 0),
+		attach.WithUploadState(func(st []byte) { saved = st })); err == nil {
+		t.Fatal("the cut upload succeeded")
+	}
+	tr.restart()
+	p, err := attach.ResumeUpload(ctx, tr.client().Blobs(), saved, bytes.NewReader(file))
+	if err != nil {
+		t.Fatalf("ResumeUpload: %v", err)
+	}
+	downCut := newCutProxy(t, tr.addr, false, 400_000)
+	var partial bytes.Buffer
+	if err := attach.Download(ctx, client.New(downCut.url()).Blobs(), p, &partial, attach.WithRetries(0, 0)); err == nil {
+		t.Fatal("the cut download succeeded")
+	}
+	if partial.Len() == 0 {
+		t.Fatal("the cut download wrote nothing")
+	}
+	tr.restart()
+	var rest bytes.Buffer
+	if err := attach.ResumeDownload(ctx, tr.client().Blobs(), p, bytes.NewReader(partial.Bytes()), &rest); err != nil {
+		t.Fatalf("ResumeDownload: %v", err)
+	}
+	if !bytes.Equal(append(partial.Bytes(), rest.Bytes()...), file) {
+		t.Fatal("the resumed download is not the file")
 	}
 }
