@@ -283,6 +283,9 @@ func (c *crashChildState) step() error {
 		if len(d.inbox) == 0 {
 			return c.send(d)
 		}
+		if c.rng.IntN(4) == 0 {
+			return c.receiveBatch(d)
+		}
 		return c.receive(d, c.rng.IntN(len(d.inbox)), c.rng.IntN(3) != 0)
 	case r < 95:
 		return c.flush(d)
@@ -418,20 +421,76 @@ func (c *crashChildState) flush(d *crashDevice) error {
 func (c *crashChildState) receive(d *crashDevice, i int, done bool) error {
 	raw := d.inbox[i]
 	d.inbox = slices.Delete(d.inbox, i, i+1)
-	key := envKey(raw)
 	c.printf("op recv %s", d.name)
 	in, err := d.d.Receive(c.ctx, raw)
+	if !c.printResult(d, envKey(raw), in, err, done) || !done {
+		return nil
+	}
+	return c.done(d, in.ID)
+}
+
+// receiveBatch takes 2 to 16 random envelopes out of d's inbox (all of it
+// if it holds fewer), in random order, sometimes with a second copy of one
+// of them, and receives them with one ReceiveBatch (docs/SPEC.md 15.12).
+// Its op line names the envelopes; once the call returns, one recv line
+// per envelope, in order, then a batchend line; then Done for the results
+// picked (the same choice for both copies of an envelope, and one Done
+// per message). The parent counts the results only once batchend is
+// written: a batch releases all its results or none.
+func (c *crashChildState) receiveBatch(d *crashDevice) error {
+	n := min(2+c.rng.IntN(15), len(d.inbox))
+	c.rng.Shuffle(len(d.inbox), func(i, j int) { d.inbox[i], d.inbox[j] = d.inbox[j], d.inbox[i] })
+	batch := slices.Clone(d.inbox[:n])
+	d.inbox = slices.Delete(d.inbox, 0, n)
+	if c.rng.IntN(3) == 0 {
+		i := c.rng.IntN(len(batch) + 1)
+		batch = slices.Insert(batch, i, batch[c.rng.IntN(len(batch))]) // a copy, after or before the first
+	}
+	keys := make([]string, len(batch))
+	doneFor := map[string]bool{}
+	for i, raw := range batch {
+		keys[i] = envKey(raw)
+		if _, ok := doneFor[keys[i]]; !ok {
+			doneFor[keys[i]] = c.rng.IntN(3) != 0
+		}
+	}
+	c.printf("op batch %s %s", d.name, strings.Join(keys, ","))
+	res, err := d.d.ReceiveBatch(c.ctx, batch)
+	if err != nil {
+		return fmt.Errorf("%s: ReceiveBatch: %w", d.name, err)
+	}
+	if len(res) != len(batch) {
+		return fmt.Errorf("%s: ReceiveBatch returned %d results for %d envelopes", d.name, len(res), len(batch))
+	}
+	var toDone []sealpost.MessageID
+	for i, r := range res {
+		if c.printResult(d, keys[i], r.Incoming, r.Err, doneFor[keys[i]]) && doneFor[keys[i]] && !slices.Contains(toDone, r.Incoming.ID) {
+			toDone = append(toDone, r.Incoming.ID)
+		}
+	}
+	c.printf("batchend %s %d", d.name, len(res))
+	for _, id := range toDone {
+		if err := c.done(d, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printResult writes the recv line of one envelope's result and reports
+// whether it was handed (an ok line).
+func (c *crashChildState) printResult(d *crashDevice, key string, in *sealpost.Incoming, err error, done bool) bool {
 	switch {
 	case errors.Is(err, sealpost.ErrDuplicate):
 		c.printf("recv %s %s dup", d.name, key)
-		return nil
+		return false
 	case err != nil:
 		class := "other"
 		if errors.Is(err, sealpost.ErrDecrypt) {
 			class = "decrypt"
 		}
 		c.printf("recv %s %s err %s %s", d.name, key, class, strings.ReplaceAll(err.Error(), "\n", " "))
-		return nil // the parent decides
+		return false // the parent decides
 	}
 	body := "-"
 	if len(in.Body) > 0 {
@@ -446,14 +505,15 @@ func (c *crashChildState) receive(d *crashDevice, i int, done bool) error {
 	if in.Kind == sealpost.KindMessage {
 		d.got = append(d.got, in.ID)
 	}
-	if !done {
-		return nil
-	}
+	return true
+}
+
+func (c *crashChildState) done(d *crashDevice, id sealpost.MessageID) error {
 	c.printf("op done %s", d.name)
-	if err := d.d.Done(c.ctx, in.ID); err != nil {
+	if err := d.d.Done(c.ctx, id); err != nil {
 		return fmt.Errorf("%s: Done: %w", d.name, err)
 	}
-	c.printf("done %s %x", d.name, in.ID[:])
+	c.printf("done %s %x", d.name, id[:])
 	return nil
 }
 
@@ -580,6 +640,7 @@ type crashStats struct {
 	oldAcks                    int // Acknowledge of messages older than the received log
 	recovered                  int // envelopes first seen in Unsent (the kill cut their Send or Flush line)
 	reposted                   int // envelopes Unsent listed again (the kill came before Sent returned)
+	batches, batchEnvs, copies int // ReceiveBatch calls whose lines were all written, their envelopes, second copies in them
 }
 
 // crashPair is the parent's view of one pair of bbolt files.
@@ -595,6 +656,10 @@ type crashPair struct {
 	consumed   map[string]int  // envelopes each device was handed, by the lines
 	sentBy     map[string]int  // envelopes each device returned, by the lines
 	kills      int             // on this pair
+	// unprinted bounds the receives the kills on this pair may have
+	// committed without a line: one per kill, or the batch's envelopes
+	// for a kill during a ReceiveBatch.
+	unprinted int
 	stats      *crashStats
 	lossy      bool         // the child runs on laggingStore
 	onFail     func(string) // a check failed: t.Fatal, or the self-test's catch
@@ -618,6 +683,16 @@ type crashPair struct {
 	listed     map[*crashEnvelope]bool     // the current Unsent report's
 	listedLast int                         // seq of the last envelope listed
 	findings   map[string]string           // the final run's findings lines
+	batch      *crashBatch                 // the ReceiveBatch whose batchend line is not written yet
+}
+
+// crashBatch is a ReceiveBatch in flight: its op line named the
+// envelopes; its recv lines are held until its batchend line, since a
+// batch releases all its results or none (docs/SPEC.md 15.12).
+type crashBatch struct {
+	dev     string
+	keys    []string
+	results [][]string
 }
 
 func peerOf(dev string) string {
@@ -771,6 +846,7 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 	p.lastOp, p.opOpen, p.resume, p.ended, p.reporting = "start", true, false, false, true
 	p.resumeSent = map[string]*crashEnvelope{}
 	p.toMark, p.marking, p.findings = map[string][]*crashEnvelope{}, map[string][]*crashEnvelope{}, map[string]string{}
+	p.batch = nil
 	for i, line := range all {
 		p.apply(line, all[:i+1])
 	}
@@ -785,6 +861,15 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 		op := p.lastOp
 		if !p.opOpen {
 			op = "between calls"
+		}
+		p.unprinted++
+		if b := p.batch; b != nil {
+			// None of its results counts: the next child receives its
+			// envelopes as new, or as Redelivered if its Apply committed.
+			p.unprinted += len(b.keys) - 1
+			if len(b.results) > 0 {
+				op = "batch (results)" // ReceiveBatch returned, its lines cut
+			}
 		}
 		if p.reporting && p.lastOp != "start" {
 			op += " (at start)" // posting what Unsent listed
@@ -854,7 +939,7 @@ func (p *crashPair) apply(line string, lines []string) {
 	case "ready":
 		p.opOpen = false
 	case "op":
-		if len(f) != 3 && (f[1] != "send" || len(f) != 4) {
+		if len(f) != 3 && (f[1] != "send" && f[1] != "batch" || len(f) != 4) || p.batch != nil {
 			p.fail(lines, "bad line")
 		}
 		p.lastOp, p.opOpen = f[1], true
@@ -903,7 +988,31 @@ func (p *crashPair) apply(line string, lines []string) {
 		if len(f) < 4 {
 			p.fail(lines, "bad line")
 		}
+		if b := p.batch; b != nil {
+			if f[1] != b.dev || len(b.results) == len(b.keys) || f[2] != b.keys[len(b.results)] {
+				p.fail(lines, "%s: a ReceiveBatch result for another envelope than the call's next", f[1])
+			}
+			b.results = append(b.results, f)
+			return
+		}
 		p.received(f, lines)
+		p.opOpen = false
+	case "batchend":
+		b := p.batch
+		if len(f) != 3 || b == nil || f[1] != b.dev || f[2] != strconv.Itoa(len(b.keys)) || len(b.results) != len(b.keys) {
+			p.fail(lines, "bad batchend line")
+		}
+		// Each result is what Receive would have given, in order: the
+		// checks of one recv line apply to each, a second copy of an
+		// envelope coming after the first's result was released.
+		for _, r := range b.results {
+			p.received(r, lines)
+		}
+		p.stats.batches++
+		p.stats.batchEnvs += len(b.keys)
+		slices.Sort(b.keys)
+		p.stats.copies += len(b.keys) - len(slices.Compact(b.keys))
+		p.batch = nil
 		p.opOpen = false
 	case "done":
 		if len(f) != 3 {
@@ -953,6 +1062,14 @@ func (p *crashPair) op(f []string, lines []string) {
 		p.marking[dev], p.toMark[dev] = p.toMark[dev], nil
 	case "unsent":
 		p.listed, p.listedLast = map[*crashEnvelope]bool{}, -1
+	case "batch":
+		keys := strings.Split(f[3], ",")
+		for _, k := range keys {
+			if e := p.envs[k]; e == nil || e.to != dev {
+				p.fail(lines, "%s: ReceiveBatch of an envelope that was never sent to it", dev)
+			}
+		}
+		p.batch = &crashBatch{dev: dev, keys: keys}
 	}
 }
 
@@ -1106,7 +1223,7 @@ func (p *crashPair) received(f []string, lines []string) {
 		// The margin allows for commits the kills kept from printing; Done
 		// may have committed without its line (doneNext).
 		since := p.consumed[dev] - e.consumedAt
-		if (e.acked || e.doneNext) && f[4] == "decrypt" && since >= ratchet.ReplayRecord-p.kills {
+		if (e.acked || e.doneNext) && f[4] == "decrypt" && since >= ratchet.ReplayRecord-p.unprinted {
 			p.stats.oldReplays++
 			e.acked = true // the app drops it at the relay
 			return
@@ -1245,7 +1362,7 @@ func (p *crashPair) ack(dev, idHex, result string, lines []string) {
 	}
 	switch since := p.consumed[dev] - m.consumedAt; {
 	case result == "ok":
-	case result == "notfound" && since >= transcript.MaxLog-p.kills:
+	case result == "notfound" && since >= transcript.MaxLog-p.unprinted:
 		p.stats.oldAcks++
 	default:
 		p.fail(lines, "%s: Acknowledge(%s) = %s, %d contents after it", dev, idHex, result, since)
@@ -1337,6 +1454,7 @@ func TestCrash(t *testing.T) {
 		stats.oldReceipts, stats.oldAcks, stats.gaps)
 	t.Logf("outbox: %d envelopes first seen in Unsent (their line cut by a kill), %d listed again (a kill before Sent returned)",
 		stats.recovered, stats.reposted)
+	t.Logf("ReceiveBatch: %d calls returned, %d envelopes (%d second copies)", stats.batches, stats.batchEnvs, stats.copies)
 	if stats.kills == 0 {
 		t.Fatal("no kill")
 	}
