@@ -5,7 +5,10 @@ package boltstore
 // bbolt file, and plays a random conversation between them: Send (bursts;
 // first contacts until Bob's reply reaches Alice, then ratchet messages),
 // Receive of a random envelope of the inbox (so out of order), Done for
-// two in three, Acknowledge, Flush. The parent plays the relay: it hands
+// two in three, Acknowledge, Flush. One receive in four is a ReceiveBatch
+// (docs/SPEC.md 15.12) of 2 to 16 random envelopes of the inbox, in random
+// order, one in three batches with a second copy of one of them, then
+// Done for two in three of its results. The parent plays the relay: it hands
 // each child every envelope not yet acknowledged, plus now and then one
 // that was (a lost ack), and SIGKILLs the child at a random time, then
 // starts the next child on the same files. A kill hits both devices at
@@ -22,8 +25,14 @@ package boltstore
 // The child writes one line after each call returns (and one before), and
 // the parent knows only what those lines say; a line cut by the kill does
 // not count, so "returned" means "its line was written", or, for an
-// envelope whose line was cut, "Unsent listed it". From the lines the
-// parent checks, as each one comes:
+// envelope whose line was cut, "Unsent listed it". A ReceiveBatch releases
+// all its results or none: the parent holds its result lines (one per
+// envelope, as Receive's) until the batchend line after them, and a kill
+// before that line means none was released, so the next child must hand
+// those envelopes as new, or as Redelivered (its Apply committed), never
+// as ErrDuplicate. Once batchend is written each result is checked as one
+// of Receive, in order, so a second copy in the same batch must be
+// Redelivered. From the lines the parent checks, as each one comes:
 //
 //   - no key reuse: no two envelopes Send or Flush returned or Unsent
 //     revealed carry the same routing tag (a session tag is HMAC(tag key,
@@ -58,7 +67,8 @@ package boltstore
 // message then goes each way (the conversation resumes).
 //
 // The library forgets on purpose after a while, and the checks follow its
-// documented bounds, with a margin of one unprinted commit per kill: a
+// documented bounds, with a margin of one unprinted commit per kill (the
+// batch's envelopes for a kill during a ReceiveBatch): a
 // redelivery after Done is ErrDecrypt rather than ErrDuplicate once
 // ratchet.ReplayRecord later messages were consumed (and its chain is
 // gone); a receipt for a message older than the sender's transcript.MaxLog
@@ -71,10 +81,11 @@ package boltstore
 // after the line, which bunched the kills there). The parent kills at a
 // time uniform over a window that tracks the length of a whole run, from
 // the child's ready signal; one kill in twenty lands during the start.
-// The test logs which call each kill interrupted (send, recv, done, flush,
-// ack, unsent, sent (Device.Sent), start, or between calls; "at start"
-// while the child posts what Unsent listed), and how many
-// envelopes the outbox recovered. TestCrashCatchesLostWrites runs the same
+// The test logs which call each kill interrupted (send, recv, batch,
+// done, flush, ack, unsent, sent (Device.Sent), start, or between calls;
+// "batch (results)" once ReceiveBatch returned but before batchend; "at
+// start" while the child posts what Unsent listed), how many envelopes
+// the outbox recovered, and how many ReceiveBatch calls were counted. TestCrashCatchesLostWrites runs the same
 // harness on a store that acknowledges each write before it is durable,
 // and passes only if a check catches it.
 //
@@ -149,6 +160,8 @@ type crashPlan struct {
 //	ready
 //	op <unsent|sent|recv|done|flush|ack> <dev>  before each call (sent: Device.Sent)
 //	op send <dev> <body>                     before each Send
+//	op batch <dev> <env key,env key,...>     before each ReceiveBatch, its envelopes in order
+//	batchend <dev> <n>                       after the n recv lines of a ReceiveBatch
 //	unsent <dev> <id> <envelope>             Unsent returned it (at start)
 //	unsentend <dev> <n>                      Unsent returned n envelopes
 //	marked <dev> <n>                         Sent returned for the last n reported
@@ -656,13 +669,14 @@ type crashPair struct {
 	consumed   map[string]int  // envelopes each device was handed, by the lines
 	sentBy     map[string]int  // envelopes each device returned, by the lines
 	kills      int             // on this pair
+	stats      *crashStats
+	lossy      bool         // the child runs on laggingStore
+	onFail     func(string) // a check failed: t.Fatal, or the self-test's catch
+
 	// unprinted bounds the receives the kills on this pair may have
 	// committed without a line: one per kill, or the batch's envelopes
 	// for a kill during a ReceiveBatch.
 	unprinted int
-	stats      *crashStats
-	lossy      bool         // the child runs on laggingStore
-	onFail     func(string) // a check failed: t.Fatal, or the self-test's catch
 
 	// Per device, across runs: the body of a Send whose op line was
 	// printed and whose sent line was not, and whether a Flush was in the
