@@ -624,7 +624,16 @@ type crashEnvelope struct {
 	handedRun    int
 	box          boxState
 	recovered    bool // first seen in Unsent: its Send or Flush line was cut by a kill
+	// killedBatch is the ReceiveBatch a kill cut before its batchend
+	// line, while this envelope had never been handed.
+	killedBatch *killedBatch
 }
+
+// killedBatch tells, from what the next children hand, on which side of
+// its Apply a kill cut a ReceiveBatch: an envelope of it handed as new
+// means the Apply had not committed; one handed as Redelivered (and none
+// as new), that it had.
+type killedBatch struct{ fresh, redelivered int }
 
 // boxState is what the parent knows of an envelope's place in its sender's
 // outbox.
@@ -654,6 +663,8 @@ type crashStats struct {
 	recovered                  int // envelopes first seen in Unsent (the kill cut their Send or Flush line)
 	reposted                   int // envelopes Unsent listed again (the kill came before Sent returned)
 	batches, batchEnvs, copies int // ReceiveBatch calls whose lines were all written, their envelopes, second copies in them
+	batchKilledBefore          int // killed ReceiveBatch calls an envelope of which came back new
+	batchKilledAfter           int // ... came back Redelivered, none new
 }
 
 // crashPair is the parent's view of one pair of bbolt files.
@@ -676,7 +687,8 @@ type crashPair struct {
 	// unprinted bounds the receives the kills on this pair may have
 	// committed without a line: one per kill, or the batch's envelopes
 	// for a kill during a ReceiveBatch.
-	unprinted int
+	unprinted     int
+	killedBatches []*killedBatch
 
 	// Per device, across runs: the body of a Send whose op line was
 	// printed and whose sent line was not, and whether a Flush was in the
@@ -881,6 +893,13 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 			// None of its results counts: the next child receives its
 			// envelopes as new, or as Redelivered if its Apply committed.
 			p.unprinted += len(b.keys) - 1
+			kb := &killedBatch{}
+			p.killedBatches = append(p.killedBatches, kb)
+			for _, k := range b.keys {
+				if e := p.envs[k]; !e.handed {
+					e.killedBatch = kb
+				}
+			}
 			if len(b.results) > 0 {
 				op = "batch (results)" // ReceiveBatch returned, its lines cut
 			}
@@ -1290,6 +1309,14 @@ func (p *crashPair) received(f []string, lines []string) {
 	} else {
 		e.fresh++
 	}
+	if kb := e.killedBatch; kb != nil && !e.handed {
+		if redelivered {
+			kb.redelivered++
+		} else {
+			kb.fresh++
+		}
+	}
+	e.killedBatch = nil
 	if !e.handed {
 		// Where the device consumed it, at the earliest: a result that
 		// first shows as Redelivered was consumed in some earlier run,
@@ -1410,6 +1437,14 @@ func (p *crashPair) done(dev, idHex string, lines []string) {
 // and a message went each way after the last kill.
 func (p *crashPair) finish() {
 	p.t.Helper()
+	for _, kb := range p.killedBatches {
+		switch {
+		case kb.fresh > 0:
+			p.stats.batchKilledBefore++
+		case kb.redelivered > 0:
+			p.stats.batchKilledAfter++
+		}
+	}
 	for _, dev := range []string{"alice", "bob"} {
 		fs, ok := p.findings[dev]
 		switch {
@@ -1468,7 +1503,8 @@ func TestCrash(t *testing.T) {
 		stats.oldReceipts, stats.oldAcks, stats.gaps)
 	t.Logf("outbox: %d envelopes first seen in Unsent (their line cut by a kill), %d listed again (a kill before Sent returned)",
 		stats.recovered, stats.reposted)
-	t.Logf("ReceiveBatch: %d calls returned, %d envelopes (%d second copies)", stats.batches, stats.batchEnvs, stats.copies)
+	t.Logf("ReceiveBatch: %d calls returned, %d envelopes (%d second copies); of the kills during one, %d came before its Apply committed (an envelope came back new), %d after (Redelivered)",
+		stats.batches, stats.batchEnvs, stats.copies, stats.batchKilledBefore, stats.batchKilledAfter)
 	if stats.kills == 0 {
 		t.Fatal("no kill")
 	}
