@@ -32,7 +32,10 @@ package boltstore
 // those envelopes as new, or as Redelivered (its Apply committed), never
 // as ErrDuplicate. Once batchend is written each result is checked as one
 // of Receive, in order, so a second copy in the same batch must be
-// Redelivered. From the lines the parent checks, as each one comes:
+// Redelivered. Of a batch a kill cut, the envelopes no earlier call cut by
+// a kill may have received must come back all new or all Redelivered: the
+// Apply committed all of them or none. From the lines the parent checks,
+// as each one comes:
 //
 //   - no key reuse: no two envelopes Send or Flush returned or Unsent
 //     revealed carry the same routing tag (a session tag is HMAC(tag key,
@@ -158,7 +161,8 @@ type crashPlan struct {
 // an unbuffered file, so a printed line is a whole line:
 //
 //	ready
-//	op <unsent|sent|recv|done|flush|ack> <dev>  before each call (sent: Device.Sent)
+//	op <unsent|sent|done|flush|ack> <dev>    before each call (sent: Device.Sent)
+//	op recv <dev> <env key>                  before each Receive
 //	op send <dev> <body>                     before each Send
 //	op batch <dev> <env key,env key,...>     before each ReceiveBatch, its envelopes in order
 //	batchend <dev> <n>                       after the n recv lines of a ReceiveBatch
@@ -434,7 +438,7 @@ func (c *crashChildState) flush(d *crashDevice) error {
 func (c *crashChildState) receive(d *crashDevice, i int, done bool) error {
 	raw := d.inbox[i]
 	d.inbox = slices.Delete(d.inbox, i, i+1)
-	c.printf("op recv %s", d.name)
+	c.printf("op recv %s %s", d.name, envKey(raw))
 	in, err := d.d.Receive(c.ctx, raw)
 	if !c.printResult(d, envKey(raw), in, err, done) || !done {
 		return nil
@@ -627,12 +631,17 @@ type crashEnvelope struct {
 	// killedBatch is the ReceiveBatch a kill cut before its batchend
 	// line, while this envelope had never been handed.
 	killedBatch *killedBatch
+	// maybeCommitted: a Receive or ReceiveBatch of it, never handed, was
+	// cut by a kill, so it may come back Redelivered.
+	maybeCommitted bool
 }
 
 // killedBatch tells, from what the next children hand, on which side of
 // its Apply a kill cut a ReceiveBatch: an envelope of it handed as new
 // means the Apply had not committed; one handed as Redelivered (and none
-// as new), that it had.
+// as new), that it had. It counts only the envelopes never handed that no
+// other call cut by a kill may have committed, so both at once is a batch
+// committed in part.
 type killedBatch struct{ fresh, redelivered int }
 
 // boxState is what the parent knows of an envelope's place in its sender's
@@ -710,6 +719,7 @@ type crashPair struct {
 	listedLast int                         // seq of the last envelope listed
 	findings   map[string]string           // the final run's findings lines
 	batch      *crashBatch                 // the ReceiveBatch whose batchend line is not written yet
+	opLine     string                      // the last op line
 }
 
 // crashBatch is a ReceiveBatch in flight: its op line named the
@@ -889,6 +899,11 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 			op = "between calls"
 		}
 		p.unprinted++
+		if f := strings.Fields(p.opLine); p.opOpen && len(f) == 4 && f[1] == "recv" {
+			if e := p.envs[f[3]]; !e.handed {
+				e.killedBatch, e.maybeCommitted = nil, true // its Receive may have committed
+			}
+		}
 		if b := p.batch; b != nil {
 			// None of its results counts: the next child receives its
 			// envelopes as new, or as Redelivered if its Apply committed.
@@ -897,7 +912,11 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 			p.killedBatches = append(p.killedBatches, kb)
 			for _, k := range b.keys {
 				if e := p.envs[k]; !e.handed {
-					e.killedBatch = kb
+					e.killedBatch = nil
+					if !e.maybeCommitted {
+						e.killedBatch = kb
+					}
+					e.maybeCommitted = true
 				}
 			}
 			if len(b.results) > 0 {
@@ -972,10 +991,10 @@ func (p *crashPair) apply(line string, lines []string) {
 	case "ready":
 		p.opOpen = false
 	case "op":
-		if len(f) != 3 && (f[1] != "send" && f[1] != "batch" || len(f) != 4) || p.batch != nil {
+		if len(f) != 3 && (f[1] != "send" && f[1] != "batch" && f[1] != "recv" || len(f) != 4) || p.batch != nil {
 			p.fail(lines, "bad line")
 		}
-		p.lastOp, p.opOpen = f[1], true
+		p.lastOp, p.opOpen, p.opLine = f[1], true, line
 		p.reporting = p.reporting && (f[1] == "unsent" || f[1] == "sent")
 		p.op(f, lines)
 	case "sent":
@@ -1095,6 +1114,10 @@ func (p *crashPair) op(f []string, lines []string) {
 		p.marking[dev], p.toMark[dev] = p.toMark[dev], nil
 	case "unsent":
 		p.listed, p.listedLast = map[*crashEnvelope]bool{}, -1
+	case "recv":
+		if e := p.envs[f[3]]; e == nil || e.to != dev {
+			p.fail(lines, "%s: Receive of an envelope that was never sent to it", dev)
+		}
 	case "batch":
 		keys := strings.Split(f[3], ",")
 		for _, k := range keys {
@@ -1314,6 +1337,12 @@ func (p *crashPair) received(f []string, lines []string) {
 			kb.redelivered++
 		} else {
 			kb.fresh++
+		}
+		// One Apply commits the whole batch or none of it: of its
+		// envelopes no other call can have committed, none comes back
+		// Redelivered if one comes back new.
+		if kb.fresh > 0 && kb.redelivered > 0 {
+			p.fail(lines, "%s: of a ReceiveBatch cut by a kill, %d envelopes came back new and %d Redelivered: its Apply committed part of the batch", dev, kb.fresh, kb.redelivered)
 		}
 	}
 	e.killedBatch = nil
