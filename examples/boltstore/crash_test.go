@@ -6,11 +6,12 @@ package boltstore
 // first contacts until Bob's reply reaches Alice, then ratchet messages),
 // Receive of a random envelope of the inbox (so out of order), Done for
 // two in three, Acknowledge, Flush. One receive in four is a ReceiveBatch
-// (docs/SPEC.md 15.12) of 2 to 16 random envelopes of the inbox, in random
-// order, one in three batches with a second copy of one of them, then
-// Done for two in three of its results. The parent plays the relay: it hands
-// each child every envelope not yet acknowledged, plus now and then one
-// that was (a lost ack), and SIGKILLs the child at a random time, then
+// (docs/SPEC.md 15.12) of 2 to 16 random envelopes of the inbox (all of
+// it if fewer), in random order, one batch in three with a second copy of
+// one of them, then Done for two in three of its results. The parent
+// plays the relay: it hands each child every envelope not yet
+// acknowledged, plus now and then one that was (a lost ack), and
+// SIGKILLs the child at a random time, then
 // starts the next child on the same files. A kill hits both devices at
 // once; each file must hold on its own.
 //
@@ -88,9 +89,11 @@ package boltstore
 // done, flush, ack, unsent, sent (Device.Sent), start, or between calls;
 // "batch (results)" once ReceiveBatch returned but before batchend; "at
 // start" while the child posts what Unsent listed), how many envelopes
-// the outbox recovered, and how many ReceiveBatch calls were counted. TestCrashCatchesLostWrites runs the same
-// harness on a store that acknowledges each write before it is durable,
-// and passes only if a check catches it.
+// the outbox recovered, how many ReceiveBatch calls were counted, and on
+// which side of its Apply each killed batch was cut.
+// TestCrashCatchesLostWrites runs the same harness on a store that
+// acknowledges each write before it is durable, and passes only if a
+// check catches it.
 //
 // Run: go test -run '^TestCrash' ./boltstore [-crash.iterations=1000]
 // [-crash.seed=N]. The seed (logged) fixes every random choice of parent
