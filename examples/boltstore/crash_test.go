@@ -11,9 +11,9 @@ package boltstore
 // one of them, then Done for two in three of its results. The parent
 // plays the relay: it hands each child every envelope not yet
 // acknowledged, plus now and then one that was (a lost ack), and
-// SIGKILLs the child at a random time, then
-// starts the next child on the same files. A kill hits both devices at
-// once; each file must hold on its own.
+// SIGKILLs the child at a random time, then starts the next child on the
+// same files. A kill hits both devices at once; each file must hold on
+// its own.
 //
 // The child behaves as an app using the outbox (docs/SPEC.md 15.2, 17.10):
 // at start it calls Unsent on each device and hands the relay every
