@@ -5,11 +5,15 @@ package boltstore
 // bbolt file, and plays a random conversation between them: Send (bursts;
 // first contacts until Bob's reply reaches Alice, then ratchet messages),
 // Receive of a random envelope of the inbox (so out of order), Done for
-// two in three, Acknowledge, Flush. The parent plays the relay: it hands
-// each child every envelope not yet acknowledged, plus now and then one
-// that was (a lost ack), and SIGKILLs the child at a random time, then
-// starts the next child on the same files. A kill hits both devices at
-// once; each file must hold on its own.
+// two in three, Acknowledge, Flush. One receive in four is a ReceiveBatch
+// (docs/SPEC.md 15.12) of 2 to 16 random envelopes of the inbox (all of
+// it if fewer), in random order, one batch in three with a second copy of
+// one of them, then Done for two in three of its results. The parent
+// plays the relay: it hands each child every envelope not yet
+// acknowledged, plus now and then one that was (a lost ack), and
+// SIGKILLs the child at a random time, then starts the next child on the
+// same files. A kill hits both devices at once; each file must hold on
+// its own.
 //
 // The child behaves as an app using the outbox (docs/SPEC.md 15.2, 17.10):
 // at start it calls Unsent on each device and hands the relay every
@@ -22,8 +26,17 @@ package boltstore
 // The child writes one line after each call returns (and one before), and
 // the parent knows only what those lines say; a line cut by the kill does
 // not count, so "returned" means "its line was written", or, for an
-// envelope whose line was cut, "Unsent listed it". From the lines the
-// parent checks, as each one comes:
+// envelope whose line was cut, "Unsent listed it". A ReceiveBatch releases
+// all its results or none: the parent holds its result lines (one per
+// envelope, as Receive's) until the batchend line after them, and a kill
+// before that line means none was released, so the next child must hand
+// those envelopes as new, or as Redelivered (its Apply committed), never
+// as ErrDuplicate. Once batchend is written each result is checked as one
+// of Receive, in order, so a second copy in the same batch must be
+// Redelivered. Of a batch a kill cut, the envelopes no earlier call cut by
+// a kill may have received must come back all new or all Redelivered: the
+// Apply committed all of them or none. From the lines the parent checks,
+// as each one comes:
 //
 //   - no key reuse: no two envelopes Send or Flush returned or Unsent
 //     revealed carry the same routing tag (a session tag is HMAC(tag key,
@@ -58,7 +71,8 @@ package boltstore
 // message then goes each way (the conversation resumes).
 //
 // The library forgets on purpose after a while, and the checks follow its
-// documented bounds, with a margin of one unprinted commit per kill: a
+// documented bounds, with a margin of one unprinted commit per kill (the
+// batch's envelopes for a kill during a ReceiveBatch): a
 // redelivery after Done is ErrDecrypt rather than ErrDuplicate once
 // ratchet.ReplayRecord later messages were consumed (and its chain is
 // gone); a receipt for a message older than the sender's transcript.MaxLog
@@ -71,12 +85,15 @@ package boltstore
 // after the line, which bunched the kills there). The parent kills at a
 // time uniform over a window that tracks the length of a whole run, from
 // the child's ready signal; one kill in twenty lands during the start.
-// The test logs which call each kill interrupted (send, recv, done, flush,
-// ack, unsent, sent (Device.Sent), start, or between calls; "at start"
-// while the child posts what Unsent listed), and how many
-// envelopes the outbox recovered. TestCrashCatchesLostWrites runs the same
-// harness on a store that acknowledges each write before it is durable,
-// and passes only if a check catches it.
+// The test logs which call each kill interrupted (send, recv, batch,
+// done, flush, ack, unsent, sent (Device.Sent), start, or between calls;
+// "batch (results)" once ReceiveBatch returned but before batchend; "at
+// start" while the child posts what Unsent listed), how many envelopes
+// the outbox recovered, how many ReceiveBatch calls were counted, and on
+// which side of its Apply each killed batch was cut.
+// TestCrashCatchesLostWrites runs the same harness on a store that
+// acknowledges each write before it is durable, and passes only if a
+// check catches it.
 //
 // Run: go test -run '^TestCrash' ./boltstore [-crash.iterations=1000]
 // [-crash.seed=N]. The seed (logged) fixes every random choice of parent
@@ -147,8 +164,11 @@ type crashPlan struct {
 // an unbuffered file, so a printed line is a whole line:
 //
 //	ready
-//	op <unsent|sent|recv|done|flush|ack> <dev>  before each call (sent: Device.Sent)
+//	op <unsent|sent|done|flush|ack> <dev>    before each call (sent: Device.Sent)
+//	op recv <dev> <env key>                  before each Receive
 //	op send <dev> <body>                     before each Send
+//	op batch <dev> <env key,env key,...>     before each ReceiveBatch, its envelopes in order
+//	batchend <dev> <n>                       after the n recv lines of a ReceiveBatch
 //	unsent <dev> <id> <envelope>             Unsent returned it (at start)
 //	unsentend <dev> <n>                      Unsent returned n envelopes
 //	marked <dev> <n>                         Sent returned for the last n reported
@@ -282,6 +302,9 @@ func (c *crashChildState) step() error {
 		}
 		if len(d.inbox) == 0 {
 			return c.send(d)
+		}
+		if c.rng.IntN(4) == 0 {
+			return c.receiveBatch(d)
 		}
 		return c.receive(d, c.rng.IntN(len(d.inbox)), c.rng.IntN(3) != 0)
 	case r < 95:
@@ -418,20 +441,76 @@ func (c *crashChildState) flush(d *crashDevice) error {
 func (c *crashChildState) receive(d *crashDevice, i int, done bool) error {
 	raw := d.inbox[i]
 	d.inbox = slices.Delete(d.inbox, i, i+1)
-	key := envKey(raw)
-	c.printf("op recv %s", d.name)
+	c.printf("op recv %s %s", d.name, envKey(raw))
 	in, err := d.d.Receive(c.ctx, raw)
+	if !c.printResult(d, envKey(raw), in, err, done) || !done {
+		return nil
+	}
+	return c.done(d, in.ID)
+}
+
+// receiveBatch takes 2 to 16 random envelopes out of d's inbox (all of it
+// if it holds fewer), in random order, sometimes with a second copy of one
+// of them, and receives them with one ReceiveBatch (docs/SPEC.md 15.12).
+// Its op line names the envelopes; once the call returns, one recv line
+// per envelope, in order, then a batchend line; then Done for the results
+// picked (the same choice for both copies of an envelope, and one Done
+// per message). The parent counts the results only once batchend is
+// written: a batch releases all its results or none.
+func (c *crashChildState) receiveBatch(d *crashDevice) error {
+	n := min(2+c.rng.IntN(15), len(d.inbox))
+	c.rng.Shuffle(len(d.inbox), func(i, j int) { d.inbox[i], d.inbox[j] = d.inbox[j], d.inbox[i] })
+	batch := slices.Clone(d.inbox[:n])
+	d.inbox = slices.Delete(d.inbox, 0, n)
+	if c.rng.IntN(3) == 0 {
+		i := c.rng.IntN(len(batch) + 1)
+		batch = slices.Insert(batch, i, batch[c.rng.IntN(len(batch))]) // a copy, after or before the first
+	}
+	keys := make([]string, len(batch))
+	doneFor := map[string]bool{}
+	for i, raw := range batch {
+		keys[i] = envKey(raw)
+		if _, ok := doneFor[keys[i]]; !ok {
+			doneFor[keys[i]] = c.rng.IntN(3) != 0
+		}
+	}
+	c.printf("op batch %s %s", d.name, strings.Join(keys, ","))
+	res, err := d.d.ReceiveBatch(c.ctx, batch)
+	if err != nil {
+		return fmt.Errorf("%s: ReceiveBatch: %w", d.name, err)
+	}
+	if len(res) != len(batch) {
+		return fmt.Errorf("%s: ReceiveBatch returned %d results for %d envelopes", d.name, len(res), len(batch))
+	}
+	var toDone []sealpost.MessageID
+	for i, r := range res {
+		if c.printResult(d, keys[i], r.Incoming, r.Err, doneFor[keys[i]]) && doneFor[keys[i]] && !slices.Contains(toDone, r.Incoming.ID) {
+			toDone = append(toDone, r.Incoming.ID)
+		}
+	}
+	c.printf("batchend %s %d", d.name, len(res))
+	for _, id := range toDone {
+		if err := c.done(d, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// printResult writes the recv line of one envelope's result and reports
+// whether it was handed (an ok line).
+func (c *crashChildState) printResult(d *crashDevice, key string, in *sealpost.Incoming, err error, done bool) bool {
 	switch {
 	case errors.Is(err, sealpost.ErrDuplicate):
 		c.printf("recv %s %s dup", d.name, key)
-		return nil
+		return false
 	case err != nil:
 		class := "other"
 		if errors.Is(err, sealpost.ErrDecrypt) {
 			class = "decrypt"
 		}
 		c.printf("recv %s %s err %s %s", d.name, key, class, strings.ReplaceAll(err.Error(), "\n", " "))
-		return nil // the parent decides
+		return false // the parent decides
 	}
 	body := "-"
 	if len(in.Body) > 0 {
@@ -446,14 +525,15 @@ func (c *crashChildState) receive(d *crashDevice, i int, done bool) error {
 	if in.Kind == sealpost.KindMessage {
 		d.got = append(d.got, in.ID)
 	}
-	if !done {
-		return nil
-	}
+	return true
+}
+
+func (c *crashChildState) done(d *crashDevice, id sealpost.MessageID) error {
 	c.printf("op done %s", d.name)
-	if err := d.d.Done(c.ctx, in.ID); err != nil {
+	if err := d.d.Done(c.ctx, id); err != nil {
 		return fmt.Errorf("%s: Done: %w", d.name, err)
 	}
-	c.printf("done %s %x", d.name, in.ID[:])
+	c.printf("done %s %x", d.name, id[:])
 	return nil
 }
 
@@ -551,7 +631,21 @@ type crashEnvelope struct {
 	handedRun    int
 	box          boxState
 	recovered    bool // first seen in Unsent: its Send or Flush line was cut by a kill
+	// killedBatch is the ReceiveBatch a kill cut before its batchend
+	// line, while this envelope had never been handed.
+	killedBatch *killedBatch
+	// maybeCommitted: a Receive or ReceiveBatch of it, never handed, was
+	// cut by a kill, so it may come back Redelivered.
+	maybeCommitted bool
 }
+
+// killedBatch tells, from what the next children hand, on which side of
+// its Apply a kill cut a ReceiveBatch: an envelope of it handed as new
+// means the Apply had not committed; one handed as Redelivered (and none
+// as new), that it had. It counts only the envelopes never handed that no
+// other call cut by a kill may have committed, so both at once is a batch
+// committed in part.
+type killedBatch struct{ fresh, redelivered int }
 
 // boxState is what the parent knows of an envelope's place in its sender's
 // outbox.
@@ -580,6 +674,9 @@ type crashStats struct {
 	oldAcks                    int // Acknowledge of messages older than the received log
 	recovered                  int // envelopes first seen in Unsent (the kill cut their Send or Flush line)
 	reposted                   int // envelopes Unsent listed again (the kill came before Sent returned)
+	batches, batchEnvs, copies int // ReceiveBatch calls whose lines were all written, their envelopes, second copies in them
+	batchKilledBefore          int // killed ReceiveBatch calls an envelope of which came back new
+	batchKilledAfter           int // ... came back Redelivered, none new
 }
 
 // crashPair is the parent's view of one pair of bbolt files.
@@ -598,6 +695,12 @@ type crashPair struct {
 	stats      *crashStats
 	lossy      bool         // the child runs on laggingStore
 	onFail     func(string) // a check failed: t.Fatal, or the self-test's catch
+
+	// unprinted bounds the receives the kills on this pair may have
+	// committed without a line: one per kill, or the batch's envelopes
+	// for a kill during a ReceiveBatch.
+	unprinted     int
+	killedBatches []*killedBatch
 
 	// Per device, across runs: the body of a Send whose op line was
 	// printed and whose sent line was not, and whether a Flush was in the
@@ -618,6 +721,17 @@ type crashPair struct {
 	listed     map[*crashEnvelope]bool     // the current Unsent report's
 	listedLast int                         // seq of the last envelope listed
 	findings   map[string]string           // the final run's findings lines
+	batch      *crashBatch                 // the ReceiveBatch whose batchend line is not written yet
+	opLine     string                      // the last op line
+}
+
+// crashBatch is a ReceiveBatch in flight: its op line named the
+// envelopes; its recv lines are held until its batchend line, since a
+// batch releases all its results or none (docs/SPEC.md 15.12).
+type crashBatch struct {
+	dev     string
+	keys    []string
+	results [][]string
 }
 
 func peerOf(dev string) string {
@@ -771,6 +885,7 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 	p.lastOp, p.opOpen, p.resume, p.ended, p.reporting = "start", true, false, false, true
 	p.resumeSent = map[string]*crashEnvelope{}
 	p.toMark, p.marking, p.findings = map[string][]*crashEnvelope{}, map[string][]*crashEnvelope{}, map[string]string{}
+	p.batch = nil
 	for i, line := range all {
 		p.apply(line, all[:i+1])
 	}
@@ -785,6 +900,31 @@ func (p *crashPair) runChild(rng *rand.Rand, final bool) (killed bool) {
 		op := p.lastOp
 		if !p.opOpen {
 			op = "between calls"
+		}
+		p.unprinted++
+		if f := strings.Fields(p.opLine); p.opOpen && len(f) == 4 && f[1] == "recv" {
+			if e := p.envs[f[3]]; !e.handed {
+				e.killedBatch, e.maybeCommitted = nil, true // its Receive may have committed
+			}
+		}
+		if b := p.batch; b != nil {
+			// None of its results counts: the next child receives its
+			// envelopes as new, or as Redelivered if its Apply committed.
+			p.unprinted += len(b.keys) - 1
+			kb := &killedBatch{}
+			p.killedBatches = append(p.killedBatches, kb)
+			for _, k := range b.keys {
+				if e := p.envs[k]; !e.handed {
+					e.killedBatch = nil
+					if !e.maybeCommitted {
+						e.killedBatch = kb
+					}
+					e.maybeCommitted = true
+				}
+			}
+			if len(b.results) > 0 {
+				op = "batch (results)" // ReceiveBatch returned, its lines cut
+			}
 		}
 		if p.reporting && p.lastOp != "start" {
 			op += " (at start)" // posting what Unsent listed
@@ -854,10 +994,10 @@ func (p *crashPair) apply(line string, lines []string) {
 	case "ready":
 		p.opOpen = false
 	case "op":
-		if len(f) != 3 && (f[1] != "send" || len(f) != 4) {
+		if len(f) != 3 && (f[1] != "send" && f[1] != "batch" && f[1] != "recv" || len(f) != 4) || p.batch != nil {
 			p.fail(lines, "bad line")
 		}
-		p.lastOp, p.opOpen = f[1], true
+		p.lastOp, p.opOpen, p.opLine = f[1], true, line
 		p.reporting = p.reporting && (f[1] == "unsent" || f[1] == "sent")
 		p.op(f, lines)
 	case "sent":
@@ -903,7 +1043,31 @@ func (p *crashPair) apply(line string, lines []string) {
 		if len(f) < 4 {
 			p.fail(lines, "bad line")
 		}
+		if b := p.batch; b != nil {
+			if f[1] != b.dev || len(b.results) == len(b.keys) || f[2] != b.keys[len(b.results)] {
+				p.fail(lines, "%s: a ReceiveBatch result for another envelope than the call's next", f[1])
+			}
+			b.results = append(b.results, f)
+			return
+		}
 		p.received(f, lines)
+		p.opOpen = false
+	case "batchend":
+		b := p.batch
+		if len(f) != 3 || b == nil || f[1] != b.dev || f[2] != strconv.Itoa(len(b.keys)) || len(b.results) != len(b.keys) {
+			p.fail(lines, "bad batchend line")
+		}
+		// Each result is what Receive would have given, in order: the
+		// checks of one recv line apply to each, a second copy of an
+		// envelope coming after the first's result was released.
+		for _, r := range b.results {
+			p.received(r, lines)
+		}
+		p.stats.batches++
+		p.stats.batchEnvs += len(b.keys)
+		slices.Sort(b.keys)
+		p.stats.copies += len(b.keys) - len(slices.Compact(b.keys))
+		p.batch = nil
 		p.opOpen = false
 	case "done":
 		if len(f) != 3 {
@@ -953,6 +1117,18 @@ func (p *crashPair) op(f []string, lines []string) {
 		p.marking[dev], p.toMark[dev] = p.toMark[dev], nil
 	case "unsent":
 		p.listed, p.listedLast = map[*crashEnvelope]bool{}, -1
+	case "recv":
+		if e := p.envs[f[3]]; e == nil || e.to != dev {
+			p.fail(lines, "%s: Receive of an envelope that was never sent to it", dev)
+		}
+	case "batch":
+		keys := strings.Split(f[3], ",")
+		for _, k := range keys {
+			if e := p.envs[k]; e == nil || e.to != dev {
+				p.fail(lines, "%s: ReceiveBatch of an envelope that was never sent to it", dev)
+			}
+		}
+		p.batch = &crashBatch{dev: dev, keys: keys}
 	}
 }
 
@@ -1106,7 +1282,7 @@ func (p *crashPair) received(f []string, lines []string) {
 		// The margin allows for commits the kills kept from printing; Done
 		// may have committed without its line (doneNext).
 		since := p.consumed[dev] - e.consumedAt
-		if (e.acked || e.doneNext) && f[4] == "decrypt" && since >= ratchet.ReplayRecord-p.kills {
+		if (e.acked || e.doneNext) && f[4] == "decrypt" && since >= ratchet.ReplayRecord-p.unprinted {
 			p.stats.oldReplays++
 			e.acked = true // the app drops it at the relay
 			return
@@ -1159,6 +1335,20 @@ func (p *crashPair) received(f []string, lines []string) {
 	} else {
 		e.fresh++
 	}
+	if kb := e.killedBatch; kb != nil && !e.handed {
+		if redelivered {
+			kb.redelivered++
+		} else {
+			kb.fresh++
+		}
+		// One Apply commits the whole batch or none of it: of its
+		// envelopes no other call can have committed, none comes back
+		// Redelivered if one comes back new.
+		if kb.fresh > 0 && kb.redelivered > 0 {
+			p.fail(lines, "%s: of a ReceiveBatch cut by a kill, %d envelopes came back new and %d Redelivered: its Apply committed part of the batch", dev, kb.fresh, kb.redelivered)
+		}
+	}
+	e.killedBatch = nil
 	if !e.handed {
 		// Where the device consumed it, at the earliest: a result that
 		// first shows as Redelivered was consumed in some earlier run,
@@ -1245,7 +1435,7 @@ func (p *crashPair) ack(dev, idHex, result string, lines []string) {
 	}
 	switch since := p.consumed[dev] - m.consumedAt; {
 	case result == "ok":
-	case result == "notfound" && since >= transcript.MaxLog-p.kills:
+	case result == "notfound" && since >= transcript.MaxLog-p.unprinted:
 		p.stats.oldAcks++
 	default:
 		p.fail(lines, "%s: Acknowledge(%s) = %s, %d contents after it", dev, idHex, result, since)
@@ -1279,6 +1469,14 @@ func (p *crashPair) done(dev, idHex string, lines []string) {
 // and a message went each way after the last kill.
 func (p *crashPair) finish() {
 	p.t.Helper()
+	for _, kb := range p.killedBatches {
+		switch {
+		case kb.fresh > 0:
+			p.stats.batchKilledBefore++
+		case kb.redelivered > 0:
+			p.stats.batchKilledAfter++
+		}
+	}
 	for _, dev := range []string{"alice", "bob"} {
 		fs, ok := p.findings[dev]
 		switch {
@@ -1337,6 +1535,8 @@ func TestCrash(t *testing.T) {
 		stats.oldReceipts, stats.oldAcks, stats.gaps)
 	t.Logf("outbox: %d envelopes first seen in Unsent (their line cut by a kill), %d listed again (a kill before Sent returned)",
 		stats.recovered, stats.reposted)
+	t.Logf("ReceiveBatch: %d calls returned, %d envelopes (%d second copies); of the kills during one, %d came before its Apply committed (an envelope came back new), %d after (Redelivered)",
+		stats.batches, stats.batchEnvs, stats.copies, stats.batchKilledBefore, stats.batchKilledAfter)
 	if stats.kills == 0 {
 		t.Fatal("no kill")
 	}
