@@ -51,9 +51,20 @@ func (d *Device) Done(ctx context.Context, ids ...MessageID) error {
 		for i, k := range p.kept {
 			if MessageID(k.ID) == id {
 				b.Delete(k.StoreKey())
-				// A new slice: keptSaved, the committed list, shares the
-				// old one's array and must not change.
-				p.kept = slices.Concat(p.kept[:i], p.kept[i+1:])
+				// keptSaved, the committed list, shares the array and
+				// must not change: the oldest is resliced off, any other
+				// removal makes a new slice.
+				switch {
+				case len(p.kept) == 1:
+					// Empty, keeping the array for the next result: the
+					// committed list is this one until the Apply below
+					// succeeds, and nothing is appended before.
+					p.kept = p.kept[:0]
+				case i == 0:
+					p.kept = p.kept[1:]
+				default:
+					p.kept = slices.Concat(p.kept[:i], p.kept[i+1:])
+				}
 				break
 			}
 		}

@@ -643,6 +643,11 @@ func (d *Device) indexKeptFast(p *peer) bool {
 		}
 	}
 	keep := old[k:]
+	if k > 0 && m <= 64 {
+		// Keep the array's room (a long list is resliced instead, so that
+		// a backlog does not copy it for every result).
+		keep = append(old[:0], keep...)
+	}
 	for _, e := range p.kept[m:] {
 		ref := keptRef{id: e.ID, env: e.Env}
 		d.kept[ref.id], d.keptEnv[ref.env] = p, p
