@@ -211,3 +211,15 @@ func ExampleSessionKeys_Erase() {
 	// Output:
 	// erased: true
 }
+
+// FingerprintText is what a UI shows for an identity, for example beside a
+// device in a list or in a "key changed" notice.
+func ExamplePublicIdentity_FingerprintText() {
+	id, err := keys.NewIdentityFromSeed(make([]byte, 32))
+	if err != nil {
+		log.Fatal(err)
+	}
+	text := id.Public().FingerprintText()
+	fmt.Println(len(text), "characters in", len(strings.Fields(text)), "groups")
+	// Output: 39 characters in 8 groups
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"github.com/sealpost/sealpost/internal/ct"
 	"github.com/sealpost/sealpost/internal/kdf"
@@ -184,6 +185,24 @@ func (p PublicIdentity) Equal(q PublicIdentity) bool {
 // String prints the start of the fingerprint.
 func (p PublicIdentity) String() string {
 	return "keys.PublicIdentity{" + p.shortFingerprint() + "}"
+}
+
+// FingerprintText returns the identity's fingerprint for people to read:
+// its first 16 bytes as eight groups of four hex digits ("3f2a 91c0 ...").
+// A UI can show it beside a device or in a key-change notice; to check
+// that no one sits between two users, compare safety numbers
+// (SafetyNumber), which cover both sides.
+func (p PublicIdentity) FingerprintText() string {
+	fp := p.Fingerprint()
+	h := hex.EncodeToString(fp[:16])
+	var b strings.Builder
+	for i := 0; i < len(h); i += 4 {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(h[i : i+4])
+	}
+	return b.String()
 }
 
 func (p PublicIdentity) shortFingerprint() string {
