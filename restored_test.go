@@ -22,12 +22,7 @@ import (
 // receives each once. Messages in both directions then flow on the new
 // session, and the old one never becomes current again.
 func TestRestoredRecovers(t *testing.T) {
-	c := newClock()
-	alice := newParty(t, "alice", c, sealpost.WithReceiptDelay(0, 0))
-	bob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0))
-	connect(t, alice, bob)
-	receive(t, bob, send(t, alice, bob, "hello"))
-	receive(t, alice, send(t, bob, alice, "hi"))
+	c, alice, bob := confirmedPair(t)
 	backup := bob.store.Snapshot()
 
 	lost := map[sealpost.MessageID]string{}
@@ -116,12 +111,7 @@ func TestRestoredRecovers(t *testing.T) {
 // Send keeps refusing until a new session exists, and once one does, a
 // late message on the old one does not make it current again.
 func TestRestoredStaleNeverCurrent(t *testing.T) {
-	c := newClock()
-	alice := newParty(t, "alice", c, sealpost.WithReceiptDelay(0, 0))
-	bob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0))
-	connect(t, alice, bob)
-	receive(t, bob, send(t, alice, bob, "hello"))
-	receive(t, alice, send(t, bob, alice, "hi"))
+	c, alice, bob := confirmedPair(t)
 	backup := bob.store.Snapshot()
 	late1 := send(t, alice, bob, "late 1") // on the session the backup holds
 	late2 := send(t, alice, bob, "late 2")
@@ -190,12 +180,7 @@ func TestRestoredStoreFailure(t *testing.T) {
 // confirmed, so he marks it stale, and both go on on the new session with
 // no message lost.
 func TestUnreportedRestore(t *testing.T) {
-	c := newClock()
-	alice := newParty(t, "alice", c, sealpost.WithReceiptDelay(0, 0))
-	bob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0))
-	connect(t, alice, bob)
-	receive(t, bob, send(t, alice, bob, "hello"))
-	receive(t, alice, send(t, bob, alice, "hi"))
+	c, alice, bob := confirmedPair(t)
 	backup := bob.store.Snapshot()
 	for range 3 { // Bob reads these, then loses them with the restore
 		receive(t, bob, send(t, alice, bob, "before"))
@@ -265,12 +250,7 @@ func TestUnreportedRestore(t *testing.T) {
 // and names what we sent on it unacknowledged (PeerRestored); a crossing
 // start against our unconfirmed session does not.
 func TestNewStartReplacesConfirmedSession(t *testing.T) {
-	c := newClock()
-	alice := newParty(t, "alice", c, sealpost.WithReceiptDelay(0, 0))
-	bob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0))
-	connect(t, alice, bob)
-	receive(t, bob, send(t, alice, bob, "hello"))
-	receive(t, alice, send(t, bob, alice, "hi"))
+	c, alice, bob := confirmedPair(t)
 	unacked := send(t, alice, bob, "never acknowledged") // lost
 	connect(t, bob, alice)                               // Bob lost his session and starts anew
 	in := receive(t, alice, send(t, bob, alice, "new session"))
@@ -308,12 +288,7 @@ func TestNewStartReplacesConfirmedSession(t *testing.T) {
 // identity, Findings names what the old one never acknowledged, and her
 // app resends it to the new one under the same ids.
 func TestReinstalledPeer(t *testing.T) {
-	c := newClock()
-	alice := newParty(t, "alice", c, sealpost.WithReceiptDelay(0, 0))
-	bob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0))
-	connect(t, alice, bob)
-	receive(t, bob, send(t, alice, bob, "hello"))
-	receive(t, alice, send(t, bob, alice, "hi"))
+	c, alice, bob := confirmedPair(t)
 	lost := map[sealpost.MessageID]string{}
 	for _, body := range []string{"sent to the old phone", "and again"} {
 		o := send(t, alice, bob, body)
@@ -354,4 +329,18 @@ func TestReinstalledPeer(t *testing.T) {
 	if fs := alice.Findings(bob.addr); len(fs) != 0 {
 		t.Fatalf("findings left: %v", fs)
 	}
+}
+
+// confirmedPair returns Alice and Bob with a session both have used (so
+// envelopes are session envelopes, not first contacts), receipts sent at
+// once, on one clock.
+func confirmedPair(t *testing.T) (*clock, *party, *party) {
+	t.Helper()
+	c := newClock()
+	alice := newParty(t, "alice", c, sealpost.WithReceiptDelay(0, 0))
+	bob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0))
+	connect(t, alice, bob)
+	receive(t, bob, send(t, alice, bob, "hello"))
+	receive(t, alice, send(t, bob, alice, "hi"))
+	return c, alice, bob
 }
