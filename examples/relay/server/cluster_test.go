@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/sealpost/sealpost/examples/relay/server"
 )
 
@@ -15,16 +14,7 @@ import (
 // and removed through the other.
 func TestSharedNATS(t *testing.T) {
 	ctx := context.Background()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	ns, _ := natsFor(t)
 
 	a := startRelay(t, server.Config{NATSURL: ns.ClientURL(), Rate: -1})
 	b := startRelay(t, server.Config{NATSURL: ns.ClientURL(), Rate: -1})

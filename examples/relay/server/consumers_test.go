@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/examples/relay/auth"
@@ -147,25 +145,7 @@ func TestConsumersGoWithConnections(t *testing.T) {
 // going away (a close status, not a dropped TCP connection).
 func TestConsumersGoOnShutdown(t *testing.T) {
 	ctx := context.Background()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, js := natsFor(t)
 	count := func() int {
 		s, err := js.Stream(ctx, server.MailboxStream)
 		if err != nil {
@@ -432,26 +412,8 @@ func TestConnectionMemory(t *testing.T) {
 // default of 1,000 then applies): the relay must update it, not fail.
 func TestMaxConnectionsOnOldStream(t *testing.T) {
 	ctx := context.Background()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats did not start")
-	}
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: server.MailboxStream, Subjects: []string{"mbx.*"},
+	ns, js := natsFor(t)
+	_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: server.MailboxStream, Subjects: []string{"mbx.*"},
 		Storage: jetstream.FileStorage, MaxMsgsPerSubject: server.DefaultMaxDepth, Discard: jetstream.DiscardNew,
 		DiscardNewPerSubject: true})
 	if err != nil {
