@@ -40,7 +40,7 @@ func TestClassifyReceive(t *testing.T) {
 			return err
 		}, sealpost.Rejected},
 		{"an unknown tag", func() error {
-			_, err := bob.Receive(ctx, append(wire.AppendHeader(nil, bob.Mailbox(), [16]byte{1}), bytes.Repeat([]byte{3}, 400)...))
+			_, err := bob.Receive(ctx, wire.AppendEnvelope(nil, bob.Mailbox(), [16]byte{1}, bytes.Repeat([]byte{3}, 400)))
 			return err
 		}, sealpost.Unreadable},
 		{"another mailbox", func() error {

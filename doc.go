@@ -17,7 +17,7 @@
 //
 // The recipient's mailbox id, a routing tag that looks random and changes
 // every message, the padded size (Padmé, 384-byte floor: receipts and short
-// messages are one size, 545 bytes), and the time. An envelope that starts
+// messages are one size, 548 bytes), and the time. An envelope that starts
 // a session is larger (about 3.6 KB: it carries the key agreement), so the
 // relay learns that someone started a conversation with a mailbox, and
 // when, though not who. A relay compelled to hand over everything it holds

@@ -258,7 +258,7 @@ func TestFirstContactWrongMailboxKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rerouted := append(wire.AppendHeader(nil, bob.Mailbox(), h.Tag), body...)
+		rerouted := wire.AppendEnvelope(nil, bob.Mailbox(), h.Tag, body)
 		before := dmCapture(bob, fs)
 		_, err = bob.Receive(ctx, rerouted)
 		if !errors.Is(err, sealpost.ErrDecrypt) && !errors.Is(err, sealpost.ErrMalformed) {

@@ -81,7 +81,7 @@ func reroute(t testing.TB, env, mailbox []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append(wire.AppendHeader(nil, mailbox, h.Tag), body...)
+	return wire.AppendEnvelope(nil, mailbox, h.Tag, body)
 }
 
 // flipAt returns env with one bit flipped at i (negative: from the end).
@@ -126,7 +126,7 @@ func metaCases() []metaCase {
 	add("23", "empty", malformed, func(fx *metaFixture) ([]byte, []byte) { return nil, nil })
 	add("23", "one byte", nil, func(fx *metaFixture) ([]byte, []byte) { return []byte{1}, nil })
 	add("23", "routing header only", nil, func(fx *metaFixture) ([]byte, []byte) {
-		return wire.AppendHeader(nil, fx.bob.Mailbox(), [16]byte{1}), nil
+		return wire.AppendHeader(nil, fx.bob.Mailbox(), [16]byte{1}, 0), nil
 	})
 	for _, cut := range []struct {
 		name string
@@ -140,11 +140,11 @@ func metaCases() []metaCase {
 	}
 	add("23", "session envelope with a trailing byte", nil, session(func(fx *metaFixture, env []byte, hdr int) []byte { return append(bytes.Clone(env), 0) }))
 	add("23", "oversize envelope", []error{sealpost.ErrTooLarge, sealpost.ErrMalformed}, func(fx *metaFixture) ([]byte, []byte) {
-		return append(wire.AppendHeader(nil, fx.bob.Mailbox(), [16]byte{2}), make([]byte, envelope.MaxSize)...), nil
+		return wire.AppendEnvelope(nil, fx.bob.Mailbox(), [16]byte{2}, make([]byte, envelope.MaxSize)), nil
 	})
-	add("23", "envelope version 2", []error{sealpost.ErrUnsupportedVersion}, session(func(fx *metaFixture, env []byte, hdr int) []byte {
+	add("23", "envelope version 1 (retired)", []error{sealpost.ErrUnsupportedVersion}, session(func(fx *metaFixture, env []byte, hdr int) []byte {
 		out := bytes.Clone(env)
-		out[0] = 2
+		out[0] = 1
 		return out
 	}))
 	for _, f := range []struct {
@@ -186,7 +186,7 @@ func metaCases() []metaCase {
 		body := make([]byte, 1+56+12+256+16)
 		rand.Read(body)
 		body[0] = ratchet.Version
-		return append(wire.AppendHeader(nil, fx.bob.Mailbox(), tag), body...), nil
+		return wire.AppendEnvelope(nil, fx.bob.Mailbox(), tag, body), nil
 	})
 	add("15", "message MaxSkip+1 ahead of its chain", []error{sealpost.ErrTooManySkipped}, func(fx *metaFixture) ([]byte, []byte) {
 		s := fx.skipper

@@ -47,7 +47,7 @@ func backlog(t *testing.T, seed uint64, n int) (alice, bob *party, fs *faultySto
 		envs = slices.Insert(slices.Delete(envs, 2000, 2100), 100, moved...)
 	}
 	envs = append(envs, old.Envelope)                                                                     // after Done: ErrDuplicate
-	envs = append(envs, append(wire.AppendHeader(nil, bob.Mailbox(), [16]byte{9}), make([]byte, 300)...)) // garbage
+	envs = append(envs, wire.AppendEnvelope(nil, bob.Mailbox(), [16]byte{9}, make([]byte, 300))) // garbage
 	envs = append(envs, flipAt(envs[0], -1))                                                              // tampered
 	return alice, bob, fs, envs, bob.store.Snapshot()
 }

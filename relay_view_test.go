@@ -159,7 +159,7 @@ func TestReflectedEnvelope(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mirrored := append(wire.AppendHeader(nil, alice.Mailbox(), h.Tag), body...)
+		mirrored := wire.AppendEnvelope(nil, alice.Mailbox(), h.Tag, body)
 		for _, raw := range [][]byte{o.Envelope, mirrored} {
 			before := dmCapture(alice, fs)
 			if _, err := alice.Receive(ctx, raw); err == nil || !dmTyped(err) {

@@ -253,7 +253,7 @@ func TestDeviceWrongRecipient(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rerouted := append(wire.AppendHeader(nil, bob.Mailbox(), hd.Tag), body...)
+		rerouted := wire.AppendEnvelope(nil, bob.Mailbox(), hd.Tag, body)
 		ownIDs := akEditStart(t, raw, func(m *sealedpb.SessionStart) {
 			id := own.OneTimePrekeys[0].ID
 			m.SignedPrekeyId, m.PqPrekeyId, m.PqOneTime, m.OneTimePrekeyId = own.SignedPrekey.ID, own.OneTimePQPrekeys[0].ID, true, &id

@@ -91,7 +91,9 @@ func TestSlowPathBudget(t *testing.T) {
 	// more attributable: ErrDecrypt, not "unsupported version".
 	for _, edit := range []func([]byte) []byte{
 		func(b []byte) []byte { b[len(b)-300] = ratchet.Version + 1; return b },
-		func(b []byte) []byte { return b[:len(b)-300+ratchet.Overhead-1] },
+		func(b []byte) []byte { // a body one byte short of a ratchet message
+			return seal.Session(nil, bob.Mailbox(), [16]byte{7}, b[len(b)-300:len(b)-300+ratchet.Overhead-1])
+		},
 	} {
 		if _, err := bob.Receive(ctx, edit(garbage(bob))); !errors.Is(err, ErrDecrypt) {
 			t.Fatalf("junk: %v, want ErrDecrypt", err)

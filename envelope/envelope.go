@@ -15,10 +15,14 @@
 // The routing header is a fixed layout rather than protobuf, so that Parse
 // allocates nothing (TestParseAllocations checks 0; a protobuf round trip
 // of a message of the same shape allocates 6 times): version (1 byte),
-// mailbox length (1 byte), mailbox id, tag (16 bytes), then the sealed
-// body. Version 1 is the only version; any other is ErrUnsupportedVersion.
-// A later version may change everything after the version byte. The
-// layout, and how clients fill it in, is section 8 of the specification,
+// mailbox length (1 byte), mailbox id, tag (16 bytes), the body's length
+// (3 bytes, big-endian), then the sealed body. The length makes an
+// envelope self-delimiting: Parse refuses one that is truncated or has
+// bytes appended, so a relay turns a damaged upload away at the door, and
+// Next reads envelopes sent back to back. Version 2 is the only version;
+// version 1 (no body length) and any other are ErrUnsupportedVersion. A
+// later version may change everything after the version byte. The layout,
+// and how clients fill it in, is section 8 of the specification,
 // docs/SPEC.md in the repository.
 package envelope
 
@@ -61,14 +65,27 @@ type Header struct {
 	Tag [TagSize]byte
 }
 
-// Parse reads the routing header of raw without any key and without
-// allocating. It returns ErrTooLarge over MaxSize, ErrUnsupportedVersion for
-// another version and ErrMalformed for a truncated or inconsistent header or
-// a body too short to be sealed.
+// Parse reads the routing header of raw, one whole envelope, without any
+// key and without allocating. It returns ErrTooLarge over MaxSize,
+// ErrUnsupportedVersion for another version and ErrMalformed for a
+// truncated or inconsistent header, a body too short to be sealed, or an
+// envelope shorter or longer than its header says.
 func Parse(raw []byte) (Header, error) {
 	h, _, err := wire.Parse(raw)
 	if err != nil {
 		return Header{}, err
 	}
 	return Header{Version: h.Version, Mailbox: h.Mailbox, Tag: h.Tag}, nil
+}
+
+// Next reads the envelope at the start of stream, envelopes sent back to
+// back: its routing header, its sealed body, and what follows it (both
+// alias stream). The errors are Parse's, except that bytes after the
+// envelope are rest.
+func Next(stream []byte) (h Header, body, rest []byte, err error) {
+	wh, body, rest, err := wire.Next(stream)
+	if err != nil {
+		return Header{}, nil, nil, err
+	}
+	return Header{Version: wh.Version, Mailbox: wh.Mailbox, Tag: wh.Tag}, body, rest, nil
 }

@@ -21,6 +21,6 @@ func ExampleParse() {
 	_, err = envelope.Parse(raw[:10])
 	fmt.Println("truncated:", err)
 	// Output:
-	// deliver 285 bytes to mailbox "bob-mailbox" (tag 00010203...)
+	// deliver 288 bytes to mailbox "bob-mailbox" (tag 00010203...)
 	// truncated: sealpost: malformed input: envelope truncated
 }

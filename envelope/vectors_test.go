@@ -32,10 +32,13 @@ func goldenVectors() []vector {
 	return []vector{
 		{name: "valid_basic", expect: "ok", mailbox: hex.EncodeToString(mbox), tag: "101112131415161718191a1b1c1d1e1f", comment: "11-byte mailbox, 256-byte body", raw: ok},
 		{name: "valid_min", expect: "ok", mailbox: "01", tag: "000102030405060708090a0b0c0d0e0f", comment: "1-byte mailbox, 16-byte body", raw: build([]byte{1}, 0, 16)},
-		{name: "version_unsupported", expect: "ErrUnsupportedVersion", comment: "version byte 2", raw: append([]byte{2}, ok[1:]...)},
-		{name: "malformed_truncated", expect: "ErrMalformed", comment: "body of 15 bytes", raw: build(mbox, 0, 15)},
-		{name: "malformed_mailbox_length", expect: "ErrMalformed", comment: "mailbox length 65", raw: append([]byte{1, 65}, bytes.Repeat([]byte{7}, 120)...)},
-		{name: "malformed_empty_mailbox", expect: "ErrMalformed", comment: "mailbox length 0", raw: append([]byte{1, 0}, bytes.Repeat([]byte{7}, 40)...)},
+		{name: "version_unsupported", expect: "ErrUnsupportedVersion", comment: "version byte 3", raw: append([]byte{3}, ok[1:]...)},
+		{name: "version1_rejected", expect: "ErrUnsupportedVersion", comment: "version 1 (no body length): the valid_basic envelope as version 1 wrote it", raw: append(append([]byte{1}, ok[1:2+len(mbox)+16]...), ok[2+len(mbox)+16+3:]...)},
+		{name: "malformed_short_body", expect: "ErrMalformed", comment: "body of 15 bytes", raw: build(mbox, 0, 15)},
+		{name: "malformed_truncated", expect: "ErrMalformed", comment: "valid_basic less its last byte", raw: ok[:len(ok)-1]},
+		{name: "malformed_extended", expect: "ErrMalformed", comment: "valid_basic and one more byte", raw: append(bytes.Clone(ok), 0)},
+		{name: "malformed_mailbox_length", expect: "ErrMalformed", comment: "mailbox length 65", raw: append([]byte{envelope.Version, 65}, bytes.Repeat([]byte{7}, 120)...)},
+		{name: "malformed_empty_mailbox", expect: "ErrMalformed", comment: "mailbox length 0", raw: append([]byte{envelope.Version, 0}, bytes.Repeat([]byte{7}, 40)...)},
 	}
 }
 

@@ -128,5 +128,5 @@ func ExampleSession() {
 	// Output:
 	// mailbox "bob-mailbox", tag 5ea19057000000000000000000000000
 	// body: ratchet header and body, already sealed
-	// header bytes: 29
+	// header bytes: 32
 }

@@ -213,11 +213,15 @@ type sealParams struct {
 // handSeal builds a first-contact envelope with crypto/hpke directly, so
 // that a test can seal plaintexts FirstContact never would (bad padding, a
 // payload that is no session start) or vary the construction. The header
-// is written out byte by byte: version 1, mailbox length, mailbox, tag.
+// is written out byte by byte: version 2, mailbox length, mailbox, tag,
+// the body's length (3 bytes: the X-Wing encapsulation, the plaintext and
+// a 16-byte AEAD tag).
 func handSeal(t testing.TB, pk hpke.PublicKey, mailbox []byte, p sealParams, plain []byte) []byte {
 	t.Helper()
-	header := append([]byte{1, byte(len(mailbox))}, mailbox...)
+	header := append([]byte{2, byte(len(mailbox))}, mailbox...)
 	header = append(header, p.tag[:]...)
+	n := xwingEncSize + len(plain) + 16
+	header = append(header, byte(n>>16), byte(n>>8), byte(n))
 	info, aad, kdf, aead := p.info, header, p.kdf, p.aead
 	if info == nil {
 		info = []byte(firstContactLabel + string(mailbox))

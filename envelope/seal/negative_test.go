@@ -3,7 +3,9 @@ package seal_test
 import (
 	"bytes"
 	"crypto/hpke"
+	"errors"
 	"fmt"
+	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -60,7 +62,7 @@ func TestOpenRelayRewrites(t *testing.T) {
 	reframe := func(mailbox []byte, tag []byte) []byte {
 		var tg [envelope.TagSize]byte
 		copy(tg[:], tag)
-		return append(wire.AppendHeader(nil, mailbox, tg), env[hs:]...)
+		return wire.AppendEnvelope(nil, mailbox, tg, env[hs:])
 	}
 	tests := []struct {
 		name    string
@@ -68,15 +70,22 @@ func TestOpenRelayRewrites(t *testing.T) {
 		mailbox []byte // the mailbox the opener expects
 		want    error
 	}{
-		{"mailbox rewritten, Bob expects his", reframe(eve, env[hs-16:hs]), bob.mailbox, seal.ErrMalformed},
-		{"mailbox rewritten, Bob's key at the new mailbox", reframe(eve, env[hs-16:hs]), eve, seal.ErrDecrypt},
-		{"longer mailbox, Bob's key at it", reframe(long, env[hs-16:hs]), long, seal.ErrDecrypt},
+		{"mailbox rewritten, Bob expects his", reframe(eve, env[hs-19:hs-3]), bob.mailbox, seal.ErrMalformed},
+		{"mailbox rewritten, Bob's key at the new mailbox", reframe(eve, env[hs-19:hs-3]), eve, seal.ErrDecrypt},
+		{"longer mailbox, Bob's key at it", reframe(long, env[hs-19:hs-3]), long, seal.ErrDecrypt},
 		{"tag rewritten to zero", reframe(bob.mailbox, nil), bob.mailbox, seal.ErrDecrypt},
-		{"tag of another seal", reframe(bob.mailbox, other[hs-16:hs]), bob.mailbox, seal.ErrDecrypt},
+		{"tag of another seal", reframe(bob.mailbox, other[hs-19:hs-3]), bob.mailbox, seal.ErrDecrypt},
 		{"header of another seal", append(bytes.Clone(other[:hs]), env[hs:]...), bob.mailbox, seal.ErrDecrypt},
 		{"encapsulation of another seal", append(append(bytes.Clone(env[:hs]), other[hs:hs+xwingEncSize]...), env[hs+xwingEncSize:]...), bob.mailbox, seal.ErrDecrypt},
 		{"version 0", append([]byte{0}, env[1:]...), bob.mailbox, seal.ErrUnsupportedVersion},
-		{"version 2", append([]byte{2}, env[1:]...), bob.mailbox, seal.ErrUnsupportedVersion},
+		{"version 1", append([]byte{1}, env[1:]...), bob.mailbox, seal.ErrUnsupportedVersion},
+		{"version 3", append([]byte{3}, env[1:]...), bob.mailbox, seal.ErrUnsupportedVersion},
+		{"length rewritten and the body cut to match", func() []byte {
+			cut := bytes.Clone(env[:len(env)-1])
+			n := len(cut) - hs
+			cut[hs-3], cut[hs-2], cut[hs-1] = byte(n>>16), byte(n>>8), byte(n)
+			return cut
+		}(), bob.mailbox, seal.ErrDecrypt},
 		{"version 255", append([]byte{255}, env[1:]...), bob.mailbox, seal.ErrUnsupportedVersion},
 		{"untouched", env, bob.mailbox, nil},
 	}
@@ -90,22 +99,29 @@ func TestOpenRelayRewrites(t *testing.T) {
 // TestOpenBitFlips flips one bit at every byte position of a valid envelope
 // (TESTING.md, checklist item 22), and every bit of each header byte. No flip may open; the
 // error class follows the region: version, then mailbox length and mailbox
-// (checked before any decryption), then tag, encapsulation and ciphertext
-// (authentication).
+// (checked before any decryption), then tag (authentication), then the
+// body length (the envelope is then shorter or longer than it says:
+// malformed, or too large for a high bit), then encapsulation and
+// ciphertext (authentication).
 func TestOpenBitFlips(t *testing.T) {
 	bob := bobSpec.build(t)
 	b := bob.bundle(t)
 	_, start := newStart(t, b, nil)
 	env := firstContact(t, b, start)
 	hs := wire.HeaderSize(len(bob.mailbox))
-	region := func(i int) error {
+	region := func(i int) []error {
 		switch {
 		case i == 0:
-			return seal.ErrUnsupportedVersion
-		case i < hs-envelope.TagSize:
-			return seal.ErrMalformed
+			return []error{seal.ErrUnsupportedVersion}
+		case i < hs-wire.LengthSize-envelope.TagSize:
+			// A mailbox length flip moves where the body length is read.
+			return []error{seal.ErrMalformed, seal.ErrTooLarge}
+		case i < hs-wire.LengthSize:
+			return []error{seal.ErrDecrypt}
+		case i < hs:
+			return []error{seal.ErrMalformed, seal.ErrTooLarge}
 		default:
-			return seal.ErrDecrypt
+			return []error{seal.ErrDecrypt}
 		}
 	}
 	flipped := bytes.Clone(env)
@@ -116,7 +132,10 @@ func TestOpenBitFlips(t *testing.T) {
 		}
 		for _, bit := range bits {
 			flipped[i] ^= 1 << bit
-			openExpect(t, fmt.Sprintf("byte %d bit %d of %d", i, bit, len(env)), bob, bob.mailbox, flipped, region(i))
+			m, err := seal.OpenFirstContact(bob.mailKey, bob.mailbox, flipped)
+			if m != nil || !slices.ContainsFunc(region(i), func(e error) bool { return errors.Is(err, e) }) {
+				t.Fatalf("byte %d bit %d of %d: %v, want one of %v", i, bit, len(env), err, region(i))
+			}
 			flipped[i] ^= 1 << bit
 		}
 	}
@@ -131,18 +150,16 @@ func TestOpenTruncations(t *testing.T) {
 	b := bob.bundle(t)
 	_, start := newStart(t, b, nil)
 	env := firstContact(t, b, start)
-	min := wire.HeaderSize(len(bob.mailbox)) + seal.FirstContactOverhead
+	// The header's body length makes every truncation malformed, refused
+	// before any key is used.
 	for n := range len(env) {
-		want := seal.ErrDecrypt
-		if n < min {
-			want = seal.ErrMalformed
-		}
-		openExpect(t, fmt.Sprintf("first %d of %d bytes", n, len(env)), bob, bob.mailbox, env[:n:n], want)
+		openExpect(t, fmt.Sprintf("first %d of %d bytes", n, len(env)), bob, bob.mailbox, env[:n:n], seal.ErrMalformed)
 	}
 }
 
-// TestOpenTrailingData appends bytes to a valid envelope: the ciphertext no
-// longer authenticates, and past MaxSize the envelope is refused unread.
+// TestOpenTrailingData appends bytes to a valid envelope: it is longer
+// than its header says, so malformed, and past MaxSize it is refused
+// unread.
 func TestOpenTrailingData(t *testing.T) {
 	bob := bobSpec.build(t)
 	b := bob.bundle(t)
@@ -154,10 +171,10 @@ func TestOpenTrailingData(t *testing.T) {
 		raw  []byte
 		want error
 	}{
-		{"one zero byte", append(bytes.Clone(env), 0), seal.ErrDecrypt},
-		{"16 bytes", grow(16), seal.ErrDecrypt},
-		{"the envelope twice", append(bytes.Clone(env), env...), seal.ErrDecrypt},
-		{"up to exactly MaxSize", grow(envelope.MaxSize - len(env)), seal.ErrDecrypt},
+		{"one zero byte", append(bytes.Clone(env), 0), seal.ErrMalformed},
+		{"16 bytes", grow(16), seal.ErrMalformed},
+		{"the envelope twice", append(bytes.Clone(env), env...), seal.ErrMalformed},
+		{"up to exactly MaxSize", grow(envelope.MaxSize - len(env)), seal.ErrMalformed},
 		{"one byte past MaxSize", grow(envelope.MaxSize - len(env) + 1), seal.ErrTooLarge},
 	}
 	for _, tt := range tests {
@@ -176,7 +193,11 @@ func TestOpenShortOrBadBody(t *testing.T) {
 	_, start := newStart(t, b, nil)
 	env := firstContact(t, b, start)
 	hs := wire.HeaderSize(len(bob.mailbox))
-	withBody := func(n int) []byte { return append(bytes.Clone(env[:hs]), payloadOf(n)...) }
+	withBody := func(n int) []byte { // the header with its length set to n, and n bytes
+		h := bytes.Clone(env[:hs])
+		h[hs-3], h[hs-2], h[hs-1] = byte(n>>16), byte(n>>8), byte(n)
+		return append(h, payloadOf(n)...)
+	}
 	lowOrder := bytes.Clone(env)
 	clear(lowOrder[hs+xwingEncSize-32 : hs+xwingEncSize]) // the X25519 share: the all-zero point
 	tests := []struct {
@@ -184,7 +205,7 @@ func TestOpenShortOrBadBody(t *testing.T) {
 		raw  []byte
 		want error
 	}{
-		{"no body", env[:hs], seal.ErrMalformed},
+		{"no body", withBody(0), seal.ErrMalformed},
 		{"body of an AEAD tag", withBody(wire.MinBody), seal.ErrMalformed},
 		{"body of an encapsulation", withBody(xwingEncSize), seal.ErrMalformed},
 		{"body one byte short of the overhead", withBody(seal.FirstContactOverhead - 1), seal.ErrMalformed},

@@ -74,11 +74,13 @@ func FirstContact(to *keys.Bundle, start []byte) ([]byte, error) {
 	}
 	var tag [wire.TagSize]byte
 	rand.Read(tag[:])
-	raw := wire.AppendHeader(nil, to.Mailbox, tag)
 	plain := pad.Append(nil, start)
-	if len(raw)+FirstContactOverhead+len(plain) > envelope.MaxSize {
+	bodyLen := FirstContactOverhead + len(plain)
+	if wire.HeaderSize(len(to.Mailbox))+bodyLen > envelope.MaxSize {
 		return nil, fmt.Errorf("%w: first-contact envelope over %d bytes", ErrTooLarge, envelope.MaxSize)
 	}
+	// The header, with the body's length, is the seal's associated data.
+	raw := wire.AppendHeader(nil, to.Mailbox, tag, bodyLen)
 	enc, sender, err := hpke.NewSender(to.MailboxKey.HPKE(), hpke.HKDFSHA256(), hpke.ChaCha20Poly1305(), info(to.Mailbox))
 	if err != nil {
 		return nil, fmt.Errorf("seal: hpke sender: %w", err)
@@ -124,11 +126,12 @@ func OpenFirstContact(k *keys.MailboxKey, mailbox, raw []byte) (*keys.SessionSta
 }
 
 // Session frames a ratchet message and its routing tag as an envelope for
-// mailbox, appending to dst. The mailbox id must be 1 to 64 bytes (it
-// panics otherwise: callers validate it once, when they learn it), and the
-// message at least 16 bytes, as every ratchet message is.
+// mailbox, appending to dst. The mailbox id must be 1 to 64 bytes and the
+// message at most envelope.MaxSize (it panics otherwise: callers validate
+// the mailbox once, when they learn it, and bound what they encrypt), and
+// at least 16 bytes, as every ratchet message is.
 func Session(dst, mailbox []byte, tag [wire.TagSize]byte, ratchetMessage []byte) []byte {
-	dst = wire.AppendHeader(dst, mailbox, tag)
+	dst = wire.AppendHeader(dst, mailbox, tag, len(ratchetMessage))
 	return append(dst, ratchetMessage...)
 }
 

@@ -67,17 +67,32 @@ func vectorSpecs() []vectorSpec {
 			comment: "Alice's session start to Bob (last-resort prekeys) with a 21-byte payload"},
 		{name: "valid_max_mailbox", expect: "ok", to: carolSpec, seal: sealTo(carolSpec, payloadOf(1000)),
 			comment: "a 64-byte mailbox id and a 1000-byte payload"},
-		{name: "version_unsupported", expect: "ErrUnsupportedVersion", to: bobSpec, derive: edit(func(env []byte) { env[0] = 2 }),
-			comment: "valid_basic with routing version byte 2"},
+		{name: "version_unsupported", expect: "ErrUnsupportedVersion", to: bobSpec, derive: edit(func(env []byte) { env[0] = 3 }),
+			comment: "valid_basic with routing version byte 3"},
 		{name: "decrypt_wrong_key", expect: "ErrDecrypt", to: bobSpec, seal: sealTo(mallorySpec, []byte("first ratchet message")),
 			comment: "sealed to Mallory's mailbox key published for Bob's mailbox; Bob opens it"},
-		{name: "decrypt_tag_rewritten", expect: "ErrDecrypt", to: bobSpec, derive: edit(func(env []byte) { env[hs-1] ^= 0x01 }),
+		{name: "decrypt_tag_rewritten", expect: "ErrDecrypt", to: bobSpec, derive: edit(func(env []byte) { env[hs-wire.LengthSize-1] ^= 0x01 }),
 			comment: "valid_basic with the last bit of the routing tag flipped by the relay"},
 		{name: "malformed_other_mailbox", expect: "ErrMalformed", to: bobSpec, derive: edit(func(env []byte) { copy(env[2:], "eve-mailbox") }),
 			comment: "valid_basic moved by the relay to mailbox eve-mailbox"},
 		{name: "malformed_short_body", expect: "ErrMalformed", to: bobSpec,
-			derive:  func(valid []byte) []byte { return bytes.Clone(valid[:min(len(valid), hs+seal.FirstContactOverhead-1)]) },
-			comment: "valid_basic cut one byte short of an encapsulation and an AEAD tag"},
+			derive: func(valid []byte) []byte {
+				n := seal.FirstContactOverhead - 1
+				env := append(bytes.Clone(valid[:hs-wire.LengthSize]), byte(n>>16), byte(n>>8), byte(n))
+				return append(env, valid[hs:hs+n]...)
+			},
+			comment: "valid_basic cut one byte short of an encapsulation and an AEAD tag, its length rewritten to match"},
+		{name: "malformed_truncated", expect: "ErrMalformed", to: bobSpec,
+			derive:  func(valid []byte) []byte { return bytes.Clone(valid[:len(valid)-1]) },
+			comment: "valid_basic less its last byte: shorter than its header says"},
+		{name: "decrypt_truncated_consistently", expect: "ErrDecrypt", to: bobSpec,
+			derive: func(valid []byte) []byte {
+				env := bytes.Clone(valid[:len(valid)-1])
+				n := len(env) - hs
+				env[hs-3], env[hs-2], env[hs-1] = byte(n>>16), byte(n>>8), byte(n)
+				return env
+			},
+			comment: "valid_basic less its last byte with its length rewritten to match: the header is the seal's associated data"},
 	}
 }
 

@@ -28,9 +28,9 @@ func TestQuickstartRuns(t *testing.T) {
 		`alice sends #3 "first"`,
 		`bob   sends #2, a receipt envelope (Flush)`,
 		// Two sizes, each explained.
-		"3602 bytes for bob's mailbox",
+		"3605 bytes for bob's mailbox",
 		"(first contacts: until Bob replies",
-		"545 bytes for alice's mailbox",
+		"548 bytes for alice's mailbox",
 		"(a session envelope: from here on",
 		// Delivery receipts that ride along are shown, not only read ones.
 		`alice   … with a delivery receipt riding along for "Hi Bob!", "Lunch at noon?"`,
@@ -57,8 +57,8 @@ func TestQuickstartRuns(t *testing.T) {
 		"bob   downloads the blob: every chunk and the digest check out; 3000 bytes, the same as Alice's file",
 		// The closing summary matches what the relay saw.
 		"The relay saw 10 envelopes (9 messages, 1 with receipts only)",
-		"8 ×   545 bytes: session envelopes: messages and receipts alike, one size",
-		"2 ×  3602 bytes: first contacts",
+		"8 ×   548 bytes: session envelopes: messages and receipts alike, one size",
+		"2 ×  3605 bytes: first contacts",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)

@@ -24,10 +24,12 @@ import (
 // "Refused" means the relay answered with one of the documented error
 // statuses and stored nothing: a refused envelope is never delivered to
 // anybody (checked), and the answer is one of the kind's allowed ones.
-// Envelopes whose routing header is intact (truncated or tampered bodies,
-// the flood) are the relay's to accept, since it cannot open them: those
-// must then reach the victim, whose Device refuses each with a typed
-// error and changes nothing.
+// A truncated body is refused at the door too: the routing header's body
+// length says the envelope is shorter than it should be (routing header
+// version 2). Envelopes whose header is intact and whose length fits
+// (tampered bodies, the flood) are the relay's to accept, since it cannot
+// open them: those must then reach the victim, whose Device refuses each
+// with a typed error and changes nothing.
 const (
 	kindGarbage      = "garbage"            // random bytes that envelope.Parse refuses
 	kindVersion      = "wrong version"      // a header of another version
@@ -35,7 +37,7 @@ const (
 	kindCutHeader    = "truncated header"   // a real envelope cut in its header or before MinBody
 	kindOversized    = "oversized"          // over envelope.MaxSize, with Content-Length
 	kindOversizedTE  = "oversized, chunked" // over envelope.MaxSize, no length up front
-	kindCutBody      = "truncated body"     // a real envelope cut in its sealed body
+	kindCutBody      = "truncated body"     // a real envelope cut in its sealed body: shorter than its header says
 	kindTampered     = "tampered"           // a real envelope with one byte flipped after the mailbox
 	kindFlood        = "flood"              // well-formed junk for the victim's mailbox
 	statusConnClosed = 0                    // no HTTP answer: the relay closed the connection
@@ -51,7 +53,7 @@ var badKinds = map[string]struct{ allowed, needOne []int }{
 	kindCutHeader:   {[]int{400, 429}, []int{400}},
 	kindOversized:   {[]int{413, 429, statusConnClosed}, []int{413}},
 	kindOversizedTE: {[]int{413, 429, statusConnClosed}, []int{413}},
-	kindCutBody:     {[]int{202, 429, 507}, []int{202, 507}},
+	kindCutBody:     {[]int{400, 429}, []int{400}},
 	kindTampered:    {[]int{202, 429, 507}, []int{202, 507}},
 	kindFlood:       {[]int{202, 429, 507}, []int{507}},
 }
@@ -151,7 +153,7 @@ func newBadClient(ctx context.Context, r *run, victim *agent) (*badClient, error
 			return nil, err
 		}
 		b.real = append(b.real, o.Envelope)
-		b.hdrLen = append(b.hdrLen, 2+len(h.Mailbox)+envelope.TagSize)
+		b.hdrLen = append(b.hdrLen, 2+len(h.Mailbox)+envelope.TagSize+3) // version, length, mailbox, tag, body length
 	}
 	return b, nil
 }
@@ -267,9 +269,13 @@ func (b *badClient) make(kind string, rng *rand.Rand) []byte {
 		return fakeEnvelope(b.mailbox, rng, envelope.MaxSize+1+rng.IntN(64<<10))
 	case kindCutBody:
 		return slices.Clone(real[:hdr+16+rng.IntN(len(real)-hdr-16)])
-	case kindTampered:
+	case kindTampered: // a byte of the tag or the sealed body (not the length, which Parse checks)
 		env := slices.Clone(real)
-		at := 2 + len(b.mailbox) + rng.IntN(len(env)-2-len(b.mailbox))
+		tag := 2 + len(b.mailbox)
+		at := tag + rng.IntN(envelope.TagSize+len(env)-hdr)
+		if at >= tag+envelope.TagSize {
+			at += hdr - tag - envelope.TagSize
+		}
 		env[at] ^= byte(1 + rng.IntN(255))
 		return env
 	case kindFlood:
@@ -279,14 +285,18 @@ func (b *badClient) make(kind string, rng *rand.Rand) []byte {
 }
 
 // fakeEnvelope is a well-formed routing header for mailbox and random
-// bytes after it, n bytes in all (n is at least the header and 16).
+// bytes after it, n bytes in all (n is at least the header and 16), the
+// header's body length saying so.
 func fakeEnvelope(mailbox []byte, rng *rand.Rand, n int) []byte {
-	env := make([]byte, max(n, 2+len(mailbox)+envelope.TagSize+16))
+	hdr := 2 + len(mailbox) + envelope.TagSize + 3
+	env := make([]byte, max(n, hdr+16))
 	env[0], env[1] = envelope.Version, byte(len(mailbox))
 	copy(env[2:], mailbox)
 	for j := 2 + len(mailbox); j < len(env); j++ {
 		env[j] = byte(rng.Uint32())
 	}
+	body := len(env) - hdr
+	env[hdr-3], env[hdr-2], env[hdr-1] = byte(body>>16), byte(body>>8), byte(body)
 	return env
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/examples/relay/client"
 )
 
@@ -53,9 +54,11 @@ func TestReconnectRate(t *testing.T) {
 	if err := clients[0].RegisterMailbox(ctx, mbx, owner); err != nil {
 		t.Fatal(err)
 	}
-	env := []byte{1, byte(len(mbx))}
+	env := []byte{envelope.Version, byte(len(mbx))}
 	env = append(env, mbx...)
-	env = append(env, make([]byte, 16+64)...)
+	env = append(env, make([]byte, 16)...) // tag
+	env = append(env, 0, 0, 64)            // body length
+	env = append(env, make([]byte, 64)...)
 	if err := clients[1].Post(ctx, env); err != nil {
 		t.Fatal(err)
 	}

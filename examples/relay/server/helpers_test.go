@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/examples/relay/auth"
 	"github.com/sealpost/sealpost/examples/relay/client"
 	"github.com/sealpost/sealpost/examples/relay/server"
@@ -127,11 +128,12 @@ func (tr *testRelay) pending(mailbox []byte) uint64 {
 // fakeEnvelope is a well-formed routing header and a body of n bytes: all
 // the relay checks.
 func fakeEnvelope(mailbox []byte, tag byte, n int) []byte {
-	env := []byte{1, byte(len(mailbox))}
+	env := []byte{envelope.Version, byte(len(mailbox))}
 	env = append(env, mailbox...)
 	for range 16 {
 		env = append(env, tag)
 	}
+	env = append(env, byte(n>>16), byte(n>>8), byte(n)) // the body's length
 	for i := range n {
 		env = append(env, byte(i))
 	}

@@ -168,8 +168,11 @@ func TestEnvelopeRefusals(t *testing.T) {
 	for name, env := range map[string][]byte{
 		"empty":         {},
 		"garbage":       []byte("garbage"),
-		"version 2":     append([]byte{2}, fakeEnvelope(mbx, 1, 32)[1:]...),
-		"no mailbox":    {1, 0, 1, 2, 3},
+		"version 1":     append([]byte{1}, fakeEnvelope(mbx, 1, 32)[1:]...),
+		"version 3":     append([]byte{3}, fakeEnvelope(mbx, 1, 32)[1:]...),
+		"no mailbox":    {envelope.Version, 0, 1, 2, 3},
+		"truncated":     fakeEnvelope(mbx, 1, 32)[:len(fakeEnvelope(mbx, 1, 32))-1],
+		"extended":      append(fakeEnvelope(mbx, 1, 32), 0),
 		"long mailbox":  fakeEnvelope(bytes.Repeat([]byte{1}, 65), 1, 32),
 		"truncated tag": fakeEnvelope(mbx, 1, 0)[:10],
 		"short body":    fakeEnvelope(mbx, 1, 15),
@@ -372,7 +375,8 @@ func TestLogsHoldNoBodies(t *testing.T) {
 	c := tr.client()
 	secret := []byte("SECRET-BODY-0123456789-SECRET-BODY")
 	mbx := []byte("logcheck-mailbox")
-	env := append(fakeEnvelope(mbx, 7, 0), secret...)
+	env := fakeEnvelope(mbx, 7, len(secret))
+	copy(env[len(env)-len(secret):], secret)
 	if err := c.Post(ctx, env); err != nil {
 		t.Fatal(err)
 	}
