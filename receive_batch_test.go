@@ -46,9 +46,9 @@ func backlog(t *testing.T, seed uint64, n int) (alice, bob *party, fs *faultySto
 		moved := slices.Clone(envs[2000:2100])
 		envs = slices.Insert(slices.Delete(envs, 2000, 2100), 100, moved...)
 	}
-	envs = append(envs, old.Envelope)                                                                     // after Done: ErrDuplicate
+	envs = append(envs, old.Envelope)                                                            // after Done: ErrDuplicate
 	envs = append(envs, wire.AppendEnvelope(nil, bob.Mailbox(), [16]byte{9}, make([]byte, 300))) // garbage
-	envs = append(envs, flipAt(envs[0], -1))                                                              // tampered
+	envs = append(envs, flipAt(envs[0], -1))                                                     // tampered
 	return alice, bob, fs, envs, bob.store.Snapshot()
 }
 
