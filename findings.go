@@ -52,6 +52,12 @@ func (d *Device) Findings(peerAddr Address) []transcript.Finding {
 }
 
 func (d *Device) findings(peerAddr Address) []transcript.Finding {
+	return d.findingsOf(peerAddr, false)
+}
+
+// findingsOf returns the findings about the peer, with those the app
+// dismissed when all is set.
+func (d *Device) findingsOf(peerAddr Address, all bool) []transcript.Finding {
 	var out []transcript.Finding
 	if slices.ContainsFunc(d.others[peerAddr], func(o *peer) bool { return !o.rec.IdentitySeen }) {
 		out = append(out, transcript.Finding{Kind: transcript.IdentityChanged})
@@ -63,19 +69,43 @@ func (d *Device) findings(peerAddr Address) []transcript.Finding {
 	// An identity Trust replaced (a reinstall, a new phone) never
 	// acknowledged what we sent it last: the new one needs it again.
 	for _, o := range d.others[peerAddr] {
-		if f, ok := lostWith(o); ok && !slices.ContainsFunc(p.rec.Dismissed, func(k []byte) bool { return string(k) == string(dismissedKey(f)) }) {
+		if f, ok := lostWith(o); ok && (all || !p.dismissed(f)) {
 			out = append(out, f)
 		}
 	}
 	for _, f := range p.sessionFindings() {
-		if !slices.ContainsFunc(p.rec.Dismissed, func(k []byte) bool { return string(k) == string(dismissedKey(f)) }) {
+		if all || !p.dismissed(f) {
 			out = append(out, f)
 		}
 	}
-	if f, ok := d.unanswered(p); ok && !slices.ContainsFunc(p.rec.Dismissed, func(k []byte) bool { return string(k) == string(dismissedKey(f)) }) {
+	if f, ok := d.unanswered(p); ok && (all || !p.dismissed(f)) {
 		out = append(out, f)
 	}
 	return out
+}
+
+// dismissed reports whether the app dismissed f.
+func (p *peer) dismissed(f transcript.Finding) bool {
+	k := string(dismissedKey(f))
+	return slices.ContainsFunc(p.rec.Dismissed, func(d []byte) bool { return string(d) == k })
+}
+
+// lostAfter returns a finding of kind naming our contents on s after the
+// first held of them, or false when the peer holds them all.
+func lostAfter(s *session, kind transcript.Kind, held uint64) (transcript.Finding, bool) {
+	sent := s.conv.Next().Seq - 1
+	if held >= sent {
+		return transcript.Finding{}, false
+	}
+	ids, _ := s.conv.SentAfter(held)
+	return transcript.Finding{Kind: kind, Outgoing: true, Seq: held + 1, ToSeq: sent, IDs: ids}, true
+}
+
+// acknowledged is how many of our contents on s the peer's newest report
+// says it holds in sequence.
+func acknowledged(s *session) uint64 {
+	from, _ := s.conv.Unacknowledged()
+	return from - 1
 }
 
 // lostWith returns a PeerRestored finding for what we sent on the current
@@ -86,13 +116,7 @@ func lostWith(o *peer) (transcript.Finding, bool) {
 	if len(o.sessions) == 0 {
 		return transcript.Finding{}, false
 	}
-	s := o.sessions[0]
-	from, to := s.conv.Unacknowledged()
-	if from > to {
-		return transcript.Finding{}, false
-	}
-	ids, _ := s.conv.SentAfter(from - 1)
-	return transcript.Finding{Kind: transcript.PeerRestored, Outgoing: true, Seq: from, ToSeq: to, IDs: ids}, true
+	return lostAfter(o.sessions[0], transcript.PeerRestored, acknowledged(o.sessions[0]))
 }
 
 // unanswered returns the Unanswered finding of the peer's current session
@@ -102,13 +126,12 @@ func (d *Device) unanswered(p *peer) (transcript.Finding, bool) {
 		return transcript.Finding{}, false
 	}
 	s := p.sessions[0]
-	from, to := s.conv.Unacknowledged()
+	f, ok := lostAfter(s, transcript.Unanswered, acknowledged(s))
 	idle := d.opts.now().UnixNano() - s.meta.LastReceivedUnixNano
-	if from > to || to-from+1 < d.opts.unansweredCount || idle < d.opts.unansweredAge.Nanoseconds() {
+	if !ok || f.ToSeq-f.Seq+1 < d.opts.unansweredCount || idle < d.opts.unansweredAge.Nanoseconds() {
 		return transcript.Finding{}, false
 	}
-	ids, _ := s.conv.SentAfter(from - 1)
-	return transcript.Finding{Kind: transcript.Unanswered, Outgoing: true, Seq: from, ToSeq: to, IDs: ids}, true
+	return f, true
 }
 
 // Dismiss marks a finding Findings returned as seen by the user, so that
@@ -124,19 +147,22 @@ func (d *Device) Dismiss(ctx context.Context, peerAddr Address, f transcript.Fin
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	open := d.findings(peerAddr)
 	key := dismissedKey(f)
-	if !slices.ContainsFunc(open, func(g transcript.Finding) bool { return string(dismissedKey(g)) == string(key) }) {
+	open := map[string]bool{} // the keys of every finding open now, dismissed or not
+	for _, g := range d.findingsOf(peerAddr, true) {
+		open[string(dismissedKey(g))] = true
+	}
+	p := d.peers[peerAddr]
+	if !open[string(key)] || (f.Kind != transcript.IdentityChanged && p.dismissed(f)) {
 		return fmt.Errorf("%w: no such open finding about %s", ErrNotFound, peerAddr)
 	}
 	if f.Kind == transcript.IdentityChanged {
 		return d.settleIdentities(ctx, peerAddr)
 	}
-	p := d.peers[peerAddr]
 	// Keep only the dismissed findings still open, then add this one.
 	var kept [][]byte
 	for _, k := range p.rec.Dismissed {
-		if slices.ContainsFunc(p.sessionFindings(), func(g transcript.Finding) bool { return string(dismissedKey(g)) == string(k) }) {
+		if open[string(k)] {
 			kept = append(kept, k)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"testing"
+	"time"
 
 	"github.com/sealpost/sealpost"
 	"github.com/sealpost/sealpost/transcript"
@@ -118,5 +119,46 @@ func TestDismissTranscriptFinding(t *testing.T) {
 	unknown := transcript.Finding{Kind: transcript.Fork, Seq: 9, ToSeq: 10}
 	if err := bob.Dismiss(ctx, alice.addr, unknown); !errors.Is(err, sealpost.ErrNotFound) {
 		t.Fatalf("Dismiss of a finding that is not open: %v, want ErrNotFound", err)
+	}
+}
+
+// TestDismissKeepsOtherDismissals: dismissing one finding keeps the
+// earlier dismissals of every kind that is still open (an unanswered
+// session once came back when a gap was dismissed after it).
+func TestDismissKeepsOtherDismissals(t *testing.T) {
+	c := newClock()
+	alice := newParty(t, "alice", c, sealpost.WithReceiptDelay(0, 0))
+	bob := newParty(t, "bob", c, sealpost.WithReceiptDelay(0, 0))
+	connect(t, alice, bob)
+	receive(t, bob, send(t, alice, bob, "hello"))
+	send(t, bob, alice, "lost")
+	receive(t, alice, send(t, bob, alice, "after the lost one")) // a gap at Alice
+	for range sealpost.DefaultUnansweredCount {
+		c.advance(8 * time.Hour)
+		send(t, alice, bob, "unread") // never delivered: unanswered
+	}
+	var gap, unanswered transcript.Finding
+	for _, f := range alice.Findings(bob.addr) {
+		switch f.Kind {
+		case transcript.Gap:
+			gap = f
+		case transcript.Unanswered:
+			unanswered = f
+		}
+	}
+	if gap.Kind == 0 || unanswered.Kind == 0 {
+		t.Fatalf("findings %v: want a gap and an unanswered session", alice.Findings(bob.addr))
+	}
+	if err := alice.Dismiss(ctx, bob.addr, unanswered); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Dismiss(ctx, bob.addr, gap); err != nil {
+		t.Fatal(err)
+	}
+	if fs := alice.Findings(bob.addr); len(fs) != 0 {
+		t.Fatalf("after dismissing both: %v", fs)
+	}
+	if err := alice.Dismiss(ctx, bob.addr, gap); !errors.Is(err, sealpost.ErrNotFound) {
+		t.Fatalf("dismissing a dismissed finding again: %v, want ErrNotFound", err)
 	}
 }

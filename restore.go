@@ -92,12 +92,9 @@ func (d *Device) resumed(rc *received, resume []resumePoint) []transcript.Findin
 			s.meta.Stale = true
 			rc.stale = append(rc.stale, s)
 		}
-		sent := s.conv.Next().Seq - 1
-		if pt.held >= sent {
-			continue
+		if f, ok := lostAfter(s, transcript.PeerRestored, pt.held); ok {
+			out = append(out, f)
 		}
-		ids, _ := s.conv.SentAfter(pt.held)
-		out = append(out, transcript.Finding{Kind: transcript.PeerRestored, Outgoing: true, Seq: pt.held + 1, ToSeq: sent, IDs: ids})
 	}
 	return out
 }
@@ -117,12 +114,9 @@ func (d *Device) replaced(rc *received) []transcript.Finding {
 		// restore nobody reported): say on the new session what the old
 		// one holds, so that the peer sends again what we no longer have.
 		rc.s.meta.Announce = true
-		from, to := s.conv.Unacknowledged()
-		if from > to {
-			continue
+		if f, ok := lostAfter(s, transcript.PeerRestored, acknowledged(s)); ok {
+			out = append(out, f)
 		}
-		ids, _ := s.conv.SentAfter(from - 1)
-		out = append(out, transcript.Finding{Kind: transcript.PeerRestored, Outgoing: true, Seq: from, ToSeq: to, IDs: ids})
 	}
 	return out
 }

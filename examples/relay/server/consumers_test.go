@@ -161,17 +161,7 @@ func TestConsumersGoOnShutdown(t *testing.T) {
 	if err := c.Post(ctx, fakeEnvelope(mbx, 2, 32)); err != nil {
 		t.Fatal(err)
 	}
-	var subs []*client.Subscription
-	for range 5 {
-		sub, err := c.Subscribe(ctx, mbx, owner)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := next(t, sub, 10*time.Second); !ok {
-			t.Fatal("no delivery")
-		}
-		subs = append(subs, sub)
-	}
+	subs := openDelivering(t, c, mbx, owner, 5)
 	waitConsumers(t, count, 5, "five connections open")
 	tr.stop()
 	if n := count(); n != 0 {
@@ -386,17 +376,7 @@ func TestConnectionMemory(t *testing.T) {
 	}
 	const n = 100
 	before := heap()
-	var subs []*client.Subscription
-	for range n {
-		sub, err := c.Subscribe(ctx, mbx, owner)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := next(t, sub, 10*time.Second); !ok {
-			t.Fatal("no delivery")
-		}
-		subs = append(subs, sub)
-	}
+	subs := openDelivering(t, c, mbx, owner, n)
 	per := (int64(heap()) - int64(before)) / n
 	for _, sub := range subs {
 		sub.Close()
@@ -427,4 +407,22 @@ func TestMaxConnectionsOnOldStream(t *testing.T) {
 	if got := s.CachedInfo().Config.MaxConsumers; got != server.DefaultMaxConnections {
 		t.Errorf("the mailbox stream's MaxConsumers is %d, want %d", got, server.DefaultMaxConnections)
 	}
+}
+
+// openDelivering opens n subscriptions to mbx and waits for a delivery on
+// each (the mailbox holds an envelope), so that each has its consumer.
+func openDelivering(t *testing.T, c *client.Client, mbx []byte, owner *client.Key, n int) []*client.Subscription {
+	t.Helper()
+	var subs []*client.Subscription
+	for range n {
+		sub, err := c.Subscribe(context.Background(), mbx, owner)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := next(t, sub, 10*time.Second); !ok {
+			t.Fatal("no delivery")
+		}
+		subs = append(subs, sub)
+	}
+	return subs
 }
