@@ -29,7 +29,7 @@ import (
 // which nothing is sent until the app trusts them (identity.go).
 //
 // A peer is saved as several records (statepb.Peer, and the fixed
-// layouts of sessrecord.go, keptrecord.go and queue.go): the peer record
+// layouts of internal/sessrec, internal/kept and internal/receiptq): the peer record
 // (identity, mailbox, the list of sessions), one record per session
 // (transcript head, the ratchet's head, receipt queue bounds), the
 // ratchet's other parts, the transcript's log blocks and queued-receipt

@@ -17,7 +17,7 @@ import (
 	"github.com/sealpost/sealpost/transcript"
 )
 
-// The fixed layouts of the per-message records (sessrecord.go,
+// The fixed layouts of the per-message records (internal/sessrec,
 // keptrecord.go, queue.go): a round-trip property per record, a table of
 // bad inputs per decoder (each a typed error, never a panic), and a fuzz
 // target per decoder.

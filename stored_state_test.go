@@ -273,7 +273,7 @@ func TestStoredVersions(t *testing.T) {
 		}, ""},
 		{"transcript state", sessKey, func(t *testing.T, raw []byte) []byte {
 			// The session record's transcript head starts at byte 56
-			// (sessrecord.go): version, flags, two times, base key
+			// (internal/sessrec): version, flags, two times, base key
 			// length and base key, head length.
 			return withByte(raw, 1+1+8+8+1+33+4, 99)
 		}, ""},

@@ -3,9 +3,9 @@
 // CRC-32C of its key and value). The Device's state is saved as many small
 // records so that a message rewrites only what it changed; each record's
 // byte layout is documented on its encoder in the package that owns it
-// (internal/receiptq, internal/seen, internal/blocklist, internal/kept and
-// the root package's peer and session records). docs/SPEC.md §17 lists them
-// all.
+// (internal/sessrec, internal/receiptq, internal/seen, internal/blocklist,
+// internal/kept, internal/outbox, and the root package's peer record).
+// docs/SPEC.md §17 lists them all.
 //
 // What is saved, per peer: the peer record (identity, mailbox, session
 // list, pending and unconfirmed flags), listed in the peer directory; per

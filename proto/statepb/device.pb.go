@@ -174,7 +174,7 @@ type Peer struct {
 	// sessions are the ids (16 bytes) of the peer's sessions: the current
 	// session first, then archived ones that may still receive late
 	// messages. Each has a session record of its own
-	// ("sess/<address>/<session id in hex>", sessrecord.go).
+	// ("sess/<address>/<session id in hex>", internal/sessrec).
 	Sessions [][]byte `protobuf:"bytes,12,rep,name=sessions,proto3" json:"sessions,omitempty"`
 	// pending_since_unix_nano is when this peer first contacted us, while we
 	// have neither answered it (Send, StartSession) nor trusted it (Trust);

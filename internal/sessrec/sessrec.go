@@ -1,22 +1,29 @@
-package sealpost
+// Package sessrec is the session record of a Device, "sess/<name>/<session
+// id in hex>": a session's metadata, the transcript's head, the ratchet's
+// head and the queued read receipts, in one fixed layout rewritten with
+// every message (docs/SPEC.md §17.4). The root package holds the session;
+// this package only encodes and decodes its record.
+package sessrec
 
 import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
 
+	"github.com/sealpost/sealpost/internal/errs"
 	"github.com/sealpost/sealpost/internal/fixed"
+	"github.com/sealpost/sealpost/internal/receiptq"
 	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/ratchet"
 	"github.com/sealpost/sealpost/transcript"
 )
 
-// sessionMeta is what a session record holds besides the transcript's
+// Meta is what a session record holds besides the transcript's
 // live state: the fields of "sess/<address>/<session id in hex>". The
 // ratchet state, the transcript's log blocks, the queued delivery
 // receipts' blocks and the pending start are records of their own.
-type sessionMeta struct {
+type Meta struct {
 	// BaseKey is the session start's base key; the session id is the
 	// first 16 bytes of its SHA-256.
 	BaseKey   []byte
@@ -44,14 +51,14 @@ type sessionMeta struct {
 	// Receipts are receipts for messages received on this session, not
 	// yet sent; nil when none were ever queued since the last send took
 	// them all.
-	Receipts *receiptQueue
+	Receipts *ReceiptQueue
 }
 
-// receiptQueue holds receipts not yet sent to a peer. The queued delivery
+// ReceiptQueue holds receipts not yet sent to a peer. The queued delivery
 // receipts are those with index DeliveredFrom up to (not including)
-// DeliveredTo, saved 16 ids per block (queue.go); read receipts are few
+// DeliveredTo, saved 16 ids per block (internal/receiptq); read receipts are few
 // and saved in the session record.
-type receiptQueue struct {
+type ReceiptQueue struct {
 	Read          [][]byte // 16-byte ids
 	DueUnixNano   int64    // when Flush may send them
 	DeliveredFrom uint64
@@ -60,19 +67,21 @@ type receiptQueue struct {
 
 // Sizes in the session record.
 const (
-	baseKeySize     = 1 + keys.X25519PublicKeySize // keys.SessionStart.BaseKey: type byte, key
-	sessRecordFixed = 1 + 1 + 8 + 8 + 1 + baseKeySize + 4 + 2
-	sessQueueFixed  = 8 + 8 + 8 + 2
+	// BaseKeySize is the size of a session start's base key
+	// (keys.SessionStart.BaseKey): type byte and X25519 key.
+	BaseKeySize = 1 + keys.X25519PublicKeySize
+	recordFixed = 1 + 1 + 8 + 8 + 1 + BaseKeySize + 4 + 2
+	queueFixed  = 8 + 8 + 8 + 2
 	// Flags of the session record.
-	sessInitiator = 1 << 0
-	sessPending   = 1 << 1
-	sessReceipts  = 1 << 2
-	sessStale     = 1 << 3
-	sessAnnounce  = 1 << 4
+	FlagInitiator = 1 << 0
+	FlagPending   = 1 << 1
+	FlagReceipts  = 1 << 2
+	FlagStale     = 1 << 3
+	FlagAnnounce  = 1 << 4
 )
 
-// encode returns the session record from its live state, in a buffer of
-// exactly its size plus room for the checksum putRecord appends. Layout
+// Encode returns the session record from its live state, in a buffer of
+// exactly its size plus room for the checksum (record.ChecksumSize). Layout
 // (integers big-endian, times in Unix nanoseconds as two's complement):
 //
 //	version         1   record.Layout
@@ -102,44 +111,46 @@ const (
 //	read            16 each, the queued read-receipt ids, oldest first
 //
 // Nothing follows.
-func (s *session) encode(appendRatchet func([]byte) ([]byte, error)) ([]byte, error) {
-	m := s.meta
-	if len(m.BaseKey) != baseKeySize {
-		return nil, fmt.Errorf("%w: session base key of %d bytes", ErrMalformed, len(m.BaseKey))
+//
+// conv is the session's transcript, pending whether its pending start
+// record exists, and delivered the bounds of its queued delivery receipts.
+func Encode(m *Meta, conv *transcript.Conversation, pending bool, delivered receiptq.Queue, appendRatchet func([]byte) ([]byte, error)) ([]byte, error) {
+	if len(m.BaseKey) != BaseKeySize {
+		return nil, fmt.Errorf("%w: session base key of %d bytes", errs.ErrMalformed, len(m.BaseKey))
 	}
 	var read [][]byte
 	var due int64
 	if m.Receipts != nil {
 		read, due = m.Receipts.Read, m.Receipts.DueUnixNano
 	}
-	queue := m.Receipts != nil || s.delivered.To != 0
-	head := s.conv.HeadSize()
-	n := sessRecordFixed + head
+	queue := m.Receipts != nil || delivered.To != 0
+	head := conv.HeadSize()
+	n := recordFixed + head
 	flags := byte(0)
 	if m.Initiator {
-		flags |= sessInitiator
+		flags |= FlagInitiator
 	}
-	if s.pending != nil {
-		flags |= sessPending
+	if pending {
+		flags |= FlagPending
 	}
 	if queue {
-		flags |= sessReceipts
-		n += sessQueueFixed + 16*len(read)
+		flags |= FlagReceipts
+		n += queueFixed + 16*len(read)
 	}
 	if m.Stale {
-		flags |= sessStale
+		flags |= FlagStale
 	}
 	if m.Announce {
-		flags |= sessAnnounce
+		flags |= FlagAnnounce
 	}
 	b := make([]byte, 0, n+ratchet.SplitHeadSize+record.ChecksumSize)
 	b = append(b, record.Layout, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(m.CreatedUnixNano))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.LastReceivedUnixNano))
-	b = append(b, baseKeySize)
+	b = append(b, BaseKeySize)
 	b = append(b, m.BaseKey...)
 	b = binary.BigEndian.AppendUint32(b, uint32(head))
-	b = s.conv.AppendHead(b)
+	b = conv.AppendHead(b)
 	at := len(b)
 	b, err := appendRatchet(append(b, 0, 0))
 	if err != nil {
@@ -147,55 +158,55 @@ func (s *session) encode(appendRatchet func([]byte) ([]byte, error)) ([]byte, er
 	}
 	rl := len(b) - at - 2
 	if rl > ratchet.SplitHeadSize {
-		return nil, fmt.Errorf("%w: ratchet head of %d bytes", ErrMalformed, rl)
+		return nil, fmt.Errorf("%w: ratchet head of %d bytes", errs.ErrMalformed, rl)
 	}
 	binary.BigEndian.PutUint16(b[at:], uint16(rl))
 	n += rl
 	if queue {
 		b = binary.BigEndian.AppendUint64(b, uint64(due))
-		b = binary.BigEndian.AppendUint64(b, s.delivered.From)
-		b = binary.BigEndian.AppendUint64(b, s.delivered.To)
+		b = binary.BigEndian.AppendUint64(b, delivered.From)
+		b = binary.BigEndian.AppendUint64(b, delivered.To)
 		b = binary.BigEndian.AppendUint16(b, uint16(len(read)))
 		for _, id := range read {
 			b = append(b, id...)
 		}
 	}
 	if len(b) != n {
-		return nil, fmt.Errorf("%w: session record of %d bytes, want %d", ErrMalformed, len(b), n)
+		return nil, fmt.Errorf("%w: session record of %d bytes, want %d", errs.ErrMalformed, len(b), n)
 	}
 	return b, nil
 }
 
-// decodeSessionRecord decodes a session record (layout on encode). It
-// returns ErrUnsupportedVersion for another version and ErrMalformed for
+// Decode decodes a session record (layout on Encode). It
+// returns errs.ErrUnsupportedVersion for another version and errs.ErrMalformed for
 // anything else that is not such a record: a truncation, trailing bytes,
 // an unknown flag, a base key of another size, a count past its bound or
 // past the input, queue bounds out of order. The transcript head is
 // checked by its own decoder. Transcript aliases raw; nothing else does.
-func decodeSessionRecord(raw []byte) (*sessionMeta, error) {
+func Decode(raw []byte) (*Meta, error) {
 	if len(raw) == 0 {
-		return nil, fmt.Errorf("%w: empty saved session", ErrMalformed)
+		return nil, fmt.Errorf("%w: empty saved session", errs.ErrMalformed)
 	}
 	if raw[0] != record.Layout {
-		return nil, fmt.Errorf("%w: saved session version %d", ErrUnsupportedVersion, raw[0])
+		return nil, fmt.Errorf("%w: saved session version %d", errs.ErrUnsupportedVersion, raw[0])
 	}
 	r := fixed.NewReader(raw[1:])
 	flags := r.U8()
-	m := &sessionMeta{Initiator: flags&sessInitiator != 0, Pending: flags&sessPending != 0,
-		Stale: flags&sessStale != 0, Announce: flags&sessAnnounce != 0,
+	m := &Meta{Initiator: flags&FlagInitiator != 0, Pending: flags&FlagPending != 0,
+		Stale: flags&FlagStale != 0, Announce: flags&FlagAnnounce != 0,
 		CreatedUnixNano: int64(r.U64()), LastReceivedUnixNano: int64(r.U64())}
-	if flags&^(sessInitiator|sessPending|sessReceipts|sessStale|sessAnnounce) != 0 || r.U8() != baseKeySize {
+	if flags&^(FlagInitiator|FlagPending|FlagReceipts|FlagStale|FlagAnnounce) != 0 || r.U8() != BaseKeySize {
 		r.Fail()
 	}
-	m.BaseKey = bytes.Clone(r.Bytes(baseKeySize))
+	m.BaseKey = bytes.Clone(r.Bytes(BaseKeySize))
 	m.Transcript = r.Bytes(r.Count(uint64(r.U32()), transcript.MaxStateSize, 1))
 	m.RatchetHead = r.Bytes(r.Count(uint64(r.U16()), ratchet.SplitHeadSize, 1))
-	if flags&sessReceipts != 0 {
-		q := &receiptQueue{DueUnixNano: int64(r.U64()), DeliveredFrom: r.U64(), DeliveredTo: r.U64()}
-		if q.DeliveredTo < q.DeliveredFrom || q.DeliveredTo-q.DeliveredFrom > maxQueuedReceipts {
+	if flags&FlagReceipts != 0 {
+		q := &ReceiptQueue{DueUnixNano: int64(r.U64()), DeliveredFrom: r.U64(), DeliveredTo: r.U64()}
+		if q.DeliveredTo < q.DeliveredFrom || q.DeliveredTo-q.DeliveredFrom > receiptq.Capacity {
 			r.Fail()
 		}
-		if n := r.Count(uint64(r.U16()), maxQueuedReceipts, 16); n > 0 {
+		if n := r.Count(uint64(r.U16()), receiptq.Capacity, 16); n > 0 {
 			flat := bytes.Clone(r.Bytes(16 * n))
 			q.Read = make([][]byte, n)
 			for i := range q.Read {
@@ -205,7 +216,7 @@ func decodeSessionRecord(raw []byte) (*sessionMeta, error) {
 		m.Receipts = q
 	}
 	if !r.Done() {
-		return nil, fmt.Errorf("%w: saved session record", ErrMalformed)
+		return nil, fmt.Errorf("%w: saved session record", errs.ErrMalformed)
 	}
 	return m, nil
 }
