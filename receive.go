@@ -407,7 +407,9 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 	}
 	f := transcript.Fields{Seq: c.pb.Seq, AckCount: c.pb.AckCount, AckAbove: c.pb.AckAbove,
 		Prev: [32]byte(c.pb.Prev), AckHash: [32]byte(c.pb.AckHash)}
-	repeated := c.kind == KindMessage && rc.p.hasReceived(c.id)
+	// Resends follow a restore, which leaves stale sessions on both sides;
+	// only then is it worth scanning the received logs for the id.
+	repeated := c.kind == KindMessage && rc.p.hasStale() && rc.p.hasReceived(c.id)
 	findings, err := rc.s.conv.Received(f, c.id, plain)
 	if err != nil {
 		return nil, err

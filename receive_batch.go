@@ -47,25 +47,26 @@ func (d *Device) ReceiveBatch(ctx context.Context, envelopes [][]byte) ([]Receiv
 	d.store, d.batching = real, false
 	// Each kept index once, as it stands after the last envelope.
 	idx := new(Batch)
+	var err error
 	for _, p := range d.keptDirty {
 		p.keptDirty = false
-		if p.gone {
+		if p.gone || err != nil {
 			continue // evicted or forgotten in the batch: its records are deleted
 		}
-		raw, err := p.encodeKept()
-		if err != nil {
-			return nil, err
+		var raw []byte
+		if raw, err = p.encodeKept(); err == nil {
+			putRecord(idx, p.keptIndexKey(), raw)
 		}
-		putRecord(idx, p.keptIndexKey(), raw)
 	}
 	d.keptDirty = d.keptDirty[:0]
-	_ = ov.Apply(context.WithoutCancel(ctx), idx) // in memory: fails only on a cancelled context
-	if len(ov.ops) == 0 {
-		return out, nil
-	}
-	err := real.Apply(ctx, &Batch{ops: ov.ops})
 	if err == nil {
-		return out, nil
+		ov.add(idx)
+		if len(ov.ops) == 0 {
+			return out, nil
+		}
+		if err = real.Apply(ctx, &Batch{ops: ov.ops}); err == nil {
+			return out, nil
+		}
 	}
 	// The memory holds what the store does not: read it all back.
 	if rerr := d.reload(ctx); rerr != nil {
@@ -98,16 +99,20 @@ func (o *overlay) Apply(ctx context.Context, b *Batch) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return b.Each(func(key string, value []byte, deleted bool) error {
-		op := batchOp{key: key, value: value, deleted: deleted}
-		if i, ok := o.idx[key]; ok {
+	o.add(b)
+	return nil
+}
+
+// add records b's operations, a later one on a key replacing an earlier.
+func (o *overlay) add(b *Batch) {
+	for _, op := range b.ops {
+		if i, ok := o.idx[op.key]; ok {
 			o.ops[i] = op
-			return nil
+			continue
 		}
-		o.idx[key] = len(o.ops)
+		o.idx[op.key] = len(o.ops)
 		o.ops = append(o.ops, op)
-		return nil
-	})
+	}
 }
 
 // reload replaces the device's state in memory with what its store holds,

@@ -3,6 +3,7 @@ package sealpost_test
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -66,7 +67,7 @@ func TestRestoreRecoveryProperty(t *testing.T) {
 			receive(t, bob, send(t, alice, bob, "start")) // confirmed both ways after the first reply
 			receive(t, alice, send(t, bob, alice, "ok"))
 			talk(r.IntN(20))
-			backup, saved := bob.store.Snapshot(), clone(history)
+			backup, saved := bob.store.Snapshot(), maps.Clone(history)
 			talk(1 + r.IntN(20))
 			bob.store.Restore(backup)
 			history = saved
@@ -134,12 +135,4 @@ func TestRestoreRecoveryProperty(t *testing.T) {
 			deliverToBob(send(t, alice, bob, "on"))
 		})
 	}
-}
-
-func clone(m map[sealpost.MessageID]bool) map[sealpost.MessageID]bool {
-	out := make(map[sealpost.MessageID]bool, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"maps"
 	"testing"
 	"time"
 
@@ -147,7 +148,7 @@ func TestRestoreThroughRelay(t *testing.T) {
 	bob.send(aliceAddr, "hi")
 	alice.drain()
 
-	backup, history := bobMem.Snapshot(), clonedHistory(bob.got)
+	backup, history := bobMem.Snapshot(), maps.Clone(bob.got)
 	for _, body := range []string{"the plan", "the time", "the place"} {
 		alice.send(bobAddr, body)
 	}
@@ -239,12 +240,4 @@ func TestReinstallThroughRelay(t *testing.T) {
 	if bob.got[alice.last] != "got your new number" {
 		t.Fatal("the conversation with the new phone did not go on")
 	}
-}
-
-func clonedHistory(m map[sealpost.MessageID]string) map[sealpost.MessageID]string {
-	out := make(map[sealpost.MessageID]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
