@@ -29,6 +29,7 @@ import (
 const (
 	deliveryIDSize = 8
 	bundleHeader   = "Sealpost-Bundle"
+	maxDeviceList  = 2048 // server.MaxDeviceListSize
 )
 
 // Client is a relay client. It is safe for concurrent use.
@@ -70,10 +71,15 @@ func IsStatus(err error, code int) bool {
 }
 
 func statusError(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return statusErrorOf(resp, raw)
+}
+
+// statusErrorOf is the StatusError of resp, whose body is raw.
+func statusErrorOf(resp *http.Response, raw []byte) *StatusError {
 	var body struct {
 		Error string `json:"error"`
 	}
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if json.Unmarshal(raw, &body) != nil {
 		body.Error = strings.TrimSpace(string(raw))
 	}
@@ -187,6 +193,103 @@ func (c *Client) Post(ctx context.Context, env []byte) error {
 		return err
 	}
 	return resp.Body.Close()
+}
+
+// BatchError is the relay's answer to a batch it did not wholly store
+// (507: a full mailbox, 503: NATS failed): the status, and Refused, the
+// indexes in the batch of the envelopes it did not store. The others are
+// stored; posting the whole batch again within two minutes stores none of
+// them twice (the relay drops repeats), so a retry need not pick them out.
+type BatchError struct {
+	StatusError
+	Refused []int
+}
+
+// Unwrap returns the StatusError, so that IsStatus and errors.As see it.
+func (e *BatchError) Unwrap() error { return &e.StatusError }
+
+// PostBatch hands several envelopes to the relay in one request, for a
+// fan-out: one message to every device of a recipient (and of the
+// sender's other devices) is one envelope per device, and one request
+// instead of one each saves a round trip per device. The relay reads and
+// parses the whole batch before it stores anything, so a damaged envelope
+// refuses the whole batch (a StatusError with code 400, naming it) and
+// nothing is delivered; as are more than 64 envelopes or 16 MiB (413) and
+// a batch the client's rate limit cannot take, one token per envelope
+// (429). It returns once every envelope is stored, or a *BatchError
+// naming the ones that are not.
+func (c *Client) PostBatch(ctx context.Context, envs [][]byte) error {
+	if len(envs) == 0 {
+		return nil
+	}
+	var body []byte
+	for _, e := range envs {
+		body = append(body, e...)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/v1/envelopes/batch", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusAccepted {
+		return nil
+	}
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	se := statusErrorOf(resp, raw)
+	var refusal struct {
+		Refused []int `json:"refused"`
+	}
+	if json.Unmarshal(raw, &refusal) == nil && len(refusal.Refused) > 0 {
+		return &BatchError{StatusError: *se, Refused: refusal.Refused}
+	}
+	return se
+}
+
+func accountPath(user string) string { return "/v1/accounts/" + url.PathEscape(user) + "/devices" }
+
+// PutDeviceList publishes list, an account's signed device list
+// (keys.DeviceList.Bytes), as the newest of user's account. It needs no
+// key of the client's: the list's own signature by the account key is
+// what the relay checks. The account's first list pins its account key
+// on the relay; after that a list is stored only if that key signed it
+// (otherwise a StatusError with code 403) and its version is above the
+// stored one's (409, which is also the answer to publishing the same list
+// twice); bytes that are not a list signed by the key they name are 400.
+// Peers verify the list themselves: the relay only keeps it, in order.
+func (c *Client) PutDeviceList(ctx context.Context, user string, list []byte) error {
+	if user == "" || len(user) > auth.MaxUser {
+		return &StatusError{Code: http.StatusBadRequest, Message: "user name empty or too long"}
+	}
+	resp, err := c.do(ctx, http.MethodPut, accountPath(user), "application/octet-stream", list, http.StatusNoContent)
+	if IsStatus(err, http.StatusCreated) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// FetchDeviceList returns the newest device list stored for user's
+// account, unverified: check it with keys.ParseDeviceList and against the
+// list pinned for the account (keys.DeviceList.Follows) before trusting a
+// device on it, since the relay may serve an old or a forged one. An
+// account with no list is a StatusError with code 404.
+func (c *Client) FetchDeviceList(ctx context.Context, user string) ([]byte, error) {
+	if user == "" || len(user) > auth.MaxUser {
+		return nil, &StatusError{Code: http.StatusBadRequest, Message: "user name empty or too long"}
+	}
+	resp, err := c.do(ctx, http.MethodGet, accountPath(user), "", nil, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(io.LimitReader(resp.Body, maxDeviceList+1))
 }
 
 // DeleteMailbox removes every envelope waiting in mailbox, signed with its

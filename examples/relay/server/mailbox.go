@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -69,27 +72,153 @@ func (r *Relay) postEnvelope(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusBadRequest, "malformed envelope")
 		return
 	}
+	if code, msg := r.storeEnvelope(req.Context(), h.Mailbox, raw); code != 0 {
+		if code == http.StatusInsufficientStorage {
+			w.Header().Set("Retry-After", "60")
+		}
+		httpError(w, code, msg)
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// storeEnvelope publishes raw to its mailbox and returns once JetStream
+// has stored it: code 0, or the status and message of a refusal (507 for
+// a full mailbox or relay, 503 for NATS unavailable), which it logs.
+func (r *Relay) storeEnvelope(ctx context.Context, mailbox, raw []byte) (code int, msg string) {
 	// The message id lets JetStream drop a retried POST of the same bytes
 	// within its duplicate window.
 	sum := sha256.Sum256(raw)
-	_, err = r.js.Publish(req.Context(), mailboxPrefix+hex.EncodeToString(h.Mailbox), raw,
+	_, err := r.js.Publish(ctx, mailboxPrefix+hex.EncodeToString(mailbox), raw,
 		jetstream.WithMsgID(hex.EncodeToString(sum[:16])))
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed:
-		r.log.Info("mailbox refused an envelope", "mailbox", short(h.Mailbox), "reason", apiErr.Description)
+		r.log.Info("mailbox refused an envelope", "mailbox", short(mailbox), "reason", apiErr.Description)
 		msg := "relay storage full"
 		if strings.Contains(apiErr.Description, "per subject") {
 			msg = "mailbox full"
 		}
-		w.Header().Set("Retry-After", "60")
-		httpError(w, http.StatusInsufficientStorage, msg)
-		return
+		return http.StatusInsufficientStorage, msg
 	case err != nil:
-		r.storeError(w, "storing an envelope", err)
+		r.log.Warn("storing an envelope", "err", err)
+		return http.StatusServiceUnavailable, "storage unavailable"
+	}
+	return 0, ""
+}
+
+// Batch limits: a fan-out to every device of a few accounts (8 devices
+// each, keys.MaxDevices) fits in one batch.
+const (
+	// MaxBatchEnvelopes bounds the envelopes of one batch.
+	MaxBatchEnvelopes = 64
+	// MaxBatchSize bounds a batch's body: MaxBatchEnvelopes of the
+	// largest envelope.
+	MaxBatchSize = MaxBatchEnvelopes * envelope.MaxSize
+)
+
+// BatchRefusal is the JSON answer to a batch not wholly stored: the error
+// and the indexes (from 0, in body order) of the envelopes not stored.
+// The others were, and a retry of the whole batch within JetStream's
+// duplicate window (2 minutes) stores none of them twice.
+type BatchRefusal struct {
+	Error   string `json:"error"`
+	Refused []int  `json:"refused"`
+}
+
+// postBatch stores envelopes sent back to back (envelope.Next), each in
+// its own mailbox, as postEnvelope stores one. The door is all or nothing:
+// the whole body is read and every envelope parsed before any is stored
+// (400 if one is damaged, naming it; 413 for a body over MaxBatchSize,
+// more than MaxBatchEnvelopes or an envelope over envelope.MaxSize), and
+// the batch takes one token of the client's rate limit per envelope
+// (429 if the bucket holds fewer; limited took the first). Then each is
+// published in turn: 202 once all are stored; a mailbox that is full
+// refuses only its own envelopes, and the answer is then 507 with a
+// BatchRefusal, or 503 if NATS failed (that envelope and every later one
+// are refused).
+func (r *Relay) postBatch(w http.ResponseWriter, req *http.Request) {
+	if req.ContentLength > MaxBatchSize {
+		httpError(w, http.StatusRequestEntityTooLarge, "batch over "+strconv.Itoa(MaxBatchSize)+" bytes")
 		return
 	}
-	w.WriteHeader(http.StatusAccepted)
+	readDeadline(w)
+	raw, err := io.ReadAll(http.MaxBytesReader(w, req.Body, MaxBatchSize))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			httpError(w, http.StatusRequestEntityTooLarge, "batch over "+strconv.Itoa(MaxBatchSize)+" bytes")
+		} else {
+			httpError(w, http.StatusBadRequest, "reading the batch failed")
+		}
+		return
+	}
+	if len(raw) == 0 {
+		httpError(w, http.StatusBadRequest, "empty batch")
+		return
+	}
+	type item struct{ mailbox, raw []byte }
+	var items []item
+	for rest := raw; len(rest) > 0; {
+		if len(items) == MaxBatchEnvelopes {
+			httpError(w, http.StatusRequestEntityTooLarge, "batch of more than "+strconv.Itoa(MaxBatchEnvelopes)+" envelopes")
+			return
+		}
+		h, _, next, err := envelope.Next(rest)
+		i := strconv.Itoa(len(items))
+		switch {
+		case errors.Is(err, envelope.ErrTooLarge):
+			httpError(w, http.StatusRequestEntityTooLarge, "envelope "+i+" over envelope.MaxSize")
+			return
+		case errors.Is(err, envelope.ErrUnsupportedVersion):
+			httpError(w, http.StatusBadRequest, "envelope "+i+": unsupported envelope version")
+			return
+		case err != nil:
+			httpError(w, http.StatusBadRequest, "envelope "+i+": malformed envelope")
+			return
+		}
+		items = append(items, item{h.Mailbox, rest[:len(rest)-len(next)]})
+		rest = next
+	}
+	if more := len(items) - 1; more > 0 && r.cfg.Rate >= 0 {
+		if len(items) > r.cfg.Burst {
+			httpError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("batch of %d envelopes over the rate limit's burst of %d",
+				len(items), r.cfg.Burst))
+			return
+		}
+		if ok, retry := r.limiter.allowN(clientIP(req), time.Now(), more); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+1)))
+			httpError(w, http.StatusTooManyRequests, "rate limit")
+			return
+		}
+	}
+	var refused []int
+	code, msg := 0, ""
+	for i, it := range items {
+		if code == http.StatusServiceUnavailable {
+			refused = append(refused, i) // NATS failed: do not go on trying
+			continue
+		}
+		c, m := r.storeEnvelope(req.Context(), it.mailbox, it.raw)
+		if c == 0 {
+			continue
+		}
+		refused = append(refused, i)
+		if code == 0 || c == http.StatusServiceUnavailable {
+			code, msg = c, m
+		}
+	}
+	if code == 0 {
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	if code == http.StatusInsufficientStorage {
+		w.Header().Set("Retry-After", "60")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(BatchRefusal{Error: msg, Refused: refused})
 }
 
 // deleteMailbox removes every envelope of the mailbox, signed by its

@@ -30,7 +30,13 @@ func newLimiter(rate float64, burst int) *limiter {
 
 // allow takes a token for ip at now, or reports how long until one is free.
 func (l *limiter) allow(ip string, now time.Time) (bool, time.Duration) {
-	if l.rate < 0 {
+	return l.allowN(ip, now, 1)
+}
+
+// allowN takes n tokens for ip at now, all or none, or reports how long
+// until n are free. n must not exceed the burst (the caller checks).
+func (l *limiter) allowN(ip string, now time.Time, n int) (bool, time.Duration) {
+	if l.rate < 0 || n <= 0 {
 		return true, 0
 	}
 	l.mu.Lock()
@@ -45,11 +51,11 @@ func (l *limiter) allow(ip string, now time.Time) (bool, time.Duration) {
 	}
 	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
+	if want := float64(n); b.tokens >= want {
+		b.tokens -= want
 		return true, 0
 	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	return false, time.Duration((float64(n) - b.tokens) / l.rate * float64(time.Second))
 }
 
 func (l *limiter) sweep(now time.Time) {

@@ -283,6 +283,7 @@ type Relay struct {
 	blobParts jetstream.ObjectStore
 	owners    jetstream.KeyValue // owner keys of mailboxes and bundles
 	seen      jetstream.KeyValue // signed requests seen in the window
+	devLists  jetstream.KeyValue // the newest device list of each account
 	noAuth    bool               // benchmarks only (export_test.go)
 	limiter   *limiter
 	mux       *http.ServeMux
@@ -323,6 +324,10 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 		return nil, err
 	}
 	if err := r.setupAuth(ctx); err != nil {
+		r.shutdownNATS()
+		return nil, err
+	}
+	if err := r.setupDeviceLists(ctx); err != nil {
 		r.shutdownNATS()
 		return nil, err
 	}
@@ -452,6 +457,9 @@ func (r *Relay) routes() {
 	r.mux.HandleFunc("POST /v1/bundles/{user}/{device}", r.limited(r.addBundle))
 	r.mux.HandleFunc("GET /v1/bundles/{user}/{device}", r.limited(r.getBundle))
 	r.mux.HandleFunc("POST /v1/envelopes", r.limited(r.postEnvelope))
+	r.mux.HandleFunc("POST /v1/envelopes/batch", r.limited(r.postBatch))
+	r.mux.HandleFunc("PUT /v1/accounts/{user}/devices", r.limited(r.putDeviceList))
+	r.mux.HandleFunc("GET /v1/accounts/{user}/devices", r.limited(r.getDeviceList))
 	r.mux.HandleFunc("GET /v1/mailboxes/{mailbox}", r.limited(r.subscribe))
 	r.mux.HandleFunc("PUT /v1/mailboxes/{mailbox}/owner", r.limited(r.registerMailbox))
 	r.mux.HandleFunc("DELETE /v1/mailboxes/{mailbox}", r.limited(r.deleteMailbox))
