@@ -1,6 +1,6 @@
 // Package client talks to a sealpost relay (examples/relay): it uploads and
-// fetches bundle blobs, posts envelopes and receives a mailbox over
-// WebSocket. It handles opaque bytes only and imports no sealpost package
+// fetches bundle blobs and device lists, posts envelopes (one or a batch)
+// and receives a mailbox over WebSocket. It handles opaque bytes only and imports no sealpost package
 // but envelope, so it is as safe to link as the relay.
 package client
 

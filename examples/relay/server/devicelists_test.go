@@ -8,7 +8,9 @@ import (
 	"encoding/binary"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,5 +203,61 @@ func TestDeviceListLayout(t *testing.T) {
 	tr := startRelay(t, server.Config{Rate: -1})
 	if code, msg := putList(t, tr, "dave", raw); code != http.StatusCreated {
 		t.Fatalf("the relay refused the documented layout: %d %q", code, msg)
+	}
+}
+
+// TestDeviceListRace: uploads racing for one account are decided by the
+// compare-and-swap on NATS. Of eight first lists by eight account keys
+// exactly one is pinned (201) and the others are another key's (403); of
+// eight second lists by the pinned key, all of version 2, exactly one is
+// stored (204) and the others are not newer (409).
+func TestDeviceListRace(t *testing.T) {
+	tr := startRelay(t, server.Config{Rate: -1})
+	race := func(lists []*keys.DeviceList) map[int]int {
+		codes := make([]int, len(lists))
+		var wg sync.WaitGroup
+		for i, l := range lists {
+			wg.Go(func() { codes[i], _ = putList(t, tr, "erin", l.Bytes()) })
+		}
+		wg.Wait()
+		count := map[int]int{}
+		for _, c := range codes {
+			count[c]++
+		}
+		return count
+	}
+	var accounts []*keys.AccountKey
+	var firsts []*keys.DeviceList
+	for range 8 {
+		k := keys.GenerateAccountKey()
+		accounts = append(accounts, k)
+		firsts = append(firsts, deviceList(t, k, nil, 1))
+	}
+	if got := race(firsts); got[http.StatusCreated] != 1 || got[http.StatusForbidden] != 7 {
+		t.Fatalf("eight first lists: %v, want one 201 and seven 403", got)
+	}
+	stored, err := tr.client().FetchDeviceList(context.Background(), "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pinned int
+	for pinned = range firsts {
+		if bytes.Equal(firsts[pinned].Bytes(), stored) {
+			break
+		}
+	}
+	var seconds []*keys.DeviceList
+	for range 8 {
+		seconds = append(seconds, deviceList(t, accounts[pinned], firsts[pinned], 2))
+	}
+	if got := race(seconds); got[http.StatusNoContent] != 1 || got[http.StatusConflict] != 7 {
+		t.Fatalf("eight second lists: %v, want one 204 and seven 409", got)
+	}
+	stored, err = tr.client().FetchDeviceList(context.Background(), "erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(seconds, func(l *keys.DeviceList) bool { return bytes.Equal(l.Bytes(), stored) }) {
+		t.Fatal("the stored list is none of the second lists")
 	}
 }

@@ -11,6 +11,9 @@
 //	POST /v1/bundles/{user}/{device}   add one-time blobs, optionally a new last resort (signed: upload key)
 //	GET  /v1/bundles/{user}/{device}   take one blob: each one-time blob once, then the last resort
 //	POST /v1/envelopes                 store an envelope in its recipient's mailbox
+//	POST /v1/envelopes/batch           store envelopes sent back to back, each in its mailbox (a fan-out)
+//	PUT  /v1/accounts/{user}/devices   store the account's newest device list (signed by the account key)
+//	GET  /v1/accounts/{user}/devices   the account's newest device list
 //	PUT  /v1/mailboxes/{mailbox}/owner register the mailbox's owner key, the body (signed by it)
 //	GET  /v1/mailboxes/{mailbox}       WebSocket: receive the mailbox's envelopes, acknowledging each (signed: owner key)
 //	DELETE /v1/mailboxes/{mailbox}     remove every envelope waiting (signed: owner key)
@@ -31,6 +34,13 @@
 // 400 for an envelope envelope.Parse refuses, 413 over envelope.MaxSize,
 // 429 over the per-IP request rate (with Retry-After), 507 when the
 // mailbox holds MaxDepth envelopes already, 503 when NATS is unavailable.
+// POST /v1/envelopes/batch takes up to MaxBatchEnvelopes envelopes back
+// to back and parses all before it stores any (see postBatch).
+//
+// Device lists (docs/SPEC.md section 22) are stored opaquely, the newest
+// of each account in DeviceListBucket: the relay checks only that a list
+// is signed by the account key it names, that this is the key of the
+// account's first list and that its version grows (see devicelists.go).
 //
 // # Ownership
 //
@@ -120,8 +130,8 @@
 //
 // # What is not here
 //
-// Device lists (which devices a user has) are not checked: anyone may
-// still publish a bundle for a device number not used before, fetch
+// Bundles are not tied to device lists: anyone may still publish a
+// bundle for a device number not used before, listed or not, fetch
 // one-time blobs (each once) and post to any mailbox. Contents stay safe
 // (bundles are signed; a replaced identity shows as a changed safety
 // number), but put the relay behind the app's own authentication before
