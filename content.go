@@ -10,6 +10,7 @@ import (
 	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/internal/contentwire"
 	"github.com/sealpost/sealpost/internal/kept"
+	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/proto/sealedpb"
 )
 
@@ -54,6 +55,10 @@ const (
 	KindMessage   Kind = iota + 1 // a message with a body
 	KindDelivered                 // a delivery receipt
 	KindRead                      // a read receipt
+	// KindAccount carries a change of the sender's account: a new device
+	// list (a device added or removed), or the provisioning of a device
+	// being linked. It has no body; Incoming.Devices says what changed.
+	KindAccount
 )
 
 // String returns the kind's name.
@@ -65,6 +70,8 @@ func (k Kind) String() string {
 		return "delivered"
 	case KindRead:
 		return "read"
+	case KindAccount:
+		return "account"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -79,6 +86,7 @@ type content struct {
 	receiptHash []byte
 	attachments []*attach.Pointer
 	resume      []resumePoint
+	readSync    []MessageID
 	pb          sealedpb.Content // the decoded fields, in the same allocation
 }
 
@@ -130,7 +138,7 @@ func decodeContent(raw []byte) (*content, error) {
 	if pb.Version != contentVersion {
 		return nil, fmt.Errorf("%w: content version %d", ErrUnsupportedVersion, pb.Version)
 	}
-	if pb.Kind < uint32(KindMessage) || pb.Kind > uint32(KindRead) {
+	if pb.Kind < uint32(KindMessage) || pb.Kind > uint32(KindAccount) {
 		return nil, fmt.Errorf("%w: content kind %d", ErrMalformed, pb.Kind)
 	}
 	c.kind, c.body, c.receiptHash = Kind(pb.Kind), pb.Body, pb.ReceiptHash
@@ -151,6 +159,9 @@ func decodeContent(raw []byte) (*content, error) {
 	if c.resume, err = decodeResume(pb.Resume); err != nil {
 		return nil, err
 	}
+	if c.readSync, err = decodeIDs(pb.ReadSync); err != nil {
+		return nil, err
+	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -160,15 +171,24 @@ func decodeContent(raw []byte) (*content, error) {
 func (c *content) validate() error {
 	receipts := len(c.delivered) + len(c.read)
 	switch {
-	case c.kind < KindMessage || c.kind > KindRead:
+	case c.kind < KindMessage || c.kind > KindAccount:
 		return fmt.Errorf("%w: content kind %d", ErrMalformed, c.kind)
+	case c.kind == KindAccount && (len(c.delivered) > 0 || len(c.read) > 0 ||
+		len(c.pb.DeviceList) == 0 && len(c.pb.Provision) == 0):
+		return fmt.Errorf("%w: an account content without a device list", ErrMalformed)
+	case len(c.readSync) > 0 && (c.kind != KindRead || c.pb.SyncFor == ""):
+		return fmt.Errorf("%w: read-sync ids outside a read sync", ErrMalformed)
+	case (len(c.pb.Provision) > 0) != (len(c.pb.ProvisionMac) > 0) || len(c.pb.Provision) > 0 && c.kind != KindAccount:
+		return fmt.Errorf("%w: provisioning fields", ErrMalformed)
+	case len(c.pb.SyncFor) > keys.MaxUserLength:
+		return fmt.Errorf("%w: sync user", ErrMalformed)
 	case c.kind != KindMessage && len(c.body) > 0:
 		return fmt.Errorf("%w: a receipt with a body", ErrMalformed)
 	case c.kind != KindMessage && len(c.attachments) > 0:
 		return fmt.Errorf("%w: a receipt with attachments", ErrMalformed)
 	case c.kind == KindDelivered && (len(c.delivered) == 0 || len(c.read) > 0):
 		return fmt.Errorf("%w: delivery receipt ids", ErrMalformed)
-	case c.kind == KindRead && len(c.read) == 0:
+	case c.kind == KindRead && len(c.read) == 0 && len(c.readSync) == 0:
 		return fmt.Errorf("%w: read receipt without ids", ErrMalformed)
 	case len(c.body) > MaxBodySize:
 		return fmt.Errorf("%w: body over %d bytes", ErrTooLarge, MaxBodySize)

@@ -94,6 +94,9 @@ type Device struct {
 	// whose kept index it writes at its end.
 	batching  bool
 	keptDirty []*peer
+	// accounts holds the pinned accounts read so far (account.go), ours
+	// included; a nil entry: the store holds none for the user.
+	accounts map[string]*account
 }
 
 // Open loads the device for self from the store, or creates it (a new
@@ -136,7 +139,8 @@ func Open(ctx context.Context, s Store, self Address, opts ...Option) (*Device, 
 func newDevice(s Store, self Address, o options) *Device {
 	return &Device{store: s, self: self, opts: o,
 		peers: map[Address]*peer{}, others: map[Address][]*peer{}, seen: map[uint32]*seen.Starts{},
-		tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{}, keptEnv: map[[32]byte]*peer{}}
+		tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{}, keptEnv: map[[32]byte]*peer{},
+		accounts: map[string]*account{}}
 }
 
 // adoptState takes the loaded state of fresh, a device on the same store
@@ -147,6 +151,7 @@ func (d *Device) adoptState(fresh *Device) {
 	d.seen, d.blocked, d.box = fresh.seen, fresh.blocked, fresh.box
 	d.tags, d.kept, d.keptEnv, d.active = fresh.tags, fresh.kept, fresh.keptEnv, fresh.active
 	d.spare, d.gone, d.fresh = nil, nil, nil
+	d.accounts = fresh.accounts
 }
 
 // create makes and saves a new device.
@@ -205,6 +210,9 @@ func (d *Device) load(ctx context.Context, raw []byte) error {
 	if err := d.loadPeers(ctx); err != nil {
 		return err
 	}
+	if _, err := d.accountOf(ctx, d.self.User); err != nil {
+		return err
+	}
 	var all []activeSession
 	for _, p := range d.dir {
 		for _, s := range p.sessions {
@@ -231,7 +239,7 @@ func (d *Device) nextID() uint32 {
 func (d *Device) putDevice(b *Batch, pre *prekeys) error {
 	rec := &statepb.Device{Version: d.rec.Version, User: d.rec.User, Device: d.rec.Device,
 		IdentitySeed: d.rec.IdentitySeed, Identity: d.rec.Identity, Mailbox: d.rec.Mailbox,
-		NextPrekeyId: d.rec.NextPrekeyId}
+		NextPrekeyId: d.rec.NextPrekeyId, AccountSeed: d.rec.AccountSeed, LinkSecret: d.rec.LinkSecret}
 	pre.encode(rec)
 	raw, err := pbstrict.Marshal(rec)
 	clearPrekeyRecords(rec)

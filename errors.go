@@ -36,6 +36,8 @@ var (
 	ErrRollback           = errs.ErrRollback           // a device list older than the pinned one
 	ErrBrokenChain        = errs.ErrBrokenChain        // a device list that does not chain
 	ErrFork               = errs.ErrFork               // two device lists of one version
+	ErrUnlistedDevice     = errs.ErrUnlistedDevice     // a device the account's list does not name
+	ErrNoAccount          = errs.ErrNoAccount          // no account (device list) to act on
 )
 
 // Failure is what an app should do with an envelope Receive refused:
@@ -50,7 +52,10 @@ const (
 	Retry Failure = iota + 1
 	// Hold: keep the envelope until the user decides. In strict identity
 	// mode it comes from an identity other than the one pinned for its
-	// sender (ErrIdentityChanged); after Trust it is received again.
+	// sender (ErrIdentityChanged); after Trust it is received again. Or
+	// it comes from a device the pinned device list of its account does
+	// not name (ErrUnlistedDevice); after UpdateDeviceList with a list
+	// that names it, it is received again.
 	Hold
 	// Duplicate: it was received and handled before (ErrDuplicate). Take
 	// it off the relay.
@@ -94,7 +99,7 @@ func ClassifyReceive(err error) Failure {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, ErrIdentityChanged):
+	case errors.Is(err, ErrIdentityChanged), errors.Is(err, ErrUnlistedDevice):
 		return Hold
 	case errors.Is(err, ErrDuplicate):
 		return Duplicate

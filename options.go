@@ -82,6 +82,7 @@ type options struct {
 	existing               bool
 	unansweredCount        uint64
 	unansweredAge          time.Duration
+	listLifetime           time.Duration
 }
 
 func defaultOptions() options {
@@ -91,6 +92,7 @@ func defaultOptions() options {
 		maxKept: DefaultMaxKept, keptAge: DefaultKeptAge, sessionMaxAge: DefaultMaxAge,
 		maxPending:      DefaultMaxPendingPeers,
 		unansweredCount: DefaultUnansweredCount, unansweredAge: DefaultUnansweredAge,
+		listLifetime: DefaultDeviceListLifetime,
 	}
 }
 
@@ -133,6 +135,17 @@ func WithKeptLimits(count int, age time.Duration) Option {
 		}
 		if age > 0 {
 			o.keptAge = age
+		}
+	}
+}
+
+// WithDeviceListLifetime sets how long the device lists this device signs
+// (as the holder of its account key) are valid; DefaultDeviceListLifetime
+// when d is not positive.
+func WithDeviceListLifetime(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.listLifetime = d
 		}
 	}
 }

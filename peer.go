@@ -61,6 +61,7 @@ type peer struct {
 	savedUnconfirmed bool
 	savedSeen        bool
 	savedDismissed   [][]byte
+	savedListKnown   uint64
 	// slot is the peer's entry in the peer directory (peerdir.go), -1
 	// before its first commit; inPending is whether it is in
 	// Device.pending; gone is set once it is forgotten or evicted.
@@ -203,7 +204,8 @@ func (p *peer) changed() bool {
 	return p.raw == nil || !slices.Equal(p.sessions, p.saved) || !p.identity.Equal(p.savedIdentity) ||
 		!bytes.Equal(p.rec.Mailbox, p.savedMailbox) || p.rec.IdentityChangedUnixNano != p.savedChanged ||
 		p.rec.PendingSinceUnixNano != p.savedPending || p.rec.Unconfirmed != p.savedUnconfirmed ||
-		p.rec.IdentitySeen != p.savedSeen || !slices.EqualFunc(p.rec.Dismissed, p.savedDismissed, bytes.Equal)
+		p.rec.IdentitySeen != p.savedSeen || !slices.EqualFunc(p.rec.Dismissed, p.savedDismissed, bytes.Equal) ||
+		p.rec.ListKnown != p.savedListKnown
 }
 
 // saveFields records the peer record's fields as committed.
@@ -211,6 +213,7 @@ func (p *peer) saveFields() {
 	p.savedIdentity, p.savedMailbox, p.savedChanged = p.identity, p.rec.Mailbox, p.rec.IdentityChangedUnixNano
 	p.savedPending, p.savedUnconfirmed = p.rec.PendingSinceUnixNano, p.rec.Unconfirmed
 	p.savedSeen, p.savedDismissed = p.rec.IdentitySeen, slices.Clone(p.rec.Dismissed)
+	p.savedListKnown = p.rec.ListKnown
 }
 
 // encode returns the peer record from its live state.
@@ -224,6 +227,7 @@ func (p *peer) encode() ([]byte, error) {
 		Unconfirmed:             p.rec.Unconfirmed,
 		IdentitySeen:            p.rec.IdentitySeen,
 		Dismissed:               p.rec.Dismissed,
+		ListKnown:               p.rec.ListKnown,
 	}
 	for _, s := range p.sessions {
 		rec.Sessions = append(rec.Sessions, s.id[:])

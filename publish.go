@@ -147,3 +147,25 @@ func (d *Device) SafetyNumber(peer Address) (string, error) {
 	}
 	return keys.SafetyNumber(d.id.Public(), d.self.User, p.identity, peer.User), nil
 }
+
+// AccountSafetyNumber returns the safety number of our account and user's
+// account, computed over the account keys (keys.AccountSafetyNumber): the
+// number to compare once both sides have accounts, which stays the same
+// when either adds or removes a device. It returns ErrNoAccount when
+// either side has none pinned.
+func (d *Device) AccountSafetyNumber(ctx context.Context, user string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, err := d.accountOf(ctx, user)
+	if err != nil {
+		return "", err
+	}
+	own := d.own()
+	if own == nil || a == nil || user == d.self.User {
+		return "", fmt.Errorf("%w: both sides need an account", ErrNoAccount)
+	}
+	return keys.AccountSafetyNumber(own.key, d.self.User, a.key, user), nil
+}

@@ -81,6 +81,13 @@ func (d *Device) Flush(ctx context.Context) ([]*Outgoing, error) {
 			if q := s.meta.Receipts; q == nil || s.queued() == 0 || q.DueUnixNano > now || s.meta.Stale {
 				continue
 			}
+			a, err := d.accountOf(ctx, p.addr.User)
+			if err != nil {
+				return out, err
+			}
+			if a.vouch(p.addr, p.identity) != nil {
+				break // a device its account's list does not name learns nothing, receipts neither
+			}
 			o, err := d.sendReceipts(ctx, p, s)
 			if err != nil {
 				return out, err

@@ -55,6 +55,25 @@ type Incoming struct {
 	// (docs/SPEC.md §15.10). The app already has it and should not show
 	// it twice; a delivery receipt is still sent.
 	Repeated bool
+	// Sync reports a copy from one of our own other devices (From is that
+	// device; docs/SPEC.md §22.5): of a message it sent to the user
+	// SyncFor (KindMessage), or, for KindRead, that it read the messages
+	// from SyncFor that Read names, so this device marks them read too.
+	Sync    bool
+	SyncFor string
+	// Devices is what the device list this content carried changed in the
+	// pinned list of the sender's account (a device added or removed, or
+	// the list pinned first); nil when nothing changed. It is reported
+	// once; AccountFindings keeps it.
+	Devices *DeviceChange
+	// Refresh names the users whose device list the app should fetch from
+	// the relay and hand to UpdateDeviceList: this content says a newer
+	// version of the sender's account list, or of ours, exists than the
+	// one this device holds.
+	Refresh []string
+	// Provisioned is set on the content that linked this device to its
+	// account (docs/SPEC.md §22.6).
+	Provisioned *Provisioned
 }
 
 // received is the working result of one Receive before it commits.
@@ -73,6 +92,18 @@ type received struct {
 	// replaced are the peer's confirmed sessions that a new start from it
 	// replaces: it lost them (docs/SPEC.md §15.10).
 	replaced []*session
+	// acct is the pinned account of the sender's user (nil: none);
+	// accounts are the accounts this content changes, committed with it;
+	// change is what its device list changed; refresh the users whose
+	// lists to fetch.
+	acct     *account
+	accounts []*account
+	change   *DeviceChange
+	refresh  []string
+	// provisioned: the content linked this device; seed is the account
+	// key it brought (nil: none).
+	provisioned *Provisioned
+	seed        []byte
 }
 
 // Receive decrypts an envelope from the relay and returns what it holds,
@@ -131,6 +162,10 @@ func (d *Device) receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	if err != nil {
 		return nil, err
 	}
+	if rc.acct, err = d.accountOf(ctx, rc.p.addr.User); err != nil {
+		d.restore(rc.p, nil)
+		return nil, err
+	}
 	// 4. Decode the content and run the transcript.
 	in, err := d.process(rc)
 	if err != nil {
@@ -144,7 +179,13 @@ func (d *Device) receive(ctx context.Context, raw []byte) (*Incoming, error) {
 		d.restore(rc.p, nil)
 		return nil, err
 	}
-	if err := d.commitPeerKeeping(ctx, rc.p, rc.isNew, rc.pre, rc.batch, rc.tx, nil, append(rc.stale, rc.s)...); err != nil {
+	if err := d.stageAccounts(rc); err != nil {
+		d.restore(rc.p, nil)
+		return nil, err
+	}
+	err = d.commitPeerKeeping(ctx, rc.p, rc.isNew, rc.pre, rc.batch, rc.tx, nil, append(rc.stale, rc.s)...)
+	d.adoptAccounts(rc, err == nil)
+	if err != nil {
 		return nil, err
 	}
 	rc.p.keptSaved = rc.p.kept
@@ -396,8 +437,11 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := d.checkAccount(rc, c); err != nil {
+		return nil, err
+	}
 	if rc.firstContact {
-		if c.kind != KindMessage {
+		if c.kind != KindMessage && c.kind != KindAccount {
 			return nil, fmt.Errorf("%w: a receipt on the first-contact path", ErrMalformed)
 		}
 		if n := len(c.pb.SenderMailbox); n == 0 || n > envelope.MaxMailboxLength {
@@ -440,12 +484,17 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 	}
 	in := incomingFrom(rc.p.addr, c, findings)
 	in.Identity, in.Unconfirmed, in.Repeated = rc.p.identity, rc.p.unconfirmed(), repeated
+	in.Devices, in.Refresh, in.Provisioned = rc.change, rc.refresh, rc.provisioned
 	return in, nil
 }
 
 func incomingFrom(from Address, c *content, findings []transcript.Finding) *Incoming {
-	return &Incoming{From: from, Kind: c.kind, ID: c.id, Body: c.body, Attachments: c.attachments,
-		Delivered: c.delivered, Read: c.read, Findings: findings}
+	in := &Incoming{From: from, Kind: c.kind, ID: c.id, Body: c.body, Attachments: c.attachments,
+		Delivered: c.delivered, Read: c.read, Findings: findings, SyncFor: c.pb.SyncFor, Sync: c.pb.SyncFor != ""}
+	if len(c.readSync) > 0 {
+		in.Read = c.readSync // our other device read these
+	}
+	return in
 }
 
 func toArrays(ids []MessageID) [][16]byte {

@@ -73,7 +73,8 @@ func encodeKeptResult(in *Incoming) ([]byte, error) {
 		return nil, err
 	}
 	return kept.EncodeResult(&kept.Result[MessageID]{Kind: uint8(in.Kind), From: in.From, ID: in.ID, Body: in.Body,
-		Delivered: in.Delivered, Read: in.Read, Findings: in.Findings, Attachments: ptrs, Repeated: in.Repeated}, MaxBodySize)
+		Delivered: in.Delivered, Read: in.Read, Findings: in.Findings, Attachments: ptrs, Repeated: in.Repeated,
+		SyncFor: in.SyncFor}, MaxBodySize)
 }
 
 // decodeKeptResult decodes a kept result record, marked Redelivered.
@@ -87,6 +88,7 @@ func decodeKeptResult(raw []byte) (*Incoming, error) {
 		return nil, err
 	}
 	c := &content{kind: Kind(r.Kind), id: r.ID, body: r.Body, delivered: r.Delivered, read: r.Read, attachments: ptrs}
+	c.pb.SyncFor = r.SyncFor
 	in := incomingFrom(r.From, c, r.Findings)
 	in.Redelivered, in.Repeated = true, r.Repeated
 	return in, nil

@@ -296,7 +296,7 @@ func TestKeptResultDecodeErrors(t *testing.T) {
 	cases := map[string]layoutCase{
 		"empty":                    {[]byte{}, ErrMalformed},
 		"kind 0":                   {with(raw, 1, 0), ErrMalformed},
-		"kind 4":                   {with(raw, 1, 4), ErrMalformed},
+		"kind 5":                   {with(raw, 1, 5), ErrMalformed},
 		"empty user":               {append(with(raw[:6], 6, 0, 0), raw[10:]...), ErrMalformed},
 		"user over the bound":      {with(raw, 6, be16(257)...), ErrMalformed},
 		"user past input":          {with(raw, 6, 0xff, 0xff), ErrMalformed},
@@ -308,7 +308,8 @@ func TestKeptResultDecodeErrors(t *testing.T) {
 		"findings past input":      {with(raw, 54, be16(2)...), ErrMalformed},
 		"finding kind 0":           {with(raw, 56, 0), ErrMalformed},
 		"finding kind 8":           {with(raw, 56, 8), ErrMalformed},
-		"repeated byte 2":          {with(raw, len(raw)-1, 2), ErrMalformed},
+		"sync flag, no user":       {with(raw, len(raw)-1, 2), ErrMalformed},
+		"unknown flag":             {with(raw, len(raw)-1, 4), ErrMalformed},
 		"outgoing byte 2":          {with(raw, 57, 2), ErrMalformed},
 		"finding ids past input":   {with(raw, 74, be16(2)...), ErrMalformed},
 		"finding ids over bound":   {with(raw, 74, be16(2*kept.MaxIDs+1)...), ErrMalformed},

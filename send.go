@@ -54,28 +54,45 @@ func (d *Device) StartSession(ctx context.Context, to Address, b *keys.Bundle) e
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	a, err := d.accountOf(ctx, to.User)
+	if err != nil {
+		return err
+	}
+	if err := a.vouch(to, b.Identity); err != nil {
+		return err // whatever bundle the relay hands out
+	}
 	p, isNew, err := d.peerToStart(to, b.Identity)
 	if err != nil {
 		return err
 	}
-	start, sk, err := keys.Initiate(d.id, d.self, b, keys.WithClock(d.opts.now))
+	s, err := d.initiate(p, b)
 	if err != nil {
 		return err
+	}
+	return d.commitPeer(ctx, p, isNew, nil, nil, s)
+}
+
+// initiate starts a session with p from its bundle b and makes it p's
+// current session, in memory: the caller commits p.
+func (d *Device) initiate(p *peer, b *keys.Bundle) (*session, error) {
+	start, sk, err := keys.Initiate(d.id, d.self, b, keys.WithClock(d.opts.now))
+	if err != nil {
+		return nil, err
 	}
 	secret := sk.Secret()
 	r, err := ratchet.NewInitiator(secret, sk.AssociatedData(), sk.PeerRatchetKey())
 	clear(secret)
 	sk.Erase()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	startRaw, err := start.MarshalBinary()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	bundleRaw, err := b.MarshalBinary()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	now := d.opts.now().UnixNano()
 	s := newSession(p.name, r, &sessionMeta{
@@ -89,7 +106,7 @@ func (d *Device) StartSession(ctx context.Context, to Address, b *keys.Bundle) e
 	p.rec.Mailbox = append([]byte(nil), b.Mailbox...)
 	p.sessions = append([]*session{s}, p.sessions...)
 	p.trimSessions()
-	return d.commitPeer(ctx, p, isNew, nil, nil)
+	return s, nil
 }
 
 // trimSessions drops the oldest archived sessions beyond maxSessions.
@@ -208,10 +225,55 @@ func knownOnly(conv *transcript.Conversation, raw [][]byte) [][]byte {
 // envelope and commits. On a failed commit the peer is restored, except
 // that the ratchet keeps the key it spent, so no key is used twice.
 func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Content) (*Outgoing, error) {
+	if err := d.accountFields(ctx, d.own(), p, c); err != nil {
+		return nil, err
+	}
 	slot, err := d.box.Reserve(1) // before any key is spent
 	if err != nil {
 		return nil, err
 	}
+	b := d.newBatch()
+	out, err := d.sealInto(b, p, s, c, slot)
+	if err != nil {
+		d.recycle(b)
+		d.restore(p, s) // keeping the spent key spent
+		return nil, err
+	}
+	if err := d.commitPeerKeeping(ctx, p, false, nil, b, nil, s, s); err != nil { // restores p
+		return nil, err
+	}
+	d.box.AddKeyed(slot, out.key)
+	return out, nil
+}
+
+// accountFields fills in c's account fields for p (docs/SPEC.md §22.4),
+// with own as our account (the pinned one, or the one a link or removal
+// is about to commit): the versions of our list and of p's account's list
+// that we hold, and our whole list while p has not said it holds its
+// version. It returns ErrUnlistedDevice for a device its account's pinned
+// list does not name: nothing is encrypted to it.
+func (d *Device) accountFields(ctx context.Context, own *account, p *peer, c *sealedpb.Content) error {
+	pa := own
+	if p.addr.User != d.self.User {
+		var err error
+		if pa, err = d.accountOf(ctx, p.addr.User); err != nil {
+			return err
+		}
+	}
+	if err := pa.vouch(p.addr, p.identity); err != nil {
+		return err
+	}
+	c.OwnList, c.PeerList = own.version(), pa.version()
+	if own != nil && own.list != nil && (p.rec.ListKnown < own.list.Version || c.Kind == uint32(KindAccount)) {
+		c.DeviceList = own.list.Bytes()
+	}
+	return nil
+}
+
+// sealInto fills in c's transcript fields, encrypts it on s, frames the
+// envelope and adds its records and its outbox entry (in slot) to b. On
+// an error the caller restores p, keeping s's spent key spent.
+func (d *Device) sealInto(b *Batch, p *peer, s *session, c *sealedpb.Content, slot uint64) (*Outgoing, error) {
 	if !s.confirmed() {
 		c.SenderMailbox = d.rec.Mailbox
 	}
@@ -219,7 +281,6 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 		c.Resume = p.resumePoints()
 	}
 	var env []byte
-	var b *Batch
 	f := s.conv.Next()
 	// The content is encoded, padded and encrypted in the device's scratch
 	// space (under d.mu), which nothing keeps past this call: Encrypt
@@ -240,25 +301,16 @@ func (d *Device) seal(ctx context.Context, p *peer, s *session, c *sealedpb.Cont
 	if err == nil {
 		err = s.conv.Sent(f, [16]byte(c.Id), plain)
 	}
+	if err != nil {
+		return nil, err
+	}
 	out := &Outgoing{To: p.addr, Mailbox: append([]byte(nil), p.rec.Mailbox...), Envelope: env, slot: slot, boxed: true}
 	if c.Kind == uint32(KindMessage) {
 		out.ID = MessageID(c.Id)
 	}
-	if err == nil {
-		b = d.newBatch()
-		err = d.putOutgoing(b, out)
-	}
-	if err != nil {
-		if b != nil {
-			d.recycle(b)
-		}
-		d.restore(p, s) // keeping the spent key spent
+	if err := d.putOutgoing(b, out); err != nil {
 		return nil, err
 	}
-	if err := d.commitPeerKeeping(ctx, p, false, nil, b, nil, s, s); err != nil { // restores p
-		return nil, err
-	}
-	d.box.AddKeyed(slot, out.key)
 	return out, nil
 }
 

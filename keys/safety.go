@@ -29,8 +29,22 @@ const (
 // are ordered so both sides see the same number. Changing either identity
 // changes it.
 func SafetyNumber(local PublicIdentity, localUser string, remote PublicIdentity, remoteUser string) string {
-	a := digits(safetyHalf(local, localUser))
-	b := digits(safetyHalf(remote, remoteUser))
+	return joinHalves(safetyHalf(local, localUser), safetyHalf(remote, remoteUser))
+}
+
+// AccountSafetyNumber is SafetyNumber for two accounts (docs/SPEC.md
+// section 22.8): each half is derived from an account key and user name,
+// under a label of its own, so it stays the same when a device is added
+// to or removed from either account, and never equals a number of two
+// device identities.
+func AccountSafetyNumber(local PublicAccountKey, localUser string, remote PublicAccountKey, remoteUser string) string {
+	return joinHalves(iteratedHalf(kdf.LabelAccountSafetyNumber, local.Bytes(), localUser),
+		iteratedHalf(kdf.LabelAccountSafetyNumber, remote.Bytes(), remoteUser))
+}
+
+// joinHalves orders two halves and renders them in 12 groups of 5 digits.
+func joinHalves(l, r [safetyHalfSize]byte) string {
+	a, b := digits(l), digits(r)
 	if a > b {
 		a, b = b, a
 	}
@@ -69,8 +83,12 @@ func CompareScannable(ours, scanned []byte) (bool, error) {
 
 // safetyHalf iterates SHA-512 over the identity keys and user name.
 func safetyHalf(id PublicIdentity, user string) [safetyHalfSize]byte {
-	keyBytes := id.keyBytes()
-	seed := appendBytes16(nil, []byte(kdf.LabelSafetyNumber))
+	return iteratedHalf(kdf.LabelSafetyNumber, id.keyBytes(), user)
+}
+
+// iteratedHalf iterates SHA-512 over label, keyBytes and the user name.
+func iteratedHalf(label string, keyBytes []byte, user string) [safetyHalfSize]byte {
+	seed := appendBytes16(nil, []byte(label))
 	seed = appendBytes16(seed, keyBytes)
 	seed = appendBytes16(seed, []byte(user))
 	sum := sha512.Sum512(seed)

@@ -14,6 +14,7 @@ package contentwire
 
 import (
 	"errors"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -37,6 +38,13 @@ const (
 	fieldSenderMailbox = 13
 	fieldAttachments   = 14
 	fieldResume        = 15
+	fieldOwnList       = 16
+	fieldPeerList      = 17
+	fieldDeviceList    = 18
+	fieldSyncFor       = 19
+	fieldProvision     = 20
+	fieldProvisionMAC  = 21
+	fieldReadSync      = 22
 )
 
 // Size returns the size of c's encoding.
@@ -46,7 +54,10 @@ func Size(c *sealedpb.Content) int {
 		bytesFieldSize(fieldReceiptHash, c.ReceiptHash) + varintFieldSize(fieldSeq, c.Seq) +
 		bytesFieldSize(fieldPrev, c.Prev) + varintFieldSize(fieldAckCount, c.AckCount) +
 		bytesFieldSize(fieldAckHash, c.AckHash) + varintFieldSize(fieldAckAbove, c.AckAbove) +
-		bytesFieldSize(fieldSenderMailbox, c.SenderMailbox)
+		bytesFieldSize(fieldSenderMailbox, c.SenderMailbox) +
+		varintFieldSize(fieldOwnList, c.OwnList) + varintFieldSize(fieldPeerList, c.PeerList) +
+		bytesFieldSize(fieldDeviceList, c.DeviceList) + stringFieldSize(fieldSyncFor, c.SyncFor) +
+		bytesFieldSize(fieldProvision, c.Provision) + bytesFieldSize(fieldProvisionMAC, c.ProvisionMac)
 	for _, id := range c.Delivered {
 		n += protowire.SizeTag(fieldDelivered) + protowire.SizeBytes(len(id))
 	}
@@ -59,7 +70,17 @@ func Size(c *sealedpb.Content) int {
 	for _, r := range c.Resume {
 		n += protowire.SizeTag(fieldResume) + protowire.SizeBytes(len(r))
 	}
+	for _, id := range c.ReadSync {
+		n += protowire.SizeTag(fieldReadSync) + protowire.SizeBytes(len(id))
+	}
 	return n
+}
+
+func stringFieldSize(num protowire.Number, v string) int {
+	if v == "" {
+		return 0
+	}
+	return protowire.SizeTag(num) + protowire.SizeBytes(len(v))
 }
 
 func varintFieldSize(num protowire.Number, v uint64) int {
@@ -100,6 +121,17 @@ func Append(b []byte, c *sealedpb.Content) []byte {
 	}
 	for _, r := range c.Resume {
 		b = protowire.AppendBytes(protowire.AppendTag(b, fieldResume, protowire.BytesType), r)
+	}
+	b = appendVarintField(b, fieldOwnList, c.OwnList)
+	b = appendVarintField(b, fieldPeerList, c.PeerList)
+	b = appendBytesField(b, fieldDeviceList, c.DeviceList)
+	if c.SyncFor != "" {
+		b = protowire.AppendString(protowire.AppendTag(b, fieldSyncFor, protowire.BytesType), c.SyncFor)
+	}
+	b = appendBytesField(b, fieldProvision, c.Provision)
+	b = appendBytesField(b, fieldProvisionMAC, c.ProvisionMac)
+	for _, id := range c.ReadSync {
+		b = protowire.AppendBytes(protowire.AppendTag(b, fieldReadSync, protowire.BytesType), id)
 	}
 	return b
 }
@@ -148,6 +180,10 @@ func Parse(raw []byte, c *sealedpb.Content) error {
 				c.AckCount = v
 			case fieldAckAbove:
 				c.AckAbove = v
+			case fieldOwnList:
+				c.OwnList = v
+			case fieldPeerList:
+				c.PeerList = v
 			default:
 				return ErrEncoding
 			}
@@ -182,6 +218,19 @@ func Parse(raw []byte, c *sealedpb.Content) error {
 				c.Attachments = append(c.Attachments, v)
 			case fieldResume:
 				c.Resume = append(c.Resume, v)
+			case fieldDeviceList:
+				c.DeviceList = v
+			case fieldSyncFor:
+				if !utf8.Valid(v) {
+					return ErrEncoding // as the protobuf library refuses a proto3 string
+				}
+				c.SyncFor = string(v)
+			case fieldProvision:
+				c.Provision = v
+			case fieldProvisionMAC:
+				c.ProvisionMac = v
+			case fieldReadSync:
+				c.ReadSync = append(c.ReadSync, v)
 			default:
 				return ErrEncoding
 			}

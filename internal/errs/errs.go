@@ -96,4 +96,14 @@ var (
 	// and different contents: evidence of a lying relay or a stolen account
 	// key (keys.ForkError carries both).
 	ErrFork = errors.New("sealpost: device lists fork")
+
+	// ErrUnlistedDevice reports a device that the pinned device list of
+	// its account does not name (or names with another identity): nothing
+	// is encrypted to it and nothing from it is accepted, so the relay
+	// cannot add a "ghost device".
+	ErrUnlistedDevice = errors.New("sealpost: device not in the account's device list")
+
+	// ErrNoAccount reports an operation that needs an account (a device
+	// list) that this device, or the peer, does not have.
+	ErrNoAccount = errors.New("sealpost: no account")
 )

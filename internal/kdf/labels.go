@@ -39,6 +39,12 @@ const (
 	// LabelAccountFingerprint hashes an account public key into its
 	// fingerprint.
 	LabelAccountFingerprint = "sealpost v1 account fingerprint"
+	// LabelLinkCodeShort hashes a link code into the digits people compare
+	// on both screens.
+	LabelLinkCodeShort = "sealpost v1 link code short form"
+	// LabelLinkProvision is the MAC label of a provisioning content, keyed
+	// with the link code's one-time secret.
+	LabelLinkProvision = "sealpost v1 link provisioning mac"
 
 	// keys: fingerprints and safety numbers.
 
@@ -47,6 +53,9 @@ const (
 	// LabelSafetyNumber is the iterated-hash prefix of one party's half of a
 	// safety number.
 	LabelSafetyNumber = "sealpost v1 safety number"
+	// LabelAccountSafetyNumber is the same for a half computed over an
+	// account key.
+	LabelAccountSafetyNumber = "sealpost v1 account safety number"
 
 	// keys: hybrid session start.
 

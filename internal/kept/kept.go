@@ -129,6 +129,9 @@ type Result[ID ~[16]byte] struct {
 	// Repeated: the peer sent a content with this id before, and it was
 	// received (the peer sent it again after a restore).
 	Repeated bool
+	// SyncFor is set on a copy from one's own other device: the user it
+	// concerns (docs/SPEC.md section 22.5).
+	SyncFor string
 }
 
 // Bounds of a kept result.
@@ -152,7 +155,7 @@ const (
 // Layout (integers big-endian):
 //
 //	version      1   record.Layout
-//	kind         1   Kind: 1 message, 2 delivered, 3 read
+//	kind         1   Kind: 1 message, 2 delivered, 3 read, 4 account
 //	device       4   the sender's device number
 //	user_len     2   1..keys.MaxUserLength
 //	user         the sender's user name
@@ -166,11 +169,14 @@ const (
 //	                 to_seq 8, ids_n 2 (at most 512), 16 bytes per id
 //	attachments_n 1  at most MaxAttachments; then each: length 2
 //	                 (1..MaxAttachmentSize) and the pointer's encoding
-//	repeated     1   0 or 1 (store layout 6)
+//	flags        1   bit 0 repeated (store layout 6), bit 1 sync;
+//	                 no other bit
+//	sync_for     with the sync bit: length 2 (1..keys.MaxUserLength)
+//	             and the user name
 //
 // Nothing follows.
 func EncodeResult[ID ~[16]byte](in *Result[ID], maxBody int) ([]byte, error) {
-	n := keptFixed + len(in.From.User) + len(in.Body) + 16*(len(in.Delivered)+len(in.Read))
+	n := keptFixed + len(in.From.User) + len(in.Body) + 16*(len(in.Delivered)+len(in.Read)) + syncSize(in.SyncFor)
 	for _, f := range in.Findings {
 		n += findingFixed + 16*len(f.IDs)
 	}
@@ -181,7 +187,8 @@ func EncodeResult[ID ~[16]byte](in *Result[ID], maxBody int) ([]byte, error) {
 		n += 2 + len(a)
 	}
 	if len(in.From.User) > keys.MaxUserLength || len(in.Body) > maxBody || len(in.Delivered) > MaxIDs ||
-		len(in.Read) > MaxIDs || len(in.Findings) > math.MaxUint16 || len(in.Attachments) > MaxAttachments {
+		len(in.Read) > MaxIDs || len(in.Findings) > math.MaxUint16 || len(in.Attachments) > MaxAttachments ||
+		len(in.SyncFor) > keys.MaxUserLength {
 		return nil, fmt.Errorf("%w: kept result out of bounds", errs.ErrMalformed)
 	}
 	b := make([]byte, 0, n+record.ChecksumSize)
@@ -215,11 +222,31 @@ func EncodeResult[ID ~[16]byte](in *Result[ID], maxBody int) ([]byte, error) {
 	for _, a := range in.Attachments {
 		b = append(binary.BigEndian.AppendUint16(b, uint16(len(a))), a...)
 	}
-	repeated := byte(0)
+	flags := byte(0)
 	if in.Repeated {
-		repeated = 1
+		flags |= flagRepeated
 	}
-	return append(b, repeated), nil
+	if in.SyncFor != "" {
+		flags |= flagSync
+	}
+	b = append(b, flags)
+	if in.SyncFor != "" {
+		b = append(binary.BigEndian.AppendUint16(b, uint16(len(in.SyncFor))), in.SyncFor...)
+	}
+	return b, nil
+}
+
+// The flags of a kept result.
+const (
+	flagRepeated = 1 << 0
+	flagSync     = 1 << 1
+)
+
+func syncSize(user string) int {
+	if user == "" {
+		return 0
+	}
+	return 2 + len(user)
 }
 
 func appendIDs[ID ~[16]byte](b []byte, ids []ID) []byte {
@@ -266,8 +293,12 @@ func DecodeResult[ID ~[16]byte](raw []byte, maxBody int) (*Result[ID], error) {
 			c.Attachments[i] = append([]byte(nil), r.Bytes(r.Count(uint64(r.U16()), MaxAttachmentSize, 1))...)
 		}
 	}
-	c.Repeated = r.Bool()
-	if !r.Done() || c.Kind < 1 || c.Kind > 3 || c.From.User == "" {
+	flags := r.U8()
+	c.Repeated = flags&flagRepeated != 0
+	if flags&flagSync != 0 {
+		c.SyncFor = string(r.Bytes(r.Count(uint64(r.U16()), keys.MaxUserLength, 1)))
+	}
+	if !r.Done() || c.Kind < 1 || c.Kind > 4 || c.From.User == "" || flags&^(flagRepeated|flagSync) != 0 {
 		return nil, fmt.Errorf("%w: kept result", errs.ErrMalformed)
 	}
 	if len(findings) > 0 {

@@ -64,6 +64,9 @@ const (
 	KeyPeerPrefix = "peer/"
 	KeyKeptPrefix = "kept/"
 	KeySeenPrefix = "seen/" // accepted session starts (internal/seen)
+	// KeyAccountPrefix holds each pinned account, ours and peers'
+	// (docs/SPEC.md section 22.4).
+	KeyAccountPrefix = "account/"
 	// KeyKeptIndexPrefix holds each peer's list of kept results.
 	KeyKeptIndexPrefix = "keptidx/"
 	// A session's records: the session itself, its ratchet state, its

@@ -63,7 +63,29 @@ type Content struct {
 	// session id (16) and how many of the peer's contents that state held
 	// (8, big-endian). The peer sends again what it sent after that
 	// (docs/SPEC.md section 15.10).
-	Resume        [][]byte `protobuf:"bytes,15,rep,name=resume,proto3" json:"resume,omitempty"`
+	Resume [][]byte `protobuf:"bytes,15,rep,name=resume,proto3" json:"resume,omitempty"`
+	// Accounts (docs/SPEC.md section 22.4). own_list is the version of the
+	// sender's own account device list as the sender holds it, peer_list the
+	// version of the recipient's account list the sender holds (0: none).
+	// A receiver that holds a newer list than either says so in its next
+	// content, and its app is told to refresh.
+	OwnList  uint64 `protobuf:"varint,16,opt,name=own_list,json=ownList,proto3" json:"own_list,omitempty"`
+	PeerList uint64 `protobuf:"varint,17,opt,name=peer_list,json=peerList,proto3" json:"peer_list,omitempty"`
+	// device_list is the sender's own signed device list (keys.DeviceList),
+	// carried while the session is unconfirmed, when the recipient last said
+	// it holds an older version, and by every kind-4 (account) content.
+	DeviceList []byte `protobuf:"bytes,18,opt,name=device_list,json=deviceList,proto3" json:"device_list,omitempty"`
+	// sync_for is set on a copy for one's own other devices: the user the
+	// message was sent to (a sync copy), or whose messages were read
+	// (read_sync).
+	SyncFor string `protobuf:"bytes,19,opt,name=sync_for,json=syncFor,proto3" json:"sync_for,omitempty"`
+	// provision and provision_mac are carried by the content that provisions
+	// a newly linked device (kind 4): a Provision, and its MAC under the link
+	// code's one-time secret (docs/SPEC.md section 22.6).
+	Provision    []byte `protobuf:"bytes,20,opt,name=provision,proto3" json:"provision,omitempty"`
+	ProvisionMac []byte `protobuf:"bytes,21,opt,name=provision_mac,json=provisionMac,proto3" json:"provision_mac,omitempty"`
+	// read_sync names messages from sync_for that one's other device read.
+	ReadSync      [][]byte `protobuf:"bytes,22,rep,name=read_sync,json=readSync,proto3" json:"read_sync,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -203,11 +225,199 @@ func (x *Content) GetResume() [][]byte {
 	return nil
 }
 
+func (x *Content) GetOwnList() uint64 {
+	if x != nil {
+		return x.OwnList
+	}
+	return 0
+}
+
+func (x *Content) GetPeerList() uint64 {
+	if x != nil {
+		return x.PeerList
+	}
+	return 0
+}
+
+func (x *Content) GetDeviceList() []byte {
+	if x != nil {
+		return x.DeviceList
+	}
+	return nil
+}
+
+func (x *Content) GetSyncFor() string {
+	if x != nil {
+		return x.SyncFor
+	}
+	return ""
+}
+
+func (x *Content) GetProvision() []byte {
+	if x != nil {
+		return x.Provision
+	}
+	return nil
+}
+
+func (x *Content) GetProvisionMac() []byte {
+	if x != nil {
+		return x.ProvisionMac
+	}
+	return nil
+}
+
+func (x *Content) GetReadSync() [][]byte {
+	if x != nil {
+		return x.ReadSync
+	}
+	return nil
+}
+
+// Provision is what a device that holds the account key hands a device
+// being linked (docs/SPEC.md section 22.6), inside a content sealed to the
+// new device and authenticated with the link code's one-time secret.
+type Provision struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version must be 1.
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// account_seed is the account key (keys.AccountKey.Bytes), when the user
+	// lets the new device hold it; empty otherwise.
+	AccountSeed []byte `protobuf:"bytes,2,opt,name=account_seed,json=accountSeed,proto3" json:"account_seed,omitempty"`
+	// accounts are the peer accounts pinned on the approving device.
+	Accounts []*PinnedAccount `protobuf:"bytes,3,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	// history is an attachment pointer (envelope/attach) to an archive of
+	// recent history the app uploaded, or empty.
+	History       []byte `protobuf:"bytes,4,opt,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Provision) Reset() {
+	*x = Provision{}
+	mi := &file_sealedpb_content_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Provision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Provision) ProtoMessage() {}
+
+func (x *Provision) ProtoReflect() protoreflect.Message {
+	mi := &file_sealedpb_content_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Provision.ProtoReflect.Descriptor instead.
+func (*Provision) Descriptor() ([]byte, []int) {
+	return file_sealedpb_content_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Provision) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Provision) GetAccountSeed() []byte {
+	if x != nil {
+		return x.AccountSeed
+	}
+	return nil
+}
+
+func (x *Provision) GetAccounts() []*PinnedAccount {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *Provision) GetHistory() []byte {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+// PinnedAccount is one pinned peer account: the user, its account public
+// key, and the version of its device list the approving device holds.
+type PinnedAccount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	AccountKey    []byte                 `protobuf:"bytes,2,opt,name=account_key,json=accountKey,proto3" json:"account_key,omitempty"`
+	Version       uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PinnedAccount) Reset() {
+	*x = PinnedAccount{}
+	mi := &file_sealedpb_content_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PinnedAccount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PinnedAccount) ProtoMessage() {}
+
+func (x *PinnedAccount) ProtoReflect() protoreflect.Message {
+	mi := &file_sealedpb_content_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PinnedAccount.ProtoReflect.Descriptor instead.
+func (*PinnedAccount) Descriptor() ([]byte, []int) {
+	return file_sealedpb_content_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PinnedAccount) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *PinnedAccount) GetAccountKey() []byte {
+	if x != nil {
+		return x.AccountKey
+	}
+	return nil
+}
+
+func (x *PinnedAccount) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
 var File_sealedpb_content_proto protoreflect.FileDescriptor
 
 const file_sealedpb_content_proto_rawDesc = "" +
 	"\n" +
-	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\x8c\x03\n" +
+	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\xe0\x04\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x12\n" +
@@ -224,7 +434,25 @@ const file_sealedpb_content_proto_rawDesc = "" +
 	"\tack_above\x18\f \x01(\x04R\backAbove\x12%\n" +
 	"\x0esender_mailbox\x18\r \x01(\fR\rsenderMailbox\x12 \n" +
 	"\vattachments\x18\x0e \x03(\fR\vattachments\x12\x16\n" +
-	"\x06resume\x18\x0f \x03(\fR\x06resumeB-Z+github.com/sealpost/sealpost/proto/sealedpbb\x06proto3"
+	"\x06resume\x18\x0f \x03(\fR\x06resume\x12\x19\n" +
+	"\bown_list\x18\x10 \x01(\x04R\aownList\x12\x1b\n" +
+	"\tpeer_list\x18\x11 \x01(\x04R\bpeerList\x12\x1f\n" +
+	"\vdevice_list\x18\x12 \x01(\fR\n" +
+	"deviceList\x12\x19\n" +
+	"\bsync_for\x18\x13 \x01(\tR\asyncFor\x12\x1c\n" +
+	"\tprovision\x18\x14 \x01(\fR\tprovision\x12#\n" +
+	"\rprovision_mac\x18\x15 \x01(\fR\fprovisionMac\x12\x1b\n" +
+	"\tread_sync\x18\x16 \x03(\fR\breadSync\"\xa1\x01\n" +
+	"\tProvision\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12!\n" +
+	"\faccount_seed\x18\x02 \x01(\fR\vaccountSeed\x12=\n" +
+	"\baccounts\x18\x03 \x03(\v2!.sealpost.sealed.v1.PinnedAccountR\baccounts\x12\x18\n" +
+	"\ahistory\x18\x04 \x01(\fR\ahistory\"^\n" +
+	"\rPinnedAccount\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1f\n" +
+	"\vaccount_key\x18\x02 \x01(\fR\n" +
+	"accountKey\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversionB-Z+github.com/sealpost/sealpost/proto/sealedpbb\x06proto3"
 
 var (
 	file_sealedpb_content_proto_rawDescOnce sync.Once
@@ -238,16 +466,19 @@ func file_sealedpb_content_proto_rawDescGZIP() []byte {
 	return file_sealedpb_content_proto_rawDescData
 }
 
-var file_sealedpb_content_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_sealedpb_content_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_sealedpb_content_proto_goTypes = []any{
-	(*Content)(nil), // 0: sealpost.sealed.v1.Content
+	(*Content)(nil),       // 0: sealpost.sealed.v1.Content
+	(*Provision)(nil),     // 1: sealpost.sealed.v1.Provision
+	(*PinnedAccount)(nil), // 2: sealpost.sealed.v1.PinnedAccount
 }
 var file_sealedpb_content_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	2, // 0: sealpost.sealed.v1.Provision.accounts:type_name -> sealpost.sealed.v1.PinnedAccount
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_sealedpb_content_proto_init() }
@@ -261,7 +492,7 @@ func file_sealedpb_content_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sealedpb_content_proto_rawDesc), len(file_sealedpb_content_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -42,7 +42,13 @@ type Device struct {
 	NextPrekeyId   uint32        `protobuf:"varint,10,opt,name=next_prekey_id,json=nextPrekeyId,proto3" json:"next_prekey_id,omitempty"`
 	// identity is the public identity the seed derives; Open checks it, so a
 	// corrupted seed is an error rather than a silent new identity.
-	Identity      []byte `protobuf:"bytes,12,opt,name=identity,proto3" json:"identity,omitempty"`
+	Identity []byte `protobuf:"bytes,12,opt,name=identity,proto3" json:"identity,omitempty"`
+	// account_seed is the account key, on a device that holds it (created
+	// the account, or was linked with it); empty otherwise.
+	AccountSeed []byte `protobuf:"bytes,13,opt,name=account_seed,json=accountSeed,proto3" json:"account_seed,omitempty"`
+	// link_secret is the one-time secret of the link code this device
+	// showed, until a provisioning content authenticated with it arrives.
+	LinkSecret    []byte `protobuf:"bytes,14,opt,name=link_secret,json=linkSecret,proto3" json:"link_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -154,6 +160,20 @@ func (x *Device) GetIdentity() []byte {
 	return nil
 }
 
+func (x *Device) GetAccountSeed() []byte {
+	if x != nil {
+		return x.AccountSeed
+	}
+	return nil
+}
+
+func (x *Device) GetLinkSecret() []byte {
+	if x != nil {
+		return x.LinkSecret
+	}
+	return nil
+}
+
 // Peer is everything about one peer device with one identity, under
 // "peer/<name>": the name is the address ("user.device"), or, for a second
 // identity at an address already held, the address, "#" and the first 16
@@ -193,7 +213,11 @@ type Peer struct {
 	// dismissed are the findings the app dismissed (Dismiss), 18 bytes each:
 	// kind (1), outgoing (1), seq (8), to_seq (8), big-endian; at most 64,
 	// only those still open (store layout 6).
-	Dismissed     [][]byte `protobuf:"bytes,16,rep,name=dismissed,proto3" json:"dismissed,omitempty"`
+	Dismissed [][]byte `protobuf:"bytes,16,rep,name=dismissed,proto3" json:"dismissed,omitempty"`
+	// list_known is the version of our own device list this peer last said
+	// it holds (content field peer_list); below ours, our contents carry the
+	// list (docs/SPEC.md section 22.4).
+	ListKnown     uint64 `protobuf:"varint,17,opt,name=list_known,json=listKnown,proto3" json:"list_known,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -305,6 +329,207 @@ func (x *Peer) GetDismissed() [][]byte {
 	return nil
 }
 
+func (x *Peer) GetListKnown() uint64 {
+	if x != nil {
+		return x.ListKnown
+	}
+	return 0
+}
+
+// Account is one pinned account, ours or a peer's, under
+// "account/<user>" (docs/SPEC.md section 22.4).
+type Account struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// version must be the store layout, 6 (internal/record.Layout).
+	Version uint32 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	User    string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// account_key is the pinned account public key.
+	AccountKey []byte `protobuf:"bytes,3,opt,name=account_key,json=accountKey,proto3" json:"account_key,omitempty"`
+	// list is the newest verified device list of the account; empty while
+	// only the key is pinned (a provisioned device, until it fetches the
+	// list).
+	List []byte `protobuf:"bytes,4,opt,name=list,proto3" json:"list,omitempty"`
+	// min_version: no list older than this is accepted (the version the
+	// provisioning device held).
+	MinVersion uint64 `protobuf:"varint,5,opt,name=min_version,json=minVersion,proto3" json:"min_version,omitempty"`
+	// findings are the refused lists, forks and device changes seen, newest
+	// last, at most 32.
+	Findings      []*AccountFinding `protobuf:"bytes,6,rep,name=findings,proto3" json:"findings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Account) Reset() {
+	*x = Account{}
+	mi := &file_statepb_device_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Account) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Account) ProtoMessage() {}
+
+func (x *Account) ProtoReflect() protoreflect.Message {
+	mi := &file_statepb_device_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Account.ProtoReflect.Descriptor instead.
+func (*Account) Descriptor() ([]byte, []int) {
+	return file_statepb_device_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Account) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *Account) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Account) GetAccountKey() []byte {
+	if x != nil {
+		return x.AccountKey
+	}
+	return nil
+}
+
+func (x *Account) GetList() []byte {
+	if x != nil {
+		return x.List
+	}
+	return nil
+}
+
+func (x *Account) GetMinVersion() uint64 {
+	if x != nil {
+		return x.MinVersion
+	}
+	return 0
+}
+
+func (x *Account) GetFindings() []*AccountFinding {
+	if x != nil {
+		return x.Findings
+	}
+	return nil
+}
+
+// AccountFinding is one thing noticed about an account's device lists.
+type AccountFinding struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// kind: sealpost.AccountFindingKind.
+	Kind uint32 `protobuf:"varint,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// version is the list version it concerns.
+	Version    uint64 `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	AtUnixNano int64  `protobuf:"varint,3,opt,name=at_unix_nano,json=atUnixNano,proto3" json:"at_unix_nano,omitempty"`
+	// devices are the device ids added or removed.
+	Devices []uint32 `protobuf:"varint,4,rep,packed,name=devices,proto3" json:"devices,omitempty"`
+	// evidence: for a fork, the two lists; for a refused list, the list.
+	Evidence [][]byte `protobuf:"bytes,5,rep,name=evidence,proto3" json:"evidence,omitempty"`
+	// reason names why a list was refused (an error's text, no secret).
+	Reason string `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	// names are the names of devices, in the order of devices.
+	Names         []string `protobuf:"bytes,7,rep,name=names,proto3" json:"names,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccountFinding) Reset() {
+	*x = AccountFinding{}
+	mi := &file_statepb_device_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccountFinding) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccountFinding) ProtoMessage() {}
+
+func (x *AccountFinding) ProtoReflect() protoreflect.Message {
+	mi := &file_statepb_device_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccountFinding.ProtoReflect.Descriptor instead.
+func (*AccountFinding) Descriptor() ([]byte, []int) {
+	return file_statepb_device_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AccountFinding) GetKind() uint32 {
+	if x != nil {
+		return x.Kind
+	}
+	return 0
+}
+
+func (x *AccountFinding) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AccountFinding) GetAtUnixNano() int64 {
+	if x != nil {
+		return x.AtUnixNano
+	}
+	return 0
+}
+
+func (x *AccountFinding) GetDevices() []uint32 {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *AccountFinding) GetEvidence() [][]byte {
+	if x != nil {
+		return x.Evidence
+	}
+	return nil
+}
+
+func (x *AccountFinding) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AccountFinding) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
 // PendingStart is our session start while the peer has not replied, under
 // "start/<name>/<session id in hex>".
 type PendingStart struct {
@@ -322,7 +547,7 @@ type PendingStart struct {
 
 func (x *PendingStart) Reset() {
 	*x = PendingStart{}
-	mi := &file_statepb_device_proto_msgTypes[2]
+	mi := &file_statepb_device_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -334,7 +559,7 @@ func (x *PendingStart) String() string {
 func (*PendingStart) ProtoMessage() {}
 
 func (x *PendingStart) ProtoReflect() protoreflect.Message {
-	mi := &file_statepb_device_proto_msgTypes[2]
+	mi := &file_statepb_device_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -347,7 +572,7 @@ func (x *PendingStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingStart.ProtoReflect.Descriptor instead.
 func (*PendingStart) Descriptor() ([]byte, []int) {
-	return file_statepb_device_proto_rawDescGZIP(), []int{2}
+	return file_statepb_device_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PendingStart) GetVersion() uint32 {
@@ -375,7 +600,7 @@ var File_statepb_device_proto protoreflect.FileDescriptor
 
 const file_statepb_device_proto_rawDesc = "" +
 	"\n" +
-	"\x14statepb/device.proto\x12\x11sealpost.state.v1\x1a\x12statepb/keys.proto\"\xe4\x03\n" +
+	"\x14statepb/device.proto\x12\x11sealpost.state.v1\x1a\x12statepb/keys.proto\"\xa8\x04\n" +
 	"\x06Device\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
@@ -389,7 +614,10 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\fmailbox_keys\x18\t \x03(\v2\x1d.sealpost.state.v1.PrivateKeyR\vmailboxKeys\x12$\n" +
 	"\x0enext_prekey_id\x18\n" +
 	" \x01(\rR\fnextPrekeyId\x12\x1a\n" +
-	"\bidentity\x18\f \x01(\fR\bidentityJ\x04\b\v\x10\f\"\x95\x03\n" +
+	"\bidentity\x18\f \x01(\fR\bidentity\x12!\n" +
+	"\faccount_seed\x18\r \x01(\fR\vaccountSeed\x12\x1f\n" +
+	"\vlink_secret\x18\x0e \x01(\fR\n" +
+	"linkSecretJ\x04\b\v\x10\f\"\xb4\x03\n" +
 	"\x04Peer\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
@@ -402,8 +630,28 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\x17pending_since_unix_nano\x18\r \x01(\x03R\x14pendingSinceUnixNano\x12 \n" +
 	"\vunconfirmed\x18\x0e \x01(\bR\vunconfirmed\x12#\n" +
 	"\ridentity_seen\x18\x0f \x01(\bR\fidentitySeen\x12\x1c\n" +
-	"\tdismissed\x18\x10 \x03(\fR\tdismissedJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
-	"\"n\n" +
+	"\tdismissed\x18\x10 \x03(\fR\tdismissed\x12\x1d\n" +
+	"\n" +
+	"list_known\x18\x11 \x01(\x04R\tlistKnownJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"\"\xcc\x01\n" +
+	"\aAccount\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x1f\n" +
+	"\vaccount_key\x18\x03 \x01(\fR\n" +
+	"accountKey\x12\x12\n" +
+	"\x04list\x18\x04 \x01(\fR\x04list\x12\x1f\n" +
+	"\vmin_version\x18\x05 \x01(\x04R\n" +
+	"minVersion\x12=\n" +
+	"\bfindings\x18\x06 \x03(\v2!.sealpost.state.v1.AccountFindingR\bfindings\"\xc4\x01\n" +
+	"\x0eAccountFinding\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\rR\x04kind\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\x12 \n" +
+	"\fat_unix_nano\x18\x03 \x01(\x03R\n" +
+	"atUnixNano\x12\x18\n" +
+	"\adevices\x18\x04 \x03(\rR\adevices\x12\x1a\n" +
+	"\bevidence\x18\x05 \x03(\fR\bevidence\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05names\x18\a \x03(\tR\x05names\"n\n" +
 	"\fPendingStart\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12#\n" +
 	"\rsession_start\x18\x02 \x01(\fR\fsessionStart\x12\x1f\n" +
@@ -422,23 +670,26 @@ func file_statepb_device_proto_rawDescGZIP() []byte {
 	return file_statepb_device_proto_rawDescData
 }
 
-var file_statepb_device_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_statepb_device_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_statepb_device_proto_goTypes = []any{
-	(*Device)(nil),       // 0: sealpost.state.v1.Device
-	(*Peer)(nil),         // 1: sealpost.state.v1.Peer
-	(*PendingStart)(nil), // 2: sealpost.state.v1.PendingStart
-	(*PrivateKey)(nil),   // 3: sealpost.state.v1.PrivateKey
+	(*Device)(nil),         // 0: sealpost.state.v1.Device
+	(*Peer)(nil),           // 1: sealpost.state.v1.Peer
+	(*Account)(nil),        // 2: sealpost.state.v1.Account
+	(*AccountFinding)(nil), // 3: sealpost.state.v1.AccountFinding
+	(*PendingStart)(nil),   // 4: sealpost.state.v1.PendingStart
+	(*PrivateKey)(nil),     // 5: sealpost.state.v1.PrivateKey
 }
 var file_statepb_device_proto_depIdxs = []int32{
-	3, // 0: sealpost.state.v1.Device.signed_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	3, // 1: sealpost.state.v1.Device.pq_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	3, // 2: sealpost.state.v1.Device.one_time_prekeys:type_name -> sealpost.state.v1.PrivateKey
-	3, // 3: sealpost.state.v1.Device.mailbox_keys:type_name -> sealpost.state.v1.PrivateKey
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	5, // 0: sealpost.state.v1.Device.signed_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	5, // 1: sealpost.state.v1.Device.pq_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	5, // 2: sealpost.state.v1.Device.one_time_prekeys:type_name -> sealpost.state.v1.PrivateKey
+	5, // 3: sealpost.state.v1.Device.mailbox_keys:type_name -> sealpost.state.v1.PrivateKey
+	3, // 4: sealpost.state.v1.Account.findings:type_name -> sealpost.state.v1.AccountFinding
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_statepb_device_proto_init() }
@@ -453,7 +704,7 @@ func file_statepb_device_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_statepb_device_proto_rawDesc), len(file_statepb_device_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
