@@ -133,7 +133,9 @@ func (c *LinkCode) Short() string {
 }
 
 // String prints the address and short form, never the secret.
-func (c *LinkCode) String() string { return "keys.LinkCode{" + c.Address.String() + " " + c.Short() + "}" }
+func (c *LinkCode) String() string {
+	return "keys.LinkCode{" + c.Address.String() + " " + c.Short() + "}"
+}
 
 // GoString prints what String does.
 func (c *LinkCode) GoString() string { return c.String() }

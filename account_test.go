@@ -1,0 +1,308 @@
+package sealpost_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/sealpost/sealpost"
+	"github.com/sealpost/sealpost/keys"
+)
+
+// acWorld is two accounts, alice (phone 1, laptop 2) and bob (phone 1,
+// tablet 2), each laptop and tablet linked through the relay, with every
+// session SendUser needs between them.
+type acWorld struct {
+	c                        *clock
+	r                        *acRelay
+	alice1, alice2           *acDevice
+	bob1, bob2               *acDevice
+	aliceList, bobList       *keys.DeviceList
+	all                      []*acDevice
+	aliceAccount, bobAccount keys.PublicAccountKey
+}
+
+func newACWorld(t testing.TB) *acWorld {
+	t.Helper()
+	w := &acWorld{c: newClock(), r: newACRelay()}
+	w.alice1 = acOpen(t, sealpost.Address{User: "alice", Device: 1}, w.c)
+	w.alice2 = acOpen(t, sealpost.Address{User: "alice", Device: 2}, w.c)
+	w.bob1 = acOpen(t, sealpost.Address{User: "bob", Device: 1}, w.c)
+	w.bob2 = acOpen(t, sealpost.Address{User: "bob", Device: 2}, w.c)
+	w.all = []*acDevice{w.alice1, w.alice2, w.bob1, w.bob2}
+	acAccount(t, w.alice1, "alice's phone")
+	acAccount(t, w.bob1, "bob's phone")
+	w.aliceList = acLink(t, w.r, w.alice1, w.alice2, "alice's laptop", true).List
+	w.bobList = acLink(t, w.r, w.bob1, w.bob2, "bob's tablet", false).List
+	for _, d := range []*acDevice{w.alice2, w.bob2} {
+		in := w.r.drain(t, d)
+		if len(in) != 1 || in[0].Provisioned == nil || in[0].Kind != sealpost.KindAccount {
+			t.Fatalf("%s: provisioning not received: %+v", d.addr, in)
+		}
+	}
+	// Each side fetches the other's list from the relay and starts the
+	// sessions a fan-out needs.
+	for _, d := range []*acDevice{w.alice1, w.alice2} {
+		if _, err := d.UpdateDeviceList(ctx, "bob", w.bobList.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		acConnectAll(t, d, "bob", w.all...)
+	}
+	for _, d := range []*acDevice{w.bob1, w.bob2} {
+		if _, err := d.UpdateDeviceList(ctx, "alice", w.aliceList.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		acConnectAll(t, d, "alice", w.all...)
+	}
+	w.aliceAccount, w.bobAccount = w.aliceList.Account, w.bobList.Account
+	return w
+}
+
+// sendUser has from send body to user and posts every envelope.
+func (w *acWorld) sendUser(t testing.TB, from *acDevice, user, body string) []*sealpost.Outgoing {
+	t.Helper()
+	outs, err := from.SendUser(ctx, user, []byte(body))
+	if err != nil {
+		t.Fatalf("%s SendUser(%s): %v", from.addr, user, err)
+	}
+	w.r.post(t, from, outs...)
+	return outs
+}
+
+// TestSendUserFansOut: a message to an account reaches each of its listed
+// devices and each of the sender's other devices (a sync copy naming the
+// recipient), under one id, with one Apply for all of it.
+func TestSendUserFansOut(t *testing.T) {
+	w := newACWorld(t)
+	for _, d := range w.all { // the notices and first contacts so far
+		w.r.drain(t, d)
+	}
+	before := w.alice1.fs.applies
+	outs := w.sendUser(t, w.alice1, "bob", "hello, all of you")
+	if got := w.alice1.fs.applies - before; got != 2 { // SendUser, then Sent
+		t.Fatalf("SendUser and Sent made %d Applies, want 2", got)
+	}
+	want := []sealpost.Address{w.bob1.addr, w.bob2.addr, w.alice2.addr}
+	if got := acTo(outs); !slices.Equal(got, want) {
+		t.Fatalf("fan-out to %v, want %v", got, want)
+	}
+	for _, o := range outs[1:] {
+		if o.ID != outs[0].ID {
+			t.Fatal("the copies carry different message ids")
+		}
+	}
+	for _, d := range []*acDevice{w.bob1, w.bob2} {
+		in := w.r.drain(t, d)
+		if len(in) != 1 || string(in[0].Body) != "hello, all of you" || in[0].From != w.alice1.addr || in[0].Sync {
+			t.Fatalf("%s got %+v", d.addr, in)
+		}
+	}
+	in := w.r.drain(t, w.alice2)
+	if len(in) != 1 || !in[0].Sync || in[0].SyncFor != "bob" || in[0].From != w.alice1.addr || in[0].ID != outs[0].ID {
+		t.Fatalf("alice's laptop got %+v, want a sync copy of the message to bob", in)
+	}
+	// Bob's tablet answers the account; both of alice's devices get it.
+	w.sendUser(t, w.bob2, "alice", "hi alice")
+	for _, d := range []*acDevice{w.alice1, w.alice2} {
+		in := w.r.drain(t, d)
+		if len(in) != 1 || string(in[0].Body) != "hi alice" || in[0].From != w.bob2.addr {
+			t.Fatalf("%s got %+v", d.addr, in)
+		}
+	}
+	// Safety numbers over account keys: the same on every device.
+	var nums []string
+	for _, pair := range [][2]any{{w.alice1, "bob"}, {w.alice2, "bob"}, {w.bob1, "alice"}, {w.bob2, "alice"}} {
+		n, err := pair[0].(*acDevice).AccountSafetyNumber(ctx, pair[1].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		nums = append(nums, n)
+	}
+	for _, n := range nums[1:] {
+		if n != nums[0] {
+			t.Fatalf("account safety numbers differ: %q", nums)
+		}
+	}
+}
+
+// TestSendUserMissingSessions: a listed device without a session stops
+// the fan-out with a MissingSessionsError naming it, before any key is
+// spent.
+func TestSendUserMissingSessions(t *testing.T) {
+	c := newClock()
+	r := newACRelay()
+	alice := acOpen(t, sealpost.Address{User: "alice", Device: 1}, c)
+	bob1 := acOpen(t, sealpost.Address{User: "bob", Device: 1}, c)
+	bob2 := acOpen(t, sealpost.Address{User: "bob", Device: 2}, c)
+	acAccount(t, bob1, "phone")
+	list := acLink(t, r, bob1, bob2, "tablet", false).List
+	if _, err := alice.SendUser(ctx, "bob", []byte("x")); !errors.Is(err, sealpost.ErrNoAccount) {
+		t.Fatalf("SendUser without a list: %v, want ErrNoAccount", err)
+	}
+	if _, err := alice.UpdateDeviceList(ctx, "bob", list.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.StartSession(ctx, bob1.addr, acBundle(t, bob1)); err != nil {
+		t.Fatal(err)
+	}
+	before := alice.store.Snapshot()
+	_, err := alice.SendUser(ctx, "bob", []byte("x"))
+	var missing *sealpost.MissingSessionsError
+	if !errors.As(err, &missing) || !errors.Is(err, sealpost.ErrNoSession) || !slices.Equal(missing.Devices, []sealpost.Address{bob2.addr}) {
+		t.Fatalf("SendUser with a device missing: %v", err)
+	}
+	acFails(t, "SendUser with a device missing", err, sealpost.ErrNoSession, alice, before)
+}
+
+// TestSingleDeviceAccountsInterwork: a device without an account and one
+// with an account talk as before, and the one without pins the other's
+// account from its first message.
+func TestSingleDeviceAccountsInterwork(t *testing.T) {
+	c := newClock()
+	r := newACRelay()
+	alice := acOpen(t, sealpost.Address{User: "alice", Device: 1}, c)
+	bob := acOpen(t, sealpost.Address{User: "bob", Device: 1}, c)
+	list := acAccount(t, alice, "phone")
+	if err := alice.StartSession(ctx, bob.addr, acBundle(t, bob)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := alice.Send(ctx, bob.addr, []byte("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.post(t, alice, out)
+	in := r.drain(t, bob)
+	if len(in) != 1 || in[0].Devices == nil || !in[0].Devices.First || in[0].Devices.Version != list.Version {
+		t.Fatalf("bob did not pin alice's account from her first message: %+v", in)
+	}
+	got, err := bob.DeviceList(ctx, "alice")
+	if err != nil || got.Hash() != list.Hash() {
+		t.Fatalf("bob's pinned list: %v", err)
+	}
+	if _, err := bob.DeviceList(ctx, "carol"); !errors.Is(err, sealpost.ErrNotFound) {
+		t.Fatalf("DeviceList of an unknown user: %v", err)
+	}
+	out, err = bob.Send(ctx, alice.addr, []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.post(t, bob, out)
+	if in := r.drain(t, alice); len(in) != 1 || string(in[0].Body) != "hello" {
+		t.Fatalf("alice got %+v", in)
+	}
+	if _, err := bob.AccountSafetyNumber(ctx, "alice"); !errors.Is(err, sealpost.ErrNoAccount) {
+		t.Fatalf("AccountSafetyNumber without our own account: %v", err)
+	}
+}
+
+// TestGhostDevice is the compelled-operator attack of docs/SPEC.md §22:
+// the relay serves bob a list of alice's account with a device of its
+// own, by every means it has. Each list is refused with its typed error
+// and kept as a finding, nothing is ever encrypted to the ghost (whose
+// bundle StartSession refuses, and whose messages Receive refuses), and
+// messages to alice's real devices still flow.
+func TestGhostDevice(t *testing.T) {
+	w := newACWorld(t)
+	for _, d := range w.all {
+		w.r.drain(t, d)
+	}
+	ghostAddr := sealpost.Address{User: "alice", Device: 9}
+	ghost := acOpen(t, ghostAddr, w.c)
+	ghostEntry := keys.ListedDevice{ID: 9, Identity: ghost.Identity(), Name: "alice's laptop"}
+	relayKey := keys.GenerateAccountKey()
+	withGhost := append(slices.Clone(w.aliceList.Devices), ghostEntry)
+	relaySigned, err := keys.NewDeviceList(relayKey, nil, w.c.now(), acLater(w.c), withGhost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A list whose laptop entry the relay swapped for its ghost, in place.
+	swapped := slices.Clone(w.aliceList.Bytes())
+	lap := w.alice2.Identity().Bytes()
+	at := -1
+	for i := 0; i+len(lap) <= len(swapped); i++ {
+		if string(swapped[i:i+len(lap)]) == string(lap) {
+			at = i
+		}
+	}
+	if at < 0 {
+		t.Fatal("the laptop's identity is not in the list")
+	}
+	copy(swapped[at:], ghost.Identity().Bytes())
+	// An older list, correctly signed: the one before the laptop's link.
+	older := w.alice1.firstList.Bytes()
+
+	cases := []struct {
+		name string
+		raw  []byte
+		want error
+		kind sealpost.AccountFindingKind
+	}{
+		{"extra device, not signed by the account key", appendGhost(w.aliceList.Bytes(), ghostEntry), sealpost.ErrBadSignature, sealpost.ListRefused},
+		{"a device swapped in place", swapped, sealpost.ErrBadSignature, sealpost.ListRefused},
+		{"signed by the relay's own account key", relaySigned.Bytes(), sealpost.ErrWrongAccount, sealpost.ListRefused},
+		{"an older list, correctly signed", older, sealpost.ErrRollback, sealpost.ListRefused},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := w.bob1.UpdateDeviceList(ctx, "alice", tc.raw)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("UpdateDeviceList: %v, want %v", err, tc.want)
+			}
+			if !acHasFinding(t, w.bob1, "alice", tc.kind) {
+				t.Fatalf("no %v finding", tc.kind)
+			}
+			pinned, err := w.bob1.DeviceList(ctx, "alice")
+			if err != nil || pinned.Hash() != w.aliceList.Hash() {
+				t.Fatalf("the pinned list changed: %v", err)
+			}
+		})
+	}
+	// The ghost's bundle is refused, whatever the relay hands out.
+	before := w.bob1.store.Snapshot()
+	err = w.bob1.StartSession(ctx, ghostAddr, acBundle(t, ghost))
+	acFails(t, "StartSession with the ghost's bundle", err, sealpost.ErrUnlistedDevice, w.bob1, before)
+	// A message from the ghost is refused, changing nothing.
+	if err := ghost.StartSession(ctx, w.bob1.addr, acBundle(t, w.bob1)); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ghost.Send(ctx, w.bob1.addr, []byte("I am alice's laptop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = w.bob1.store.Snapshot()
+	_, err = w.bob1.Receive(ctx, out.Envelope)
+	acFails(t, "Receive from the ghost", err, sealpost.ErrUnlistedDevice, w.bob1, before)
+	if sealpost.ClassifyReceive(err) != sealpost.Hold {
+		t.Fatalf("ClassifyReceive(%v) = %v, want Hold", err, sealpost.ClassifyReceive(err))
+	}
+	// Messages to the real devices still flow, and none to the ghost.
+	outs := w.sendUser(t, w.bob1, "alice", "still here")
+	if got := acTo(outs); slices.Contains(got, ghostAddr) || len(got) != 3 {
+		t.Fatalf("bob's fan-out went to %v", got)
+	}
+	for _, o := range w.r.posted {
+		if string(o.Mailbox) == string(ghost.Mailbox()) {
+			t.Fatalf("an envelope went to the ghost's mailbox: %v", o.To)
+		}
+	}
+	for _, d := range []*acDevice{w.alice1, w.alice2} {
+		if in := w.r.drain(t, d); len(in) != 1 || string(in[0].Body) != "still here" {
+			t.Fatalf("%s got %+v", d.addr, in)
+		}
+	}
+}
+
+// appendGhost returns raw, a signed list, with a device entry inserted
+// after the others and the count raised: the signature no longer covers
+// it.
+func appendGhost(raw []byte, dev keys.ListedDevice) []byte {
+	const countAt = 1 + keys.PublicAccountKeySize + 8 + 32 + 8 + 8
+	sig := raw[len(raw)-64:]
+	out := slices.Clone(raw[:len(raw)-64])
+	out[countAt]++
+	out = append(out, byte(dev.ID>>24), byte(dev.ID>>16), byte(dev.ID>>8), byte(dev.ID))
+	out = append(out, dev.Identity.Bytes()...)
+	out = append(out, byte(len(dev.Name)))
+	out = append(out, dev.Name...)
+	return append(out, sig...)
+}
