@@ -306,3 +306,98 @@ func appendGhost(raw []byte, dev keys.ListedDevice) []byte {
 	out = append(out, dev.Name...)
 	return append(out, sig...)
 }
+
+// TestReadSyncAndDelivery: reading on one device tells the account's other
+// devices (read-sync), the read receipt goes to the sending device, and
+// the sender's Delivery summarises which devices acknowledged a message.
+func TestReadSyncAndDelivery(t *testing.T) {
+	w := newACWorld(t)
+	for _, d := range w.all {
+		w.r.drain(t, d)
+	}
+	outs := w.sendUser(t, w.alice1, "bob", "read me")
+	id := outs[0].ID
+	st, err := w.alice1.Delivery(ctx, "bob", id)
+	if err != nil || len(st.Sent) != 2 || len(st.Delivered) != 0 {
+		t.Fatalf("Delivery before any answer: %+v %v", st, err)
+	}
+	w.r.drain(t, w.bob1)
+	w.r.drain(t, w.bob2)
+	w.r.drain(t, w.alice2)
+	// Bob reads it on his phone: his tablet hears of it, alice's phone
+	// gets the read receipt.
+	syncs, err := w.bob1.MarkRead(ctx, w.alice1.addr, id)
+	if err != nil || !slices.Equal(acTo(syncs), []sealpost.Address{w.bob2.addr}) {
+		t.Fatalf("MarkRead: %v %v", acTo(syncs), err)
+	}
+	w.r.post(t, w.bob1, syncs...)
+	in := w.r.drain(t, w.bob2)
+	if len(in) != 1 || in[0].Kind != sealpost.KindRead || !in[0].Sync || in[0].SyncFor != "alice" || !slices.Equal(in[0].Read, []sealpost.MessageID{id}) {
+		t.Fatalf("the tablet's read sync: %+v", in)
+	}
+	w.r.flush(t, w.bob1)
+	w.r.flush(t, w.bob2)
+	var read bool
+	for _, in := range w.r.drain(t, w.alice1) {
+		read = read || slices.Contains(in.Read, id)
+	}
+	if !read {
+		t.Fatal("alice's phone got no read receipt")
+	}
+	st, err = w.alice1.Delivery(ctx, "bob", id)
+	if err != nil || len(st.Sent) != 2 || len(st.Delivered) != 2 {
+		t.Fatalf("Delivery after both answered: %+v %v", st, err)
+	}
+}
+
+// TestListVersionsInBand: a device that learns from a peer's content that
+// a newer list of its own account exists is told to refresh, and a peer
+// that holds an older list of ours gets ours with our next content.
+func TestListVersionsInBand(t *testing.T) {
+	w := newACWorld(t)
+	for _, d := range w.all {
+		w.r.drain(t, d)
+	}
+	// Alice's phone links a third device; bob's phone fetches the new
+	// list from the relay, but alice's laptop has not heard yet.
+	alice3 := acOpen(t, sealpost.Address{User: "alice", Device: 3}, w.c)
+	code, err := alice3.LinkCode(ctx, "tablet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, err := w.alice1.Approve(ctx, code, acBundle(t, alice3), sealpost.ApproveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	change, err := w.bob1.UpdateDeviceList(ctx, "alice", ap.List.Bytes())
+	if err != nil || change == nil || len(change.Added) != 1 || change.Added[0].ID != 3 {
+		t.Fatalf("bob's update: %+v %v", change, err)
+	}
+	// The laptop writes to bob, carrying version 2 of its own list; bob
+	// holds 3 and says so in his answer; the laptop is told to refresh.
+	out, err := w.alice2.Send(ctx, w.bob1.addr, []byte("from the laptop"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.r.post(t, w.alice2, out)
+	w.r.drain(t, w.bob1)
+	w.r.flush(t, w.bob1)
+	got := w.r.drain(t, w.alice2)
+	if len(got) == 0 || !slices.Contains(got[len(got)-1].Refresh, "alice") {
+		t.Fatalf("the laptop was not told to refresh its own list: %+v", got)
+	}
+	if _, err := w.alice2.UpdateDeviceList(ctx, "alice", ap.List.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	// Bob's tablet still holds version 2 of alice's list: alice's next
+	// content to it carries version 3, and the tablet pins it.
+	out, err = w.alice1.Send(ctx, w.bob2.addr, []byte("hi tablet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.r.post(t, w.alice1, out)
+	in := w.r.drain(t, w.bob2)
+	if len(in) != 1 || in[0].Devices == nil || in[0].Devices.Version != ap.List.Version {
+		t.Fatalf("bob's tablet did not take the newer list from the content: %+v", in)
+	}
+}

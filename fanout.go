@@ -3,6 +3,7 @@ package sealpost
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/sealpost/sealpost/envelope/attach"
@@ -164,28 +165,145 @@ func (d *Device) SendUser(ctx context.Context, user string, body []byte, attachm
 		takeReceipts(t.s, c)
 		parts[i] = fanPart{p: t.p, s: t.s, c: c}
 	}
-	return d.sealMany(ctx, d.own(), parts, nil)
+	return d.sealMany(ctx, d.own(), parts, nil, nil)
+}
+
+// MarkRead queues read receipts for messages received from the peer, as
+// Acknowledge(ctx, from, KindRead, ids...) does, and tells our own other
+// devices that they were read (read-sync: each receives them as a KindRead
+// Incoming with Sync set), all in one Apply; it returns the read-sync
+// envelopes (none without an account). A device of ours without a usable
+// session is named in a *MissingSessionsError, with nothing changed. Its
+// other errors are Acknowledge's.
+func (d *Device) MarkRead(ctx context.Context, from Address, ids ...MessageID) ([]*Outgoing, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 || len(ids) > maxReceiptBatch {
+		return nil, fmt.Errorf("%w: %d ids to mark read", ErrMalformed, len(ids))
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.peers[from]
+	if p == nil {
+		return nil, fmt.Errorf("%w: peer %s", ErrNotFound, from)
+	}
+	var targets []fanTarget
+	var missing []Address
+	if own := d.own(); own != nil && own.list != nil {
+		for _, dev := range own.list.Devices {
+			addr := Address{User: d.self.User, Device: dev.ID}
+			if addr == d.self || addr == from {
+				continue
+			}
+			if s := d.usable(d.peers[addr], dev.Identity); s != nil {
+				targets = append(targets, fanTarget{p: d.peers[addr], s: s, sync: true})
+			} else {
+				missing = append(missing, addr)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &MissingSessionsError{Devices: missing}
+	}
+	now := d.opts.now()
+	for _, id := range ids {
+		s := p.sessionThatReceived(id)
+		if s == nil {
+			d.restore(p, nil)
+			return nil, fmt.Errorf("%w: message %s from %s", ErrNotFound, id, from)
+		}
+		d.queueReceipt(s, KindRead, []MessageID{id}, now)
+	}
+	if len(targets) == 0 {
+		return nil, d.commitPeer(ctx, p, false, nil, nil, p.sessions...)
+	}
+	raw := make([][]byte, len(ids))
+	for i := range ids {
+		raw[i] = ids[i][:]
+	}
+	parts := make([]fanPart, len(targets))
+	for i, t := range targets {
+		id := newMessageID()
+		// No receipts ride along: Incoming.Read of a read sync names what
+		// was read.
+		c := &sealedpb.Content{Version: contentVersion, Id: id[:], Kind: uint32(KindRead), SyncFor: from.User, ReadSync: raw}
+		parts[i] = fanPart{p: t.p, s: t.s, c: c}
+	}
+	return d.sealMany(ctx, d.own(), parts, nil, p)
+}
+
+// DeliveryStatus summarises one message sent to an account: the devices
+// it went to, and those whose transcript acknowledged it (each device's
+// contents report how much of our chain they hold; docs/SPEC.md §13).
+type DeliveryStatus struct {
+	Sent, Delivered []Address
+}
+
+// Delivery returns where message id, sent to user with SendUser, went and
+// which of those devices acknowledged it: "delivered to 3 of 4 devices".
+// It reads the transcripts, so it knows the messages their logs still hold
+// (the newest transcript.MaxLog per session). Whether the account read it
+// is any device's read receipt (Incoming.Read): the others learn by
+// read-sync and send none.
+func (d *Device) Delivery(ctx context.Context, user string, id MessageID) (DeliveryStatus, error) {
+	if err := ctx.Err(); err != nil {
+		return DeliveryStatus{}, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, err := d.accountOf(ctx, user)
+	if err != nil || a == nil || a.list == nil {
+		return DeliveryStatus{}, err
+	}
+	var st DeliveryStatus
+	for _, dev := range a.list.Devices {
+		addr := Address{User: user, Device: dev.ID}
+		p := d.peers[addr]
+		if p == nil {
+			continue
+		}
+		for _, s := range p.sessions {
+			all, _ := s.conv.SentAfter(0)
+			if !slices.Contains(all, [16]byte(id)) {
+				continue
+			}
+			st.Sent = append(st.Sent, addr)
+			if pending, _ := s.conv.SentAfter(acknowledged(s)); !slices.Contains(pending, [16]byte(id)) {
+				st.Delivered = append(st.Delivered, addr)
+			}
+			break
+		}
+	}
+	return st, nil
 }
 
 // sealMany seals every part (one per peer) and commits them, with extra's
-// records, in one Apply. On any failure every peer is rewound to what it
-// last committed, keeping the keys it spent spent.
-func (d *Device) sealMany(ctx context.Context, own *account, parts []fanPart, extra func(*Batch) error) ([]*Outgoing, error) {
+// records and the changed sessions of also (a peer none of the parts is
+// for), in one Apply. On any failure every peer is rewound to what it last
+// committed, keeping the keys it spent spent.
+func (d *Device) sealMany(ctx context.Context, own *account, parts []fanPart, extra func(*Batch) error, also *peer) ([]*Outgoing, error) {
+	restore := func() {
+		d.restoreParts(parts)
+		if also != nil {
+			d.restore(also, nil)
+		}
+	}
 	for i := range parts {
 		if err := d.accountFields(ctx, own, parts[i].p, parts[i].c); err != nil {
-			d.restoreParts(parts)
+			restore()
 			return nil, err
 		}
 	}
 	slot, err := d.box.Reserve(len(parts)) // before any key is spent
 	if err != nil {
-		d.restoreParts(parts)
+		restore()
 		return nil, err
 	}
 	b := d.newBatch()
 	fail := func(err error) ([]*Outgoing, error) {
 		d.recycle(b)
-		d.restoreParts(parts)
+		restore()
 		return nil, err
 	}
 	outs := make([]*Outgoing, len(parts))
@@ -199,7 +317,7 @@ func (d *Device) sealMany(ctx context.Context, own *account, parts []fanPart, ex
 			return fail(err)
 		}
 	}
-	sts := make([]staged, len(parts))
+	sts := make([]staged, len(parts), len(parts)+1)
 	var added []*peer
 	for i, pt := range parts {
 		if err := d.stage(b, pt.p, []*session{pt.s}, &sts[i]); err != nil {
@@ -207,6 +325,12 @@ func (d *Device) sealMany(ctx context.Context, own *account, parts []fanPart, ex
 		}
 		if pt.isNew {
 			added = append(added, pt.p)
+		}
+	}
+	if also != nil {
+		sts = append(sts, staged{})
+		if err := d.stage(b, also, also.sessions, &sts[len(sts)-1]); err != nil {
+			return fail(err)
 		}
 	}
 	var tx *txn

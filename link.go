@@ -177,7 +177,7 @@ func (d *Device) Approve(ctx context.Context, code *keys.LinkCode, b *keys.Bundl
 		return nil, err
 	}
 	parts = append(parts, last)
-	outs, err := d.sealMany(ctx, next, parts, func(b *Batch) error { return putAccount(b, next) })
+	outs, err := d.sealMany(ctx, next, parts, func(b *Batch) error { return putAccount(b, next) }, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -286,7 +286,7 @@ func (d *Device) RemoveDevice(ctx context.Context, id uint32) (*Approval, error)
 	if err != nil {
 		return nil, err
 	}
-	outs, err := d.sealMany(ctx, next, parts, func(b *Batch) error { return putAccount(b, next) })
+	outs, err := d.sealMany(ctx, next, parts, func(b *Batch) error { return putAccount(b, next) }, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -441,7 +441,7 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 		return nil, err
 	}
 	if rc.firstContact {
-		if c.kind != KindMessage && c.kind != KindAccount {
+		if c.kind != KindMessage && c.kind != KindAccount && len(c.readSync) == 0 {
 			return nil, fmt.Errorf("%w: a receipt on the first-contact path", ErrMalformed)
 		}
 		if n := len(c.pb.SenderMailbox); n == 0 || n > envelope.MaxMailboxLength {
