@@ -54,11 +54,16 @@ func acBundle(t testing.TB, d *acDevice) *keys.Bundle {
 // acRelay holds what was posted, per mailbox, in order.
 type acRelay struct {
 	boxes map[string][][]byte
-	// posted logs every envelope with its recipient, for wire checks.
+	// posted logs every envelope with its recipient, for wire checks, and
+	// from the device that posted each.
 	posted []*sealpost.Outgoing
+	from   map[string]sealpost.Address
+	ids    map[string]sealpost.MessageID
 }
 
-func newACRelay() *acRelay { return &acRelay{boxes: map[string][][]byte{}} }
+func newACRelay() *acRelay {
+	return &acRelay{boxes: map[string][][]byte{}, from: map[string]sealpost.Address{}, ids: map[string]sealpost.MessageID{}}
+}
 
 // post queues outs at their mailboxes and reports them Sent.
 func (r *acRelay) post(t testing.TB, from *acDevice, outs ...*sealpost.Outgoing) {
@@ -66,6 +71,7 @@ func (r *acRelay) post(t testing.TB, from *acDevice, outs ...*sealpost.Outgoing)
 	for _, o := range outs {
 		r.boxes[string(o.Mailbox)] = append(r.boxes[string(o.Mailbox)], o.Envelope)
 		r.posted = append(r.posted, o)
+		r.from[string(o.Envelope)], r.ids[string(o.Envelope)] = from.addr, o.ID
 	}
 	if err := from.Sent(ctx, outs...); err != nil {
 		t.Fatal(err)
