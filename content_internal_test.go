@@ -6,10 +6,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/internal/pbstrict"
+	"github.com/sealpost/sealpost/keys"
 	"github.com/sealpost/sealpost/proto/sealedpb"
 )
 
@@ -24,6 +27,29 @@ func pointerBytes(name string) []byte {
 		panic(err)
 	}
 	return raw
+}
+
+// testAccount returns a deterministic account key.
+func testAccount(b byte) *keys.AccountKey {
+	k, err := keys.NewAccountKey(bytes.Repeat([]byte{b}, keys.AccountKeySize))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// testList returns a deterministic signed device list of one device.
+func testList() []byte {
+	id, err := keys.NewIdentityFromSeed(bytes.Repeat([]byte{3}, keys.IdentitySeedSize))
+	if err != nil {
+		panic(err)
+	}
+	l, err := keys.NewDeviceList(testAccount(1), nil, time.Unix(1_800_000_000, 0), time.Unix(1_900_000_000, 0),
+		[]keys.ListedDevice{{ID: 1, Identity: id.Public(), Name: "phone"}})
+	if err != nil {
+		panic(err)
+	}
+	return l.Bytes()
 }
 
 func baseContent() *sealedpb.Content {
@@ -49,7 +75,33 @@ func TestDecodeContent(t *testing.T) {
 		{"version 2", func(c *sealedpb.Content) { c.Version = 2 }, ErrUnsupportedVersion},
 		{"short id", func(c *sealedpb.Content) { c.Id = c.Id[:15] }, ErrMalformed},
 		{"kind 0", func(c *sealedpb.Content) { c.Kind = 0 }, ErrMalformed},
-		{"kind 4", func(c *sealedpb.Content) { c.Kind = 4 }, ErrMalformed},
+		{"kind 5", func(c *sealedpb.Content) { c.Kind = 5 }, ErrMalformed},
+		{"account notice", func(c *sealedpb.Content) {
+			c.Kind, c.Body, c.DeviceList, c.OwnList, c.PeerList = uint32(KindAccount), nil, testList(), 2, 1
+		}, nil},
+		{"account content without a list", func(c *sealedpb.Content) { c.Kind, c.Body = uint32(KindAccount), nil }, ErrMalformed},
+		{"account content with a body", func(c *sealedpb.Content) { c.Kind, c.DeviceList = uint32(KindAccount), testList() }, ErrMalformed},
+		{"account content with receipts", func(c *sealedpb.Content) {
+			c.Kind, c.Body, c.DeviceList = uint32(KindAccount), nil, testList()
+			c.Read, c.ReceiptHash = [][]byte{id16(2)}, make([]byte, 32)
+		}, ErrMalformed},
+		{"provisioning", func(c *sealedpb.Content) {
+			c.Kind, c.Body, c.DeviceList, c.Provision, c.ProvisionMac = uint32(KindAccount), nil, testList(), []byte{8, 1}, make([]byte, 32)
+		}, nil},
+		{"provisioning without a MAC", func(c *sealedpb.Content) {
+			c.Kind, c.Body, c.DeviceList, c.Provision = uint32(KindAccount), nil, testList(), []byte{8, 1}
+		}, ErrMalformed},
+		{"provisioning on a message", func(c *sealedpb.Content) { c.Provision, c.ProvisionMac = []byte{8, 1}, make([]byte, 32) }, ErrMalformed},
+		{"sync copy", func(c *sealedpb.Content) { c.SyncFor = "bob" }, nil},
+		{"sync user over the bound", func(c *sealedpb.Content) { c.SyncFor = strings.Repeat("b", 257) }, ErrMalformed},
+		{"read sync", func(c *sealedpb.Content) {
+			c.Kind, c.Body, c.SyncFor, c.ReadSync = uint32(KindRead), nil, "bob", [][]byte{id16(4)}
+		}, nil},
+		{"read sync without a user", func(c *sealedpb.Content) { c.Kind, c.Body, c.ReadSync = uint32(KindRead), nil, [][]byte{id16(4)} }, ErrMalformed},
+		{"read sync on a message", func(c *sealedpb.Content) { c.SyncFor, c.ReadSync = "bob", [][]byte{id16(4)} }, ErrMalformed},
+		{"read sync id of 15 bytes", func(c *sealedpb.Content) {
+			c.Kind, c.Body, c.SyncFor, c.ReadSync = uint32(KindRead), nil, "bob", [][]byte{id16(4)[:15]}
+		}, ErrMalformed},
 		{"kind 257 (1 mod 256)", func(c *sealedpb.Content) { c.Kind = 257 }, ErrMalformed},
 		{"receipt with a body", func(c *sealedpb.Content) {
 			c.Kind, c.Delivered, c.ReceiptHash = uint32(KindDelivered), [][]byte{id16(2)}, make([]byte, 32)
@@ -148,6 +200,23 @@ func TestContentGolden(t *testing.T) {
 	res := baseContent()
 	res.Resume = [][]byte{resumePoint{session: [16]byte(id16(5)), held: 41}.encode(), resumePoint{session: [16]byte(id16(6)), held: 0}.encode()}
 	cases["message_resume"] = res
+	notice := baseContent()
+	notice.Kind, notice.Body, notice.DeviceList, notice.OwnList, notice.PeerList = uint32(KindAccount), nil, testList(), 1, 3
+	cases["account_notice"] = notice
+	syncCopy := baseContent()
+	syncCopy.SyncFor, syncCopy.OwnList, syncCopy.PeerList = "bob", 1, 1
+	cases["sync_copy"] = syncCopy
+	readSync := baseContent()
+	readSync.Kind, readSync.Body, readSync.SyncFor, readSync.ReadSync = uint32(KindRead), nil, "bob", [][]byte{id16(4), id16(5)}
+	cases["read_sync"] = readSync
+	prov := baseContent()
+	pv, err := pbstrict.Marshal(&sealedpb.Provision{Version: 1, Accounts: []*sealedpb.PinnedAccount{
+		{User: "bob", AccountKey: testAccount(2).Public().Bytes(), Version: 4}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov.Kind, prov.Body, prov.DeviceList, prov.Provision, prov.ProvisionMac = uint32(KindAccount), nil, testList(), pv, bytes.Repeat([]byte{6}, 32)
+	cases["provisioning"] = prov
 	for name, c := range cases {
 		raw, err := pbstrict.Marshal(c)
 		if err != nil {
@@ -193,6 +262,33 @@ func FuzzDecodeContent(f *testing.F) {
 		c2, err := decodeContent(again)
 		if err != nil || c2.id != c.id || c2.kind != c.kind || !bytes.Equal(c2.body, c.body) {
 			t.Fatalf("re-encoded content does not decode the same: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeProvision checks the provisioning decoder never panics and
+// returns typed errors, and that what it accepts names each account once.
+func FuzzDecodeProvision(f *testing.F) {
+	raw, _ := os.ReadFile(filepath.Join("testdata", "content", "provisioning.bin"))
+	var c sealedpb.Content
+	if err := pbstrict.Unmarshal(raw, &c); err == nil {
+		f.Add(c.Provision)
+	}
+	f.Add([]byte{8, 1})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		pv, err := decodeProvision(raw, "alice")
+		if err != nil {
+			if pv != nil || !(errors.Is(err, ErrMalformed) || errors.Is(err, ErrUnsupportedVersion) || errors.Is(err, ErrTooLarge)) {
+				t.Fatalf("untyped error or non-nil result: %v", err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		for _, a := range pv.accounts {
+			if seen[a.user] || a.user == "alice" || a.key.IsZero() {
+				t.Fatalf("accepted account %q twice, ours, or without a key", a.user)
+			}
+			seen[a.user] = true
 		}
 	})
 }

@@ -326,49 +326,80 @@ func (d *Device) acceptProvision(rc *received, c *content) (*account, error) {
 	if !listsDevice(l, d.self, d.id.Public()) || !listsDevice(l, rc.p.addr, rc.p.identity) {
 		return nil, fmt.Errorf("%w: the provisioned list names neither this device nor its sender", ErrUnlistedDevice)
 	}
+	pv, err := decodeProvision(c.pb.Provision, d.self.User)
+	if err != nil {
+		return nil, err
+	}
+	out := &Provisioned{History: pv.history}
+	if pv.seed != nil {
+		if !pv.seed.Public().Equal(l.Account) {
+			return nil, fmt.Errorf("%w: the provisioned account key is not the list's", ErrMalformed)
+		}
+		rc.seed, out.AccountKey = pv.seed.Bytes(), true
+	}
+	own := &account{user: d.self.User, key: l.Account, list: l}
+	rc.accounts = append(rc.accounts, own)
+	for _, a := range pv.accounts {
+		if pinned, loaded := d.accounts[a.user]; loaded && pinned != nil {
+			continue // pinned here already
+		}
+		rc.accounts = append(rc.accounts, a)
+		out.Accounts++
+	}
+	rc.provisioned = out
+	rc.change = &DeviceChange{User: d.self.User, Version: l.Version, First: true, Added: slices.Clone(l.Devices)}
+	return own, nil
+}
+
+// provision is a decoded Provision.
+type provision struct {
+	seed     *keys.AccountKey // nil: not shared
+	accounts []*account       // key and minimum version only
+	history  *attach.Pointer
+}
+
+// decodeProvision decodes a Provision (docs/SPEC.md §22.6) for a device
+// of user self. It returns ErrUnsupportedVersion for another version,
+// ErrTooLarge for more than maxProvisionedAccounts accounts, and
+// ErrMalformed for a bad encoding, account seed, history pointer, user
+// name or account key, an account named twice or our own.
+func decodeProvision(raw []byte, self string) (*provision, error) {
 	pv := new(sealedpb.Provision)
-	if err := pbstrict.Unmarshal(c.pb.Provision, pv); err != nil {
+	if err := pbstrict.Unmarshal(raw, pv); err != nil {
 		return nil, fmt.Errorf("%w: provisioning", ErrMalformed)
 	}
+	defer clear(pv.AccountSeed)
 	if pv.Version != 1 {
 		return nil, fmt.Errorf("%w: provisioning version %d", ErrUnsupportedVersion, pv.Version)
 	}
 	if len(pv.Accounts) > maxProvisionedAccounts {
 		return nil, fmt.Errorf("%w: provisioning of %d accounts", ErrTooLarge, len(pv.Accounts))
 	}
-	out := &Provisioned{}
+	out := &provision{}
 	if len(pv.AccountSeed) > 0 {
 		k, err := keys.NewAccountKey(pv.AccountSeed)
-		if err != nil || !k.Public().Equal(l.Account) {
+		if err != nil {
 			return nil, fmt.Errorf("%w: provisioned account key", ErrMalformed)
 		}
-		rc.seed, out.AccountKey = k.Bytes(), true
+		out.seed = k
 	}
-	clear(pv.AccountSeed)
 	if len(pv.History) > 0 {
-		if out.History, err = attach.ParsePointer(pv.History); err != nil {
+		var err error
+		if out.history, err = attach.ParsePointer(pv.History); err != nil {
 			return nil, fmt.Errorf("%w: provisioned history: %w", ErrMalformed, err)
 		}
 	}
-	own := &account{user: d.self.User, key: l.Account, list: l}
-	rc.accounts = append(rc.accounts, own)
-	seen := map[string]bool{d.self.User: true}
+	seen := map[string]bool{self: true}
 	for _, pa := range pv.Accounts {
 		if seen[pa.User] || validAddress(Address{User: pa.User}) != nil {
-			return nil, fmt.Errorf("%w: provisioned account %q", ErrMalformed, pa.User)
+			return nil, fmt.Errorf("%w: provisioned account", ErrMalformed)
 		}
 		seen[pa.User] = true
 		key, err := keys.ParsePublicAccountKey(pa.AccountKey)
 		if err != nil {
-			return nil, fmt.Errorf("%w: provisioned account key of %q", ErrMalformed, pa.User)
+			return nil, fmt.Errorf("%w: provisioned account key", ErrMalformed)
 		}
-		if a, loaded := d.accounts[pa.User]; loaded && a != nil {
-			continue // pinned here already
-		}
-		rc.accounts = append(rc.accounts, &account{user: pa.User, key: key, minVersion: pa.Version})
-		out.Accounts++
+		out.accounts = append(out.accounts, &account{user: pa.User, key: key, minVersion: pa.Version})
 	}
-	rc.provisioned = out
-	rc.change = &DeviceChange{User: d.self.User, Version: l.Version, First: true, Added: slices.Clone(l.Devices)}
-	return own, nil
+	return out, nil
 }
