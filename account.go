@@ -10,6 +10,7 @@ import (
 	"github.com/sealpost/sealpost/internal/pbstrict"
 	"github.com/sealpost/sealpost/internal/record"
 	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/proto/sealedpb"
 	"github.com/sealpost/sealpost/proto/statepb"
 )
 
@@ -425,40 +426,58 @@ func (d *Device) UpdateDeviceList(ctx context.Context, user string, raw []byte) 
 // account key other than the pinned one, replacing the pinned account:
 // the app accepts the new key after the user compared safety numbers, as
 // Trust does for an identity. A lost account key (every device that held
-// it gone) comes back as such a new key. It returns the list's parse
-// errors, and the store's error with nothing changed.
-func (d *Device) TrustAccount(ctx context.Context, user string, raw []byte) (*DeviceChange, error) {
+// it gone) comes back as such a new key. The decision follows to our own
+// other devices: it returns a trust sync for each that has a usable
+// session (the others decide for themselves), committed in the same
+// Apply. It returns the list's parse errors, and the store's error with
+// nothing changed.
+func (d *Device) TrustAccount(ctx context.Context, user string, raw []byte) (*DeviceChange, []*Outgoing, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := validAddress(Address{User: user}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	l, err := keys.ParseDeviceList(raw, keys.WithClock(d.opts.now))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if user == d.self.User {
-		return nil, fmt.Errorf("%w: our own account changes by linking, not TrustAccount", ErrMalformed)
+		return nil, nil, fmt.Errorf("%w: our own account changes by linking, not TrustAccount", ErrMalformed)
 	}
 	a, err := d.accountOf(ctx, user)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	next := &account{user: user, key: l.Account, list: l}
-	change := &DeviceChange{User: user, Version: l.Version, First: true, Added: slices.Clone(l.Devices)}
-	if a != nil {
-		next.findings = slices.Clone(a.findings)
-		if !a.key.Equal(l.Account) {
-			next.addFinding(d.newFinding(AccountChanged, l.Version))
+	next, change := d.trusted(user, a, l)
+	if next == nil {
+		return nil, nil, nil
+	}
+	var parts []fanPart
+	if own := d.own(); own != nil && own.list != nil {
+		for _, dev := range own.list.Devices {
+			addr := Address{User: d.self.User, Device: dev.ID}
+			if s := d.usable(d.peers[addr], dev.Identity); s != nil && addr != d.self {
+				id := newMessageID()
+				parts = append(parts, fanPart{p: d.peers[addr], s: s, c: &sealedpb.Content{Version: contentVersion,
+					Id: id[:], Kind: uint32(KindAccount), SyncFor: user, TrustedList: l.Bytes()}})
+			}
 		}
 	}
-	if err := d.commitAccount(ctx, next); err != nil {
-		return nil, err
+	if len(parts) == 0 {
+		if err := d.commitAccount(ctx, next); err != nil {
+			return nil, nil, err
+		}
+		return change, nil, nil
 	}
-	return change, nil
+	outs, err := d.sealMany(ctx, d.own(), parts, func(b *Batch) error { return putAccount(b, next) }, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	d.accounts[user] = next
+	return change, outs, nil
 }
 
 // DeviceList returns the pinned device list of user's account (ours for
@@ -636,7 +655,7 @@ func (d *Device) signOwnList(ctx context.Context, devices []keys.ListedDevice, e
 // reports. It returns ErrUnlistedDevice for a sender the pinned list does
 // not name, ErrMalformed for a sync copy from another account, and the
 // errors of a provisioning (link.go).
-func (d *Device) checkAccount(rc *received, c *content) error {
+func (d *Device) checkAccount(ctx context.Context, rc *received, c *content) error {
 	user, fromOwn := rc.p.addr.User, rc.p.addr.User == d.self.User
 	a := rc.acct
 	switch {
@@ -691,7 +710,55 @@ func (d *Device) checkAccount(rc *received, c *content) error {
 		rc.refresh = append(rc.refresh, d.self.User)
 	}
 	rc.p.rec.ListKnown = c.pb.PeerList
+	if len(c.pb.TrustedList) > 0 {
+		return d.trustSynced(ctx, rc, c)
+	}
 	return nil
+}
+
+// trustSynced stages what a trust sync from our own other device says
+// (docs/SPEC.md §22.5): it accepted this list of SyncFor's account, so we
+// pin it too, the account key included. A list that does not verify is
+// ErrMalformed's or its own error; our own account is not TrustAccount's.
+func (d *Device) trustSynced(ctx context.Context, rc *received, c *content) error {
+	user := c.pb.SyncFor
+	if user == d.self.User || validAddress(Address{User: user}) != nil {
+		return fmt.Errorf("%w: a trust sync about %q", ErrMalformed, user)
+	}
+	l, err := keys.ParseDeviceList(c.pb.TrustedList, keys.WithClock(d.opts.now))
+	if err != nil {
+		return err
+	}
+	a, err := d.accountOf(ctx, user)
+	if err != nil {
+		return err
+	}
+	next, change := d.trusted(user, a, l)
+	if next != nil {
+		rc.accounts = append(rc.accounts, next)
+		rc.change = change
+	}
+	return nil
+}
+
+// trusted returns the account to commit when the app (or our other device)
+// accepts l for user, whose pinned account is a: a new pin when the key
+// differs, the list if it is newer otherwise (nil when it changes
+// nothing).
+func (d *Device) trusted(user string, a *account, l *keys.DeviceList) (*account, *DeviceChange) {
+	if a != nil && a.key.Equal(l.Account) {
+		next, change, err := d.acceptList(user, a, l)
+		if err != nil {
+			return nil, nil
+		}
+		return next, change
+	}
+	next := &account{user: user, key: l.Account, list: l}
+	if a != nil {
+		next.findings = slices.Clone(a.findings)
+		next.addFinding(d.newFinding(AccountChanged, l.Version))
+	}
+	return next, &DeviceChange{User: user, Version: l.Version, First: true, Added: slices.Clone(l.Devices)}
 }
 
 // listsDevice reports whether l names the device at addr with id.

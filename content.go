@@ -174,8 +174,10 @@ func (c *content) validate() error {
 	case c.kind < KindMessage || c.kind > KindAccount:
 		return fmt.Errorf("%w: content kind %d", ErrMalformed, c.kind)
 	case c.kind == KindAccount && (len(c.delivered) > 0 || len(c.read) > 0 ||
-		len(c.pb.DeviceList) == 0 && len(c.pb.Provision) == 0):
+		len(c.pb.DeviceList) == 0 && len(c.pb.Provision) == 0 && len(c.pb.TrustedList) == 0):
 		return fmt.Errorf("%w: an account content without a device list", ErrMalformed)
+	case len(c.pb.TrustedList) > 0 && (c.kind != KindAccount || c.pb.SyncFor == "" || len(c.pb.Provision) > 0):
+		return fmt.Errorf("%w: a trusted list outside a trust sync", ErrMalformed)
 	case len(c.readSync) > 0 && (c.kind != KindRead || c.pb.SyncFor == ""):
 		return fmt.Errorf("%w: read-sync ids outside a read sync", ErrMalformed)
 	case (len(c.pb.Provision) > 0) != (len(c.pb.ProvisionMac) > 0) || len(c.pb.Provision) > 0 && c.kind != KindAccount:

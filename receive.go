@@ -167,7 +167,7 @@ func (d *Device) receive(ctx context.Context, raw []byte) (*Incoming, error) {
 		return nil, err
 	}
 	// 4. Decode the content and run the transcript.
-	in, err := d.process(rc)
+	in, err := d.process(ctx, rc)
 	if err != nil {
 		d.restore(rc.p, nil)
 		return nil, err
@@ -428,7 +428,7 @@ func (p *peer) promote(s *session) {
 }
 
 // process decodes the content, runs the transcript and queues receipts.
-func (d *Device) process(rc *received) (*Incoming, error) {
+func (d *Device) process(ctx context.Context, rc *received) (*Incoming, error) {
 	plain, err := pad.Unpad(rc.plain)
 	if err != nil {
 		return nil, fmt.Errorf("%w: content padding", ErrMalformed)
@@ -437,7 +437,7 @@ func (d *Device) process(rc *received) (*Incoming, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := d.checkAccount(rc, c); err != nil {
+	if err := d.checkAccount(ctx, rc, c); err != nil {
 		return nil, err
 	}
 	if rc.firstContact {

@@ -45,6 +45,7 @@ const (
 	fieldProvision     = 20
 	fieldProvisionMAC  = 21
 	fieldReadSync      = 22
+	fieldTrustedList   = 23
 )
 
 // Size returns the size of c's encoding.
@@ -57,7 +58,8 @@ func Size(c *sealedpb.Content) int {
 		bytesFieldSize(fieldSenderMailbox, c.SenderMailbox) +
 		varintFieldSize(fieldOwnList, c.OwnList) + varintFieldSize(fieldPeerList, c.PeerList) +
 		bytesFieldSize(fieldDeviceList, c.DeviceList) + stringFieldSize(fieldSyncFor, c.SyncFor) +
-		bytesFieldSize(fieldProvision, c.Provision) + bytesFieldSize(fieldProvisionMAC, c.ProvisionMac)
+		bytesFieldSize(fieldProvision, c.Provision) + bytesFieldSize(fieldProvisionMAC, c.ProvisionMac) +
+		bytesFieldSize(fieldTrustedList, c.TrustedList)
 	for _, id := range c.Delivered {
 		n += protowire.SizeTag(fieldDelivered) + protowire.SizeBytes(len(id))
 	}
@@ -133,6 +135,7 @@ func Append(b []byte, c *sealedpb.Content) []byte {
 	for _, id := range c.ReadSync {
 		b = protowire.AppendBytes(protowire.AppendTag(b, fieldReadSync, protowire.BytesType), id)
 	}
+	b = appendBytesField(b, fieldTrustedList, c.TrustedList)
 	return b
 }
 
@@ -231,6 +234,8 @@ func Parse(raw []byte, c *sealedpb.Content) error {
 				c.ProvisionMac = v
 			case fieldReadSync:
 				c.ReadSync = append(c.ReadSync, v)
+			case fieldTrustedList:
+				c.TrustedList = v
 			default:
 				return ErrEncoding
 			}

@@ -85,7 +85,11 @@ type Content struct {
 	Provision    []byte `protobuf:"bytes,20,opt,name=provision,proto3" json:"provision,omitempty"`
 	ProvisionMac []byte `protobuf:"bytes,21,opt,name=provision_mac,json=provisionMac,proto3" json:"provision_mac,omitempty"`
 	// read_sync names messages from sync_for that one's other device read.
-	ReadSync      [][]byte `protobuf:"bytes,22,rep,name=read_sync,json=readSync,proto3" json:"read_sync,omitempty"`
+	ReadSync [][]byte `protobuf:"bytes,22,rep,name=read_sync,json=readSync,proto3" json:"read_sync,omitempty"`
+	// trusted_list is set on a kind-4 content from one's own other device:
+	// a device list of sync_for's account that it accepted (TrustAccount),
+	// to pin here too.
+	TrustedList   []byte `protobuf:"bytes,23,opt,name=trusted_list,json=trustedList,proto3" json:"trusted_list,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -274,6 +278,13 @@ func (x *Content) GetReadSync() [][]byte {
 	return nil
 }
 
+func (x *Content) GetTrustedList() []byte {
+	if x != nil {
+		return x.TrustedList
+	}
+	return nil
+}
+
 // Provision is what a device that holds the account key hands a device
 // being linked (docs/SPEC.md section 22.6), inside a content sealed to the
 // new device and authenticated with the link code's one-time secret.
@@ -417,7 +428,7 @@ var File_sealedpb_content_proto protoreflect.FileDescriptor
 
 const file_sealedpb_content_proto_rawDesc = "" +
 	"\n" +
-	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\xe0\x04\n" +
+	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\x83\x05\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x12\n" +
@@ -442,7 +453,8 @@ const file_sealedpb_content_proto_rawDesc = "" +
 	"\bsync_for\x18\x13 \x01(\tR\asyncFor\x12\x1c\n" +
 	"\tprovision\x18\x14 \x01(\fR\tprovision\x12#\n" +
 	"\rprovision_mac\x18\x15 \x01(\fR\fprovisionMac\x12\x1b\n" +
-	"\tread_sync\x18\x16 \x03(\fR\breadSync\"\xa1\x01\n" +
+	"\tread_sync\x18\x16 \x03(\fR\breadSync\x12!\n" +
+	"\ftrusted_list\x18\x17 \x01(\fR\vtrustedList\"\xa1\x01\n" +
 	"\tProvision\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12!\n" +
 	"\faccount_seed\x18\x02 \x01(\fR\vaccountSeed\x12=\n" +
