@@ -236,3 +236,54 @@ func BenchmarkParseDeviceList(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDeviceListFollows measures Follows, which a Device runs on every
+// list it receives against the one it pinned: the next version (the hash
+// of the pinned list, the chain check), the same list (a byte comparison)
+// and an older one (a version comparison).
+func BenchmarkDeviceListFollows(b *testing.B) {
+	fx := newListFixture(b, MaxDevices)
+	v1 := fx.list(b, nil, fx.devices)
+	v2 := fx.list(b, v1, fx.devices[:MaxDevices-1])
+	same, err := ParseDeviceList(v2.Bytes(), WithClock(listNow))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name         string
+		list, pinned *DeviceList
+		ok           bool
+	}{{"next", v2, v1, true}, {"same", same, v2, true}, {"older", v1, v2, false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := bc.list.Follows(bc.pinned); (err == nil) != bc.ok {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParseLinkCode measures ParseLinkCode on the valid_laptop
+// vector: the decoding, the identity's self-signature (one Ed25519
+// verify) and the field checks.
+func BenchmarkParseLinkCode(b *testing.B) {
+	raw := linkCodeBase(b).raw()
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseLinkCode(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLinkCodeShort measures Short: the encoding and one hash.
+func BenchmarkLinkCodeShort(b *testing.B) {
+	c := linkCodeBase(b).code()
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = c.Short()
+	}
+}

@@ -194,3 +194,44 @@ func containsPQ(ks []*PQPrekey, id uint32) bool {
 	}
 	return false
 }
+
+// FuzzParseLinkCode feeds arbitrary bytes to ParseLinkCode, seeded with the
+// link-code golden vectors. Properties: no panic; on error a nil code and
+// a typed error; on success a code that encodes back to exactly the input
+// (the format has one encoding per code), passes its own check, carries
+// the input's last LinkSecretSize bytes as its secret, parses again to the
+// same fields, and whose short form is 14 characters, "dddd-dddd-dddd".
+func FuzzParseLinkCode(f *testing.F) {
+	for _, raw := range linkCodeSeeds(f) {
+		f.Add(raw)
+	}
+	f.Add([]byte{LinkCodeFormat})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseLinkCode(data)
+		if err != nil {
+			if c != nil {
+				t.Fatalf("a code with error %v", err)
+			}
+			if sentinelName(err) == "" {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(c.Bytes(), data) {
+			t.Fatalf("a parsed code does not encode back to its bytes")
+		}
+		if err := c.check(); err != nil {
+			t.Fatalf("a parsed code fails its own check: %v", err)
+		}
+		if !bytes.Equal(c.Secret(), data[len(data)-LinkSecretSize:]) {
+			t.Fatal("the secret is not the code's last bytes")
+		}
+		if s := c.Short(); len(s) != 14 || !shortForm.MatchString(s) {
+			t.Fatalf("short form %q", s)
+		}
+		again, err := ParseLinkCode(c.Bytes())
+		if err != nil || again.Address != c.Address || !again.Identity.Equal(c.Identity) || again.Name != c.Name || again.Short() != c.Short() {
+			t.Fatalf("the re-encoded code parses to another: %v", err)
+		}
+	})
+}
