@@ -82,15 +82,15 @@ func (k *AccountKey) sign(label string, parts ...[]byte) []byte {
 }
 
 // String prints the public fingerprint only.
-func (k *AccountKey) String() string {
+func (k AccountKey) String() string {
 	return "keys.AccountKey{" + k.public.shortFingerprint() + "}"
 }
 
 // GoString prints the public fingerprint only.
-func (k *AccountKey) GoString() string { return k.String() }
+func (k AccountKey) GoString() string { return k.String() }
 
 // Format prints the public fingerprint only, whatever the verb.
-func (k *AccountKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
+func (k AccountKey) Format(f fmt.State, _ rune) { fmt.Fprint(f, k.String()) }
 
 // PublicAccountKey is an account's public key. The zero value is no key.
 type PublicAccountKey struct {

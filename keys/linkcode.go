@@ -50,9 +50,10 @@ func NewLinkCode(addr Address, id PublicIdentity, name string) (*LinkCode, error
 }
 
 func (c *LinkCode) check() error {
+	if err := c.Address.validate(); err != nil {
+		return err
+	}
 	switch {
-	case c.Address.User == "" || len(c.Address.User) > MaxUserLength:
-		return fmt.Errorf("%w: link code address", ErrMalformed)
 	case c.Identity.IsZero():
 		return fmt.Errorf("%w: link code without an identity", ErrMalformed)
 	case !validDeviceName(c.Name):
@@ -132,13 +133,15 @@ func (c *LinkCode) Short() string {
 	return fmt.Sprintf("%04d-%04d-%04d", v/100_000_000, v/10_000%10_000, v%10_000)
 }
 
-// String prints the address and short form, never the secret.
-func (c *LinkCode) String() string {
+// String prints the address and short form, never the secret. It and
+// Format have value receivers, so that a LinkCode printed by value (or
+// inside another struct) hides its secret too.
+func (c LinkCode) String() string {
 	return "keys.LinkCode{" + c.Address.String() + " " + c.Short() + "}"
 }
 
 // GoString prints what String does.
-func (c *LinkCode) GoString() string { return c.String() }
+func (c LinkCode) GoString() string { return c.String() }
 
 // Format prints what String does, whatever the verb.
-func (c *LinkCode) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }
+func (c LinkCode) Format(f fmt.State, _ rune) { fmt.Fprint(f, c.String()) }

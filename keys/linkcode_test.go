@@ -3,6 +3,7 @@ package keys
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -387,5 +388,24 @@ func TestLinkCodeRoundTrip(t *testing.T) {
 		if at := i / 8; at == 0 || (at >= 1+2+len(s.addr.User)+4 && at < 1+2+len(s.addr.User)+4+PublicIdentitySize) {
 			t.Fatalf("bit %d flipped (byte %d): parsed", i, at)
 		}
+	}
+}
+
+// TestLinkCodeHidesSecret: however a link code is printed, by pointer, by
+// value or inside a struct, its secret does not appear.
+func TestLinkCodeHidesSecret(t *testing.T) {
+	c, err := NewLinkCode(Address{User: "alice", Device: 2}, GenerateIdentity().Public(), "laptop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := fmt.Sprintf("%x", c.Secret())
+	wrapped := struct{ C LinkCode }{*c}
+	for _, s := range []string{fmt.Sprint(c), fmt.Sprintf("%+v", *c), fmt.Sprintf("%#v", wrapped), fmt.Sprintf("%x", *c), fmt.Sprintf("%v", wrapped)} {
+		if strings.Contains(s, secret[:16]) || strings.Contains(s, fmt.Sprint(c.Secret()[:4])[1:8]) {
+			t.Fatalf("printed the secret: %s", s)
+		}
+	}
+	if _, err := NewLinkCode(Address{User: "\xff\xfe", Device: 2}, GenerateIdentity().Public(), "laptop"); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a user that is not UTF-8: %v", err)
 	}
 }
