@@ -401,3 +401,54 @@ func TestListVersionsInBand(t *testing.T) {
 		t.Fatalf("bob's tablet did not take the newer list from the content: %+v", in)
 	}
 }
+
+// TestReinstallWithLostAccountKey: bob reinstalls and his account key is
+// gone, so he makes a new account: alice's devices refuse the new list as
+// the identity change it is, until alice trusts it on one device; the
+// decision follows to her other device, and the safety number changes.
+func TestReinstallWithLostAccountKey(t *testing.T) {
+	w := newACWorld(t)
+	for _, d := range w.all {
+		w.r.drain(t, d)
+	}
+	oldNumber, err := w.alice1.AccountSafetyNumber(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newBob := acOpen(t, w.bob1.addr, w.c)
+	fresh := acAccount(t, newBob, "bob's new phone")
+	if _, err := w.alice1.UpdateDeviceList(ctx, "bob", fresh.Bytes()); !errors.Is(err, sealpost.ErrWrongAccount) {
+		t.Fatalf("a list of bob's new account key: %v, want ErrWrongAccount", err)
+	}
+	if !acHasFinding(t, w.alice1, "bob", sealpost.ListRefused) {
+		t.Fatal("no finding for the refused list")
+	}
+	if n, _ := w.alice1.AccountSafetyNumber(ctx, "bob"); n != oldNumber {
+		t.Fatal("a refused list changed the safety number")
+	}
+	change, syncs, err := w.alice1.TrustAccount(ctx, "bob", fresh.Bytes())
+	if err != nil || change == nil || !change.First || !slices.Equal(acTo(syncs), []sealpost.Address{w.alice2.addr}) {
+		t.Fatalf("TrustAccount: %+v %v %v", change, acTo(syncs), err)
+	}
+	w.r.post(t, w.alice1, syncs...)
+	in := w.r.drain(t, w.alice2)
+	if len(in) != 1 || in[0].Kind != sealpost.KindAccount || !in[0].Sync || in[0].SyncFor != "bob" || in[0].Devices == nil || in[0].Devices.User != "bob" {
+		t.Fatalf("the laptop's trust sync: %+v", in)
+	}
+	if !acHasFinding(t, w.alice2, "bob", sealpost.AccountChanged) {
+		t.Fatal("the laptop has no AccountChanged finding")
+	}
+	n1, err1 := w.alice1.AccountSafetyNumber(ctx, "bob")
+	n2, err2 := w.alice2.AccountSafetyNumber(ctx, "bob")
+	nb, err3 := newBob.AccountSafetyNumber(ctx, "alice")
+	if err3 != nil {
+		// Bob's new phone has not pinned alice yet.
+		if _, err := newBob.UpdateDeviceList(ctx, "alice", w.aliceList.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		nb, err3 = newBob.AccountSafetyNumber(ctx, "alice")
+	}
+	if err1 != nil || err2 != nil || err3 != nil || n1 != n2 || n1 != nb || n1 == oldNumber {
+		t.Fatalf("safety numbers after the trust: %q %q %q (old %q) %v %v %v", n1, n2, nb, oldNumber, err1, err2, err3)
+	}
+}
