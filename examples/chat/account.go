@@ -56,6 +56,9 @@ func (a *app) setupAccount(ctx context.Context) error {
 	} else if err != nil {
 		return err
 	}
+	// A change made while this device was off (a device linked or
+	// removed) comes with the next content from our devices, or now.
+	a.fetchList(ctx, a.self.User)
 	if a.dev.HoldsAccountKey() {
 		l, err := a.dev.DeviceList(ctx, a.self.User)
 		if err == nil {
@@ -80,7 +83,9 @@ func (a *app) publishList(ctx context.Context, l *keys.DeviceList) {
 // (404) or an unreachable relay leave it as it was.
 func (a *app) fetchList(ctx context.Context, user string) bool {
 	raw, err := a.relay.FetchDeviceList(ctx, user)
-	if err == nil {
+	var se *client.StatusError
+	switch {
+	case err == nil:
 		change, err := a.dev.UpdateDeviceList(ctx, user, raw)
 		switch {
 		case err != nil:
@@ -88,9 +93,11 @@ func (a *app) fetchList(ctx context.Context, user string) bool {
 		case change != nil:
 			a.showChange(change)
 		}
-	} else if !client.IsStatus(err, http.StatusNotFound) {
+	case errors.As(err, &se) && se.Code != http.StatusNotFound:
 		a.out.printf("! fetching %s's device list: %v", user, err)
 	}
+	// A 404 is a user without an account; a relay out of reach says so in
+	// the receive loop, and the message goes as to a user without one.
 	_, err = a.dev.DeviceList(ctx, user)
 	return err == nil
 }
@@ -195,12 +202,13 @@ func (a *app) seal(ctx context.Context, user, body string, files []*attach.Point
 			break
 		}
 	}
-	switch {
-	case errors.Is(err, sealpost.ErrUnlistedDevice):
-		a.out.printf("! send: %v (was this device removed from your account? see /devices)", err)
-	default:
-		a.out.printf("! send to %s: %v", user, err)
+	if l, lerr := a.dev.DeviceList(ctx, a.self.User); errors.Is(err, sealpost.ErrUnlistedDevice) && lerr == nil {
+		if _, listed := l.Device(a.self.Device); !listed {
+			a.out.printf("! this device was removed from your account: it cannot send for it (/devices)")
+			return nil
+		}
 	}
+	a.out.printf("! send to %s: %v", user, err)
 	return nil
 }
 
@@ -242,6 +250,9 @@ func (a *app) showChange(c *sealpost.DeviceChange) {
 	if len(c.Removed) > 0 {
 		a.out.printf("%s: device removed: %s (list version %d)", whose, listedNames(c.Removed), c.Version)
 	}
+	if a.removedHere(c) {
+		a.out.printf("! this device was removed from your account: it can no longer send or receive for it")
+	}
 }
 
 func listedNames(devs []keys.ListedDevice) string {
@@ -250,6 +261,11 @@ func listedNames(devs []keys.ListedDevice) string {
 		s[i] = fmt.Sprintf("%d %q", d.ID, d.Name)
 	}
 	return strings.Join(s, ", ")
+}
+
+// removedHere reports whether c removed this device from our account.
+func (a *app) removedHere(c *sealpost.DeviceChange) bool {
+	return c.User == a.self.User && slices.ContainsFunc(c.Removed, func(d keys.ListedDevice) bool { return d.ID == a.self.Device })
 }
 
 // showAccount prints what an incoming content says about accounts: a

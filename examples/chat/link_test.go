@@ -97,6 +97,14 @@ func TestLinkSecondDevice(t *testing.T) {
 	}
 	phone.cmd("/devices")
 	phone.expect("alice's devices (list version 3")
+	// The laptop, started again, fetches its account's list and learns
+	// it was removed; it can no longer send for the account.
+	laptop.quit()
+	laptop = startChat(t, hs.URL, "alice", filepath.Join(dir, "alice-laptop.db"), "-device", "2", "-name", "laptop")
+	laptop.expectEver(`your account: device removed: 2 "laptop" (list version 3)`)
+	laptop.expectEver("! this device was removed from your account")
+	laptop.cmd("/msg bob still here?")
+	laptop.expect("! this device was removed from your account: it cannot send for it")
 	laptop.quit()
 	phone.quit()
 	bob.quit()
