@@ -177,7 +177,8 @@ const help = `commands:
   /read [user]           send read receipts for everything received from user
                          (default: the contact you talk to, or every contact)
   /history [user]        show messages with ticks: ✓ sent, ✓✓ delivered, ✓✓✓ read
-  /safety <user>         show the safety number to compare with the contact
+  /safety <user>         show the safety number to compare with the contact (and, when both
+                         have accounts, the account's, which linking a device leaves as it is)
   /findings [user]       list what the transcript noticed: gaps, drops, forks, identity changes
   /contacts              list contacts
   /publish [n]           upload a fresh bundle with n one-time prekeys (default 10)
@@ -432,6 +433,11 @@ func (a *app) safety(ctx context.Context, user string) {
 		return
 	}
 	a.out.printf("safety number with %s: %s", peer, sn)
+	// Over the account keys: the same on every device of both accounts,
+	// and it stays when a device is linked or removed.
+	if an, err := a.dev.AccountSafetyNumber(ctx, user); err == nil {
+		a.out.printf("account safety number with %s: %s (the same on all your devices and theirs)", user, an)
+	}
 }
 
 func (a *app) findings(user string) {

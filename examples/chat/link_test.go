@@ -79,6 +79,25 @@ func TestLinkSecondDevice(t *testing.T) {
 	laptop.cmd("/history bob")
 	laptop.expect("me → bob: sent from the phone")
 
+	// The account safety number is the same on both of Alice's devices
+	// and Bob's.
+	accountRE := regexp.MustCompile(`account safety number with \S+: ([0-9 ]+) \(`)
+	var nums []string
+	for _, c := range []struct {
+		t    *term
+		user string
+	}{{phone, "bob"}, {laptop, "bob"}, {bob, "alice"}} {
+		c.t.cmd("/safety " + c.user)
+		sn := accountRE.FindStringSubmatch(c.t.expect("account safety number with " + c.user))
+		if sn == nil {
+			t.Fatalf("%s: no account safety number", c.t.name)
+		}
+		nums = append(nums, sn[1])
+	}
+	if nums[0] != nums[1] || nums[1] != nums[2] {
+		t.Errorf("account safety numbers differ: %q", nums)
+	}
+
 	// The phone removes the laptop: Bob sees it, and his next message
 	// reaches the phone only.
 	phone.cmd("/remove 1")
