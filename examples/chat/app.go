@@ -35,6 +35,13 @@ type app struct {
 	flushEvery time.Duration
 	current    string // the contact bare text goes to
 	now        func() time.Time
+	link       bool   // this device waits to be linked: it makes no account
+	deviceName string // this device's name on the account's list
+	// pending is the link code /approve showed the short form of, until
+	// /approve yes (pendingShare: with the account key); only the
+	// command loop touches them.
+	pending      *keys.LinkCode
+	pendingShare bool
 	// sealing is held from sealing a message (Send) until it is in the
 	// history, so that the outbox loop finds it there when it posts it.
 	// The Device's outbox (Unsent) hands envelopes back in the order it
@@ -67,6 +74,9 @@ func (a *app) run(ctx context.Context, in io.Reader, oneTime int) error {
 		if err := a.publish(ctx, oneTime); err != nil {
 			return fmt.Errorf("publishing the bundle: %w", err)
 		}
+	}
+	if err := a.setupAccount(ctx); err != nil {
+		return err
 	}
 	a.out.printf("ready: %s, mailbox %x (type /help)", a.self, a.dev.Mailbox()[:4])
 	ctx, cancel := context.WithCancel(ctx)
@@ -167,10 +177,22 @@ const help = `commands:
   /read [user]           send read receipts for everything received from user
                          (default: the contact you talk to, or every contact)
   /history [user]        show messages with ticks: ✓ sent, ✓✓ delivered, ✓✓✓ read
-  /safety <user>         show the safety number to compare with the contact
+  /safety <user>         show the safety number to compare with the contact (and, when both
+                         have accounts, the account's, which linking a device leaves as it is)
   /findings [user]       list what the transcript noticed: gaps, drops, forks, identity changes
   /contacts              list contacts
   /publish [n]           upload a fresh bundle with n one-time prekeys (default 10)
+devices (one account, several devices; device 1 makes the account on its first start,
+a device started with -device N (N ≠ 1) or -link is linked to it instead):
+  /devices               list your account's devices: id, name, and which one is this one
+  /link [name]           on a new device: show a link code and its short form, and wait
+                         until a device of yours approves it
+  /approve [-key] <code> on a device holding the account key: show the code's short form
+                         to compare with the new device's; -key also gives it the account key
+  /approve yes|no        link the device (or not) once both show the same short form
+  /remove <id>           remove a device from your account (it gets nothing from then on)
+A message to a user with an account goes to each of their devices and, as a copy, to
+your other devices ("you (on laptop) → bob: ..."); to a user without one, as before.
   /quit`
 
 // command runs one input line; it returns true on /quit.
@@ -222,7 +244,7 @@ func (a *app) command(ctx context.Context, line string) bool {
 		n, path, _ := strings.Cut(rest, " ")
 		a.saveFile(ctx, n, strings.TrimSpace(path))
 	case "/to":
-		if _, ok := a.hist.contact(arg("")); !ok {
+		if _, ok := a.hist.contact(arg("")); !ok && (arg("") == "" || !a.hasList(ctx, arg(""))) {
 			a.out.printf("! unknown contact %q: /add it first", arg(""))
 			return false
 		}
@@ -244,6 +266,14 @@ func (a *app) command(ctx context.Context, line string) bool {
 		for _, c := range a.hist.contacts() {
 			a.out.printf("  %s", c)
 		}
+	case "/devices":
+		a.devicesCommand(ctx)
+	case "/link":
+		a.linkCommand(ctx, args)
+	case "/approve":
+		a.approveCommand(ctx, args)
+	case "/remove":
+		a.removeCommand(ctx, args)
 	case "/publish":
 		n := 10
 		if len(args) > 0 {
@@ -306,27 +336,7 @@ func (a *app) add(ctx context.Context, args []string) {
 }
 
 func (a *app) send(ctx context.Context, user, text string) {
-	peer, ok := a.hist.contact(user)
-	if !ok {
-		a.out.printf("! unknown contact %q: /add it first", user)
-		return
-	}
-	a.sealing.Lock()
-	defer a.sealing.Unlock()
-	o, err := a.dev.Send(ctx, peer, []byte(text))
-	if errors.Is(err, sealpost.ErrNoSession) {
-		a.out.printf("! no usable session with %s: /add %s again", user, user)
-		return
-	}
-	if err != nil {
-		a.out.printf("! send: %v", err)
-		return
-	}
-	if _, err := a.hist.queue(o, text, nil, time.Now()); err != nil {
-		a.out.printf("! saving the message: %v", err)
-		return
-	}
-	a.wake()
+	a.seal(ctx, user, text, nil)
 }
 
 func (a *app) wake() {
@@ -358,25 +368,28 @@ func (a *app) readCommand(ctx context.Context, user string) {
 // read sends read receipts for every unread message from user and returns
 // how many it marked; ok is false when it printed an error.
 func (a *app) read(ctx context.Context, user string) (n int, ok bool) {
-	peer, ok := a.hist.contact(user)
-	if !ok {
+	if _, ok := a.hist.contact(user); !ok {
 		a.out.printf("! unknown contact %q", user)
 		return 0, false
 	}
-	ids, err := a.hist.markRead(user)
+	byDevice, err := a.hist.markRead(user)
 	if err != nil {
 		a.out.printf("! %v", err)
 		return 0, false
 	}
-	if len(ids) == 0 {
+	// Each device of user's hears of the messages it sent.
+	for device, ids := range byDevice {
+		if err := a.dev.Acknowledge(ctx, sealpost.Address{User: user, Device: device}, sealpost.KindRead, ids...); err != nil {
+			a.out.printf("! read receipts: %v", err)
+			return 0, false
+		}
+		n += len(ids)
+	}
+	if n == 0 {
 		return 0, true
 	}
-	if err := a.dev.Acknowledge(ctx, peer, sealpost.KindRead, ids...); err != nil {
-		a.out.printf("! read receipts: %v", err)
-		return 0, false
-	}
-	a.out.printf("marked %d message(s) from %s read", len(ids), user)
-	return len(ids), true
+	a.out.printf("marked %d message(s) from %s read", n, user)
+	return n, true
 }
 
 // ticks renders a message status.
@@ -420,6 +433,11 @@ func (a *app) safety(ctx context.Context, user string) {
 		return
 	}
 	a.out.printf("safety number with %s: %s", peer, sn)
+	// Over the account keys: the same on every device of both accounts,
+	// and it stays when a device is linked or removed.
+	if an, err := a.dev.AccountSafetyNumber(ctx, user); err == nil {
+		a.out.printf("account safety number with %s: %s (the same on all your devices and theirs)", user, an)
+	}
 }
 
 func (a *app) findings(user string) {
@@ -545,7 +563,7 @@ func (a *app) handleAll(ctx context.Context, batch []client.Delivery) {
 	}
 	var done []sealpost.MessageID
 	for _, r := range res {
-		if a.show(r.Incoming, r.Err) {
+		if a.show(ctx, r.Incoming, r.Err) {
 			done = append(done, r.Incoming.ID)
 		}
 	}
@@ -558,7 +576,7 @@ func (a *app) handleAll(ctx context.Context, batch []client.Delivery) {
 // caller acknowledges it to the relay.
 func (a *app) handle(ctx context.Context, env []byte) {
 	in, err := a.dev.Receive(ctx, env)
-	if a.show(in, err) {
+	if a.show(ctx, in, err) {
 		if err := a.dev.Done(ctx, in.ID); err != nil {
 			a.out.printf("! %v", err)
 		}
@@ -567,7 +585,7 @@ func (a *app) handle(ctx context.Context, env []byte) {
 
 // show records and prints what one envelope held, and reports whether it
 // is saved in the history, so that the caller calls Done.
-func (a *app) show(in *sealpost.Incoming, err error) bool {
+func (a *app) show(ctx context.Context, in *sealpost.Incoming, err error) bool {
 	if errors.Is(err, sealpost.ErrDuplicate) {
 		return false
 	}
@@ -575,7 +593,19 @@ func (a *app) show(in *sealpost.Incoming, err error) bool {
 		a.out.printf("! an envelope that does not open: %v", err)
 		return false
 	}
-	if in.Kind == sealpost.KindMessage && !a.hist.has(in.ID) {
+	a.showAccount(ctx, in)
+	if in.Kind == sealpost.KindMessage && in.Sync && !a.hist.has(in.ID) {
+		// A copy of what our other device sent.
+		m, err := a.hist.addSync(in, time.Now())
+		if err != nil {
+			a.out.printf("! saving a message: %v", err)
+			return false
+		}
+		if _, known := a.hist.contact(in.SyncFor); !known {
+			a.hist.addContact(sealpost.Address{User: in.SyncFor, Device: 1})
+		}
+		a.out.printf("%s you (on %s) → %s: %s", a.now().Format("15:04:05"), a.ownDeviceName(ctx, in.From.Device), in.SyncFor, m.text())
+	} else if in.Kind == sealpost.KindMessage && !a.hist.has(in.ID) {
 		if _, known := a.hist.contact(in.From.User); !known {
 			if err := a.hist.addContact(in.From); err != nil {
 				a.out.printf("! %v", err)
@@ -630,8 +660,16 @@ func (a *app) outboxLoop(ctx context.Context) {
 			}
 			continue
 		}
-		for _, o := range outs {
-			if !a.post(ctx, o) {
+		for len(outs) > 0 {
+			// A fan-out (SendUser: one message id, an envelope per
+			// device) goes as one batch.
+			n := 1
+			for n < len(outs) && n < maxPostBatch && outs[n].ID == outs[0].ID && outs[0].ID != (sealpost.MessageID{}) {
+				n++
+			}
+			group := outs[:n]
+			outs = outs[n:]
+			if !a.post(ctx, group...) {
 				if ctx.Err() == nil {
 					sleep(ctx, backoff)
 					backoff = min(2*backoff, 5*time.Second)
@@ -643,25 +681,44 @@ func (a *app) outboxLoop(ctx context.Context) {
 	}
 }
 
-// post hands one envelope to the relay and reports whether the loop may go
-// on to the next: true once the relay took it or refused it for good.
-func (a *app) post(ctx context.Context, o *sealpost.Outgoing) bool {
-	err := a.relay.Post(ctx, o.Envelope)
+// maxPostBatch is the most envelopes one PostBatch carries (the relay's
+// server.MaxBatchEnvelopes).
+const maxPostBatch = 64
+
+// post hands envelopes of one message to the relay (one: Post; more, a
+// fan-out: PostBatch) and reports whether the loop may go on to the next:
+// true once the relay took them or refused them for good. A batch the
+// relay stored only in part is posted again whole: the relay drops the
+// repeats.
+func (a *app) post(ctx context.Context, group ...*sealpost.Outgoing) bool {
+	var err error
+	if len(group) == 1 {
+		err = a.relay.Post(ctx, group[0].Envelope)
+	} else {
+		envs := make([][]byte, len(group))
+		for i, o := range group {
+			envs[i] = o.Envelope
+		}
+		err = a.relay.PostBatch(ctx, envs)
+	}
 	var se *client.StatusError
+	var be *client.BatchError
 	status := statusSent
 	switch {
 	case err == nil:
+	case errors.As(err, &be):
+		return false // some not stored: again later
 	case errors.As(err, &se) && (se.Code == http.StatusBadRequest || se.Code == http.StatusRequestEntityTooLarge):
 		a.out.printf("! the relay refused an envelope: %v", err)
 		status = statusFailed
 	default:
 		return false
 	}
-	if err := a.dev.Sent(ctx, o); err != nil {
+	if err := a.dev.Sent(ctx, group...); err != nil {
 		a.out.printf("! %v", err) // posted again later: the peer drops the copy
 		return false
 	}
-	m, err := a.hist.posted(o.ID, status)
+	m, err := a.hist.posted(group[0].ID, status)
 	if err != nil {
 		a.out.printf("! %v", err)
 	} else if m != nil && status == statusSent {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,7 +56,11 @@ func startChat(t *testing.T, relayURL, me, store string, extra ...string) *term 
 			}
 		}
 	}()
-	c.expect("ready: " + me + ".1")
+	device := "1"
+	if i := slices.Index(extra, "-device"); i >= 0 && i+1 < len(extra) {
+		device = extra[i+1]
+	}
+	c.expect("ready: " + me + "." + device)
 	return c
 }
 

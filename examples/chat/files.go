@@ -18,7 +18,6 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/sealpost/sealpost"
 	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/examples/relay/client"
 )
@@ -45,8 +44,7 @@ const progressEvery = 100 * time.Millisecond
 // sendFile is /send: upload the file at path with a progress bar, then
 // send user a message that carries it.
 func (a *app) sendFile(ctx context.Context, user, path string) {
-	peer, ok := a.hist.contact(user)
-	if !ok {
+	if _, ok := a.hist.contact(user); !ok && !a.hasList(ctx, user) {
 		a.out.printf("! unknown contact %q: /add it first", user)
 		return
 	}
@@ -84,25 +82,13 @@ func (a *app) sendFile(ctx context.Context, user, path string) {
 		return
 	}
 
-	a.sealing.Lock()
-	defer a.sealing.Unlock()
-	o, err := a.dev.Send(ctx, peer, nil, p)
-	if errors.Is(err, sealpost.ErrNoSession) {
-		a.out.printf("! no usable session with %s: /add %s again (the file stays on the relay unused)", user, user)
-		return
-	}
-	if err != nil {
-		a.out.printf("! send: %v", err)
-		return
-	}
-	m, err := a.hist.queue(o, "", []*attach.Pointer{p}, time.Now())
-	if err != nil {
-		a.out.printf("! saving the message: %v", err)
+	m := a.seal(ctx, user, "", []*attach.Pointer{p})
+	if m == nil {
+		a.out.printf("! the file stays on the relay unused")
 		return
 	}
 	blob, _ := attach.EncryptedSize(p.Length)
 	a.out.printf("uploaded %s as a %d-byte encrypted blob; sending it to %s", m.Files[0], blob, user)
-	a.wake()
 }
 
 // saveFile is /save: download file n, check and decrypt it into a

@@ -195,13 +195,22 @@ func (h *history) addIncoming(in *sealpost.Incoming, now time.Time) (*message, e
 	})
 }
 
-// queue records an outgoing message in the history as queued. The
-// envelope itself waits in the Device's outbox (Unsent) until posted.
-func (h *history) queue(o *sealpost.Outgoing, body string, files []*attach.Pointer, now time.Time) (*message, error) {
-	m := &message{ID: o.ID.String(), Peer: o.To.User, Device: o.To.Device, Out: true,
-		Body: body, Status: statusQueued, Time: now}
+// queueMessage records an outgoing message to user in the history as
+// queued (device 0: to every device of user's account). The envelopes
+// themselves wait in the Device's outbox (Unsent) until posted.
+func (h *history) queueMessage(id sealpost.MessageID, user string, device uint32, body string, files []*attach.Pointer, now time.Time) (*message, error) {
+	m := &message{ID: id.String(), Peer: user, Device: device, Out: true, Body: body, Status: statusQueued, Time: now}
 	return m, h.db.Update(func(tx *bolt.Tx) error {
-		return putMessage(tx, o.ID, m, files)
+		return putMessage(tx, id, m, files)
+	})
+}
+
+// addSync stores the copy of a message our other device sent to
+// in.SyncFor, as an outgoing message the relay has.
+func (h *history) addSync(in *sealpost.Incoming, now time.Time) (*message, error) {
+	m := &message{ID: in.ID.String(), Peer: in.SyncFor, Out: true, Body: string(in.Body), Status: statusSent, Time: now}
+	return m, h.db.Update(func(tx *bolt.Tx) error {
+		return putMessage(tx, in.ID, m, in.Attachments)
 	})
 }
 
@@ -229,15 +238,16 @@ func (h *history) posted(id sealpost.MessageID, status string) (*message, error)
 	var m *message
 	err := h.db.Update(func(tx *bolt.Tx) error {
 		var err error
-		m, err = setStatus(tx, id.String(), status, true)
+		m, err = setStatus(tx, id.String(), status, true, "")
 		return err
 	})
 	return m, err
 }
 
-// setStatus moves a message to status (for outgoing ones, only upwards).
-// It returns the message, or nil when it is unknown or unchanged.
-func setStatus(tx *bolt.Tx, idHex, status string, force bool) (*message, error) {
+// setStatus moves a message to status (for outgoing ones, only upwards;
+// with peer set, only a message with that peer). It returns the message,
+// or nil when it is unknown or unchanged.
+func setStatus(tx *bolt.Tx, idHex, status string, force bool, peer string) (*message, error) {
 	var id sealpost.MessageID
 	if n, err := hexDecode(idHex, id[:]); err != nil || n != len(id) {
 		return nil, errors.New("bad message id")
@@ -251,7 +261,7 @@ func setStatus(tx *bolt.Tx, idHex, status string, force bool) (*message, error) 
 	if err := json.Unmarshal(msgs.Get(k), &m); err != nil {
 		return nil, err
 	}
-	if m.Status == status || (!force && m.Out && rank[status] <= rank[m.Status]) {
+	if m.Status == status || (!force && m.Out && rank[status] <= rank[m.Status]) || (peer != "" && m.Peer != peer) {
 		return nil, nil
 	}
 	m.Status = status
@@ -269,11 +279,13 @@ func (h *history) receipts(from sealpost.Address, delivered, read []sealpost.Mes
 	err := h.db.Update(func(tx *bolt.Tx) error {
 		apply := func(ids []sealpost.MessageID, status string) error {
 			for _, id := range ids {
-				m, err := setStatus(tx, id.String(), status, false)
+				// Only the recipient's receipts count: our own other
+				// devices acknowledge the sync copies too.
+				m, err := setStatus(tx, id.String(), status, false, from.User)
 				if err != nil {
 					return err
 				}
-				if m != nil && m.Out && m.Peer == from.User {
+				if m != nil && m.Out {
 					changed = append(changed, m)
 				}
 			}
@@ -303,30 +315,32 @@ func (h *history) messages(user string) []message {
 }
 
 // markRead moves every received message from user to read and returns
-// their ids.
-func (h *history) markRead(user string) ([]sealpost.MessageID, error) {
-	var ids []sealpost.MessageID
+// their ids, by the device of user's that sent them.
+func (h *history) markRead(user string) (map[uint32][]sealpost.MessageID, error) {
+	ids := map[uint32][]sealpost.MessageID{}
 	err := h.db.Update(func(tx *bolt.Tx) error {
 		var unread []string
+		var devices []uint32
 		err := tx.Bucket(bucketMessages).ForEach(func(_, v []byte) error {
 			var m message
 			if json.Unmarshal(v, &m) == nil && !m.Out && m.Peer == user && m.Status == statusReceived {
 				unread = append(unread, m.ID)
+				devices = append(devices, m.Device)
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		for _, idHex := range unread { // not while iterating: bbolt forbids it
+		for i, idHex := range unread { // not while iterating: bbolt forbids it
 			var id sealpost.MessageID
 			if _, err := hexDecode(idHex, id[:]); err != nil {
 				continue
 			}
-			if _, err := setStatus(tx, idHex, statusRead, true); err != nil {
+			if _, err := setStatus(tx, idHex, statusRead, true, ""); err != nil {
 				return err
 			}
-			ids = append(ids, id)
+			ids[devices[i]] = append(ids[devices[i]], id)
 		}
 		return nil
 	})

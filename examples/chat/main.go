@@ -66,6 +66,8 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	flushEvery := fs.Duration("flush", time.Second, "how often to send receipts that are due")
 	oneTime := fs.Int("one-time", 10, "one-time prekeys to publish on the first start")
 	maxFile := fs.Int64("max-file", defaultMaxFile, "the largest file /send uploads, in bytes")
+	link := fs.Bool("link", false, "make no account: this device waits to be linked to yours (/link); the default for -device other than 1")
+	name := fs.String("name", "", "this device's name on your account's device list; default \"device <n>\"")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,6 +76,9 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	}
 	if *device > math.MaxUint32 {
 		return errors.New("-device must fit in 32 bits")
+	}
+	if *name == "" {
+		*name = fmt.Sprintf("device %d", *device)
 	}
 	if *storePath == "" {
 		*storePath = *me + ".db"
@@ -94,6 +99,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	}
 	relay := client.New(*relayURL)
 	a := &app{dev: dev, self: self, relay: relay, blobs: relay.Blobs(), maxFile: *maxFile, relayURL: *relayURL, hist: h,
-		out: &printer{w: out}, kick: make(chan struct{}, 1), flushEvery: *flushEvery, now: time.Now}
+		out: &printer{w: out}, kick: make(chan struct{}, 1), flushEvery: *flushEvery, now: time.Now,
+		link: *link || *device != 1, deviceName: *name}
 	return a.run(ctx, in, *oneTime)
 }

@@ -7,7 +7,11 @@
 // relay's blob store (envelope/attach). Beside what each device saw, it
 // prints what the relay saw: mailbox, size and tag, never a sender, content
 // or kind; of the file, an opaque blob of a padded size, never its name,
-// type or key.
+// type or key. Last, Alice links a second device (her laptop) to her
+// account, approving its link code on her phone, and Bob sends one message
+// to Alice's account (SendUser): one envelope per device, and both of her
+// devices print it. Of the account, the relay stores only the signed device
+// list, a blob it does not read past the account key and version.
 //
 // Numbers such as #3 are the sender's sequence numbers in the conversation's
 // transcript (every envelope a device sends, message or receipt, takes the
@@ -49,7 +53,8 @@ type relay struct {
 	owners  map[string]string // mailbox id -> owner, for printing
 	bundles map[string][][]byte
 	queues  map[string][][]byte
-	sizes   []int // every envelope's size, in order
+	sizes   []int             // every envelope's size, in order
+	lists   map[string][]byte // user -> the newest device list, as uploaded
 	blobs   blobStore
 }
 
@@ -310,6 +315,7 @@ func conversation(out io.Writer) (*relay, error) {
 	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
 	r := &relay{out: out, owners: map[string]string{}, bundles: map[string][][]byte{}, queues: map[string][][]byte{},
+		lists: map[string][]byte{},
 		blobs: blobStore{size: map[string]int64{}, blobs: map[string][]byte{}}}
 	c := &convo{texts: map[sealpost.MessageID]string{}, first: map[int]bool{}}
 	aliceAddr, bobAddr := sealpost.Address{User: "alice", Device: 1}, sealpost.Address{User: "bob", Device: 1}
@@ -446,6 +452,9 @@ func conversation(out io.Writer) (*relay, error) {
 		return nil, err
 	}
 	summarize(out, r, c)
+	if err := linkLaptop(ctx, r, c, alice, bob, clock); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

@@ -7,6 +7,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sealpost/sealpost/keys"
 )
 
 // TestQuickstartRuns runs the quickstart and checks that it tells its
@@ -59,6 +62,17 @@ func TestQuickstartRuns(t *testing.T) {
 		"The relay saw 10 envelopes (9 messages, 1 with receipts only)",
 		"8 ×   548 bytes: session envelopes: messages and receipts alike, one size",
 		"2 ×  3605 bytes: first contacts",
+		// Alice links her laptop; Bob's one SendUser reaches both devices.
+		"-- Alice links a second device, her laptop (alice.2), to her account",
+		"relay: stores alice's device list: a 295-byte blob, version 1 (it reads the account",
+		"relay: stores alice's device list: a 436-byte blob, version 2, in place of the older one",
+		"alice's phone signs version 2 of the list, naming the laptop, and posts it in a notice to each",
+		`laptop is linked: its account's list, version 2, names 1 "phone", 2 "laptop"`,
+		`bob   got alice's device list (version 2) in her notice: devices 1 "phone", 2 "laptop"`,
+		"bob   fetches alice.2's bundle from the relay and starts a session with it",
+		`bob   sends "See you both at noon!" to alice (SendUser): one envelope per device on her list`,
+		`alice  got "See you both at noon!" from bob.1`,
+		`laptop got "See you both at noon!" from bob.1`,
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
@@ -108,6 +122,17 @@ func TestQuickstartRuns(t *testing.T) {
 		if z.Len() < len(blob)-16 {
 			t.Errorf("the blob compresses from %d to %d bytes", len(blob), z.Len())
 		}
+	}
+	// Both short forms printed are the same code's, and what the relay
+	// stores for Alice's account is the list her devices hold: version 2,
+	// phone and laptop.
+	short := regexp.MustCompile(`…  (\d{4}-\d{4}-\d{4})\n`).FindStringSubmatch(text)
+	if short == nil || !strings.Contains(text, "which shows "+short[1]+" too") {
+		t.Errorf("short forms: %q", short)
+	}
+	l, err := keys.ParseDeviceList(r.lists["alice"], keys.WithClock(func() time.Time { return time.Date(2026, 11, 29, 12, 1, 0, 0, time.UTC) }))
+	if err != nil || l.Version != 2 || len(l.Devices) != 2 || l.Devices[1].Name != "laptop" || len(r.lists["alice"]) != 436 {
+		t.Errorf("the relay's list of alice: %v %+v", err, l)
 	}
 	// The safety numbers printed for both sides are the same 60 digits.
 	sn := regexp.MustCompile(`safety number \((alice|bob)\) +((?:\d{5} ){11}\d{5})`).FindAllStringSubmatch(text, -1)
