@@ -377,14 +377,22 @@ func (a *app) read(ctx context.Context, user string) (n int, ok bool) {
 		a.out.printf("! %v", err)
 		return 0, false
 	}
-	// Each device of user's hears of the messages it sent.
+	// Each device of user's hears of the messages it sent, and our other
+	// devices hear that they were read (read-sync; without a session with
+	// one of them, only the receipts go).
 	for device, ids := range byDevice {
-		if err := a.dev.Acknowledge(ctx, sealpost.Address{User: user, Device: device}, sealpost.KindRead, ids...); err != nil {
+		from := sealpost.Address{User: user, Device: device}
+		_, err := a.dev.MarkRead(ctx, from, ids...)
+		if errors.Is(err, sealpost.ErrNoSession) {
+			err = a.dev.Acknowledge(ctx, from, sealpost.KindRead, ids...)
+		}
+		if err != nil {
 			a.out.printf("! read receipts: %v", err)
 			return 0, false
 		}
 		n += len(ids)
 	}
+	a.wake()
 	if n == 0 {
 		return 0, true
 	}
@@ -594,6 +602,18 @@ func (a *app) show(ctx context.Context, in *sealpost.Incoming, err error) bool {
 		return false
 	}
 	a.showAccount(ctx, in)
+	if in.Kind == sealpost.KindRead && in.Sync {
+		// Our other device read these: they are read here too.
+		n, err := a.hist.markReadIDs(in.SyncFor, in.Read)
+		if err != nil {
+			a.out.printf("! %v", err)
+			return false
+		}
+		if n > 0 {
+			a.out.printf("%d message(s) from %s read on %s", n, in.SyncFor, a.ownDeviceName(ctx, in.From.Device))
+		}
+		return true
+	}
 	if in.Kind == sealpost.KindMessage && in.Sync && !a.hist.has(in.ID) {
 		// A copy of what our other device sent.
 		m, err := a.hist.addSync(in, time.Now())

@@ -314,6 +314,25 @@ func (h *history) messages(user string) []message {
 	return out
 }
 
+// markReadIDs marks the messages ids from user read, as our other device
+// reported (read-sync), and returns how many were unread.
+func (h *history) markReadIDs(user string, ids []sealpost.MessageID) (int, error) {
+	n := 0
+	err := h.db.Update(func(tx *bolt.Tx) error {
+		for _, id := range ids {
+			m, err := setStatus(tx, id.String(), statusRead, true, user)
+			if err != nil {
+				return err
+			}
+			if m != nil {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
 // markRead moves every received message from user to read and returns
 // their ids, by the device of user's that sent them.
 func (h *history) markRead(user string) (map[uint32][]sealpost.MessageID, error) {
