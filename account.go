@@ -147,6 +147,11 @@ func decodeAccount(raw []byte, user string) (*account, error) {
 	if rec.User != user || len(rec.Findings) > maxAccountFindings {
 		return nil, fmt.Errorf("%w: saved account of %q", ErrMalformed, user)
 	}
+	for _, f := range rec.Findings {
+		if findingKind(f.Kind) == 0 || len(f.Names) > len(f.Devices) || len(f.Devices) > keys.MaxDevices || len(f.Evidence) > 2 {
+			return nil, fmt.Errorf("%w: saved account finding", ErrMalformed)
+		}
+	}
 	key, err := keys.ParsePublicAccountKey(rec.AccountKey)
 	if err != nil {
 		return nil, fmt.Errorf("%w: saved account key", ErrMalformed)
@@ -244,6 +249,16 @@ func (k AccountFindingKind) String() string {
 		return "account key changed"
 	}
 	return fmt.Sprintf("AccountFindingKind(%d)", uint8(k))
+}
+
+// findingKind returns the kind a saved finding names (0 for none).
+func findingKind(k uint32) AccountFindingKind {
+	for _, kind := range []AccountFindingKind{DeviceAdded, DeviceRemoved, ListRefused, ListFork, AccountChanged} {
+		if uint32(kind) == k {
+			return kind
+		}
+	}
+	return 0
 }
 
 // AccountFinding is something noticed about an account's device lists.
@@ -512,7 +527,7 @@ func (d *Device) AccountFindings(ctx context.Context, user string) ([]AccountFin
 	}
 	out := make([]AccountFinding, 0, len(a.findings))
 	for _, f := range a.findings {
-		af := AccountFinding{User: user, Kind: AccountFindingKind(f.Kind), Version: f.Version,
+		af := AccountFinding{User: user, Kind: findingKind(f.Kind), Version: f.Version,
 			At: time.Unix(0, f.AtUnixNano), Reason: f.Reason, Evidence: f.Evidence}
 		for i, id := range f.Devices {
 			dev := keys.ListedDevice{ID: id}

@@ -74,8 +74,7 @@ func (c *LinkCode) Secret() []byte { return bytes.Clone(c.secret[:]) }
 func (c *LinkCode) Bytes() []byte {
 	b := make([]byte, 0, 1+2+len(c.Address.User)+4+PublicIdentitySize+1+len(c.Name)+LinkSecretSize)
 	b = append(b, LinkCodeFormat)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(c.Address.User))) // check bounds it
-	b = append(b, c.Address.User...)
+	b = appendBytes16(b, []byte(c.Address.User)) // check bounded it to MaxUserLength
 	b = binary.BigEndian.AppendUint32(b, c.Address.Device)
 	b = append(b, c.Identity.Bytes()...)
 	b = append(b, smallCount(len(c.Name)))

@@ -170,7 +170,9 @@ func (a *app) seal(ctx context.Context, user, body string, files []*attach.Point
 	}
 	if _, ok := a.hist.contact(user); !ok {
 		if l, err := a.dev.DeviceList(ctx, user); err == nil && len(l.Devices) > 0 {
-			a.hist.addContact(sealpost.Address{User: user, Device: l.Devices[0].ID})
+			if err := a.hist.addContact(sealpost.Address{User: user, Device: l.Devices[0].ID}); err != nil {
+				a.out.printf("! %v", err)
+			}
 		}
 	}
 	var outs []*sealpost.Outgoing

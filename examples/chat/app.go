@@ -622,7 +622,9 @@ func (a *app) show(ctx context.Context, in *sealpost.Incoming, err error) bool {
 			return false
 		}
 		if _, known := a.hist.contact(in.SyncFor); !known {
-			a.hist.addContact(sealpost.Address{User: in.SyncFor, Device: 1})
+			if err := a.hist.addContact(sealpost.Address{User: in.SyncFor, Device: 1}); err != nil {
+				a.out.printf("! %v", err)
+			}
 		}
 		a.out.printf("%s you (on %s) → %s: %s", a.now().Format("15:04:05"), a.ownDeviceName(ctx, in.From.Device), in.SyncFor, m.text())
 	} else if in.Kind == sealpost.KindMessage && !a.hist.has(in.ID) {

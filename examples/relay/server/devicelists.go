@@ -107,7 +107,8 @@ func verifyDeviceList(raw []byte) (listHead, error) {
 // the body, each after its u16 length.
 func deviceListSigned(body []byte) []byte {
 	msg := make([]byte, 0, 2+len(deviceListLabel)+2+len(body))
-	msg = binary.BigEndian.AppendUint16(msg, uint16(len(deviceListLabel)))
+	const labelLen = uint16(len(deviceListLabel))
+	msg = binary.BigEndian.AppendUint16(msg, labelLen)
 	msg = append(msg, deviceListLabel...)
 	msg = binary.BigEndian.AppendUint16(msg, uint16(len(body))) // body < MaxDeviceListSize
 	return append(msg, body...)
@@ -243,5 +244,5 @@ func (r *Relay) getDeviceList(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.Itoa(len(e.Value())))
-	w.Write(e.Value())
+	_, _ = w.Write(e.Value()) // the client went away: nothing more to tell
 }

@@ -218,7 +218,7 @@ func (r *Relay) postBatch(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(BatchRefusal{Error: msg, Refused: refused})
+	_ = json.NewEncoder(w).Encode(BatchRefusal{Error: msg, Refused: refused}) // the client went away: nothing more to tell
 }
 
 // deleteMailbox removes every envelope of the mailbox, signed by its
