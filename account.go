@@ -230,8 +230,13 @@ const (
 	// holds both): the relay serves two histories, or the account key was
 	// stolen.
 	ListFork
-	// AccountChanged: the app accepted a new account key (TrustAccount).
-	AccountChanged
+	// AccountKeyTrusted: the app accepted a new account key (TrustAccount,
+	// here or on our other device).
+	AccountKeyTrusted
+	// AccountKeyChanged: a list signed by another account key than the
+	// pinned one arrived (Evidence holds it): the identity change of an
+	// account, refused until the app accepts it with TrustAccount.
+	AccountKeyChanged
 )
 
 // String returns the kind's name.
@@ -245,7 +250,9 @@ func (k AccountFindingKind) String() string {
 		return "device list refused"
 	case ListFork:
 		return "device list fork"
-	case AccountChanged:
+	case AccountKeyTrusted:
+		return "account key trusted"
+	case AccountKeyChanged:
 		return "account key changed"
 	}
 	return fmt.Sprintf("AccountFindingKind(%d)", uint8(k))
@@ -253,7 +260,7 @@ func (k AccountFindingKind) String() string {
 
 // findingKind returns the kind a saved finding names (0 for none).
 func findingKind(k uint32) AccountFindingKind {
-	for _, kind := range []AccountFindingKind{DeviceAdded, DeviceRemoved, ListRefused, ListFork, AccountChanged} {
+	for _, kind := range []AccountFindingKind{DeviceAdded, DeviceRemoved, ListRefused, ListFork, AccountKeyTrusted, AccountKeyChanged} {
 		if uint32(kind) == k {
 			return kind
 		}
@@ -290,7 +297,11 @@ func (d *Device) refusal(err error, raw []byte, l *keys.DeviceList) *statepb.Acc
 	if l != nil {
 		version = l.Version
 	}
-	f := d.newFinding(ListRefused, version)
+	kind := ListRefused
+	if errors.Is(err, ErrWrongAccount) {
+		kind = AccountKeyChanged
+	}
+	f := d.newFinding(kind, version)
 	f.Reason = refusalReason(err)
 	if len(raw) <= keys.MaxDeviceListSize {
 		f.Evidence = [][]byte{raw}
@@ -680,7 +691,9 @@ func (d *Device) checkAccount(ctx context.Context, rc *received, c *content) err
 			return err
 		}
 		a = next
-	case len(c.pb.DeviceList) > 0:
+	case len(c.pb.DeviceList) > 0 && (a == nil || a.list == nil || !a.list.Matches(c.pb.DeviceList)):
+		// (The pinned list carried again is not verified again: a list
+		// is verified once per version.)
 		raw := c.pb.DeviceList
 		l, err := keys.ParseDeviceList(raw, keys.WithClock(d.opts.now))
 		var next *account
@@ -777,7 +790,7 @@ func (d *Device) trusted(user string, a *account, l *keys.DeviceList) (*account,
 	next := &account{user: user, key: l.Account, list: l}
 	if a != nil {
 		next.findings = slices.Clone(a.findings)
-		next.addFinding(d.newFinding(AccountChanged, l.Version))
+		next.addFinding(d.newFinding(AccountKeyTrusted, l.Version))
 	}
 	return next, &DeviceChange{User: user, Version: l.Version, First: true, Added: slices.Clone(l.Devices)}
 }

@@ -239,7 +239,7 @@ func TestGhostDevice(t *testing.T) {
 	}{
 		{"extra device, not signed by the account key", appendGhost(w.aliceList.Bytes(), ghostEntry), sealpost.ErrBadSignature, sealpost.ListRefused},
 		{"a device swapped in place", swapped, sealpost.ErrBadSignature, sealpost.ListRefused},
-		{"signed by the relay's own account key", relaySigned.Bytes(), sealpost.ErrWrongAccount, sealpost.ListRefused},
+		{"signed by the relay's own account key", relaySigned.Bytes(), sealpost.ErrWrongAccount, sealpost.AccountKeyChanged},
 		{"an older list, correctly signed", older, sealpost.ErrRollback, sealpost.ListRefused},
 	}
 	for _, tc := range cases {
@@ -427,8 +427,8 @@ func TestReinstallWithLostAccountKey(t *testing.T) {
 	if _, err := w.alice1.UpdateDeviceList(ctx, "bob", fresh.Bytes()); !errors.Is(err, sealpost.ErrWrongAccount) {
 		t.Fatalf("a list of bob's new account key: %v, want ErrWrongAccount", err)
 	}
-	if !acHasFinding(t, w.alice1, "bob", sealpost.ListRefused) {
-		t.Fatal("no finding for the refused list")
+	if !acHasFinding(t, w.alice1, "bob", sealpost.AccountKeyChanged) {
+		t.Fatal("no AccountKeyChanged finding for the list of another key")
 	}
 	if n, _ := w.alice1.AccountSafetyNumber(ctx, "bob"); n != oldNumber {
 		t.Fatal("a refused list changed the safety number")
@@ -442,8 +442,8 @@ func TestReinstallWithLostAccountKey(t *testing.T) {
 	if len(in) != 1 || in[0].Kind != sealpost.KindAccount || !in[0].Sync || in[0].SyncFor != "bob" || in[0].Devices == nil || in[0].Devices.User != "bob" {
 		t.Fatalf("the laptop's trust sync: %+v", in)
 	}
-	if !acHasFinding(t, w.alice2, "bob", sealpost.AccountChanged) {
-		t.Fatal("the laptop has no AccountChanged finding")
+	if !acHasFinding(t, w.alice2, "bob", sealpost.AccountKeyTrusted) {
+		t.Fatal("the laptop has no AccountKeyTrusted finding")
 	}
 	n1, err1 := w.alice1.AccountSafetyNumber(ctx, "bob")
 	n2, err2 := w.alice2.AccountSafetyNumber(ctx, "bob")

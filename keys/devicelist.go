@@ -245,6 +245,10 @@ func smallCount(n int) byte {
 // Bytes returns a copy of the signed encoding, the blob to publish.
 func (l *DeviceList) Bytes() []byte { return bytes.Clone(l.raw) }
 
+// Matches reports whether raw is this list's encoding, byte for byte: a
+// list carried again need not be verified again.
+func (l *DeviceList) Matches(raw []byte) bool { return bytes.Equal(l.raw, raw) }
+
 // Hash returns the hash of the whole encoding, which the next list names
 // as its Prev.
 func (l *DeviceList) Hash() [32]byte { return kdf.Hash(kdf.LabelDeviceListHash, l.raw) }
