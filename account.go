@@ -701,6 +701,10 @@ func (d *Device) checkAccount(ctx context.Context, rc *received, c *content) err
 			switch {
 			case a == nil && fromOwn:
 				// Our own account is never pinned from a content.
+			case a == nil && rc.p.pending():
+				// Nor from a stranger we have not answered: anyone can
+				// make pending peers, which are evicted; a pin would
+				// outlive them. Its next content after our answer pins.
 			case a == nil && !listsDevice(l, rc.p.addr, rc.p.identity):
 				// A list that does not name its sender is not pinned.
 			default:

@@ -156,7 +156,9 @@ func TestSendUserMissingSessions(t *testing.T) {
 
 // TestSingleDeviceAccountsInterwork: a device without an account and one
 // with an account talk as before, and the one without pins the other's
-// account from its first message.
+// account from her first content after his answer (a stranger's first
+// contact pins nothing: pending peers are evicted, a pin would outlive
+// them).
 func TestSingleDeviceAccountsInterwork(t *testing.T) {
 	c := newClock()
 	r := newACRelay()
@@ -172,15 +174,11 @@ func TestSingleDeviceAccountsInterwork(t *testing.T) {
 	}
 	r.post(t, alice, out)
 	in := r.drain(t, bob)
-	if len(in) != 1 || in[0].Devices == nil || !in[0].Devices.First || in[0].Devices.Version != list.Version {
-		t.Fatalf("bob did not pin alice's account from her first message: %+v", in)
+	if len(in) != 1 || in[0].Devices != nil {
+		t.Fatalf("bob pinned a stranger's account from her first contact: %+v", in)
 	}
-	got, err := bob.DeviceList(ctx, "alice")
-	if err != nil || got.Hash() != list.Hash() {
-		t.Fatalf("bob's pinned list: %v", err)
-	}
-	if _, err := bob.DeviceList(ctx, "carol"); !errors.Is(err, sealpost.ErrNotFound) {
-		t.Fatalf("DeviceList of an unknown user: %v", err)
+	if _, err := bob.DeviceList(ctx, "alice"); !errors.Is(err, sealpost.ErrNotFound) {
+		t.Fatalf("DeviceList before bob answered: %v", err)
 	}
 	out, err = bob.Send(ctx, alice.addr, []byte("hello"))
 	if err != nil {
@@ -189,6 +187,22 @@ func TestSingleDeviceAccountsInterwork(t *testing.T) {
 	r.post(t, bob, out)
 	if in := r.drain(t, alice); len(in) != 1 || string(in[0].Body) != "hello" {
 		t.Fatalf("alice got %+v", in)
+	}
+	out, err = alice.Send(ctx, bob.addr, []byte("how are you"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.post(t, alice, out)
+	in = r.drain(t, bob)
+	if len(in) != 1 || in[0].Devices == nil || !in[0].Devices.First || in[0].Devices.Version != list.Version {
+		t.Fatalf("bob did not pin alice's account after answering: %+v", in)
+	}
+	got, err := bob.DeviceList(ctx, "alice")
+	if err != nil || got.Hash() != list.Hash() {
+		t.Fatalf("bob's pinned list: %v", err)
+	}
+	if _, err := bob.DeviceList(ctx, "carol"); !errors.Is(err, sealpost.ErrNotFound) {
+		t.Fatalf("DeviceList of an unknown user: %v", err)
 	}
 	if _, err := bob.AccountSafetyNumber(ctx, "alice"); !errors.Is(err, sealpost.ErrNoAccount) {
 		t.Fatalf("AccountSafetyNumber without our own account: %v", err)

@@ -72,10 +72,12 @@ func TestLinkShowsEveryAddition(t *testing.T) {
 	}
 	r.post(t, bob, out)
 	r.drain(t, alice1)
-	r.flush(t, alice1) // the delivery receipt carries alice's list
+	r.post(t, alice1, mustSend(alice1.Send(ctx, bob.addr, []byte("hello")))) // carries alice's list
 	if in := r.drain(t, bob); len(in) != 1 || in[0].Devices == nil || !in[0].Devices.First {
 		t.Fatalf("bob did not pin alice's account: %+v", in)
 	}
+	r.post(t, bob, mustSend(bob.Send(ctx, alice1.addr, []byte("ok")))) // alice answered: this one pins bob's
+	r.drain(t, alice1)
 	ap := acLink(t, r, alice1, alice2, "laptop", false)
 	// Every notice is posted before the provisioning.
 	pi := slices.Index(r.posted, ap.Provision)
