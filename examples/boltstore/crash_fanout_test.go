@@ -53,7 +53,8 @@ package boltstore
 //     every envelope decrypts; a first delivery is handed as new (never
 //     ErrDuplicate, which is what a reused tag or key gives, nor
 //     Redelivered, since each receiver calls Done at once); every later
-//     delivery is ErrDuplicate; and no receiver is ever handed a second
+//     delivery is ErrDuplicate (or ErrDecrypt once ratchet.ReplayRecord
+//     later envelopes were handed, as in crash_test.go); and no receiver is ever handed a second
 //     envelope with a message id it already got from alice:1 (a second
 //     plaintext for the same id). Each result carries alice:1 as sender,
 //     the id and body sent, and, on alice:2, Sync with SyncFor bob.
@@ -67,9 +68,9 @@ package boltstore
 // every device it went to exactly once, every envelope left its outbox,
 // every envelope to alice:1 was handed and Done, the last SendUser reached
 // all three devices (the sender continues after a restart and every
-// receiver decrypts what it sends), and no receiver reports a gap, drop or
-// lost finding about alice:1 (a content it committed that never arrived),
-// nor alice:1 about them.
+// receiver decrypts what it sends), and no receiver reports any finding
+// about alice:1 (a gap, drop or lost one is a content it committed that
+// never arrived), nor alice:1 about them.
 //
 // Run: go test -run '^TestCrashFanOut' ./boltstore [-crash.iterations=1000]
 // [-crash.fanout.iterations=N] [-crash.seed=N] [-crash.budget=D]. The
