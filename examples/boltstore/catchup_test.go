@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -118,4 +119,119 @@ func BenchmarkCatchUp(b *testing.B) {
 	}
 	b.Run("receive", func(b *testing.B) { run(b, false) })
 	b.Run("batch", func(b *testing.B) { run(b, true) })
+}
+
+// countingStore counts Applies: one fsync each on bbolt.
+type countingStore struct {
+	*Store
+	applies int
+}
+
+func (c *countingStore) Apply(ctx context.Context, b *sealpost.Batch) error {
+	c.applies++
+	return c.Store.Apply(ctx, b)
+}
+
+// BenchmarkFanOutSend sends 100 bytes from alice:1, on bbolt, to bob's
+// account of four devices, which with alice's two other devices is six
+// envelopes: one SendUser (one Apply for all six) against six Send calls
+// (one Apply each), on sessions both sides have answered. Sent runs
+// outside the timer; applies/op counts the Applies (so fsyncs) of the
+// sending alone.
+//
+//	go test -run '^$' -bench FanOut -benchmem ./boltstore
+func BenchmarkFanOutSend(b *testing.B) {
+	ctx := context.Background()
+	opts := []sealpost.Option{sealpost.WithReceiptDelay(0, 0)}
+	bs, err := Open(filepath.Join(b.TempDir(), "alice1.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bs.Close()
+	cs := &countingStore{Store: bs}
+	alice1, err := sealpost.Open(ctx, cs, sealpost.Address{User: "alice", Device: 1}, opts...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	alice, bob := []*sealpost.Device{alice1}, []*sealpost.Device(nil)
+	for i := range 6 {
+		user, dev := "bob", uint32(i+1)
+		if i >= 4 {
+			user, dev = "alice", uint32(i-2)
+		}
+		d, err := sealpost.Open(ctx, sealpost.NewMemoryStore(), sealpost.Address{User: user, Device: dev}, opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if user == "bob" {
+			bob = append(bob, d)
+		} else {
+			alice = append(alice, d)
+		}
+	}
+	if err := fanAccounts(ctx, alice, bob); err != nil {
+		b.Fatal(err)
+	}
+	// One message each way on every session, so that what is measured is
+	// ratchet messages, not first contacts.
+	others := append(slices.Clone(bob), alice[1:]...)
+	outs, err := alice1.SendUser(ctx, "bob", []byte("hello"))
+	if err != nil || len(outs) != 6 {
+		b.Fatalf("SendUser: %d envelopes, %v", len(outs), err)
+	}
+	if err := alice1.Sent(ctx, outs...); err != nil {
+		b.Fatal(err)
+	}
+	for _, o := range outs {
+		for _, d := range others {
+			if d.Address() != o.To {
+				continue
+			}
+			if _, err := d.Receive(ctx, o.Envelope); err != nil {
+				b.Fatal(err)
+			}
+			reply, err := d.Send(ctx, alice1.Address(), []byte("hi"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := alice1.Receive(ctx, reply.Envelope); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	body := make([]byte, 100)
+	run := func(b *testing.B, send func() ([]*sealpost.Outgoing, error)) {
+		b.ReportAllocs()
+		applies := 0
+		for b.Loop() {
+			before := cs.applies
+			outs, err := send()
+			if err != nil || len(outs) != 6 {
+				b.Fatalf("%d envelopes, %v", len(outs), err)
+			}
+			applies += cs.applies - before
+			b.StopTimer()
+			if err := alice1.Sent(ctx, outs...); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(applies)/float64(b.N), "applies/op")
+	}
+	b.Run("senduser", func(b *testing.B) {
+		run(b, func() ([]*sealpost.Outgoing, error) { return alice1.SendUser(ctx, "bob", body) })
+	})
+	b.Run("send6", func(b *testing.B) {
+		run(b, func() ([]*sealpost.Outgoing, error) {
+			var outs []*sealpost.Outgoing
+			for _, d := range others {
+				o, err := alice1.Send(ctx, d.Address(), body)
+				if err != nil {
+					return outs, err
+				}
+				outs = append(outs, o)
+			}
+			return outs, nil
+		})
+	})
 }
