@@ -45,10 +45,27 @@
 // result until Done, so an envelope the relay delivers again returns it
 // again (Redelivered) instead of an error.
 //
+// # Accounts with several devices
+//
+// A person with a phone and a laptop is an account: NewAccount makes its
+// account key and first signed device list, LinkCode and Approve add a
+// device (the new device shows a code; a device holding the account key
+// approves it and provisions it), RemoveDevice takes one off. Peers pin
+// the account key and its newest list (UpdateDeviceList with the list the
+// relay serves; lists also travel inside contents), and nothing is ever
+// encrypted to, or accepted from, a device the pinned list does not name
+// (ErrUnlistedDevice): the relay cannot add a "ghost device" without the
+// user's own key, and every peer sees every change (AccountFindings).
+// SendUser sends one message to every device of an account and a sync copy
+// to each of our own other devices, committed with one Apply; MarkRead
+// tells our other devices what was read. AccountSafetyNumber is computed
+// over account keys, so adding a device does not change it. docs/SPEC.md
+// §22 has the protocol and each decision.
+//
 // # Identities at an address
 //
-// Until accounts and a key directory bind addresses to keys, an address in
-// a session start is a claim. The first identity seen at an address is
+// For peers without accounts, until a key directory binds addresses to
+// keys, an address in a session start is a claim. The first identity seen at an address is
 // pinned (trust on first use). Another identity at that address never
 // destroys or redirects anything: its messages arrive marked Unconfirmed
 // with an identity-changed finding, replies keep going to the pinned
@@ -89,7 +106,8 @@
 //     the app's Store (MemoryStore, NewEncryptedStore, or your own; check
 //     it with CheckStore).
 //   - [github.com/sealpost/sealpost/keys]: identities, prekeys, bundles,
-//     safety numbers and the hybrid session start.
+//     safety numbers, the hybrid session start, account keys, device lists
+//     and link codes.
 //   - [github.com/sealpost/sealpost/ratchet]: the Double Ratchet with header
 //     encryption, routing tags and the KEM ratchet.
 //   - [github.com/sealpost/sealpost/transcript]: per-session hash chains that
