@@ -171,8 +171,7 @@ func fanAccounts(ctx context.Context, groups ...[]*sealpost.Device) error {
 	for gi, g := range groups {
 		n.devs = append(n.devs, g...)
 		first := g[0]
-		l, err := first.NewAccount(ctx, fmt.Sprintf("%s's device %d", first.Address().User, first.Address().Device))
-		if err != nil {
+		if _, err := first.NewAccount(ctx, fmt.Sprintf("%s's device %d", first.Address().User, first.Address().Device)); err != nil {
 			return err
 		}
 		for _, d := range g[1:] {
@@ -183,7 +182,8 @@ func fanAccounts(ctx context.Context, groups ...[]*sealpost.Device) error {
 				return err
 			}
 		}
-		if l, err = first.DeviceList(ctx, first.Address().User); err != nil {
+		l, err := first.DeviceList(ctx, first.Address().User)
+		if err != nil {
 			return err
 		}
 		lists[first.Address().User] = l
