@@ -816,6 +816,16 @@ func (d *Device) stageAccounts(rc *received) error {
 	if rc.provisioned == nil {
 		return nil
 	}
+	if len(rc.pins) > 0 && rc.tx == nil {
+		rc.tx = &txn{}
+	}
+	for _, q := range rc.pins {
+		var st staged
+		if err := d.stage(rc.batch, q, nil, &st); err != nil {
+			return err
+		}
+		rc.tx.also, rc.tx.adds = append(rc.tx.also, st), append(rc.tx.adds, q)
+	}
 	link, seed := d.rec.LinkSecret, d.rec.AccountSeed
 	d.rec.LinkSecret, d.rec.AccountSeed = nil, rc.seed
 	pre := rc.pre

@@ -46,6 +46,9 @@ type Provisioned struct {
 	// device (their lists are fetched from the relay or come with their
 	// next content, and must be at least the versions it held).
 	Accounts int
+	// Devices is how many identities of peers without accounts were
+	// pinned from it (trust on first use already decided there).
+	Devices int
 	// History is the archive of recent history the approving app
 	// uploaded, if any.
 	History *attach.Pointer
@@ -210,10 +213,20 @@ func (d *Device) provisioning(ctx context.Context, k *keys.AccountKey, o Approve
 		if err != nil {
 			return nil, err
 		}
-		if a == nil || len(pv.Accounts) == maxProvisionedAccounts {
+		if len(pv.Accounts)+len(pv.Devices) == maxProvisionedAccounts {
+			break
+		}
+		if a != nil {
+			pv.Accounts = append(pv.Accounts, &sealedpb.PinnedAccount{User: u, AccountKey: a.key.Bytes(), Version: a.version()})
 			continue
 		}
-		pv.Accounts = append(pv.Accounts, &sealedpb.PinnedAccount{User: u, AccountKey: a.key.Bytes(), Version: a.version()})
+		// A peer without an account: the identities pinned at its
+		// addresses are the trust decisions the new device inherits.
+		for _, p := range d.dir {
+			if p.addr.User == u && d.peers[p.addr] == p && !p.pending() && len(pv.Accounts)+len(pv.Devices) < maxProvisionedAccounts {
+				pv.Devices = append(pv.Devices, &sealedpb.PinnedDevice{User: u, Device: p.addr.Device, Identity: p.identity.Bytes()})
+			}
+		}
 	}
 	raw, err := pbstrict.Marshal(pv)
 	clear(pv.AccountSeed)
@@ -346,6 +359,17 @@ func (d *Device) acceptProvision(rc *received, c *content) (*account, error) {
 		rc.accounts = append(rc.accounts, a)
 		out.Accounts++
 	}
+	for _, pd := range pv.devices {
+		if d.peers[pd.addr] != nil || len(d.others[pd.addr]) > 0 {
+			continue // a peer there already
+		}
+		q, err := d.newPeer(pd.addr, pd.identity, false, false)
+		if err != nil {
+			return nil, err
+		}
+		rc.pins = append(rc.pins, q)
+		out.Devices++
+	}
 	rc.provisioned = out
 	rc.change = &DeviceChange{User: d.self.User, Version: l.Version, First: true, Added: slices.Clone(l.Devices)}
 	return own, nil
@@ -355,7 +379,14 @@ func (d *Device) acceptProvision(rc *received, c *content) (*account, error) {
 type provision struct {
 	seed     *keys.AccountKey // nil: not shared
 	accounts []*account       // key and minimum version only
+	devices  []pinnedDevice
 	history  *attach.Pointer
+}
+
+// pinnedDevice is an identity pinned for a peer without an account.
+type pinnedDevice struct {
+	addr     Address
+	identity keys.PublicIdentity
 }
 
 // decodeProvision decodes a Provision (docs/SPEC.md §22.6) for a device
@@ -372,8 +403,8 @@ func decodeProvision(raw []byte, self string) (*provision, error) {
 	if pv.Version != 1 {
 		return nil, fmt.Errorf("%w: provisioning version %d", ErrUnsupportedVersion, pv.Version)
 	}
-	if len(pv.Accounts) > maxProvisionedAccounts {
-		return nil, fmt.Errorf("%w: provisioning of %d accounts", ErrTooLarge, len(pv.Accounts))
+	if len(pv.Accounts)+len(pv.Devices) > maxProvisionedAccounts {
+		return nil, fmt.Errorf("%w: provisioning of %d accounts and devices", ErrTooLarge, len(pv.Accounts)+len(pv.Devices))
 	}
 	out := &provision{}
 	if len(pv.AccountSeed) > 0 {
@@ -400,6 +431,19 @@ func decodeProvision(raw []byte, self string) (*provision, error) {
 			return nil, fmt.Errorf("%w: provisioned account key", ErrMalformed)
 		}
 		out.accounts = append(out.accounts, &account{user: pa.User, key: key, minVersion: pa.Version})
+	}
+	pinnedAt := map[Address]bool{}
+	for _, pd := range pv.Devices {
+		addr := Address{User: pd.User, Device: pd.Device}
+		if pd.User == self || seen[pd.User] || pinnedAt[addr] || validAddress(addr) != nil {
+			return nil, fmt.Errorf("%w: provisioned device", ErrMalformed)
+		}
+		pinnedAt[addr] = true
+		id, err := keys.ParsePublicIdentity(pd.Identity)
+		if err != nil {
+			return nil, fmt.Errorf("%w: provisioned identity", ErrMalformed)
+		}
+		out.devices = append(out.devices, pinnedDevice{addr: addr, identity: id})
 	}
 	return out, nil
 }

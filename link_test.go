@@ -289,3 +289,44 @@ func TestRemovedDevice(t *testing.T) {
 		acFails(t, "a message from the removed device", err, sealpost.ErrUnlistedDevice, w.bob1, before)
 	}
 }
+
+// TestLinkCarriesTrustDecisions: the new device inherits the approving
+// device's pins: peer accounts, and the identities of peers without an
+// account, so the relay cannot hand it another identity for them.
+func TestLinkCarriesTrustDecisions(t *testing.T) {
+	c := newClock()
+	r := newACRelay()
+	alice1 := acOpen(t, sealpost.Address{User: "alice", Device: 1}, c)
+	alice2 := acOpen(t, sealpost.Address{User: "alice", Device: 2}, c)
+	carol := acOpen(t, sealpost.Address{User: "carol", Device: 1}, c) // no account
+	acAccount(t, alice1, "phone")
+	if err := alice1.StartSession(ctx, carol.addr, acBundle(t, carol)); err != nil {
+		t.Fatal(err)
+	}
+	acLink(t, r, alice1, alice2, "laptop", false)
+	in := r.drain(t, alice2)
+	if len(in) != 1 || in[0].Provisioned == nil || in[0].Provisioned.Devices != 1 {
+		t.Fatalf("provisioning: %+v", in)
+	}
+	id, _, err := alice2.PeerIdentity(carol.addr)
+	if err != nil || !id.Equal(carol.Identity()) {
+		t.Fatalf("the laptop's pin for carol: %v", err)
+	}
+	// The relay hands the laptop another identity for carol: refused.
+	impostor := acOpen(t, carol.addr, c)
+	err = alice2.StartSession(ctx, carol.addr, acBundle(t, impostor))
+	if !errors.Is(err, sealpost.ErrIdentityChanged) {
+		t.Fatalf("StartSession with another identity for carol: %v", err)
+	}
+	// The real carol's bundle works, and the pin survives a restart.
+	if err := alice2.StartSession(ctx, carol.addr, acBundle(t, carol)); err != nil {
+		t.Fatal(err)
+	}
+	re, err := sealpost.Open(ctx, alice2.fs, alice2.addr, sealpost.WithClock(c.now), sealpost.WithExisting())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _, err := re.PeerIdentity(carol.addr); err != nil || !id.Equal(carol.Identity()) {
+		t.Fatalf("after a restart: %v", err)
+	}
+}

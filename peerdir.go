@@ -107,6 +107,7 @@ func (d *Device) loadPeers(ctx context.Context) error {
 // the Apply succeeds.
 type txn struct {
 	also    []staged
+	adds    []*peer // peers of also that are new: their directory entries
 	evict   []*peer
 	dir     []dirOp
 	dirN    int
@@ -127,6 +128,7 @@ func (d *Device) stageTxn(b *Batch, p *peer, isNew bool, tx *txn) {
 	if isNew {
 		add = []*peer{p}
 	}
+	add = append(add, tx.adds...)
 	for _, v := range tx.evict {
 		d.deletePeer(b, v)
 	}

@@ -104,6 +104,7 @@ type received struct {
 	// key it brought (nil: none).
 	provisioned *Provisioned
 	seed        []byte
+	pins        []*peer // peers a provisioning pins, new
 }
 
 // Receive decrypts an envelope from the relay and returns what it holds,

@@ -299,7 +299,10 @@ type Provision struct {
 	Accounts []*PinnedAccount `protobuf:"bytes,3,rep,name=accounts,proto3" json:"accounts,omitempty"`
 	// history is an attachment pointer (envelope/attach) to an archive of
 	// recent history the app uploaded, or empty.
-	History       []byte `protobuf:"bytes,4,opt,name=history,proto3" json:"history,omitempty"`
+	History []byte `protobuf:"bytes,4,opt,name=history,proto3" json:"history,omitempty"`
+	// devices are the identities pinned on the approving device for peers
+	// without an account (trust decisions the new device inherits).
+	Devices       []*PinnedDevice `protobuf:"bytes,5,rep,name=devices,proto3" json:"devices,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -362,6 +365,74 @@ func (x *Provision) GetHistory() []byte {
 	return nil
 }
 
+func (x *Provision) GetDevices() []*PinnedDevice {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+// PinnedDevice is one pinned identity of a peer device without an account.
+type PinnedDevice struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	User          string                 `protobuf:"bytes,1,opt,name=user,proto3" json:"user,omitempty"`
+	Device        uint32                 `protobuf:"varint,2,opt,name=device,proto3" json:"device,omitempty"`
+	Identity      []byte                 `protobuf:"bytes,3,opt,name=identity,proto3" json:"identity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PinnedDevice) Reset() {
+	*x = PinnedDevice{}
+	mi := &file_sealedpb_content_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PinnedDevice) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PinnedDevice) ProtoMessage() {}
+
+func (x *PinnedDevice) ProtoReflect() protoreflect.Message {
+	mi := &file_sealedpb_content_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PinnedDevice.ProtoReflect.Descriptor instead.
+func (*PinnedDevice) Descriptor() ([]byte, []int) {
+	return file_sealedpb_content_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PinnedDevice) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *PinnedDevice) GetDevice() uint32 {
+	if x != nil {
+		return x.Device
+	}
+	return 0
+}
+
+func (x *PinnedDevice) GetIdentity() []byte {
+	if x != nil {
+		return x.Identity
+	}
+	return nil
+}
+
 // PinnedAccount is one pinned peer account: the user, its account public
 // key, and the version of its device list the approving device holds.
 type PinnedAccount struct {
@@ -375,7 +446,7 @@ type PinnedAccount struct {
 
 func (x *PinnedAccount) Reset() {
 	*x = PinnedAccount{}
-	mi := &file_sealedpb_content_proto_msgTypes[2]
+	mi := &file_sealedpb_content_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -387,7 +458,7 @@ func (x *PinnedAccount) String() string {
 func (*PinnedAccount) ProtoMessage() {}
 
 func (x *PinnedAccount) ProtoReflect() protoreflect.Message {
-	mi := &file_sealedpb_content_proto_msgTypes[2]
+	mi := &file_sealedpb_content_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -400,7 +471,7 @@ func (x *PinnedAccount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PinnedAccount.ProtoReflect.Descriptor instead.
 func (*PinnedAccount) Descriptor() ([]byte, []int) {
-	return file_sealedpb_content_proto_rawDescGZIP(), []int{2}
+	return file_sealedpb_content_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PinnedAccount) GetUser() string {
@@ -454,12 +525,17 @@ const file_sealedpb_content_proto_rawDesc = "" +
 	"\tprovision\x18\x14 \x01(\fR\tprovision\x12#\n" +
 	"\rprovision_mac\x18\x15 \x01(\fR\fprovisionMac\x12\x1b\n" +
 	"\tread_sync\x18\x16 \x03(\fR\breadSync\x12!\n" +
-	"\ftrusted_list\x18\x17 \x01(\fR\vtrustedList\"\xa1\x01\n" +
+	"\ftrusted_list\x18\x17 \x01(\fR\vtrustedList\"\xdd\x01\n" +
 	"\tProvision\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12!\n" +
 	"\faccount_seed\x18\x02 \x01(\fR\vaccountSeed\x12=\n" +
 	"\baccounts\x18\x03 \x03(\v2!.sealpost.sealed.v1.PinnedAccountR\baccounts\x12\x18\n" +
-	"\ahistory\x18\x04 \x01(\fR\ahistory\"^\n" +
+	"\ahistory\x18\x04 \x01(\fR\ahistory\x12:\n" +
+	"\adevices\x18\x05 \x03(\v2 .sealpost.sealed.v1.PinnedDeviceR\adevices\"V\n" +
+	"\fPinnedDevice\x12\x12\n" +
+	"\x04user\x18\x01 \x01(\tR\x04user\x12\x16\n" +
+	"\x06device\x18\x02 \x01(\rR\x06device\x12\x1a\n" +
+	"\bidentity\x18\x03 \x01(\fR\bidentity\"^\n" +
 	"\rPinnedAccount\x12\x12\n" +
 	"\x04user\x18\x01 \x01(\tR\x04user\x12\x1f\n" +
 	"\vaccount_key\x18\x02 \x01(\fR\n" +
@@ -478,19 +554,21 @@ func file_sealedpb_content_proto_rawDescGZIP() []byte {
 	return file_sealedpb_content_proto_rawDescData
 }
 
-var file_sealedpb_content_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_sealedpb_content_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_sealedpb_content_proto_goTypes = []any{
 	(*Content)(nil),       // 0: sealpost.sealed.v1.Content
 	(*Provision)(nil),     // 1: sealpost.sealed.v1.Provision
-	(*PinnedAccount)(nil), // 2: sealpost.sealed.v1.PinnedAccount
+	(*PinnedDevice)(nil),  // 2: sealpost.sealed.v1.PinnedDevice
+	(*PinnedAccount)(nil), // 3: sealpost.sealed.v1.PinnedAccount
 }
 var file_sealedpb_content_proto_depIdxs = []int32{
-	2, // 0: sealpost.sealed.v1.Provision.accounts:type_name -> sealpost.sealed.v1.PinnedAccount
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3, // 0: sealpost.sealed.v1.Provision.accounts:type_name -> sealpost.sealed.v1.PinnedAccount
+	2, // 1: sealpost.sealed.v1.Provision.devices:type_name -> sealpost.sealed.v1.PinnedDevice
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_sealedpb_content_proto_init() }
@@ -504,7 +582,7 @@ func file_sealedpb_content_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_sealedpb_content_proto_rawDesc), len(file_sealedpb_content_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
