@@ -555,3 +555,81 @@ func TestAccountStoreFailures(t *testing.T) {
 		t.Fatalf("MarkRead after the store recovered: %v", err)
 	}
 }
+
+// TestDeviceListFork: two devices holding the account key each sign a
+// next list without having heard of the other's (or a thief of the key
+// does): a peer that is served both has the evidence, a ListFork finding
+// with both lists, keeps the one it pinned, and encrypts to no device only
+// the other names.
+func TestDeviceListFork(t *testing.T) {
+	w := newACWorld(t)
+	for _, d := range w.all {
+		w.r.drain(t, d)
+	}
+	if !w.alice2.HoldsAccountKey() {
+		t.Fatal("the laptop should hold the account key")
+	}
+	alice3 := acOpen(t, sealpost.Address{User: "alice", Device: 3}, w.c)
+	alice4 := acOpen(t, sealpost.Address{User: "alice", Device: 4}, w.c)
+	code3, err := alice3.LinkCode(ctx, "tablet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code4, err := alice4.LinkCode(ctx, "tv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap3, err := w.alice1.Approve(ctx, code3, acBundle(t, alice3), sealpost.ApproveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap4, err := w.alice2.Approve(ctx, code4, acBundle(t, alice4), sealpost.ApproveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ap3.List.Version != ap4.List.Version {
+		t.Fatalf("versions %d and %d", ap3.List.Version, ap4.List.Version)
+	}
+	if _, err := w.bob1.UpdateDeviceList(ctx, "alice", ap3.List.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.bob1.UpdateDeviceList(ctx, "alice", ap4.List.Bytes())
+	var fork *keys.ForkError
+	if !errors.As(err, &fork) || !errors.Is(err, sealpost.ErrFork) || fork.Pinned.Hash() != ap3.List.Hash() || fork.Other.Hash() != ap4.List.Hash() {
+		t.Fatalf("the second list of version %d: %v", ap4.List.Version, err)
+	}
+	fs, err := w.bob1.AccountFindings(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := fs[len(fs)-1]
+	if last.Kind != sealpost.ListFork || len(last.Evidence) != 2 {
+		t.Fatalf("the fork finding: %+v", last)
+	}
+	if need, err := w.bob1.NeedSessions(ctx, "alice"); err != nil || slices.Contains(need, alice4.addr) {
+		t.Fatalf("NeedSessions after the fork: %v %v", need, err)
+	}
+	err = w.bob1.StartSession(ctx, alice4.addr, acBundle(t, alice4))
+	if !errors.Is(err, sealpost.ErrUnlistedDevice) {
+		t.Fatalf("StartSession with the device only the other list names: %v", err)
+	}
+	// The fork also shows in-band: the laptop's notice carries its list.
+	inBand := false
+	for _, n := range ap4.Notices {
+		if n.To == w.bob2.addr {
+			inBand = true
+			if _, err := w.bob2.UpdateDeviceList(ctx, "alice", ap3.List.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.bob2.Receive(ctx, n.Envelope); err != nil {
+				t.Fatal(err)
+			}
+			if !acHasFinding(t, w.bob2, "alice", sealpost.ListFork) {
+				t.Fatal("bob's tablet did not note the fork it received in-band")
+			}
+		}
+	}
+	if !inBand {
+		t.Fatal("the laptop sent bob's tablet no notice")
+	}
+}
