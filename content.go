@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/internal/contentwire"
 	"github.com/sealpost/sealpost/internal/kept"
@@ -184,6 +185,8 @@ func (c *content) validate() error {
 		return fmt.Errorf("%w: provisioning fields", ErrMalformed)
 	case len(c.pb.SyncFor) > keys.MaxUserLength:
 		return fmt.Errorf("%w: sync user", ErrMalformed)
+	case len(c.pb.ReplyMailbox) > 0 && (len(c.pb.ReplyMailbox) < 8+1 || len(c.pb.ReplyMailbox) > 8+envelope.MaxMailboxLength):
+		return fmt.Errorf("%w: reply mailbox", ErrMalformed)
 	case c.kind != KindMessage && len(c.body) > 0:
 		return fmt.Errorf("%w: a receipt with a body", ErrMalformed)
 	case c.kind != KindMessage && len(c.attachments) > 0:

@@ -93,6 +93,9 @@ func TestDecodeContent(t *testing.T) {
 		}, ErrMalformed},
 		{"provisioning on a message", func(c *sealedpb.Content) { c.Provision, c.ProvisionMac = []byte{8, 1}, make([]byte, 32) }, ErrMalformed},
 		{"sync copy", func(c *sealedpb.Content) { c.SyncFor = "bob" }, nil},
+		{"reply mailbox", func(c *sealedpb.Content) { c.ReplyMailbox = append(make([]byte, 8), id16(1)...) }, nil},
+		{"reply mailbox without an id", func(c *sealedpb.Content) { c.ReplyMailbox = make([]byte, 8) }, ErrMalformed},
+		{"reply mailbox id over 64 bytes", func(c *sealedpb.Content) { c.ReplyMailbox = make([]byte, 8+65) }, ErrMalformed},
 		{"sync user over the bound", func(c *sealedpb.Content) { c.SyncFor = strings.Repeat("b", 257) }, ErrMalformed},
 		{"read sync", func(c *sealedpb.Content) {
 			c.Kind, c.Body, c.SyncFor, c.ReadSync = uint32(KindRead), nil, "bob", [][]byte{id16(4)}
@@ -217,6 +220,9 @@ func TestContentGolden(t *testing.T) {
 	}
 	prov.Kind, prov.Body, prov.DeviceList, prov.Provision, prov.ProvisionMac = uint32(KindAccount), nil, testList(), pv, bytes.Repeat([]byte{6}, 32)
 	cases["provisioning"] = prov
+	reply := baseContent()
+	reply.ReplyMailbox = append([]byte{0, 0, 0, 0, 0, 0, 0, 2}, id16(8)...)
+	cases["message_reply_mailbox"] = reply
 	for name, c := range cases {
 		raw, err := pbstrict.Marshal(c)
 		if err != nil {

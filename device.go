@@ -97,6 +97,8 @@ type Device struct {
 	// accounts holds the pinned accounts read so far (account.go), ours
 	// included; a nil entry: the store holds none for the user.
 	accounts map[string]*account
+	// replies finds the peer a reply mailbox of ours is for (mailboxes.go).
+	replies map[string]*peer
 }
 
 // Open loads the device for self from the store, or creates it (a new
@@ -140,7 +142,7 @@ func newDevice(s Store, self Address, o options) *Device {
 	return &Device{store: s, self: self, opts: o,
 		peers: map[Address]*peer{}, others: map[Address][]*peer{}, seen: map[uint32]*seen.Starts{},
 		tags: map[[16]byte]*peer{}, kept: map[MessageID]*peer{}, keptEnv: map[[32]byte]*peer{},
-		accounts: map[string]*account{}}
+		accounts: map[string]*account{}, replies: map[string]*peer{}}
 }
 
 // adoptState takes the loaded state of fresh, a device on the same store
@@ -151,7 +153,7 @@ func (d *Device) adoptState(fresh *Device) {
 	d.seen, d.blocked, d.box = fresh.seen, fresh.blocked, fresh.box
 	d.tags, d.kept, d.keptEnv, d.active = fresh.tags, fresh.kept, fresh.keptEnv, fresh.active
 	d.spare, d.gone, d.fresh = nil, nil, nil
-	d.accounts = fresh.accounts
+	d.accounts, d.replies = fresh.accounts, fresh.replies
 }
 
 // create makes and saves a new device.

@@ -83,6 +83,8 @@ type options struct {
 	unansweredCount        uint64
 	unansweredAge          time.Duration
 	listLifetime           time.Duration
+	replies                bool
+	mailboxRotation        time.Duration
 }
 
 func defaultOptions() options {

@@ -62,6 +62,11 @@ type peer struct {
 	savedSeen        bool
 	savedDismissed   [][]byte
 	savedListKnown   uint64
+	savedReply       [3]uint64 // reply_gen, peer_mailbox_gen, old_reply_expires: a change of any rewrites the record
+	// replyIn are the mailboxes of ours this peer is indexed under in
+	// Device.replies.
+	replyIn      []string
+	replyIndexed uint64 // the reply_gen replyIn is of
 	// slot is the peer's entry in the peer directory (peerdir.go), -1
 	// before its first commit; inPending is whether it is in
 	// Device.pending; gone is set once it is forgotten or evicted.
@@ -205,7 +210,7 @@ func (p *peer) changed() bool {
 		!bytes.Equal(p.rec.Mailbox, p.savedMailbox) || p.rec.IdentityChangedUnixNano != p.savedChanged ||
 		p.rec.PendingSinceUnixNano != p.savedPending || p.rec.Unconfirmed != p.savedUnconfirmed ||
 		p.rec.IdentitySeen != p.savedSeen || !slices.EqualFunc(p.rec.Dismissed, p.savedDismissed, bytes.Equal) ||
-		p.rec.ListKnown != p.savedListKnown
+		p.rec.ListKnown != p.savedListKnown || p.replyState() != p.savedReply
 }
 
 // saveFields records the peer record's fields as committed.
@@ -214,6 +219,7 @@ func (p *peer) saveFields() {
 	p.savedPending, p.savedUnconfirmed = p.rec.PendingSinceUnixNano, p.rec.Unconfirmed
 	p.savedSeen, p.savedDismissed = p.rec.IdentitySeen, slices.Clone(p.rec.Dismissed)
 	p.savedListKnown = p.rec.ListKnown
+	p.savedReply = p.replyState()
 }
 
 // encode returns the peer record from its live state.
@@ -228,6 +234,14 @@ func (p *peer) encode() ([]byte, error) {
 		IdentitySeen:            p.rec.IdentitySeen,
 		Dismissed:               p.rec.Dismissed,
 		ListKnown:               p.rec.ListKnown,
+		ReplyMailbox:            p.rec.ReplyMailbox,
+		ReplyOwner:              p.rec.ReplyOwner,
+		ReplyCreatedUnixNano:    p.rec.ReplyCreatedUnixNano,
+		ReplyGen:                p.rec.ReplyGen,
+		OldReplyMailbox:         p.rec.OldReplyMailbox,
+		OldReplyOwner:           p.rec.OldReplyOwner,
+		OldReplyExpiresUnixNano: p.rec.OldReplyExpiresUnixNano,
+		PeerMailboxGen:          p.rec.PeerMailboxGen,
 	}
 	for _, s := range p.sessions {
 		rec.Sessions = append(rec.Sessions, s.id[:])
@@ -255,6 +269,9 @@ func decodePeerRecord(raw []byte) (*statepb.Peer, keys.PublicIdentity, error) {
 	}
 	if len(rec.Dismissed) > maxDismissed || slices.ContainsFunc(rec.Dismissed, func(b []byte) bool { return len(b) != dismissedSize }) {
 		return nil, keys.PublicIdentity{}, fmt.Errorf("%w: saved peer dismissed findings", ErrMalformed)
+	}
+	if !validReplyFields(rec) {
+		return nil, keys.PublicIdentity{}, fmt.Errorf("%w: saved peer reply mailboxes", ErrMalformed)
 	}
 	return rec, id, nil
 }
@@ -813,6 +830,7 @@ func (d *Device) adopt(st *staged) {
 	p.saved = append(p.saved[:0], p.sessions...)
 	d.place(p)
 	d.index(p)
+	d.indexReplies(p)
 	d.syncPending(p)
 }
 

@@ -89,6 +89,7 @@ func (d *Device) loadPeers(ctx context.Context) error {
 		d.dir = append(d.dir, p)
 		d.place(p)
 		d.index(p)
+		d.indexReplies(p)
 		if p.pending() {
 			d.pending = append(d.pending, p)
 			p.inPending = true
@@ -239,6 +240,7 @@ func (d *Device) deletePeer(b *Batch, p *peer) {
 // forgetPeer drops a deleted peer from memory.
 func (d *Device) forgetPeer(p *peer) {
 	d.unindex(p)
+	d.unindexReplies(p)
 	d.unplace(p)
 	p.rec.PendingSinceUnixNano = 0
 	d.syncPending(p)

@@ -147,7 +147,7 @@ func (d *Device) receive(ctx context.Context, raw []byte) (*Incoming, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !bytes.Equal(h.Mailbox, d.rec.Mailbox) {
+	if !d.ownsMailbox(h.Mailbox) {
 		return nil, fmt.Errorf("%w: envelope is for another mailbox", ErrMalformed)
 	}
 	// 2. A result kept from an earlier delivery of the same envelope. The
@@ -449,6 +449,9 @@ func (d *Device) process(ctx context.Context, rc *received) (*Incoming, error) {
 			return nil, fmt.Errorf("%w: session start without the sender's mailbox", ErrMalformed)
 		}
 		rc.p.rec.Mailbox = c.pb.SenderMailbox
+	}
+	if err := takeReply(rc.p, c.pb.ReplyMailbox); err != nil {
+		return nil, err
 	}
 	f := transcript.Fields{Seq: c.pb.Seq, AckCount: c.pb.AckCount, AckAbove: c.pb.AckAbove,
 		Prev: [32]byte(c.pb.Prev), AckHash: [32]byte(c.pb.AckHash)}

@@ -274,8 +274,12 @@ func (d *Device) accountFields(ctx context.Context, own *account, p *peer, c *se
 // envelope and adds its records and its outbox entry (in slot) to b. On
 // an error the caller restores p, keeping s's spent key spent.
 func (d *Device) sealInto(b *Batch, p *peer, s *session, c *sealedpb.Content, slot uint64) (*Outgoing, error) {
+	c.ReplyMailbox = d.replyFor(p)
 	if !s.confirmed() {
 		c.SenderMailbox = d.rec.Mailbox
+		if d.opts.replies {
+			c.SenderMailbox = p.rec.ReplyMailbox // replyFor made it
+		}
 	}
 	if s.meta.Announce {
 		c.Resume = p.resumePoints()

@@ -46,6 +46,7 @@ const (
 	fieldProvisionMAC  = 21
 	fieldReadSync      = 22
 	fieldTrustedList   = 23
+	fieldReplyMailbox  = 24
 )
 
 // Size returns the size of c's encoding.
@@ -59,7 +60,7 @@ func Size(c *sealedpb.Content) int {
 		varintFieldSize(fieldOwnList, c.OwnList) + varintFieldSize(fieldPeerList, c.PeerList) +
 		bytesFieldSize(fieldDeviceList, c.DeviceList) + stringFieldSize(fieldSyncFor, c.SyncFor) +
 		bytesFieldSize(fieldProvision, c.Provision) + bytesFieldSize(fieldProvisionMAC, c.ProvisionMac) +
-		bytesFieldSize(fieldTrustedList, c.TrustedList)
+		bytesFieldSize(fieldTrustedList, c.TrustedList) + bytesFieldSize(fieldReplyMailbox, c.ReplyMailbox)
 	for _, id := range c.Delivered {
 		n += protowire.SizeTag(fieldDelivered) + protowire.SizeBytes(len(id))
 	}
@@ -136,6 +137,7 @@ func Append(b []byte, c *sealedpb.Content) []byte {
 		b = protowire.AppendBytes(protowire.AppendTag(b, fieldReadSync, protowire.BytesType), id)
 	}
 	b = appendBytesField(b, fieldTrustedList, c.TrustedList)
+	b = appendBytesField(b, fieldReplyMailbox, c.ReplyMailbox)
 	return b
 }
 
@@ -236,6 +238,8 @@ func Parse(raw []byte, c *sealedpb.Content) error {
 				c.ReadSync = append(c.ReadSync, v)
 			case fieldTrustedList:
 				c.TrustedList = v
+			case fieldReplyMailbox:
+				c.ReplyMailbox = v
 			default:
 				return ErrEncoding
 			}

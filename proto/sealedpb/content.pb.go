@@ -89,7 +89,12 @@ type Content struct {
 	// trusted_list is set on a kind-4 content from one's own other device:
 	// a device list of sync_for's account that it accepted (TrustAccount),
 	// to pin here too.
-	TrustedList   []byte `protobuf:"bytes,23,opt,name=trusted_list,json=trustedList,proto3" json:"trusted_list,omitempty"`
+	TrustedList []byte `protobuf:"bytes,23,opt,name=trusted_list,json=trustedList,proto3" json:"trusted_list,omitempty"`
+	// reply_mailbox is where the sender wants this conversation's envelopes
+	// from now on (docs/SPEC.md section 15.13): a BE64 generation, then the
+	// mailbox id (1 to 64 bytes). A receiver switches to it when the
+	// generation is higher than the one it holds.
+	ReplyMailbox  []byte `protobuf:"bytes,24,opt,name=reply_mailbox,json=replyMailbox,proto3" json:"reply_mailbox,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,6 +286,13 @@ func (x *Content) GetReadSync() [][]byte {
 func (x *Content) GetTrustedList() []byte {
 	if x != nil {
 		return x.TrustedList
+	}
+	return nil
+}
+
+func (x *Content) GetReplyMailbox() []byte {
+	if x != nil {
+		return x.ReplyMailbox
 	}
 	return nil
 }
@@ -499,7 +511,7 @@ var File_sealedpb_content_proto protoreflect.FileDescriptor
 
 const file_sealedpb_content_proto_rawDesc = "" +
 	"\n" +
-	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\x83\x05\n" +
+	"\x16sealedpb/content.proto\x12\x12sealpost.sealed.v1\"\xa8\x05\n" +
 	"\aContent\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\fR\x02id\x12\x12\n" +
@@ -525,7 +537,8 @@ const file_sealedpb_content_proto_rawDesc = "" +
 	"\tprovision\x18\x14 \x01(\fR\tprovision\x12#\n" +
 	"\rprovision_mac\x18\x15 \x01(\fR\fprovisionMac\x12\x1b\n" +
 	"\tread_sync\x18\x16 \x03(\fR\breadSync\x12!\n" +
-	"\ftrusted_list\x18\x17 \x01(\fR\vtrustedList\"\xdd\x01\n" +
+	"\ftrusted_list\x18\x17 \x01(\fR\vtrustedList\x12#\n" +
+	"\rreply_mailbox\x18\x18 \x01(\fR\freplyMailbox\"\xdd\x01\n" +
 	"\tProvision\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12!\n" +
 	"\faccount_seed\x18\x02 \x01(\fR\vaccountSeed\x12=\n" +

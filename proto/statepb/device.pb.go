@@ -217,9 +217,22 @@ type Peer struct {
 	// list_known is the version of our own device list this peer last said
 	// it holds (content field peer_list); below ours, our contents carry the
 	// list (docs/SPEC.md section 22.4).
-	ListKnown     uint64 `protobuf:"varint,17,opt,name=list_known,json=listKnown,proto3" json:"list_known,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ListKnown uint64 `protobuf:"varint,17,opt,name=list_known,json=listKnown,proto3" json:"list_known,omitempty"`
+	// Reply mailboxes (WithReplyMailboxes, docs/SPEC.md section 15.13): the
+	// mailbox we gave this peer for this conversation (id and its owner's
+	// Ed25519 seed), when we made it and its generation; the one it
+	// replaced, until it expires; and the generation of the peer's mailbox
+	// we send to (rec.mailbox).
+	ReplyMailbox            []byte `protobuf:"bytes,18,opt,name=reply_mailbox,json=replyMailbox,proto3" json:"reply_mailbox,omitempty"`
+	ReplyOwner              []byte `protobuf:"bytes,19,opt,name=reply_owner,json=replyOwner,proto3" json:"reply_owner,omitempty"`
+	ReplyCreatedUnixNano    int64  `protobuf:"varint,20,opt,name=reply_created_unix_nano,json=replyCreatedUnixNano,proto3" json:"reply_created_unix_nano,omitempty"`
+	ReplyGen                uint64 `protobuf:"varint,21,opt,name=reply_gen,json=replyGen,proto3" json:"reply_gen,omitempty"`
+	OldReplyMailbox         []byte `protobuf:"bytes,22,opt,name=old_reply_mailbox,json=oldReplyMailbox,proto3" json:"old_reply_mailbox,omitempty"`
+	OldReplyOwner           []byte `protobuf:"bytes,23,opt,name=old_reply_owner,json=oldReplyOwner,proto3" json:"old_reply_owner,omitempty"`
+	OldReplyExpiresUnixNano int64  `protobuf:"varint,24,opt,name=old_reply_expires_unix_nano,json=oldReplyExpiresUnixNano,proto3" json:"old_reply_expires_unix_nano,omitempty"`
+	PeerMailboxGen          uint64 `protobuf:"varint,25,opt,name=peer_mailbox_gen,json=peerMailboxGen,proto3" json:"peer_mailbox_gen,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *Peer) Reset() {
@@ -332,6 +345,62 @@ func (x *Peer) GetDismissed() [][]byte {
 func (x *Peer) GetListKnown() uint64 {
 	if x != nil {
 		return x.ListKnown
+	}
+	return 0
+}
+
+func (x *Peer) GetReplyMailbox() []byte {
+	if x != nil {
+		return x.ReplyMailbox
+	}
+	return nil
+}
+
+func (x *Peer) GetReplyOwner() []byte {
+	if x != nil {
+		return x.ReplyOwner
+	}
+	return nil
+}
+
+func (x *Peer) GetReplyCreatedUnixNano() int64 {
+	if x != nil {
+		return x.ReplyCreatedUnixNano
+	}
+	return 0
+}
+
+func (x *Peer) GetReplyGen() uint64 {
+	if x != nil {
+		return x.ReplyGen
+	}
+	return 0
+}
+
+func (x *Peer) GetOldReplyMailbox() []byte {
+	if x != nil {
+		return x.OldReplyMailbox
+	}
+	return nil
+}
+
+func (x *Peer) GetOldReplyOwner() []byte {
+	if x != nil {
+		return x.OldReplyOwner
+	}
+	return nil
+}
+
+func (x *Peer) GetOldReplyExpiresUnixNano() int64 {
+	if x != nil {
+		return x.OldReplyExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *Peer) GetPeerMailboxGen() uint64 {
+	if x != nil {
+		return x.PeerMailboxGen
 	}
 	return 0
 }
@@ -617,7 +686,7 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\bidentity\x18\f \x01(\fR\bidentity\x12!\n" +
 	"\faccount_seed\x18\r \x01(\fR\vaccountSeed\x12\x1f\n" +
 	"\vlink_secret\x18\x0e \x01(\fR\n" +
-	"linkSecretJ\x04\b\v\x10\f\"\xb4\x03\n" +
+	"linkSecretJ\x04\b\v\x10\f\"\x8a\x06\n" +
 	"\x04Peer\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x16\n" +
@@ -632,7 +701,16 @@ const file_statepb_device_proto_rawDesc = "" +
 	"\ridentity_seen\x18\x0f \x01(\bR\fidentitySeen\x12\x1c\n" +
 	"\tdismissed\x18\x10 \x03(\fR\tdismissed\x12\x1d\n" +
 	"\n" +
-	"list_known\x18\x11 \x01(\x04R\tlistKnownJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
+	"list_known\x18\x11 \x01(\x04R\tlistKnown\x12#\n" +
+	"\rreply_mailbox\x18\x12 \x01(\fR\freplyMailbox\x12\x1f\n" +
+	"\vreply_owner\x18\x13 \x01(\fR\n" +
+	"replyOwner\x125\n" +
+	"\x17reply_created_unix_nano\x18\x14 \x01(\x03R\x14replyCreatedUnixNano\x12\x1b\n" +
+	"\treply_gen\x18\x15 \x01(\x04R\breplyGen\x12*\n" +
+	"\x11old_reply_mailbox\x18\x16 \x01(\fR\x0foldReplyMailbox\x12&\n" +
+	"\x0fold_reply_owner\x18\x17 \x01(\fR\roldReplyOwner\x12<\n" +
+	"\x1bold_reply_expires_unix_nano\x18\x18 \x01(\x03R\x17oldReplyExpiresUnixNano\x12(\n" +
+	"\x10peer_mailbox_gen\x18\x19 \x01(\x04R\x0epeerMailboxGenJ\x04\b\x05\x10\x06J\x04\b\x06\x10\aJ\x04\b\a\x10\bJ\x04\b\b\x10\tJ\x04\b\t\x10\n" +
 	"\"\xcc\x01\n" +
 	"\aAccount\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x12\n" +
