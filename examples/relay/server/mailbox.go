@@ -92,7 +92,7 @@ func (r *Relay) storeEnvelope(ctx context.Context, mailbox, raw []byte) (code in
 	// within its duplicate window.
 	sum := sha256.Sum256(raw)
 	start := time.Now()
-	_, err := r.js.Publish(ctx, mailboxPrefix+hex.EncodeToString(mailbox), raw,
+	ack, err := r.js.Publish(ctx, mailboxPrefix+hex.EncodeToString(mailbox), raw,
 		jetstream.WithMsgID(hex.EncodeToString(sum[:16])))
 	r.metrics.publishLatency.observeSince(start)
 	var apiErr *jetstream.APIError
@@ -108,8 +108,10 @@ func (r *Relay) storeEnvelope(ctx context.Context, mailbox, raw []byte) (code in
 		r.log.Warn("storing an envelope", "err", err)
 		return http.StatusServiceUnavailable, "storage unavailable", reasonNATSUnavailable
 	}
-	r.metrics.accepted.Add(1)
-	r.metrics.bytesIn.Add(uint64(len(raw)))
+	if !ack.Duplicate { // a retry JetStream dropped: stored once, counted once
+		r.metrics.accepted.Add(1)
+		r.metrics.bytesIn.Add(uint64(len(raw)))
+	}
 	return 0, "", reasonNone
 }
 

@@ -228,7 +228,7 @@ func (r *Relay) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 		head(b, name, "gauge", help)
 		sample(b, name, "", "", v)
 	}
-	counter("sealpost_relay_envelopes_accepted_total", "Envelopes stored in a mailbox (answered 202, alone or in a batch).", m.accepted.Load())
+	counter("sealpost_relay_envelopes_accepted_total", "Envelopes stored in a mailbox (answered 202, alone or in a batch; retries JetStream dropped as duplicates not counted).", m.accepted.Load())
 	counter("sealpost_relay_envelopes_delivered_total", "Envelopes written to a mailbox WebSocket (redeliveries included).", m.delivered.Load())
 	counter("sealpost_relay_envelopes_acked_total", "Envelopes acknowledged by a client and deleted from their mailbox.", m.acked.Load())
 	counter("sealpost_relay_envelope_bytes_in_total", "Bytes of the envelopes stored.", m.bytesIn.Load())

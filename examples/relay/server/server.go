@@ -131,6 +131,16 @@
 // mailbox ids appear shortened to 4 bytes. Envelope and blob bytes are
 // never logged.
 //
+// # Operating
+//
+// /livez, /readyz and /metrics are for probes and scrapers (neither
+// rate-limited nor logged); the metrics carry fixed labels only (route
+// patterns, status classes, refusal reasons: metrics.go). StartDrain
+// turns readyz to 503 and refuses new mailbox connections; Shutdown then
+// closes the open ones with going away (1001) and stops NATS, within its
+// context. examples/relay/README.md, "Operating the relay", lists every
+// metric, the drain sequence and the backup procedure.
+//
 // # What is not here
 //
 // Bundles are not tied to device lists: anyone may still publish a
