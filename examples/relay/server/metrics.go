@@ -184,6 +184,8 @@ type metrics struct {
 	subscriptions  atomic.Int64  // WebSockets open
 	refusals       [numReasons]atomic.Uint64
 	requests       [][6]atomic.Uint64 // by route and status class: 0 for none, 1xx to 5xx
+	bytesRead      []atomic.Uint64    // request body bytes read, by route
+	bytesWritten   []atomic.Uint64    // response body bytes written, by route
 	depth          *histogram         // envelopes waiting when a mailbox is opened
 	publishLatency *histogram         // seconds of an envelope's JetStream publish
 	ackLatency     *histogram         // seconds of an acknowledged envelope's DeleteMsg
@@ -193,6 +195,8 @@ func newMetrics() *metrics {
 	lat := []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
 	return &metrics{
 		requests:       make([][6]atomic.Uint64, len(routeNames)),
+		bytesRead:      make([]atomic.Uint64, len(routeNames)),
+		bytesWritten:   make([]atomic.Uint64, len(routeNames)),
 		depth:          newHistogram(1, 0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000),
 		publishLatency: newHistogram(1e9, lat...),
 		ackLatency:     newHistogram(1e9, lat...),
@@ -251,6 +255,21 @@ func (r *Relay) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 				b.WriteString("} ")
 				b.WriteString(strconv.FormatUint(v, 10))
 				b.WriteByte('\n')
+			}
+		}
+	}
+
+	for _, c := range []struct {
+		name, help string
+		v          []atomic.Uint64
+	}{
+		{"sealpost_relay_http_request_bytes_total", "Request body bytes read, by route pattern (blob uploads included; not WebSocket frames).", m.bytesRead},
+		{"sealpost_relay_http_response_bytes_total", "Response body bytes written, by route pattern (blob downloads included; not WebSocket frames).", m.bytesWritten},
+	} {
+		head(b, c.name, "counter", c.help)
+		for route, name := range routeNames {
+			if v := c.v[route].Load(); v > 0 {
+				sample(b, c.name, "route", name, float64(v))
 			}
 		}
 	}

@@ -325,6 +325,13 @@ func TestMetrics(t *testing.T) {
 		}
 	}
 
+	if got := m.value(t, "sealpost_relay_http_request_bytes_total", "route=POST /v1/envelopes"); got != float64(2*len(env1)+len(env2)+len("junk")) {
+		t.Errorf("request bytes of POST /v1/envelopes: %v", got)
+	}
+	if got := m.value(t, "sealpost_relay_http_response_bytes_total", "route=GET /v1/bundles/{user}/{device}"); got != float64(len("ot")) {
+		t.Errorf("response bytes of GET bundles: %v", got)
+	}
+
 	// A refusal moves its reason: exhaust the burst.
 	for range 40 {
 		signedRequest(t, tr, http.MethodPost, "/v1/envelopes", []byte("x"), "", "")

@@ -157,6 +157,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -520,6 +521,9 @@ func (r *Relay) routes() {
 func (r *Relay) serveHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	if req.Body != nil && req.Body != http.NoBody {
+		sw.body, req.Body = req.Body, (*countedBody)(sw)
+	}
 	if r.draining.Load() {
 		// A client on a kept-alive connection opens a new one for its
 		// next request, which the load balancer sends elsewhere.
@@ -532,6 +536,8 @@ func (r *Relay) serveHTTP(w http.ResponseWriter, req *http.Request) {
 		status = http.StatusOK
 	}
 	r.metrics.request(route, status, sw.reason)
+	r.metrics.bytesRead[route].Add(uint64(sw.in))
+	r.metrics.bytesWritten[route].Add(uint64(sw.n))
 	if !logged(route) {
 		return
 	}
@@ -666,8 +672,22 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	n      int
-	reason reason // why a refusal was refused, if its handler said (refuse)
+	reason reason        // why a refusal was refused, if its handler said (refuse)
+	body   io.ReadCloser // the request's body, read through countedBody
+	in     int64         // bytes of it read
 }
+
+// countedBody is the request body of a statusWriter, counting what the
+// handler reads (the same allocation as the writer).
+type countedBody statusWriter
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	b.in += int64(n)
+	return n, err
+}
+
+func (b *countedBody) Close() error { return b.body.Close() }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
