@@ -2,15 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/sealpost/sealpost/envelope"
+	"github.com/sealpost/sealpost/examples/relay/auth"
 	"github.com/sealpost/sealpost/examples/relay/client"
 )
 
@@ -180,5 +185,80 @@ func TestDrain(t *testing.T) {
 	}
 	if err := sub2.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		t.Log(err)
+	}
+}
+
+// TestDrainDeadline: a WebSocket client that never answers the close
+// handshake cannot hold the stop past -drain-timeout; run reports the
+// drain incomplete, and the data folder is intact (the embedded NATS was
+// still shut down cleanly): a relay starts on it and serves the mailbox.
+func TestDrainDeadline(t *testing.T) {
+	ctx := context.Background()
+	data := t.TempDir()
+	addr, sigterm, done, logs := startRun(t, data, "-drain-timeout", "500ms")
+	c := client.New("http://" + addr)
+	mbx := []byte("stuck-client")
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner, err := client.ParseKey(priv.Seed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RegisterMailbox(ctx, mbx, owner); err != nil {
+		t.Fatal(err)
+	}
+	env := testEnvelope(mbx, 1)
+	if err := c.Post(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	// A raw WebSocket that is never read: the close frame is never
+	// answered.
+	h := http.Header{}
+	h.Set(auth.Header, auth.Sign(priv, http.MethodGet, auth.MailboxResource(mbx), nil, time.Now()))
+	conn, _, err := websocket.Dial(ctx, "ws://"+addr+"/v1/mailboxes/"+hex.EncodeToString(mbx), &websocket.DialOptions{HTTPHeader: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	time.Sleep(100 * time.Millisecond) // the envelope is sent, unread
+	start := time.Now()
+	sigterm()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Errorf("run reported a complete drain with a connection stuck open\n%s", logs.String())
+		}
+		t.Logf("run: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stop outlived -drain-timeout")
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("stopping took %v with -drain-timeout 500ms", took)
+	}
+	if !strings.Contains(logs.String(), `"msg":"drain incomplete"`) {
+		t.Errorf("no drain incomplete line:\n%s", logs.String())
+	}
+
+	addr, sigterm, done, logs = startRun(t, data)
+	defer func() {
+		sigterm()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v\n%s", err, logs.String())
+		}
+	}()
+	sub, err := client.New("http://"+addr).Subscribe(ctx, mbx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	select {
+	case d := <-sub.C():
+		if string(d.Envelope) != string(env) {
+			t.Fatalf("delivered %x", d.Envelope)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the unacknowledged envelope did not come back")
 	}
 }

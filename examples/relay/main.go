@@ -138,11 +138,13 @@ func drain(relay *server.Relay, srv *http.Server, delay, timeout time.Duration, 
 		}
 		t.Stop()
 	}
+	var cut error
 	if err := srv.Shutdown(ctx); err != nil {
-		log.Warn("requests still in flight at the drain deadline: closing them", "err", err)
+		cut = fmt.Errorf("requests still in flight at the drain deadline: %w", err)
+		log.Warn("closing the requests still in flight", "err", err)
 		srv.Close()
 	}
-	err := relay.Shutdown(ctx)
+	err := errors.Join(cut, relay.Shutdown(ctx))
 	if err != nil {
 		log.Warn("drain incomplete", "err", err)
 	} else {

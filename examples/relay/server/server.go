@@ -374,6 +374,13 @@ func (r *Relay) connect() error {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { r.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		// Asynchronous errors (a slow consumer) go to the log, not to
+		// stderr as nats.go's default handler prints them; the
+		// subscription's subject is left out (an inbox, but in no case a
+		// mailbox in the log).
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			r.log.Warn("nats asynchronous error", "err", err)
+		}),
 	}
 	url := r.cfg.NATSURL
 	if url == "" {
@@ -634,8 +641,12 @@ func (r *Relay) Shutdown(ctx context.Context) error {
 		select {
 		case <-waited:
 		case <-ctx.Done():
-			r.closeErr = fmt.Errorf("relay: %d mailbox connections still open at the drain deadline",
-				r.metrics.subscriptions.Load())
+			select {
+			case <-waited: // both ready: the connections did end
+			default:
+				r.closeErr = fmt.Errorf("relay: %d mailbox connections still open at the drain deadline",
+					r.metrics.subscriptions.Load())
+			}
 		}
 		if err := r.nc.Drain(); err != nil && r.closeErr == nil {
 			r.closeErr = err
