@@ -9,6 +9,11 @@
 // Several relays sharing a NATS cluster (each relay is stateless):
 //
 //	go run ./relay -addr :8081 -nats nats://10.0.0.1:4222,nats://10.0.0.2:4222 -replicas 3
+//
+// SIGTERM or SIGINT drains it (see run): /readyz turns 503 at once, the
+// requests in flight finish, mailbox WebSockets are closed with going
+// away (1001) so their clients reconnect elsewhere, and NATS is flushed
+// and stopped, all within -drain-timeout.
 package main
 
 import (
@@ -56,6 +61,8 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	blobAge := fs.Duration("blob-max-age", server.DefaultBlobMaxAge, "how long a blob is kept")
 	blobSize := fs.Int64("blob-max-size", server.DefaultBlobMaxSize, "the largest blob accepted, in bytes")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	drainTimeout := fs.Duration("drain-timeout", 15*time.Second, "bound on a graceful stop after SIGTERM, -drain-delay included")
+	drainDelay := fs.Duration("drain-delay", 0, "after SIGTERM, keep serving this long with /readyz at 503 before closing the listener (for a load balancer's probe interval)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -95,16 +102,53 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	select {
 	case err = <-errc:
 	case <-ctx.Done():
-		log.Info("shutting down")
+		log.Info("shutting down", "drain_timeout", drainTimeout.String())
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(sctx)
-	if cerr := relay.Close(); cerr != nil && err == nil {
-		err = cerr
+	if derr := drain(relay, srv, *drainDelay, *drainTimeout, log); derr != nil && err == nil {
+		err = derr
 	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
+	}
+	return err
+}
+
+// drain stops the relay gracefully, within timeout:
+//
+//  1. relay.StartDrain: /readyz answers 503 (a load balancer stops
+//     sending), new mailbox WebSockets are refused with 503, and every
+//     answer carries Connection: close;
+//  2. for delay, requests are still served (the load balancer's probe
+//     interval: what it still sends is not refused);
+//  3. srv.Shutdown closes the listener and idle connections and waits for
+//     the requests in flight (a POST answers 202 only once JetStream has
+//     stored the envelope); at the deadline, srv.Close cuts what is left;
+//  4. relay.Shutdown closes every mailbox WebSocket with going away
+//     (1001), deletes their consumers, drains the NATS connection and
+//     stops the embedded NATS server, which writes its files out.
+func drain(relay *server.Relay, srv *http.Server, delay, timeout time.Duration, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	relay.StartDrain()
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	var cut error
+	if err := srv.Shutdown(ctx); err != nil {
+		cut = fmt.Errorf("requests still in flight at the drain deadline: %w", err)
+		log.Warn("closing the requests still in flight", "err", err)
+		srv.Close()
+	}
+	err := errors.Join(cut, relay.Shutdown(ctx))
+	if err != nil {
+		log.Warn("drain incomplete", "err", err)
+	} else {
+		log.Info("drained")
 	}
 	return err
 }

@@ -68,28 +68,30 @@ func (r *Relay) setupAuth(ctx context.Context) error {
 type authError struct {
 	code int
 	msg  string
+	why  reason // for the metrics; the status's when none (reasonOf)
 }
 
 func (e *authError) Error() string { return e.msg }
 
 var (
-	errUnsigned   = &authError{http.StatusUnauthorized, "request must be signed (" + auth.Header + " header)"}
-	errMalformed  = &authError{http.StatusBadRequest, "malformed " + auth.Header + " header"}
-	errBadKeyHdr  = &authError{http.StatusBadRequest, "malformed " + auth.KeyHeader + " header (a 32-byte Ed25519 public key, base64url)"}
-	errNoKeyHdr   = &authError{http.StatusBadRequest, auth.KeyHeader + " header required"}
-	errStale      = &authError{http.StatusUnauthorized, "timestamp of the signed request is outside the relay's window"}
-	errReplay     = &authError{http.StatusUnauthorized, "replayed request"}
-	errBadSig     = &authError{http.StatusUnauthorized, "signature does not verify with the presented key"}
-	errNotOwner   = &authError{http.StatusForbidden, "not signed by the mailbox's owner key"}
-	errNotYours   = &authError{http.StatusForbidden, "this device's bundle was registered with another upload key"}
-	errNoOwner    = &authError{http.StatusNotFound, "mailbox not registered: register its owner key first"}
-	errOtherOwner = &authError{http.StatusConflict, "mailbox already registered with another key"}
+	errUnsigned   = &authError{http.StatusUnauthorized, "request must be signed (" + auth.Header + " header)", reasonNone}
+	errMalformed  = &authError{http.StatusBadRequest, "malformed " + auth.Header + " header", reasonNone}
+	errBadKeyHdr  = &authError{http.StatusBadRequest, "malformed " + auth.KeyHeader + " header (a 32-byte Ed25519 public key, base64url)", reasonNone}
+	errNoKeyHdr   = &authError{http.StatusBadRequest, auth.KeyHeader + " header required", reasonNone}
+	errStale      = &authError{http.StatusUnauthorized, "timestamp of the signed request is outside the relay's window", reasonStale}
+	errReplay     = &authError{http.StatusUnauthorized, "replayed request", reasonReplayed}
+	errBadSig     = &authError{http.StatusUnauthorized, "signature does not verify with the presented key", reasonNone}
+	errNotOwner   = &authError{http.StatusForbidden, "not signed by the mailbox's owner key", reasonNone}
+	errNotYours   = &authError{http.StatusForbidden, "this device's bundle was registered with another upload key", reasonNone}
+	errNoOwner    = &authError{http.StatusNotFound, "mailbox not registered: register its owner key first", reasonNone}
+	errOtherOwner = &authError{http.StatusConflict, "mailbox already registered with another key", reasonNone}
 )
 
 // answer writes err: an authError as itself, anything else (NATS) as 503.
 func (r *Relay) answer(w http.ResponseWriter, what string, err error) {
 	var ae *authError
 	if errors.As(err, &ae) {
+		refuse(w, ae.why)
 		httpError(w, ae.code, ae.msg)
 		return
 	}

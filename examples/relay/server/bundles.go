@@ -220,5 +220,6 @@ func writeBlob(w http.ResponseWriter, kind string, blob []byte) {
 // storeError answers 503 for a failure of NATS, logging what failed.
 func (r *Relay) storeError(w http.ResponseWriter, what string, err error) {
 	r.log.Warn(what, "err", err)
+	refuse(w, reasonNATSUnavailable)
 	httpError(w, http.StatusServiceUnavailable, "storage unavailable")
 }

@@ -72,10 +72,11 @@ func (r *Relay) postEnvelope(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusBadRequest, "malformed envelope")
 		return
 	}
-	if code, msg := r.storeEnvelope(req.Context(), h.Mailbox, raw); code != 0 {
+	if code, msg, why := r.storeEnvelope(req.Context(), h.Mailbox, raw); code != 0 {
 		if code == http.StatusInsufficientStorage {
 			w.Header().Set("Retry-After", "60")
 		}
+		refuse(w, why)
 		httpError(w, code, msg)
 		return
 	}
@@ -84,27 +85,34 @@ func (r *Relay) postEnvelope(w http.ResponseWriter, req *http.Request) {
 
 // storeEnvelope publishes raw to its mailbox and returns once JetStream
 // has stored it: code 0, or the status and message of a refusal (507 for
-// a full mailbox or relay, 503 for NATS unavailable), which it logs.
-func (r *Relay) storeEnvelope(ctx context.Context, mailbox, raw []byte) (code int, msg string) {
+// a full mailbox or relay, 503 for NATS unavailable) and its reason,
+// which it logs.
+func (r *Relay) storeEnvelope(ctx context.Context, mailbox, raw []byte) (code int, msg string, why reason) {
 	// The message id lets JetStream drop a retried POST of the same bytes
 	// within its duplicate window.
 	sum := sha256.Sum256(raw)
-	_, err := r.js.Publish(ctx, mailboxPrefix+hex.EncodeToString(mailbox), raw,
+	start := time.Now()
+	ack, err := r.js.Publish(ctx, mailboxPrefix+hex.EncodeToString(mailbox), raw,
 		jetstream.WithMsgID(hex.EncodeToString(sum[:16])))
+	r.metrics.publishLatency.observeSince(start)
 	var apiErr *jetstream.APIError
 	switch {
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == jsStoreFailed:
 		r.log.Info("mailbox refused an envelope", "mailbox", short(mailbox), "reason", apiErr.Description)
-		msg := "relay storage full"
+		msg, why := "relay storage full", reasonStorageFull
 		if strings.Contains(apiErr.Description, "per subject") {
-			msg = "mailbox full"
+			msg, why = "mailbox full", reasonMailboxFull
 		}
-		return http.StatusInsufficientStorage, msg
+		return http.StatusInsufficientStorage, msg, why
 	case err != nil:
 		r.log.Warn("storing an envelope", "err", err)
-		return http.StatusServiceUnavailable, "storage unavailable"
+		return http.StatusServiceUnavailable, "storage unavailable", reasonNATSUnavailable
 	}
-	return 0, ""
+	if !ack.Duplicate { // a retry JetStream dropped: stored once, counted once
+		r.metrics.accepted.Add(1)
+		r.metrics.bytesIn.Add(uint64(len(raw)))
+	}
+	return 0, "", reasonNone
 }
 
 // Batch limits: a fan-out to every device of a few accounts (8 devices
@@ -193,19 +201,19 @@ func (r *Relay) postBatch(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	var refused []int
-	code, msg := 0, ""
+	code, msg, why := 0, "", reasonNone
 	for i, it := range items {
 		if code == http.StatusServiceUnavailable {
 			refused = append(refused, i) // NATS failed: do not go on trying
 			continue
 		}
-		c, m := r.storeEnvelope(req.Context(), it.mailbox, it.raw)
+		c, m, y := r.storeEnvelope(req.Context(), it.mailbox, it.raw)
 		if c == 0 {
 			continue
 		}
 		refused = append(refused, i)
 		if code == 0 || c == http.StatusServiceUnavailable {
-			code, msg = c, m
+			code, msg, why = c, m, y
 		}
 	}
 	if code == 0 {
@@ -215,6 +223,7 @@ func (r *Relay) postBatch(w http.ResponseWriter, req *http.Request) {
 	if code == http.StatusInsufficientStorage {
 		w.Header().Set("Retry-After", "60")
 	}
+	refuse(w, why)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(code)
@@ -249,6 +258,13 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 		httpError(w, http.StatusBadRequest, "mailbox must be 1 to 64 bytes in hex")
 		return
 	}
+	if r.draining.Load() {
+		// Before the signature is checked: a retry elsewhere signs anew.
+		refuse(w, reasonDraining)
+		w.Header().Set("Retry-After", "1")
+		httpError(w, http.StatusServiceUnavailable, "relay draining: connect again")
+		return
+	}
 	// Reading (and so acknowledging, which deletes) needs the owner's
 	// signature of this GET; the upgrade is refused before anything is read.
 	if err := r.authorizeMailbox(req.Context(), req, mailbox, nil); err != nil {
@@ -258,6 +274,8 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 	// Counted from here, so that Close waits for the consumer's deletion
 	// too and drains NATS only after it.
 	if !r.track() {
+		refuse(w, reasonDraining)
+		w.Header().Set("Retry-After", "1")
 		httpError(w, http.StatusServiceUnavailable, "relay shutting down")
 		return
 	}
@@ -279,6 +297,7 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 	if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
 		r.log.Warn("mailbox connections at the limit", "max", r.cfg.MaxConnections)
 		w.Header().Set("Retry-After", "10")
+		refuse(w, reasonTooManyConnections)
 		httpError(w, http.StatusServiceUnavailable, "too many mailbox connections open")
 		return
 	}
@@ -297,6 +316,13 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 		return // Accept has answered
 	}
 	conn.SetReadLimit(MaxAckFrame)
+	// The depth when the mailbox is opened: the new consumer's pending
+	// count, which its creation answered already (no request more).
+	if info := cons.CachedInfo(); info != nil {
+		r.metrics.depth.observe(float64(info.NumPending))
+	}
+	r.metrics.subscriptions.Add(1)
+	defer r.metrics.subscriptions.Add(-1)
 	d := &delivery{relay: r, conn: conn, cons: cons, mailbox: short(mailbox),
 		inflight: map[uint64]uint64{}, slots: make(chan struct{}, maxInflight)}
 	d.run(req.Context())
@@ -362,11 +388,13 @@ func (d *delivery) run(reqCtx context.Context) {
 	cancel()
 	<-pingDone
 
-	status := websocket.StatusNormalClosure
+	// Going away (1001) when the relay stops: the client reconnects, and
+	// the load balancer, which readyz has told, sends it to another relay.
+	status, why := websocket.StatusNormalClosure, ""
 	if d.relay.ctx.Err() != nil {
-		status = websocket.StatusGoingAway
+		status, why = websocket.StatusGoingAway, "relay stopping: reconnect"
 	}
-	d.conn.Close(status, "") // waits for the client's answer, at most 5 s
+	d.conn.Close(status, why) // waits for the client's answer, at most 5 s
 	stopRead()
 	rerr := <-readDone
 	d.mu.Lock()
@@ -422,6 +450,8 @@ func (d *delivery) pump(ctx context.Context) (int, error) {
 		if err != nil {
 			return sent, err
 		}
+		d.relay.metrics.delivered.Add(1)
+		d.relay.metrics.bytesOut.Add(uint64(len(m.Data())))
 		sent++
 	}
 }
@@ -451,9 +481,14 @@ func (d *delivery) readAcks(ctx context.Context) error {
 			// DeleteMsg returns once JetStream has removed it. It fails
 			// when the envelope is already gone (another connection of the
 			// same mailbox acknowledged it): nothing to do then.
+			start := time.Now()
 			err := d.relay.mailbox.DeleteMsg(ctx, seq)
+			d.relay.metrics.ackLatency.observeSince(start)
 			if err != nil && !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
 				return err
+			}
+			if err == nil {
+				d.relay.metrics.acked.Add(1)
 			}
 			<-d.slots
 			d.mu.Lock()

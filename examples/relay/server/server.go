@@ -22,6 +22,9 @@
 //	PATCH /v1/blobs/{id}/upload        store the body at Upload-Offset (upload token)
 //	GET  /v1/blobs/{id}                the blob, or a Range of it (download token)
 //	GET  /healthz                      200 when NATS is connected
+//	GET  /livez                        200 while the process serves HTTP
+//	GET  /readyz                       200 when NATS and every stream answer; 503 while draining
+//	GET  /metrics                      Prometheus text format (metrics.go)
 //
 // Bundle requests carry JSON, {"one_time": [base64...], "last_resort":
 // base64}: the blobs of keys.Bundle.Split, the last one being the last
@@ -128,6 +131,16 @@
 // mailbox ids appear shortened to 4 bytes. Envelope and blob bytes are
 // never logged.
 //
+// # Operating
+//
+// /livez, /readyz and /metrics are for probes and scrapers (neither
+// rate-limited nor logged); the metrics carry fixed labels only (route
+// patterns, status classes, refusal reasons: metrics.go). StartDrain
+// turns readyz to 503 and refuses new mailbox connections; Shutdown then
+// closes the open ones with going away (1001) and stops NATS, within its
+// context. examples/relay/README.md, "Operating the relay", lists every
+// metric, the drain sequence and the backup procedure.
+//
 // # What is not here
 //
 // Bundles are not tied to device lists: anyone may still publish a
@@ -144,11 +157,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -297,6 +312,10 @@ type Relay struct {
 	noAuth    bool               // benchmarks only (export_test.go)
 	limiter   *limiter
 	mux       *http.ServeMux
+	handler   http.Handler // mux, counted and logged
+	metrics   *metrics
+	draining  atomic.Bool     // set by StartDrain: readyz 503, no new mailbox connection
+	readyAt   atomic.Int64    // UnixNano of readyz's last successful check (readyCache)
 	ctx       context.Context // canceled by Close: ends every WebSocket
 	cancel    context.CancelFunc
 	connMu    sync.Mutex
@@ -321,7 +340,7 @@ func (r *Relay) track() bool {
 // empty), creates or updates the two streams, and returns the relay.
 func New(ctx context.Context, cfg Config) (*Relay, error) {
 	cfg.setDefaults()
-	r := &Relay{cfg: cfg, log: cfg.Logger, limiter: newLimiter(cfg.Rate, cfg.Burst)}
+	r := &Relay{cfg: cfg, log: cfg.Logger, limiter: newLimiter(cfg.Rate, cfg.Burst), metrics: newMetrics()}
 	if err := r.connect(); err != nil {
 		return nil, err
 	}
@@ -349,11 +368,19 @@ func New(ctx context.Context, cfg Config) (*Relay, error) {
 func (r *Relay) connect() error {
 	opts := []nats.Option{nats.Name("sealpost-relay"), nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			r.readyAt.Store(0) // readyz checks the streams again once reconnected
 			if err != nil {
 				r.log.Warn("nats disconnected", "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { r.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted()) }),
+		// Asynchronous errors (a slow consumer) go to the log, not to
+		// stderr as nats.go's default handler prints them; the
+		// subscription's subject is left out (an inbox, but in no case a
+		// mailbox in the log).
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			r.log.Warn("nats asynchronous error", "err", err)
+		}),
 	}
 	url := r.cfg.NATSURL
 	if url == "" {
@@ -458,8 +485,9 @@ func (r *Relay) Pending(ctx context.Context, mailbox []byte) (uint64, error) {
 	return info.State.Subjects[subj], nil
 }
 
-// Handler returns the relay's HTTP API.
-func (r *Relay) Handler() http.Handler { return r.mux }
+// Handler returns the relay's HTTP API, with /healthz, /livez, /readyz
+// and /metrics.
+func (r *Relay) Handler() http.Handler { return r.handler }
 
 func (r *Relay) routes() {
 	r.mux = http.NewServeMux()
@@ -477,6 +505,8 @@ func (r *Relay) routes() {
 	r.mux.HandleFunc("HEAD /v1/blobs/{id}/upload", r.limited(r.blobOffset))
 	r.mux.HandleFunc("PATCH /v1/blobs/{id}/upload", r.limited(r.patchBlob))
 	r.mux.HandleFunc("GET /v1/blobs/{id}", r.limited(r.getBlob))
+	// healthz is as it always was: the NATS connection is up (a draining
+	// relay still answers 200). Probes use livez and readyz.
 	r.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		if !r.nc.IsConnected() {
 			httpError(w, http.StatusServiceUnavailable, "nats not connected")
@@ -484,23 +514,154 @@ func (r *Relay) routes() {
 		}
 		w.WriteHeader(http.StatusOK)
 	})
+	r.mux.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	r.mux.HandleFunc("GET /readyz", r.readyz)
+	r.mux.HandleFunc("GET /metrics", r.serveMetrics)
+	r.handler = http.HandlerFunc(r.serveHTTP)
 }
 
-// Close ends every WebSocket connection (their unacknowledged envelopes
-// stay in the mailboxes), then drains the NATS connection and stops
-// the embedded server. Stop the HTTP server first.
-func (r *Relay) Close() error {
+// serveHTTP serves one request through the mux, counting it by route and
+// status class (and its refusal by reason), and logging the API's.
+func (r *Relay) serveHTTP(w http.ResponseWriter, req *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w}
+	if req.Body != nil && req.Body != http.NoBody {
+		sw.body, req.Body = req.Body, (*countedBody)(sw)
+	}
+	if r.draining.Load() {
+		// A client on a kept-alive connection opens a new one for its
+		// next request, which the load balancer sends elsewhere.
+		sw.Header().Set("Connection", "close")
+	}
+	r.mux.ServeHTTP(sw, req)
+	route := routeOf(req.Pattern)
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	r.metrics.request(route, status, sw.reason)
+	r.metrics.bytesRead[route].Add(uint64(sw.in))
+	r.metrics.bytesWritten[route].Add(uint64(sw.n))
+	if !logged(route) {
+		return
+	}
+	lvl := slog.LevelInfo
+	if sw.status >= 500 {
+		lvl = slog.LevelWarn
+	}
+	r.log.LogAttrs(req.Context(), lvl, "request", slog.String("method", req.Method),
+		slog.String("route", req.Pattern), slog.Int("status", sw.status), slog.Int("bytes", sw.n),
+		slog.Int64("in", req.ContentLength), tookMS(time.Since(start)), slog.String("ip", clientIP(req)))
+}
+
+// readyCache is how long a successful readiness check is reused: a probe
+// every second from each of several load balancers costs JetStream seven
+// stream lookups a second at most.
+const readyCache = time.Second
+
+// readyTimeout bounds readyz's JetStream requests.
+const readyTimeout = 2 * time.Second
+
+// readyz answers 200 when the relay can serve: not draining, NATS
+// connected, and every stream and bucket it uses answering JetStream's
+// info request (so a stream without a leader in a cluster is 503 too).
+func (r *Relay) readyz(w http.ResponseWriter, req *http.Request) {
+	if r.draining.Load() {
+		refuse(w, reasonDraining)
+		httpError(w, http.StatusServiceUnavailable, "draining")
+		return
+	}
+	if !r.nc.IsConnected() {
+		httpError(w, http.StatusServiceUnavailable, "nats not connected")
+		return
+	}
+	if last := r.readyAt.Load(); last == 0 || time.Since(time.Unix(0, last)) > readyCache {
+		ctx, cancel := context.WithTimeout(req.Context(), readyTimeout)
+		defer cancel()
+		for _, name := range r.streamNames() {
+			if _, err := r.js.Stream(ctx, name); err != nil {
+				r.log.Warn("readiness: stream unreachable", "stream", name, "err", err)
+				httpError(w, http.StatusServiceUnavailable, "stream "+name+" unreachable")
+				return
+			}
+		}
+		r.readyAt.Store(time.Now().UnixNano())
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write([]byte("ok\n"))
+}
+
+// streamNames are the JetStream streams behind the relay's streams,
+// key-value buckets and object store.
+func (r *Relay) streamNames() []string {
+	return []string{MailboxStream, BundleStream, "KV_" + OwnerBucket, "KV_" + SeenBucket,
+		"KV_" + DeviceListBucket, "KV_" + BlobRecordBucket, "OBJ_" + BlobPartBucket}
+}
+
+// StartDrain begins a graceful stop and returns at once: /readyz answers
+// 503 from now on (so a load balancer stops sending), new mailbox
+// connections are refused with 503 and every response asks the client to
+// close its connection. Requests are still served; Shutdown ends the rest.
+func (r *Relay) StartDrain() {
+	if !r.draining.Swap(true) {
+		r.log.Info("draining")
+	}
+}
+
+// Close is Shutdown with no deadline.
+func (r *Relay) Close() error { return r.Shutdown(context.Background()) }
+
+// Shutdown stops the relay: it drains (StartDrain), ends every WebSocket
+// connection with the close status going away (1001: reconnect, to any
+// relay; their unacknowledged envelopes stay in the mailboxes) and waits
+// for them to have deleted their consumers, then drains the NATS
+// connection (flushing what it has buffered) and stops the embedded
+// server, which writes JetStream's files out. Stop the HTTP server first
+// (http.Server.Shutdown), so that requests in flight have finished.
+//
+// When ctx ends first, Shutdown stops waiting: connections still open
+// are left to fail, the NATS connection is closed rather than drained,
+// and the error says so. The embedded server is stopped cleanly either
+// way. Calls after the first return the first's result.
+func (r *Relay) Shutdown(ctx context.Context) error {
 	r.once.Do(func() {
+		r.StartDrain()
 		r.connMu.Lock()
 		r.closing = true
 		r.connMu.Unlock()
 		r.cancel()
-		r.conns.Wait()
-		if err := r.nc.Drain(); err != nil {
+		waited := make(chan struct{})
+		go func() {
+			r.conns.Wait()
+			close(waited)
+		}()
+		select {
+		case <-waited:
+		case <-ctx.Done():
+			select {
+			case <-waited: // both ready: the connections did end
+			default:
+				r.closeErr = fmt.Errorf("relay: %d mailbox connections still open at the drain deadline",
+					r.metrics.subscriptions.Load())
+			}
+		}
+		if err := r.nc.Drain(); err != nil && r.closeErr == nil {
 			r.closeErr = err
 		}
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
 		for !r.nc.IsClosed() {
-			time.Sleep(5 * time.Millisecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				if r.closeErr == nil {
+					r.closeErr = errors.New("relay: the NATS connection did not drain before the deadline")
+				}
+				r.nc.Close()
+			}
 		}
 		r.shutdownNATS()
 	})
@@ -522,7 +683,22 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	n      int
+	reason reason        // why a refusal was refused, if its handler said (refuse)
+	body   io.ReadCloser // the request's body, read through countedBody
+	in     int64         // bytes of it read
 }
+
+// countedBody is the request body of a statusWriter, counting what the
+// handler reads (the same allocation as the writer).
+type countedBody statusWriter
+
+func (b *countedBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	b.in += int64(n)
+	return n, err
+}
+
+func (b *countedBody) Close() error { return b.body.Close() }
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
@@ -544,25 +720,15 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // underlying writer.
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// limited applies the per-IP rate limit and logs the request.
+// limited applies the per-IP rate limit.
 func (r *Relay) limited(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		ip := clientIP(req)
-		if ok, retry := r.limiter.allow(ip, start); !ok {
-			sw.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+1)))
-			httpError(sw, http.StatusTooManyRequests, "rate limit")
-		} else {
-			h(sw, req)
+		if ok, retry := r.limiter.allow(clientIP(req), time.Now()); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(retry.Seconds()+1)))
+			httpError(w, http.StatusTooManyRequests, "rate limit")
+			return
 		}
-		lvl := slog.LevelInfo
-		if sw.status >= 500 {
-			lvl = slog.LevelWarn
-		}
-		r.log.LogAttrs(req.Context(), lvl, "request", slog.String("method", req.Method),
-			slog.String("route", req.Pattern), slog.Int("status", sw.status), slog.Int("bytes", sw.n),
-			slog.Int64("in", req.ContentLength), tookMS(time.Since(start)), slog.String("ip", ip))
+		h(w, req)
 	}
 }
 
