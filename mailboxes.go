@@ -73,8 +73,15 @@ func WithReplyMailboxes(rotate time.Duration) Option {
 
 // replyState is what of the reply-mailbox fields decides whether the peer
 // record changed.
-func (p *peer) replyState() [3]uint64 {
-	return [3]uint64{p.rec.ReplyGen, p.rec.PeerMailboxGen, uint64(p.rec.OldReplyExpiresUnixNano)}
+func (p *peer) replyState() replyState {
+	return replyState{p.rec.ReplyGen, p.rec.PeerMailboxGen, p.rec.OldReplyExpiresUnixNano}
+}
+
+// replyState is the part of a peer's reply-mailbox fields that changes
+// whenever any of them does.
+type replyState struct {
+	gen, peerGen uint64
+	oldExpires   int64
 }
 
 // newReplyMailbox gives p a fresh reply mailbox of ours, keeping the

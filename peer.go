@@ -62,7 +62,7 @@ type peer struct {
 	savedSeen        bool
 	savedDismissed   [][]byte
 	savedListKnown   uint64
-	savedReply       [3]uint64 // reply_gen, peer_mailbox_gen, old_reply_expires: a change of any rewrites the record
+	savedReply       replyState // as last committed: a change rewrites the record
 	// replyIn are the mailboxes of ours this peer is indexed under in
 	// Device.replies.
 	replyIn      []string

@@ -142,7 +142,9 @@ func drain(relay *server.Relay, srv *http.Server, delay, timeout time.Duration, 
 	if err := srv.Shutdown(ctx); err != nil {
 		cut = fmt.Errorf("requests still in flight at the drain deadline: %w", err)
 		log.Warn("closing the requests still in flight", "err", err)
-		srv.Close()
+		if cerr := srv.Close(); cerr != nil {
+			log.Warn("closing the listener", "err", cerr)
+		}
 	}
 	err := errors.Join(cut, relay.Shutdown(ctx))
 	if err != nil {
