@@ -397,3 +397,9 @@ func (h *history) relayKey(name string) (*client.Key, error) {
 	})
 	return k, err
 }
+
+func (h *history) deleteMeta(key string) error {
+	return h.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Delete([]byte(key))
+	})
+}

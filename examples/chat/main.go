@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	oneTime := fs.Int("one-time", 10, "one-time prekeys to publish on the first start")
 	maxFile := fs.Int64("max-file", defaultMaxFile, "the largest file /send uploads, in bytes")
 	link := fs.Bool("link", false, "make no account: this device waits to be linked to yours (/link); the default for -device other than 1")
+	rotate := fs.Duration("rotate", sealpost.DefaultMailboxRotation, "how long a conversation's reply mailbox is used before it is replaced")
 	name := fs.String("name", "", "this device's name on your account's device list; default \"device <n>\"")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -89,7 +90,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	}
 	defer store.Close()
 	self := sealpost.Address{User: *me, Device: uint32(*device)}
-	dev, err := sealpost.Open(ctx, store, self, sealpost.WithReceiptDelay(*rmin, *rmax))
+	dev, err := sealpost.Open(ctx, store, self, sealpost.WithReceiptDelay(*rmin, *rmax), sealpost.WithReplyMailboxes(*rotate))
 	if err != nil {
 		return err
 	}
