@@ -311,6 +311,6 @@ func (a *app) rotateCommand(ctx context.Context) {
 			grace++
 		}
 	}
-	a.out.printf("rotated the reply mailboxes: %d in use, %d replaced ones still read for %s", n, grace, sealpost.MailboxGrace)
+	a.out.printf("rotated the reply mailboxes: %d new, %d replaced one(s) still read for %d days", n, grace, sealpost.MailboxGrace/(24*time.Hour))
 	a.wake()
 }
