@@ -155,7 +155,9 @@ func (a *app) syncMailboxes(ctx context.Context) error {
 		r.cancel()
 		// The Device refuses what is left there now: let the relay drop
 		// it. Best effort: the relay's age limit removes it otherwise.
-		a.relay.DeleteMailbox(ctx, r.id, r.key)
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		a.relay.DeleteMailbox(dctx, r.id, r.key)
+		cancel()
 		a.hist.deleteMeta(registeredName(r.id, r.published))
 	}
 	return failed

@@ -140,7 +140,8 @@ func (c *term) countLines(s string) int {
 // ways and none is lost or shown twice: Bob's messages sent before he
 // hears of the rotation go to her old mailbox, which she still reads, and
 // once he has her next content they go to her new one, registered right
-// at the /rotate.
+// at the /rotate. Restarted, Bob reads his reply mailbox again and gets
+// what Alice sent meanwhile as a backlog.
 func TestReplyMailboxesOnRelay(t *testing.T) {
 	rl := &relayLog{}
 	relay, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(), Rate: -1,
@@ -274,7 +275,7 @@ func TestReplyMailboxesOnRelay(t *testing.T) {
 		t.Fatalf("after Bob switched, envelopes went to %v; want Bob's mailbox and Alice's new one %s only (not her old one %s)", afterSwitch, fresh[0], aliceOld)
 	}
 
-	// Nothing lost, nothing twice.
+	// Nothing lost, nothing twice (Bob's terminal so far).
 	for _, c := range []struct {
 		t    *term
 		line string
@@ -285,6 +286,30 @@ func TestReplyMailboxesOnRelay(t *testing.T) {
 			t.Errorf("%s shows %d lines %q, want %d", c.t.name, got, c.line, c.want)
 		}
 	}
+
+	// Bob restarts; what Alice sent meanwhile waits in his reply mailbox,
+	// which he reads again (registered already) and receives as a backlog.
+	bob.quit()
+	offline := rl.len()
+	for i := range 10 {
+		alice.cmd(fmt.Sprintf("/msg bob while away %02d", i))
+		alice.expect(fmt.Sprintf(`✓ sent to bob: "while away %02d"`, i))
+	}
+	bob = startChat(t, hs.URL, "bob", filepath.Join(dir, "bob.db"))
+	for i := range 10 {
+		bob.expectEver(fmt.Sprintf("<alice> while away %02d", i))
+	}
+	alice.expectEver(`✓✓ delivered by bob: "while away 09"`)
+	bob.cmd("/msg alice back again")
+	alice.expectEver("<bob> back again")
+	whileAway := checkLog(offline)
+	if len(whileAway) != 2 || whileAway[aliceOld] != 0 || whileAway[fresh[0]] == 0 {
+		t.Fatalf("around Bob's restart envelopes went to %v", whileAway)
+	}
+	if got := bob.countLines("<alice> while away "); got != 10 {
+		t.Errorf("Bob shows %d lines of the backlog, want 10", got)
+	}
+
 	for _, c := range []*term{alice, bob} {
 		c.cmd("/findings")
 		c.expect("no findings")
