@@ -17,6 +17,7 @@ import (
 	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/examples/relay/client"
 	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/transcript"
 )
 
 // app is one running chat client.
@@ -51,6 +52,10 @@ type app struct {
 	// bursts to the receive loop on bursts.
 	boxes  mailboxSet
 	bursts chan burst
+	// settling is the gap and drop findings shown only if still open
+	// after findingSettle (mailboxes.go).
+	settleMu sync.Mutex
+	settling []settling
 }
 
 // printer serialises output lines from the workers and the prompt. While
@@ -594,6 +599,10 @@ func (a *app) show(ctx context.Context, in *sealpost.Incoming, err error) bool {
 		a.out.printf("%s by %s: %q", ticks(m.Status), m.Peer, m.text())
 	}
 	for _, f := range in.Findings {
+		if f.Kind == transcript.Gap || f.Kind == transcript.Drop {
+			a.settleLater(in.From, f) // it may close by itself
+			continue
+		}
 		a.out.printf("! transcript finding with %s: %v", in.From, f)
 	}
 	return true
@@ -706,6 +715,7 @@ func (a *app) flushLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		a.showSettled()
 		outs, err := a.dev.Flush(ctx) // the receipts wait in the device's outbox
 		if len(outs) > 0 {
 			a.wake()

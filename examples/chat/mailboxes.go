@@ -12,6 +12,7 @@ import (
 
 	"github.com/sealpost/sealpost"
 	"github.com/sealpost/sealpost/examples/relay/client"
+	"github.com/sealpost/sealpost/transcript"
 )
 
 // Reply mailboxes (docs/SPEC.md §15.13). The Device is opened with
@@ -286,6 +287,9 @@ func (a *app) receiveLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case b := <-a.bursts:
+			if ctx.Err() != nil {
+				return // not acknowledged: the relay delivers it again
+			}
 			a.handleAll(ctx, b.ds)
 			close(b.handled)
 			a.wake() // a receipt to send; the outbox loop syncs the mailboxes
@@ -315,4 +319,54 @@ func (a *app) rotateCommand(ctx context.Context) {
 	}
 	a.out.printf("rotated the reply mailboxes: %d new, %d replaced one(s) still read for %d days", n, grace, sealpost.MailboxGrace/(24*time.Hour))
 	a.wake()
+}
+
+// findingSettle is how long a gap or drop finding may take to close by
+// itself before the chat shows it. Envelopes of one conversation arrive
+// over several mailboxes around a rotation (the relay reads each over a
+// connection of its own), so one sent later can come first: the gap it
+// opens closes when the other arrives, and the peer's report of it (a
+// drop) with the peer's next receipt.
+const findingSettle = 5 * time.Second
+
+// settling is a finding waiting to be shown.
+type settling struct {
+	peer sealpost.Address
+	f    transcript.Finding
+	due  time.Time
+}
+
+// settleLater shows f about peer in findingSettle if it is still open.
+func (a *app) settleLater(peer sealpost.Address, f transcript.Finding) {
+	a.settleMu.Lock()
+	a.settling = append(a.settling, settling{peer: peer, f: f, due: time.Now().Add(findingSettle)})
+	a.settleMu.Unlock()
+}
+
+// showSettled shows the gaps and drops due that are still open: those of
+// the same kind and side whose range meets the one reported, once each.
+func (a *app) showSettled() {
+	now := time.Now()
+	a.settleMu.Lock()
+	var due []settling
+	keep := a.settling[:0]
+	for _, s := range a.settling {
+		if now.Before(s.due) {
+			keep = append(keep, s)
+		} else {
+			due = append(due, s)
+		}
+	}
+	a.settling = keep
+	a.settleMu.Unlock()
+	shown := map[string]bool{}
+	for _, s := range due {
+		for _, f := range a.dev.Findings(s.peer) {
+			key := fmt.Sprint(s.peer, f.Kind, f.Outgoing, f.Seq, f.ToSeq)
+			if f.Kind == s.f.Kind && f.Outgoing == s.f.Outgoing && f.Seq <= s.f.ToSeq && s.f.Seq <= f.ToSeq && !shown[key] {
+				shown[key] = true
+				a.out.printf("! transcript finding with %s: %v", s.peer, f)
+			}
+		}
+	}
 }

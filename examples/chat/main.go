@@ -52,6 +52,10 @@ func main() {
 	}
 }
 
+// clock is the time of the chat and its Device: time.Now, except in a
+// test that moves it (a replaced reply mailbox expires after two weeks).
+var clock = time.Now
+
 // run is the whole program: it returns on /quit, at the end of in, or when
 // ctx ends.
 func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
@@ -90,7 +94,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	}
 	defer store.Close()
 	self := sealpost.Address{User: *me, Device: uint32(*device)}
-	dev, err := sealpost.Open(ctx, store, self, sealpost.WithReceiptDelay(*rmin, *rmax), sealpost.WithReplyMailboxes(*rotate))
+	dev, err := sealpost.Open(ctx, store, self, sealpost.WithReceiptDelay(*rmin, *rmax), sealpost.WithReplyMailboxes(*rotate), sealpost.WithClock(clock))
 	if err != nil {
 		return err
 	}
@@ -100,7 +104,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	}
 	relay := client.New(*relayURL)
 	a := &app{dev: dev, self: self, relay: relay, blobs: relay.Blobs(), maxFile: *maxFile, relayURL: *relayURL, hist: h,
-		out: &printer{w: out}, kick: make(chan struct{}, 1), flushEvery: *flushEvery, now: time.Now,
+		out: &printer{w: out}, kick: make(chan struct{}, 1), flushEvery: *flushEvery, now: clock,
 		link: *link || *device != 1, deviceName: *name}
 	return a.run(ctx, in, *oneTime)
 }

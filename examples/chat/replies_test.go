@@ -14,7 +14,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
+	"github.com/sealpost/sealpost"
 	"github.com/sealpost/sealpost/envelope"
 	"github.com/sealpost/sealpost/examples/relay/server"
 )
@@ -30,7 +32,8 @@ type relayLog struct {
 }
 
 type relayEvent struct {
-	register bool   // an owner registration; otherwise a stored envelope
+	register bool   // an owner registration
+	deleted  bool   // a mailbox emptied by its owner; neither: a stored envelope
 	mailbox  string // hex
 }
 
@@ -80,6 +83,9 @@ func (l *relayLog) wrap(h http.Handler) http.Handler {
 		case r.Method == http.MethodPut && strings.HasPrefix(p, "/v1/mailboxes/") && strings.HasSuffix(p, "/owner"):
 			l.add(relayEvent{register: true, mailbox: strings.TrimSuffix(strings.TrimPrefix(p, "/v1/mailboxes/"), "/owner")})
 			h.ServeHTTP(w, r)
+		case r.Method == http.MethodDelete && strings.HasPrefix(p, "/v1/mailboxes/"):
+			l.add(relayEvent{deleted: true, mailbox: strings.TrimPrefix(p, "/v1/mailboxes/")})
+			h.ServeHTTP(w, r)
 		default:
 			h.ServeHTTP(w, r)
 		}
@@ -116,6 +122,34 @@ func (l *relayLog) published(t *testing.T, prefix string) string {
 	return found[0]
 }
 
+// newLoggedRelay starts a relay whose handler rl records.
+func newLoggedRelay(t *testing.T) (*httptest.Server, *relayLog) {
+	t.Helper()
+	rl := &relayLog{}
+	relay, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(), Rate: -1,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(rl.wrap(relay.Handler()))
+	t.Cleanup(func() { hs.Close(); relay.Close() })
+	return hs, rl
+}
+
+// publishedOf maps the chats' published mailboxes to their names.
+func (l *relayLog) publishedOf(t *testing.T, chats ...*term) map[string]string {
+	t.Helper()
+	pub := map[string]string{}
+	for _, c := range chats {
+		m := readyMailboxRE.FindStringSubmatch(c.expectEver("ready: "))
+		if m == nil {
+			t.Fatalf("%s: no mailbox on the ready line", c.name)
+		}
+		pub[l.published(t, m[1])] = c.name
+	}
+	return pub
+}
+
 var readyMailboxRE = regexp.MustCompile(`^ready: \S+, mailbox ([0-9a-f]{8}) `)
 
 // countLines counts c's output lines containing s.
@@ -143,25 +177,11 @@ func (c *term) countLines(s string) int {
 // at the /rotate. Restarted, Bob reads his reply mailbox again and gets
 // what Alice sent meanwhile as a backlog.
 func TestReplyMailboxesOnRelay(t *testing.T) {
-	rl := &relayLog{}
-	relay, err := server.New(context.Background(), server.Config{DataDir: t.TempDir(), Rate: -1,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(rl.wrap(relay.Handler()))
-	t.Cleanup(func() { hs.Close(); relay.Close() })
+	hs, rl := newLoggedRelay(t)
 	dir := t.TempDir()
 	alice := startChat(t, hs.URL, "alice", filepath.Join(dir, "alice.db"))
 	bob := startChat(t, hs.URL, "bob", filepath.Join(dir, "bob.db"))
-	pub := map[string]string{}
-	for _, c := range []*term{alice, bob} {
-		m := readyMailboxRE.FindStringSubmatch(c.expectEver("ready: "))
-		if m == nil {
-			t.Fatalf("%s: no mailbox on the ready line", c.name)
-		}
-		pub[rl.published(t, m[1])] = c.name
-	}
+	pub := rl.publishedOf(t, alice, bob)
 
 	alice.cmd("/add bob")
 	alice.expect("added bob.1")
@@ -192,6 +212,7 @@ func TestReplyMailboxesOnRelay(t *testing.T) {
 		used := map[string]int{}
 		for i, e := range rl.snapshot() {
 			switch {
+			case e.deleted:
 			case e.register:
 				registered[e.mailbox] = true
 			case !registered[e.mailbox]:
@@ -210,7 +231,7 @@ func TestReplyMailboxesOnRelay(t *testing.T) {
 	}
 	toBobPublished := 0
 	for _, e := range rl.snapshot()[:firstContact] {
-		if !e.register && pub[e.mailbox] == "bob" {
+		if !e.register && !e.deleted && pub[e.mailbox] == "bob" {
 			toBobPublished++
 		}
 	}
@@ -258,7 +279,7 @@ func TestReplyMailboxesOnRelay(t *testing.T) {
 	// reply mailbox: the first envelope to a mailbox not published.
 	var aliceOld string
 	for _, e := range rl.snapshot() {
-		if !e.register && pub[e.mailbox] == "" {
+		if !e.register && !e.deleted && pub[e.mailbox] == "" {
 			aliceOld = e.mailbox
 			break
 		}
@@ -313,6 +334,90 @@ func TestReplyMailboxesOnRelay(t *testing.T) {
 	for _, c := range []*term{alice, bob} {
 		c.cmd("/findings")
 		c.expect("no findings")
+	}
+	alice.quit()
+	bob.quit()
+}
+
+// testClock is time.Now moved on by the test.
+type testClock struct {
+	mu  sync.Mutex
+	off time.Duration
+}
+
+func (c *testClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.off)
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.off += d
+	c.mu.Unlock()
+}
+
+// TestReplyMailboxExpiry: once a replaced reply mailbox's grace period
+// ends (the chats' clock moved on), the chat stops reading it and has the
+// relay drop what waits there, and the conversation goes on over the
+// mailboxes that replaced it (both sides' reply mailboxes are also past
+// their rotation period then, and are replaced with the next content,
+// each registered before an envelope goes to it).
+func TestReplyMailboxExpiry(t *testing.T) {
+	c := &testClock{}
+	clock = c.now
+	t.Cleanup(func() { clock = time.Now })
+	hs, rl := newLoggedRelay(t)
+	dir := t.TempDir()
+	alice := startChat(t, hs.URL, "alice", filepath.Join(dir, "alice.db"))
+	bob := startChat(t, hs.URL, "bob", filepath.Join(dir, "bob.db"))
+	pub := rl.publishedOf(t, alice, bob)
+	exchange := func(tag string) {
+		t.Helper()
+		alice.cmd("/msg bob " + tag + " to bob")
+		bob.expectEver("<alice> " + tag + " to bob")
+		bob.cmd("/msg alice " + tag + " to alice")
+		alice.expectEver("<bob> " + tag + " to alice")
+		alice.expectEver(`✓✓ delivered by bob: "` + tag + ` to bob"`)
+		bob.expectEver(`✓✓ delivered by alice: "` + tag + ` to alice"`)
+	}
+	alice.cmd("/add bob")
+	alice.expect("added bob.1")
+	exchange("first")
+	var aliceOld string // where Bob's first answer went
+	for _, e := range rl.snapshot() {
+		if !e.register && !e.deleted && pub[e.mailbox] == "" {
+			aliceOld = e.mailbox
+			break
+		}
+	}
+	alice.cmd("/rotate")
+	alice.expect("rotated the reply mailboxes: 1 new, 1 replaced one(s) still read for 14 days")
+	exchange("rotated")
+
+	c.advance(sealpost.MailboxGrace + time.Hour)
+	mark := rl.len()
+	exchange("two weeks later")
+	exchange("and on")
+	deleted, registered := -1, 0
+	for i, e := range rl.snapshot() {
+		switch {
+		case i < mark:
+		case e.deleted && e.mailbox == aliceOld:
+			deleted = i
+		case e.register:
+			registered++
+		case pub[e.mailbox] != "":
+			t.Fatalf("event %d: an envelope to %s's published mailbox", i, pub[e.mailbox])
+		case e.mailbox == aliceOld && deleted >= 0:
+			t.Fatalf("event %d: an envelope to Alice's expired mailbox", i)
+		}
+	}
+	if deleted < 0 {
+		t.Fatal("Alice's expired reply mailbox was not emptied at the relay")
+	}
+	if registered < 2 {
+		t.Fatalf("%d mailboxes registered after the rotation period, want one new for each side", registered)
 	}
 	alice.quit()
 	bob.quit()
