@@ -29,6 +29,7 @@ import (
 type relayLog struct {
 	mu     sync.Mutex
 	events []relayEvent
+	drop   int // answer this many envelope posts 202 and store nothing
 }
 
 type relayEvent struct {
@@ -67,6 +68,16 @@ func (l *relayLog) wrap(h http.Handler) http.Handler {
 				return
 			}
 			r.Body = io.NopCloser(bytes.NewReader(body))
+			l.mu.Lock()
+			lose := l.drop > 0
+			if lose {
+				l.drop--
+			}
+			l.mu.Unlock()
+			if lose {
+				w.WriteHeader(http.StatusAccepted)
+				return
+			}
 			sw := &statusWriter{ResponseWriter: w}
 			h.ServeHTTP(sw, r)
 			if sw.code != http.StatusAccepted {
@@ -334,6 +345,10 @@ func TestReplyMailboxesOnRelay(t *testing.T) {
 	for _, c := range []*term{alice, bob} {
 		c.cmd("/findings")
 		c.expect("no findings")
+		// A gap the reordering opened closed at once: not shown.
+		if n := c.countLines("transcript finding"); n > 0 {
+			t.Errorf("%s showed %d transcript findings", c.name, n)
+		}
 	}
 	alice.quit()
 	bob.quit()
@@ -418,6 +433,38 @@ func TestReplyMailboxExpiry(t *testing.T) {
 	}
 	if registered < 2 {
 		t.Fatalf("%d mailboxes registered after the rotation period, want one new for each side", registered)
+	}
+	alice.quit()
+	bob.quit()
+}
+
+// TestGapStillShown: a gap that does not close (the relay lost an
+// envelope) is still shown, once it has been open for findingSettle, and
+// so is the drop the sender learns of from the receiver's receipts.
+func TestGapStillShown(t *testing.T) {
+	hs, rl := newLoggedRelay(t)
+	dir := t.TempDir()
+	alice := startChat(t, hs.URL, "alice", filepath.Join(dir, "alice.db"))
+	bob := startChat(t, hs.URL, "bob", filepath.Join(dir, "bob.db"))
+	alice.cmd("/add bob")
+	alice.expect("added bob.1")
+	alice.cmd("/msg bob hello")
+	alice.expectEver(`✓✓ delivered by bob: "hello"`)
+	rl.mu.Lock()
+	rl.drop = 1
+	rl.mu.Unlock()
+	alice.cmd("/msg bob lost on the way")
+	alice.expect(`✓ sent to bob: "lost on the way"`)
+	alice.cmd("/msg bob after the loss")
+	bob.expectEver("<alice> after the loss")
+	start := time.Now()
+	bob.expectEver("! transcript finding with alice.1: gap")
+	alice.expectEver("! transcript finding with bob.1: drop")
+	if d := time.Since(start); d < findingSettle/2 {
+		t.Errorf("the gap was shown after %v, before it had time to close", d)
+	}
+	if bob.countLines("lost on the way") != 0 {
+		t.Fatal("the relay did not lose the envelope")
 	}
 	alice.quit()
 	bob.quit()
