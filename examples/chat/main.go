@@ -6,8 +6,9 @@
 // the relay, /msg to send, /history to see the ticks (✓ sent, ✓✓
 // delivered, ✓✓✓ read), /send to send a file and /save to keep one
 // received, /read to send read receipts, /safety to compare safety numbers
-// and /findings to list what the transcript noticed (gaps, drops, forks, a
-// changed identity). Incoming messages show the time they arrived; the
+// /findings to list what the transcript noticed (gaps, drops, forks, a
+// changed identity) and /rotate to give every conversation a new reply
+// mailbox (mailboxes.go). Incoming messages show the time they arrived; the
 // client says when it loses the relay and when it is back. The device's
 // keys and sessions and the chat history live in one bbolt file (-store):
 // the Device's records through boltstore, the history, contacts and the
