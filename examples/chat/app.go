@@ -99,6 +99,7 @@ func (a *app) run(ctx context.Context, in io.Reader, oneTime int) error {
 	}()
 	// Every mailbox the Device lists is read; one not registered yet is
 	// tried again by the outbox loop before it posts.
+	a.forgetExpired()
 	a.syncMailboxes(ctx)
 	wg.Go(func() { a.receiveLoop(ctx) })
 	wg.Go(func() { a.outboxLoop(ctx) })

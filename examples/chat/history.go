@@ -403,3 +403,16 @@ func (h *history) deleteMeta(key string) error {
 		return tx.Bucket(bucketMeta).Delete([]byte(key))
 	})
 }
+
+// metaKeys returns the meta keys starting with prefix.
+func (h *history) metaKeys(prefix string) []string {
+	var keys []string
+	h.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketMeta).Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+			keys = append(keys, string(k))
+		}
+		return nil
+	})
+	return keys
+}

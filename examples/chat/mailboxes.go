@@ -164,6 +164,20 @@ func (a *app) syncMailboxes(ctx context.Context) error {
 	return failed
 }
 
+// forgetExpired removes the registration notes of reply mailboxes the
+// Device no longer lists (they expired while the chat was not running).
+func (a *app) forgetExpired() {
+	listed := make(map[string]bool)
+	for _, m := range a.dev.Mailboxes() {
+		listed[registeredName(m.ID, m.Owner == nil)] = true
+	}
+	for _, k := range a.hist.metaKeys(registeredName(nil, false)) {
+		if !listed[k] {
+			a.hist.deleteMeta(k)
+		}
+	}
+}
+
 // stopReaders waits for every reader to end (their context ended).
 func (a *app) stopReaders() {
 	a.boxes.wg.Wait()

@@ -5,7 +5,7 @@
 // Type /help for the commands: /add a contact by fetching its bundle from
 // the relay, /msg to send, /history to see the ticks (✓ sent, ✓✓
 // delivered, ✓✓✓ read), /send to send a file and /save to keep one
-// received, /read to send read receipts, /safety to compare safety numbers
+// received, /read to send read receipts, /safety to compare safety numbers,
 // /findings to list what the transcript noticed (gaps, drops, forks, a
 // changed identity) and /rotate to give every conversation a new reply
 // mailbox (mailboxes.go). Incoming messages show the time they arrived; the

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/sealpost/sealpost"
 	"github.com/sealpost/sealpost/envelope"
+	"github.com/sealpost/sealpost/examples/boltstore"
 	"github.com/sealpost/sealpost/examples/relay/server"
 )
 
@@ -377,7 +379,9 @@ func (c *testClock) advance(d time.Duration) {
 // relay drop what waits there, and the conversation goes on over the
 // mailboxes that replaced it (both sides' reply mailboxes are also past
 // their rotation period then, and are replaced with the next content,
-// each registered before an envelope goes to it).
+// each registered before an envelope goes to it). A mailbox that expires
+// while the chat is not running has its registration note removed at the
+// next start.
 func TestReplyMailboxExpiry(t *testing.T) {
 	c := &testClock{}
 	clock = c.now
@@ -434,8 +438,39 @@ func TestReplyMailboxExpiry(t *testing.T) {
 	if registered < 2 {
 		t.Fatalf("%d mailboxes registered after the rotation period, want one new for each side", registered)
 	}
-	alice.quit()
 	bob.quit()
+
+	// Alice's replaced mailbox expires while her chat is not running: the
+	// next start forgets its registration, and notes every other one.
+	alice.quit()
+	c.advance(sealpost.MailboxGrace + time.Hour)
+	alice = startChat(t, hs.URL, "alice", filepath.Join(dir, "alice.db"))
+	alice.quit()
+	store, err := boltstore.Open(filepath.Join(dir, "alice.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	dev, err := sealpost.Open(context.Background(), store, sealpost.Address{User: "alice", Device: 1},
+		sealpost.WithReplyMailboxes(0), sealpost.WithClock(c.now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := openHistory(store.DB())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, m := range dev.Mailboxes() {
+		if m.Owner != nil {
+			want = append(want, registeredName(m.ID, false))
+		}
+	}
+	got := h.metaKeys(registeredName(nil, false))
+	slices.Sort(want)
+	if len(want) != 1 || !slices.Equal(got, want) {
+		t.Fatalf("registration notes %q, want those of the reply mailboxes listed %q", got, want)
+	}
 }
 
 // TestGapStillShown: a gap that does not close (the relay lost an
