@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -198,8 +199,13 @@ func (a *app) readMailbox(ctx context.Context, r *mailboxReader) {
 			}
 		}
 		if err != nil {
-			a.mailboxDown(ctx, r, fmt.Errorf("%s: %w", a.relayURL, err))
-			sleep(ctx, backoff)
+			// Over the relay's request rate (many mailboxes opening at
+			// once, at a start): try again later; the relay is there.
+			if !client.IsStatus(err, http.StatusTooManyRequests) {
+				a.mailboxDown(ctx, r, fmt.Errorf("%s: %w", a.relayURL, err))
+			}
+			sleep(ctx, backoff+rand.N(backoff)) // the readers not in step
+
 			backoff = min(2*backoff, 5*time.Second)
 			continue
 		}

@@ -32,6 +32,7 @@ type relayLog struct {
 	mu     sync.Mutex
 	events []relayEvent
 	drop   int // answer this many envelope posts 202 and store nothing
+	busy   int // answer this many mailbox reads 429
 }
 
 type relayEvent struct {
@@ -95,6 +96,19 @@ func (l *relayLog) wrap(h http.Handler) http.Handler {
 			}
 		case r.Method == http.MethodPut && strings.HasPrefix(p, "/v1/mailboxes/") && strings.HasSuffix(p, "/owner"):
 			l.add(relayEvent{register: true, mailbox: strings.TrimSuffix(strings.TrimPrefix(p, "/v1/mailboxes/"), "/owner")})
+			h.ServeHTTP(w, r)
+		case r.Method == http.MethodGet && strings.HasPrefix(p, "/v1/mailboxes/"):
+			l.mu.Lock()
+			busy := l.busy > 0
+			if busy {
+				l.busy--
+			}
+			l.mu.Unlock()
+			if busy {
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, `{"error": "rate limited"}`, http.StatusTooManyRequests)
+				return
+			}
 			h.ServeHTTP(w, r)
 		case r.Method == http.MethodDelete && strings.HasPrefix(p, "/v1/mailboxes/"):
 			l.add(relayEvent{deleted: true, mailbox: strings.TrimPrefix(p, "/v1/mailboxes/")})
@@ -188,7 +202,8 @@ func (c *term) countLines(s string) int {
 // hears of the rotation go to her old mailbox, which she still reads, and
 // once he has her next content they go to her new one, registered right
 // at the /rotate. Restarted, Bob reads his reply mailbox again and gets
-// what Alice sent meanwhile as a backlog.
+// what Alice sent meanwhile as a backlog (his reads refused at first
+// over the relay's rate limit are tried again, not reported as a loss).
 func TestReplyMailboxesOnRelay(t *testing.T) {
 	hs, rl := newLoggedRelay(t)
 	dir := t.TempDir()
@@ -329,6 +344,11 @@ func TestReplyMailboxesOnRelay(t *testing.T) {
 		alice.cmd(fmt.Sprintf("/msg bob while away %02d", i))
 		alice.expect(fmt.Sprintf(`✓ sent to bob: "while away %02d"`, i))
 	}
+	// His mailbox reads opening at once meet the relay's rate limit: he
+	// tries again, and does not call that a lost relay.
+	rl.mu.Lock()
+	rl.busy = 3
+	rl.mu.Unlock()
 	bob = startChat(t, hs.URL, "bob", filepath.Join(dir, "bob.db"))
 	for i := range 10 {
 		bob.expectEver(fmt.Sprintf("<alice> while away %02d", i))
@@ -342,6 +362,12 @@ func TestReplyMailboxesOnRelay(t *testing.T) {
 	}
 	if got := bob.countLines("<alice> while away "); got != 10 {
 		t.Errorf("Bob shows %d lines of the backlog, want 10", got)
+	}
+	rl.mu.Lock()
+	busy := rl.busy
+	rl.mu.Unlock()
+	if busy != 0 || bob.countLines("relay connection lost") != 0 {
+		t.Errorf("%d reads not refused yet; Bob printed %d losses", busy, bob.countLines("relay connection lost"))
 	}
 
 	for _, c := range []*term{alice, bob} {
