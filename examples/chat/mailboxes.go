@@ -30,7 +30,9 @@ import (
 // taking the outbox and before posting it, since a Send, SendUser, Flush
 // or a receipt of a Receive may have made a reply mailbox that the
 // envelopes carry. /rotate (RotateMailboxes) replaces them all; the
-// replaced ones are read until their grace period ends.
+// replaced ones are read until their grace period ends. The relay is
+// reported lost when a reader loses its connection (once) and back when
+// every reader has one again.
 
 // mailboxSet is the mailboxes being read, and whether the relay is lost.
 type mailboxSet struct {
