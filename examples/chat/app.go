@@ -17,6 +17,7 @@ import (
 	"github.com/sealpost/sealpost/envelope/attach"
 	"github.com/sealpost/sealpost/examples/relay/client"
 	"github.com/sealpost/sealpost/keys"
+	"github.com/sealpost/sealpost/transcript"
 )
 
 // app is one running chat client.
@@ -47,6 +48,14 @@ type app struct {
 	// The Device's outbox (Unsent) hands envelopes back in the order it
 	// numbered them, so a receipt never overtakes a message.
 	sealing sync.Mutex
+	// boxes is the mailboxes read (mailboxes.go); each reader hands its
+	// bursts to the receive loop on bursts.
+	boxes  mailboxSet
+	bursts chan burst
+	// settling is the gap and drop findings shown only if still open
+	// after findingSettle (mailboxes.go).
+	settleMu sync.Mutex
+	settling []settling
 }
 
 // printer serialises output lines from the workers and the prompt. While
@@ -80,14 +89,21 @@ func (a *app) run(ctx context.Context, in io.Reader, oneTime int) error {
 	}
 	a.out.printf("ready: %s, mailbox %x (type /help)", a.self, a.dev.Mailbox()[:4])
 	ctx, cancel := context.WithCancel(ctx)
+	a.boxes.readers, a.boxes.refused, a.boxes.down = map[string]*mailboxReader{}, map[string]bool{}, map[string]bool{}
+	a.bursts = make(chan burst)
 	var wg sync.WaitGroup
-	wg.Go(func() { a.receiveLoop(ctx) })
-	wg.Go(func() { a.outboxLoop(ctx) })
-	wg.Go(func() { a.flushLoop(ctx) })
 	defer func() {
 		cancel()
 		wg.Wait()
+		a.stopReaders() // no sync starts one now: the outbox loop ended
 	}()
+	// Every mailbox the Device lists is read; one not registered yet is
+	// tried again by the outbox loop before it posts.
+	a.forgetExpired()
+	a.syncMailboxes(ctx)
+	wg.Go(func() { a.receiveLoop(ctx) })
+	wg.Go(func() { a.outboxLoop(ctx) })
+	wg.Go(func() { a.flushLoop(ctx) })
 
 	lines := make(chan string)
 	go func() {
@@ -139,10 +155,7 @@ func (a *app) register(ctx context.Context) error {
 // registerNow registers the mailbox's owner key at the relay (again, if
 // it was: the relay accepts the same key) and notes that it did.
 func (a *app) registerNow(ctx context.Context) error {
-	if err := a.relay.RegisterMailbox(ctx, a.dev.Mailbox(), a.owner); err != nil {
-		return fmt.Errorf("registering the mailbox at the relay: %w", err)
-	}
-	return a.hist.setMeta("registered.relay.owner."+hex.EncodeToString(a.dev.Mailbox()), time.Now().UTC().Format(time.RFC3339))
+	return a.registerMailbox(ctx, a.dev.Mailbox(), a.owner, true)
 }
 
 // publish uploads a fresh bundle: one blob per one-time prekey and the
@@ -182,6 +195,8 @@ const help = `commands:
   /findings [user]       list what the transcript noticed: gaps, drops, forks, identity changes
   /contacts              list contacts
   /publish [n]           upload a fresh bundle with n one-time prekeys (default 10)
+  /rotate                give every conversation a new reply mailbox (the relay cannot link
+                         the old ones to the new); the old ones are still read for a while
 devices (one account, several devices; device 1 makes the account on its first start,
 a device started with -device N (N ≠ 1) or -link is linked to it instead):
   /devices               list your account's devices: id, name, and which one is this one
@@ -274,6 +289,8 @@ func (a *app) command(ctx context.Context, line string) bool {
 		a.approveCommand(ctx, args)
 	case "/remove":
 		a.removeCommand(ctx, args)
+	case "/rotate":
+		a.rotateCommand(ctx)
 	case "/publish":
 		n := 10
 		if len(args) > 0 {
@@ -472,80 +489,6 @@ func (a *app) findings(user string) {
 	}
 }
 
-// receiveLoop reads the mailbox from the relay, reconnecting with backoff.
-// It says when the connection is lost (or cannot be made) and when it is
-// back, once each: messages sent meanwhile wait in the outbox, and the
-// relay keeps what arrives for us until we reconnect.
-func (a *app) receiveLoop(ctx context.Context) {
-	backoff := 100 * time.Millisecond
-	lost := false
-	down := func(err error) {
-		if !lost && ctx.Err() == nil {
-			a.out.printf("! relay connection lost (%v): reconnecting; messages wait in the outbox", err)
-			lost = true
-		}
-	}
-	for ctx.Err() == nil {
-		sub, err := a.relay.Subscribe(ctx, a.dev.Mailbox(), a.owner)
-		if client.IsStatus(err, http.StatusNotFound) {
-			// The relay lost its records (a new data folder): register
-			// the mailbox again (first use wins) and retry.
-			if rerr := a.registerNow(ctx); rerr != nil {
-				err = rerr
-			}
-		}
-		if err != nil {
-			down(fmt.Errorf("%s: %w", a.relayURL, err))
-			sleep(ctx, backoff)
-			backoff = min(2*backoff, 5*time.Second)
-			continue
-		}
-		if lost {
-			a.out.printf("relay connection back")
-			lost = false
-		}
-		backoff = 100 * time.Millisecond
-	loop:
-		for {
-			select {
-			case <-ctx.Done():
-				break loop
-			case d, ok := <-sub.C():
-				if !ok {
-					break loop
-				}
-				// A backlog (after being offline) is received as one
-				// batch: one store commit for all of it.
-				batch := []client.Delivery{d}
-			drain:
-				for len(batch) < maxReceiveBatch {
-					select {
-					case d, ok := <-sub.C():
-						if !ok {
-							break drain
-						}
-						batch = append(batch, d)
-					default:
-						break drain
-					}
-				}
-				a.handleAll(ctx, batch)
-				for _, d := range batch {
-					if err := sub.Ack(ctx, d.ID); err != nil {
-						break loop
-					}
-				}
-			}
-		}
-		if err := sub.Err(); err != nil {
-			down(err)
-		} else {
-			down(errors.New("the relay closed the mailbox"))
-		}
-		sub.Close()
-	}
-}
-
 // maxReceiveBatch bounds the envelopes the chat receives in one
 // ReceiveBatch.
 const maxReceiveBatch = 256
@@ -657,6 +600,10 @@ func (a *app) show(ctx context.Context, in *sealpost.Incoming, err error) bool {
 		a.out.printf("%s by %s: %q", ticks(m.Status), m.Peer, m.text())
 	}
 	for _, f := range in.Findings {
+		if f.Kind == transcript.Gap || f.Kind == transcript.Drop {
+			a.settleLater(in.From, f) // it may close by itself
+			continue
+		}
 		a.out.printf("! transcript finding with %s: %v", in.From, f)
 	}
 	return true
@@ -673,6 +620,15 @@ func (a *app) outboxLoop(ctx context.Context) {
 		a.sealing.Unlock()
 		if err != nil && ctx.Err() == nil {
 			a.out.printf("! reading the outbox: %v", err)
+		}
+		// The envelopes may name reply mailboxes made when they were
+		// sealed: those are registered (and read) before any is posted.
+		if err := a.syncMailboxes(ctx); err != nil && len(outs) > 0 {
+			if ctx.Err() == nil {
+				sleep(ctx, backoff)
+				backoff = min(2*backoff, 5*time.Second)
+			}
+			continue
 		}
 		if len(outs) == 0 {
 			select {
@@ -760,6 +716,7 @@ func (a *app) flushLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		a.showSettled()
 		outs, err := a.dev.Flush(ctx) // the receipts wait in the device's outbox
 		if len(outs) > 0 {
 			a.wake()

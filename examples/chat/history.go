@@ -397,3 +397,22 @@ func (h *history) relayKey(name string) (*client.Key, error) {
 	})
 	return k, err
 }
+
+func (h *history) deleteMeta(key string) error {
+	return h.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Delete([]byte(key))
+	})
+}
+
+// metaKeys returns the meta keys starting with prefix.
+func (h *history) metaKeys(prefix string) []string {
+	var keys []string
+	h.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketMeta).Cursor()
+		for k, _ := c.Seek([]byte(prefix)); k != nil && bytes.HasPrefix(k, []byte(prefix)); k, _ = c.Next() {
+			keys = append(keys, string(k))
+		}
+		return nil
+	})
+	return keys
+}

@@ -5,9 +5,10 @@
 // Type /help for the commands: /add a contact by fetching its bundle from
 // the relay, /msg to send, /history to see the ticks (✓ sent, ✓✓
 // delivered, ✓✓✓ read), /send to send a file and /save to keep one
-// received, /read to send read receipts, /safety to compare safety numbers
-// and /findings to list what the transcript noticed (gaps, drops, forks, a
-// changed identity). Incoming messages show the time they arrived; the
+// received, /read to send read receipts, /safety to compare safety numbers,
+// /findings to list what the transcript noticed (gaps, drops, forks, a
+// changed identity) and /rotate to give every conversation a new reply
+// mailbox (mailboxes.go). Incoming messages show the time they arrived; the
 // client says when it loses the relay and when it is back. The device's
 // keys and sessions and the chat history live in one bbolt file (-store):
 // the Device's records through boltstore, the history, contacts and the
@@ -52,6 +53,10 @@ func main() {
 	}
 }
 
+// clock is the time of the chat and its Device: time.Now, except in a
+// test that moves it (a replaced reply mailbox expires after two weeks).
+var clock = time.Now
+
 // run is the whole program: it returns on /quit, at the end of in, or when
 // ctx ends.
 func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
@@ -67,6 +72,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	oneTime := fs.Int("one-time", 10, "one-time prekeys to publish on the first start")
 	maxFile := fs.Int64("max-file", defaultMaxFile, "the largest file /send uploads, in bytes")
 	link := fs.Bool("link", false, "make no account: this device waits to be linked to yours (/link); the default for -device other than 1")
+	rotate := fs.Duration("rotate", sealpost.DefaultMailboxRotation, "how long a conversation's reply mailbox is used before it is replaced")
 	name := fs.String("name", "", "this device's name on your account's device list; default \"device <n>\"")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -89,7 +95,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	}
 	defer store.Close()
 	self := sealpost.Address{User: *me, Device: uint32(*device)}
-	dev, err := sealpost.Open(ctx, store, self, sealpost.WithReceiptDelay(*rmin, *rmax))
+	dev, err := sealpost.Open(ctx, store, self, sealpost.WithReceiptDelay(*rmin, *rmax), sealpost.WithReplyMailboxes(*rotate), sealpost.WithClock(clock))
 	if err != nil {
 		return err
 	}
@@ -99,7 +105,7 @@ func run(ctx context.Context, args []string, in io.Reader, out io.Writer) error 
 	}
 	relay := client.New(*relayURL)
 	a := &app{dev: dev, self: self, relay: relay, blobs: relay.Blobs(), maxFile: *maxFile, relayURL: *relayURL, hist: h,
-		out: &printer{w: out}, kick: make(chan struct{}, 1), flushEvery: *flushEvery, now: time.Now,
+		out: &printer{w: out}, kick: make(chan struct{}, 1), flushEvery: *flushEvery, now: clock,
 		link: *link || *device != 1, deviceName: *name}
 	return a.run(ctx, in, *oneTime)
 }
