@@ -160,9 +160,11 @@ func (a *app) syncMailboxes(ctx context.Context) error {
 		// The Device refuses what is left there now: let the relay drop
 		// it. Best effort: the relay's age limit removes it otherwise.
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		a.relay.DeleteMailbox(dctx, r.id, r.key)
+		_ = a.relay.DeleteMailbox(dctx, r.id, r.key) // best effort, as said
 		cancel()
-		a.hist.deleteMeta(registeredName(r.id, r.published))
+		if err := a.hist.deleteMeta(registeredName(r.id, r.published)); err != nil {
+			a.out.printf("! %v", err)
+		}
 	}
 	return failed
 }
@@ -176,7 +178,9 @@ func (a *app) forgetExpired() {
 	}
 	for _, k := range a.hist.metaKeys(registeredName(nil, false)) {
 		if !listed[k] {
-			a.hist.deleteMeta(k)
+			if err := a.hist.deleteMeta(k); err != nil {
+				a.out.printf("! %v", err)
+			}
 		}
 	}
 }
@@ -262,7 +266,7 @@ func (a *app) readMailbox(ctx context.Context, r *mailboxReader) {
 				a.mailboxDown(ctx, r, errors.New("the relay closed the mailbox"))
 			}
 		}
-		sub.Close()
+		_ = sub.Close() // reconnecting or stopping either way
 	}
 }
 
