@@ -33,6 +33,10 @@ import (
 // Decision: the mailbox and its owner key live in the peer record, so a
 // new conversation writes no other record and nothing grows with the
 // number of peers; the Device lists them all in memory (Mailboxes).
+//
+// Decision: off by default. An app that reads only its published mailbox
+// would lose every reply; the option is for apps that read every mailbox
+// Mailboxes lists (as examples/chat does).
 
 // Reply-mailbox defaults.
 const (
