@@ -164,3 +164,45 @@ func TestMixedReceiptQueue(t *testing.T) {
 		t.Fatalf("regression of a fixed bug: receipts.go sendReceipts drops the queued delivery receipts when a read receipt is queued too (c.Delivered = nil, \"a read receipt implies delivery\") after takeReceipts has hashed delivered+read ids, so the other messages are never acknowledged (%d of 3) and Alice's CheckReceipt reports %v", len(acked), findings)
 	}
 }
+
+// TestLateReceiptsAreNoMismatch: a peer offline while we send more than
+// transcript.MaxLog messages acknowledges them when it catches up; the
+// receipts for contents our sent log no longer holds (here the oldest
+// 100, acknowledged after 296 were sent) cannot be checked and acknowledge
+// nothing, but they are no receipt-mismatch finding: the peer was late,
+// not lying.
+func TestLateReceiptsAreNoMismatch(t *testing.T) {
+	c := newClock()
+	alice, bob := newParty(t, "alice", c), newParty(t, "bob", c)
+	connect(t, alice, bob)
+	receive(t, bob, send(t, alice, bob, "start"))
+	receive(t, alice, send(t, bob, alice, "ok"))
+	var outs []*sealpost.Outgoing
+	for range transcript.MaxLog + 40 {
+		outs = append(outs, send(t, alice, bob, "while bob is away"))
+	}
+	for _, o := range outs[:100] { // bob catches up on the oldest only
+		receive(t, bob, o)
+	}
+	c.advance(time.Minute)
+	receipts, err := bob.Flush(ctx)
+	if err != nil || len(receipts) == 0 {
+		t.Fatalf("Flush: %d %v", len(receipts), err)
+	}
+	delivered := 0
+	for _, r := range receipts {
+		in := receive(t, alice, r)
+		delivered += len(in.Delivered)
+		for _, f := range in.Findings {
+			if f.Kind == transcript.ReceiptMismatch {
+				t.Fatalf("a late receipt is a mismatch: %v", f)
+			}
+		}
+	}
+	if delivered != 0 {
+		t.Fatalf("%d receipts for contents alice no longer remembers were taken as checked", delivered)
+	}
+	if fs := alice.Findings(bob.addr); len(fs) != 0 {
+		t.Fatalf("alice's findings: %v", fs)
+	}
+}

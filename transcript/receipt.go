@@ -33,6 +33,25 @@ func (c *Conversation) ReceiptHash(ids [][16]byte) ([32]byte, error) {
 	return receiptDigest(found), nil
 }
 
+// ReceiptTooOld reports whether a receipt naming ids cannot be checked
+// because the sent log no longer holds some of them while it has dropped
+// our oldest contents: a peer that catches up after more than MaxLog of our
+// contents acknowledges ones we no longer remember. Such a receipt
+// acknowledges nothing, and is not a mismatch: an honest peer offline for
+// long sends it. (While the log holds everything we ever sent, an unknown
+// id was never ours, and CheckReceipt reports it.) It changes nothing.
+func (c *Conversation) ReceiptTooOld(ids [][16]byte) bool {
+	o := &c.out
+	if o.first() <= 1 || len(ids) == 0 {
+		return false
+	}
+	_, unknown := lookup(ids, o.log.len(), func(i int) receivedEntry {
+		e := o.log.at(i)
+		return receivedEntry{seq: o.first() + uint64(i), id: e.id, hash: e.hash}
+	})
+	return len(unknown) > 0
+}
+
 // CheckReceipt verifies a receipt from the peer that names our contents ids
 // and carries hash. It returns nil when every id is one of our contents in
 // the sent log (the newest MaxLog) and hash is their ReceiptHash. Otherwise
