@@ -27,3 +27,12 @@ func (r *Relay) MailboxConsumerDelivered(ctx context.Context) ([]uint64, error) 
 	}
 	return n, l.Err()
 }
+
+// StallNextDelivery makes the next mailbox connection's consumer a stalled
+// one: the envelopes it yields are dropped, as if lost, until the stall
+// check replaces it.
+func (r *Relay) StallNextDelivery() { r.testStall.Store(true) }
+
+// FailDeletes makes every DeleteMsg of an acknowledgement fail (on) or
+// work again (off).
+func (r *Relay) FailDeletes(on bool) { r.failDeletes.Store(on) }
