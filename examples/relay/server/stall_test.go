@@ -220,3 +220,79 @@ func TestAckOldClient(t *testing.T) {
 		t.Fatalf("an old client got a %v message after its ack", typ)
 	}
 }
+
+// TestConsumerDeletedBehindRelay deletes a connection's consumer through
+// the NATS API while the WebSocket stays open, then posts: delivery goes
+// on within the stall timeout and a margin (nats.go's ordered consumer
+// notices the deletion itself, or the stall check replaces it).
+func TestConsumerDeletedBehindRelay(t *testing.T) {
+	ctx := context.Background()
+	const stall = time.Second
+	tr := startRelay(t, server.Config{Rate: -1, StallTimeout: stall})
+	c := tr.client()
+	mbx := []byte("deleted-consumer")
+	owner := tr.own(mbx)
+	sub, err := c.Subscribe(ctx, mbx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	waitConsumers(t, tr.consumers, 1, "one connection open")
+	if err := tr.current().DeleteMailboxConsumers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	env := fakeEnvelope(mbx, 1, 32)
+	if err := c.Post(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := next(t, sub, stall+stall/2+2*time.Second)
+	if !ok || !bytes.Equal(d.Envelope, env) {
+		t.Fatalf("no delivery %v after the consumer's deletion", time.Since(start))
+	}
+	t.Logf("delivered after %v, stalls %v", time.Since(start),
+		getMetrics(t, tr).value(t, "sealpost_relay_delivery_stalls_total"))
+	if err := sub.AckSync(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitConsumers(t, tr.consumers, 1, "one consumer for the open connection")
+}
+
+// TestConsumerPausedBehindRelay pauses a connection's consumer through the
+// NATS API (JetStream then delivers it nothing, and the ordered consumer
+// sees no error to reset on) while envelopes are posted: the stall check
+// replaces it within the stall timeout and a margin.
+func TestConsumerPausedBehindRelay(t *testing.T) {
+	ctx := context.Background()
+	const stall = time.Second
+	tr := startRelay(t, server.Config{Rate: -1, StallTimeout: stall})
+	c := tr.client()
+	mbx := []byte("paused-consumer")
+	owner := tr.own(mbx)
+	sub, err := c.Subscribe(ctx, mbx, owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	waitConsumers(t, tr.consumers, 1, "one connection open")
+	if err := tr.current().PauseMailboxConsumers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	env := fakeEnvelope(mbx, 1, 32)
+	if err := c.Post(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := next(t, sub, stall+stall/2+2*time.Second)
+	if !ok || !bytes.Equal(d.Envelope, env) {
+		t.Fatalf("no delivery %v after the consumer's pause", time.Since(start))
+	}
+	t.Logf("delivered after %v", time.Since(start))
+	if n := getMetrics(t, tr).value(t, "sealpost_relay_delivery_stalls_total"); n < 1 {
+		t.Fatalf("sealpost_relay_delivery_stalls_total = %v, want at least 1", n)
+	}
+	if err := sub.AckSync(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitConsumers(t, tr.consumers, 1, "the paused consumer replaced")
+}
