@@ -608,9 +608,18 @@ func (d *delivery) readAcks(ctx context.Context) error {
 			d.mu.Lock()
 			seq, ok := d.inflight[id]
 			delete(d.inflight, id)
+			given := id != 0 && id <= d.lastID
 			d.mu.Unlock()
 			if !ok {
-				continue // unknown, or acknowledged twice
+				// Unknown, or acknowledged twice. An id this connection
+				// gave that is no longer in flight was deleted by an
+				// earlier acknowledgement (acks are handled in order, and
+				// a failed delete puts the id back): confirmed again, for
+				// a client whose first confirmation crossed its re-send.
+				if given {
+					done = append(done, id)
+				}
+				continue
 			}
 			// DeleteMsg returns once JetStream has removed it. It fails
 			// when the envelope is already gone (another connection of the
@@ -627,6 +636,7 @@ func (d *delivery) readAcks(ctx context.Context) error {
 				if ctx.Err() != nil {
 					return err
 				}
+				d.relay.metrics.deleteFailures.Add(1)
 				d.relay.log.Warn("deleting an acknowledged envelope failed", "mailbox", d.mailbox, "err", err)
 				d.mu.Lock()
 				d.inflight[id] = seq // not confirmed: the client acknowledges it again

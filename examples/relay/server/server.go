@@ -82,7 +82,9 @@
 // gone already). An id whose delete failed is not named and stays
 // outstanding: the client acknowledges it again (client.Subscription
 // re-sends after AckRetry), and if it does not, the envelope is delivered
-// again on the next connection. Without the query nothing changes (an
+// again on the next connection. An id the connection gave that is no
+// longer outstanding was deleted by an earlier acknowledgement and is
+// confirmed again. Without the query nothing changes (an
 // older client never sees a text message); an older relay answers without
 // the header, and the client then expects no confirmation. Delivery ids
 // are per connection: an acknowledgement is only ever re-sent on the
