@@ -489,7 +489,7 @@ func (d *delivery) next(ctx context.Context, it *jetstream.MessagesContext, prog
 	if stall < 0 {
 		return (*it).Next(jetstream.NextContext(ctx))
 	}
-	every := min(stall/2, maxStallCheck)
+	every := max(min(stall/2, maxStallCheck), 10*time.Millisecond) // a tiny timeout must not spin
 	for {
 		nctx, cancel := context.WithTimeout(ctx, every)
 		m, err := (*it).Next(jetstream.NextContext(nctx))
