@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	maxAge := fs.Duration("max-age", server.DefaultMaxAge, "drop envelopes not fetched for this long (negative: never)")
 	blobAge := fs.Duration("blob-max-age", server.DefaultBlobMaxAge, "how long a blob is kept")
 	blobSize := fs.Int64("blob-max-size", server.DefaultBlobMaxSize, "the largest blob accepted, in bytes")
+	stall := fs.Duration("stall-timeout", server.DefaultStallTimeout, "replace a mailbox connection's consumer that delivered nothing this long while the mailbox held envelopes (negative: never)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	drainTimeout := fs.Duration("drain-timeout", 15*time.Second, "bound on a graceful stop after SIGTERM, -drain-delay included")
 	drainDelay := fs.Duration("drain-delay", 0, "after SIGTERM, keep serving this long with /readyz at 503 before closing the listener (for a load balancer's probe interval)")
@@ -73,7 +74,7 @@ func run(ctx context.Context, args []string, stderr io.Writer, ready chan<- stri
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	cfg := server.Config{NATSURL: *natsURL, NATSListen: *natsListen, Replicas: *replicas,
 		MaxDepth: *depth, MaxConnections: *conns, Rate: *rate, Burst: *burst, MaxAge: *maxAge, Logger: log,
-		BlobMaxAge: *blobAge, BlobMaxSize: *blobSize}
+		BlobMaxAge: *blobAge, BlobMaxSize: *blobSize, StallTimeout: *stall}
 	if *natsURL == "" {
 		if err := os.MkdirAll(*data, 0o700); err != nil {
 			return err

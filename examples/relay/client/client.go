@@ -29,14 +29,33 @@ import (
 const (
 	deliveryIDSize = 8
 	bundleHeader   = "Sealpost-Bundle"
-	maxDeviceList  = 2048 // server.MaxDeviceListSize
+	maxDeviceList  = 2048                   // server.MaxDeviceListSize
+	confirmQuery   = "confirm"              // server.ConfirmQuery
+	confirmHeader  = "Sealpost-Ack-Confirm" // server.ConfirmHeader
+	// DefaultAckRetry is how long a subscription waits for the relay to
+	// confirm an acknowledgement before it sends it again.
+	DefaultAckRetry = 3 * time.Second
+	// maxAckTries bounds the sends of one acknowledgement: an id the
+	// relay never confirms (one it did not deliver) is given up.
+	maxAckTries = 10
+	maxAckIDs   = 256 // ids in one acknowledgement frame (server.MaxAckFrame / 8)
 )
+
+// ErrUnconfirmed is AckSync's answer when the relay did not confirm an
+// acknowledgement: it does not confirm any (an older relay), or it did
+// not confirm this one after maxAckTries sends.
+var ErrUnconfirmed = errors.New("relay: acknowledgement not confirmed")
 
 // Client is a relay client. It is safe for concurrent use.
 type Client struct {
 	base string
 	hc   *http.Client
 	ws   *http.Client // dials WebSockets; nil: http.DefaultClient
+
+	// AckRetry is how long a subscription waits for the relay's
+	// confirmation of an acknowledgement before sending it again
+	// (DefaultAckRetry when 0). Set it before Subscribe.
+	AckRetry time.Duration
 }
 
 // New returns a client of the relay at baseURL (http://host:port).
@@ -315,23 +334,40 @@ type Delivery struct {
 
 // Subscription receives one mailbox.
 type Subscription struct {
-	conn   *websocket.Conn
-	c      chan Delivery
-	cancel context.CancelFunc
-	done   chan struct{}
-	mu     sync.Mutex
-	err    error
+	conn     *websocket.Conn
+	c        chan Delivery
+	cancel   context.CancelFunc
+	done     chan struct{}
+	confirms bool // the relay confirms acknowledgements
+	retry    time.Duration
+	mu       sync.Mutex
+	err      error
+	pending  map[uint64]*pendingAck // acknowledged, not yet confirmed
+}
+
+// pendingAck is an acknowledgement the relay has not confirmed yet.
+type pendingAck struct {
+	sent  time.Time
+	tries int
+	done  chan struct{} // closed when confirmed or given up
+	ok    bool
 }
 
 // Subscribe opens the mailbox's WebSocket, signing the request with the
 // mailbox's owner key (see RegisterMailbox). Deliveries arrive on C until
 // the connection ends; Err then says why. A key that is not the owner's is
 // a StatusError with code 403, a mailbox never registered 404.
+//
+// The subscription asks the relay to confirm acknowledgements (the relay
+// README's protocol, confirm=1): Ack sends again, every AckRetry, those
+// not confirmed, and AckSync waits for the confirmation. A relay that does
+// not confirm (an older one) is read as before, and AckSync answers
+// ErrUnconfirmed.
 func (c *Client) Subscribe(ctx context.Context, mailbox []byte, owner *Key) (*Subscription, error) {
 	if len(mailbox) == 0 || len(mailbox) > auth.MaxMailbox {
 		return nil, errors.New("relay: mailbox must be 1 to 64 bytes")
 	}
-	u := c.base + "/v1/mailboxes/" + hex.EncodeToString(mailbox)
+	u := c.base + "/v1/mailboxes/" + hex.EncodeToString(mailbox) + "?" + confirmQuery + "=1"
 	switch {
 	case strings.HasPrefix(u, "http://"):
 		u = "ws://" + strings.TrimPrefix(u, "http://")
@@ -349,8 +385,15 @@ func (c *Client) Subscribe(ctx context.Context, mailbox []byte, owner *Key) (*Su
 	}
 	conn.SetReadLimit(deliveryIDSize + envelope.MaxSize)
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &Subscription{conn: conn, c: make(chan Delivery, 64), cancel: cancel, done: make(chan struct{})}
+	s := &Subscription{conn: conn, c: make(chan Delivery, 64), cancel: cancel, done: make(chan struct{}),
+		confirms: resp.Header.Get(confirmHeader) == "1", retry: c.AckRetry, pending: map[uint64]*pendingAck{}}
+	if s.retry <= 0 {
+		s.retry = DefaultAckRetry
+	}
 	go s.read(sctx)
+	if s.confirms {
+		go s.resend(sctx)
+	}
 	return s, nil
 }
 
@@ -359,6 +402,12 @@ func (s *Subscription) read(ctx context.Context) {
 	defer close(s.c)
 	for {
 		typ, data, err := s.conn.Read(ctx)
+		if err == nil && typ == websocket.MessageText && s.confirms {
+			err = s.confirmed(data)
+			if err == nil {
+				continue
+			}
+		}
 		if err == nil && (typ != websocket.MessageBinary || len(data) < deliveryIDSize) {
 			err = errors.New("relay: bad delivery frame")
 		}
@@ -377,6 +426,61 @@ func (s *Subscription) read(ctx context.Context) {
 	}
 }
 
+// confirmed reads a confirmation frame: {"confirmed": [ids]}.
+func (s *Subscription) confirmed(data []byte) error {
+	var f struct {
+		Confirmed []uint64 `json:"confirmed"`
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return errors.New("relay: bad confirmation frame")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range f.Confirmed {
+		if p, ok := s.pending[id]; ok {
+			p.ok = true
+			close(p.done)
+			delete(s.pending, id)
+		}
+	}
+	return nil
+}
+
+// resend sends again the acknowledgements not confirmed within retry.
+func (s *Subscription) resend(ctx context.Context) {
+	t := time.NewTicker(s.retry / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.done:
+			return
+		case now := <-t.C:
+			var ids []uint64
+			s.mu.Lock()
+			for id, p := range s.pending {
+				if now.Sub(p.sent) < s.retry {
+					continue
+				}
+				if p.tries >= maxAckTries {
+					close(p.done) // given up: AckSync answers ErrUnconfirmed
+					delete(s.pending, id)
+					continue
+				}
+				p.sent, p.tries = now, p.tries+1
+				ids = append(ids, id)
+			}
+			s.mu.Unlock()
+			if len(ids) > 0 {
+				wctx, cancel := context.WithTimeout(ctx, s.retry)
+				_ = s.write(wctx, ids) // the connection failed: read ends the subscription
+				cancel()
+			}
+		}
+	}
+}
+
 // C delivers envelopes; it is closed when the subscription ends.
 func (s *Subscription) C() <-chan Delivery { return s.c }
 
@@ -387,16 +491,92 @@ func (s *Subscription) Err() error {
 	return s.err
 }
 
-// Ack acknowledges deliveries; the relay then removes them.
+// Ack acknowledges deliveries; the relay then removes them. When the
+// relay confirms acknowledgements, those it has not confirmed within
+// AckRetry are sent again while the subscription lasts (ids name
+// deliveries of this connection only: the next subscription's are others).
 func (s *Subscription) Ack(ctx context.Context, ids ...uint64) error {
+	_, err := s.ack(ctx, ids)
+	return err
+}
+
+// AckSync acknowledges deliveries and returns once the relay has confirmed
+// that each is deleted for good: none is delivered again, even after the
+// relay or a NATS node restarts. It answers ErrUnconfirmed if the relay
+// does not confirm (an older relay, or an id it never delivered), and an
+// error when ctx ends or the subscription does first; the envelopes not
+// confirmed then may be delivered again.
+func (s *Subscription) AckSync(ctx context.Context, ids ...uint64) error {
+	waits, err := s.ack(ctx, ids)
+	if err != nil {
+		return err
+	}
+	if !s.confirms {
+		return ErrUnconfirmed
+	}
+	for _, p := range waits {
+		select {
+		case <-p.done:
+			if !p.ok {
+				return ErrUnconfirmed
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.done:
+			select {
+			case <-p.done:
+				if p.ok {
+					continue
+				}
+			default:
+			}
+			if err := s.Err(); err != nil {
+				return err
+			}
+			return errors.New("relay: subscription closed before the confirmation")
+		}
+	}
+	return nil
+}
+
+// ack sends ids and, when the relay confirms, tracks each until it does.
+func (s *Subscription) ack(ctx context.Context, ids []uint64) ([]*pendingAck, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
-	buf := make([]byte, 0, len(ids)*deliveryIDSize)
-	for _, id := range ids {
-		buf = binary.BigEndian.AppendUint64(buf, id)
+	var waits []*pendingAck
+	if s.confirms {
+		now := time.Now()
+		s.mu.Lock()
+		for _, id := range ids {
+			p, ok := s.pending[id]
+			if !ok {
+				p = &pendingAck{done: make(chan struct{})}
+				s.pending[id] = p
+			}
+			p.sent, p.tries = now, p.tries+1
+			waits = append(waits, p)
+		}
+		s.mu.Unlock()
 	}
-	return s.conn.Write(ctx, websocket.MessageBinary, buf)
+	return waits, s.write(ctx, ids)
+}
+
+// write sends ids in frames of at most maxAckIDs (the relay's
+// MaxAckFrame).
+func (s *Subscription) write(ctx context.Context, ids []uint64) error {
+	for len(ids) > 0 {
+		n := min(len(ids), maxAckIDs)
+		buf := make([]byte, 0, n*deliveryIDSize)
+		for _, id := range ids[:n] {
+			buf = binary.BigEndian.AppendUint64(buf, id)
+		}
+		if err := s.conn.Write(ctx, websocket.MessageBinary, buf); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
 }
 
 // Close ends the subscription; deliveries not acknowledged are delivered

@@ -310,11 +310,24 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 	// expiry filled that with connections long gone, refusing clients that
 	// reconnect often (examples/relay/README.md, Reconnects). The expiry
 	// stays as the backstop for a relay that crashed.
-	defer r.deleteConsumer(cons)
+	// The delivery may replace the consumer (a stalled one): the current
+	// one is deleted.
+	d := &delivery{relay: r, cons: cons, mailbox: short(mailbox), subject: mailboxPrefix + hex.EncodeToString(mailbox),
+		inflight: map[uint64]uint64{}, slots: make(chan struct{}, maxInflight)}
+	defer func() { r.deleteConsumer(d.cons) }()
+	// A client that asks for ack confirmations (ConfirmQuery) is told the
+	// relay sends them (ConfirmHeader): an older relay does not answer it,
+	// and an older client does not ask, so neither sees a frame it does
+	// not know.
+	if req.URL.Query().Get(ConfirmQuery) == "1" {
+		d.confirm = true
+		w.Header().Set(ConfirmHeader, "1")
+	}
 	conn, err := websocket.Accept(w, req, nil)
 	if err != nil {
 		return // Accept has answered
 	}
+	d.conn = conn
 	conn.SetReadLimit(MaxAckFrame)
 	// The depth when the mailbox is opened: the new consumer's pending
 	// count, which its creation answered already (no request more).
@@ -323,8 +336,6 @@ func (r *Relay) subscribe(w http.ResponseWriter, req *http.Request) {
 	}
 	r.metrics.subscriptions.Add(1)
 	defer r.metrics.subscriptions.Add(-1)
-	d := &delivery{relay: r, conn: conn, cons: cons, mailbox: short(mailbox),
-		inflight: map[uint64]uint64{}, slots: make(chan struct{}, maxInflight)}
 	d.run(req.Context())
 }
 
@@ -350,12 +361,15 @@ func (r *Relay) deleteConsumer(cons jetstream.Consumer) {
 type delivery struct {
 	relay   *Relay
 	conn    *websocket.Conn
-	cons    jetstream.Consumer
-	mailbox string // shortened, for logs
+	cons    jetstream.Consumer // replaced by pump when it stalls
+	mailbox string             // shortened, for logs
+	subject string
+	confirm bool   // the client asked for ack confirmations
+	lastSeq uint64 // stream sequence of the last envelope delivered (pump's)
 
 	slots    chan struct{} // one per envelope sent and not yet acknowledged
 	mu       sync.Mutex
-	next     uint64
+	lastID   uint64            // the last delivery id given
 	inflight map[uint64]uint64 // delivery id to stream sequence
 	acked    int
 }
@@ -418,7 +432,11 @@ func (d *delivery) pump(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer it.Stop()
+	defer func() { it.Stop() }() // the current iterator: next may replace it
+	// lost (tests only) makes this iterator a stalled one: whatever it
+	// yields is dropped, until the stall check replaces it.
+	lost := d.relay.testStall.Swap(false)
+	progress := time.Now() // of the last delivery or the last stall check
 	sent := 0
 	// Grown by append to the largest envelope sent: a buffer of
 	// envelope.MaxSize up front cost every open connection 256 KiB.
@@ -429,7 +447,7 @@ func (d *delivery) pump(ctx context.Context) (int, error) {
 		case <-ctx.Done():
 			return sent, ctx.Err()
 		}
-		m, err := it.Next(jetstream.NextContext(ctx))
+		m, err := d.next(ctx, &it, &progress, &lost)
 		if err != nil {
 			return sent, err
 		}
@@ -438,10 +456,11 @@ func (d *delivery) pump(ctx context.Context) (int, error) {
 			return sent, err
 		}
 		d.mu.Lock()
-		d.next++
-		id := d.next
+		d.lastID++
+		id := d.lastID
 		d.inflight[id] = meta.Sequence.Stream
 		d.mu.Unlock()
+		d.lastSeq = meta.Sequence.Stream
 		frame = binary.BigEndian.AppendUint64(frame[:0], id)
 		frame = append(frame, m.Data()...)
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -450,16 +469,130 @@ func (d *delivery) pump(ctx context.Context) (int, error) {
 		if err != nil {
 			return sent, err
 		}
+		progress = time.Now()
 		d.relay.metrics.delivered.Add(1)
 		d.relay.metrics.bytesOut.Add(uint64(len(m.Data())))
 		sent++
 	}
 }
 
+// next returns the consumer's next envelope. While it waits it checks,
+// every min(StallTimeout/2, 2 s), for a stalled delivery: nothing
+// delivered (and no check made) for StallTimeout while the mailbox holds
+// an envelope past the last one delivered. It then replaces the
+// consumer by one that starts after the last envelope delivered, so that
+// none in flight is sent twice, and counts the stall. The check is one
+// request (the subject's last message) a StallTimeout per idle
+// connection.
+func (d *delivery) next(ctx context.Context, it *jetstream.MessagesContext, progress *time.Time, lost *bool) (jetstream.Msg, error) {
+	stall := d.relay.cfg.StallTimeout
+	if stall < 0 {
+		return (*it).Next(jetstream.NextContext(ctx))
+	}
+	every := max(min(stall/2, maxStallCheck), 10*time.Millisecond) // a tiny timeout must not spin
+	for {
+		nctx, cancel := context.WithTimeout(ctx, every)
+		m, err := (*it).Next(jetstream.NextContext(nctx))
+		cancel()
+		if err == nil {
+			if *lost {
+				continue
+			}
+			return m, nil
+		}
+		if ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) {
+			return nil, err
+		}
+		if time.Since(*progress) < stall {
+			continue
+		}
+		behind, err := d.behind(ctx)
+		if err != nil {
+			d.relay.log.Debug("checking a mailbox delivery for a stall", "mailbox", d.mailbox, "err", err)
+			continue // NATS unavailable: the next check tries again
+		}
+		*progress = time.Now()
+		if !behind {
+			continue
+		}
+		d.relay.metrics.stalls.Add(1)
+		d.relay.log.Warn("mailbox delivery stalled: replacing its consumer", "mailbox", d.mailbox,
+			"idle", stall.String(), "after_seq", d.lastSeq)
+		if err := d.replace(ctx, it); err != nil {
+			return nil, err // the connection closes: the client reconnects
+		}
+		*lost = false
+	}
+}
+
+// behind reports whether the mailbox holds an envelope stored after the
+// last one this connection delivered.
+func (d *delivery) behind(ctx context.Context) (bool, error) {
+	cctx, cancel := context.WithTimeout(ctx, consumerTimeout)
+	defer cancel()
+	m, err := d.relay.mailbox.GetLastMsgForSubject(cctx, d.subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return m.Sequence > d.lastSeq, nil
+}
+
+// replace deletes the connection's consumer and reads on from a new one
+// that starts after the last envelope delivered. The old one goes first:
+// the stream's consumer limit may have no room for both.
+func (d *delivery) replace(ctx context.Context, it *jetstream.MessagesContext) error {
+	(*it).Stop()
+	d.relay.deleteConsumer(d.cons)
+	cfg := jetstream.OrderedConsumerConfig{
+		FilterSubjects:    []string{d.subject},
+		DeliverPolicy:     jetstream.DeliverAllPolicy,
+		InactiveThreshold: consumerIdle,
+	}
+	if d.lastSeq > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, d.lastSeq+1
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), consumerTimeout)
+	cons, err := d.relay.mailbox.OrderedConsumer(cctx, cfg)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("replacing a stalled consumer: %w", err)
+	}
+	d.cons = cons
+	next, err := cons.Messages(jetstream.PullMaxMessagesWithBytesLimit(maxInflight, readAhead))
+	if err != nil {
+		return fmt.Errorf("replacing a stalled consumer: %w", err)
+	}
+	*it = next
+	return nil
+}
+
+// AckConfirmation is the text frame by which the relay confirms, to a
+// client that asked (ConfirmQuery), that the envelopes of these delivery
+// ids are deleted from the mailbox for good: DeleteMsg returned, or the
+// envelope was gone already.
+type AckConfirmation struct {
+	Confirmed []uint64 `json:"confirmed"`
+}
+
+// Ack confirmations, negotiated on the WebSocket upgrade.
+const (
+	// ConfirmQuery, set to 1 on the mailbox URL's query, asks for
+	// AckConfirmation frames.
+	ConfirmQuery = "confirm"
+	// ConfirmHeader, 1 on the upgrade's answer, says they will come.
+	ConfirmHeader = "Sealpost-Ack-Confirm"
+)
+
 // readAcks reads acknowledgement frames and deletes the acknowledged
 // envelopes from the mailbox. Ids this connection did not send are
-// ignored, so a client can only remove what it was given.
+// ignored, so a client can only remove what it was given. An envelope
+// whose deletion failed stays in flight, for the client to acknowledge
+// again (and is delivered again on the next connection).
 func (d *delivery) readAcks(ctx context.Context) error {
+	var done []uint64
 	for {
 		typ, data, err := d.conn.Read(ctx)
 		if err != nil {
@@ -469,31 +602,64 @@ func (d *delivery) readAcks(ctx context.Context) error {
 			d.conn.Close(websocket.StatusPolicyViolation, "acknowledgements are binary 8-byte ids")
 			return errors.New("bad acknowledgement frame")
 		}
+		done = done[:0]
 		for ; len(data) > 0; data = data[DeliveryIDSize:] {
 			id := binary.BigEndian.Uint64(data)
 			d.mu.Lock()
 			seq, ok := d.inflight[id]
 			delete(d.inflight, id)
+			given := id != 0 && id <= d.lastID
 			d.mu.Unlock()
 			if !ok {
-				continue // unknown, or acknowledged twice
+				// Unknown, or acknowledged twice. An id this connection
+				// gave that is no longer in flight was deleted by an
+				// earlier acknowledgement (acks are handled in order, and
+				// a failed delete puts the id back): confirmed again, for
+				// a client whose first confirmation crossed its re-send.
+				if given {
+					done = append(done, id)
+				}
+				continue
 			}
 			// DeleteMsg returns once JetStream has removed it. It fails
 			// when the envelope is already gone (another connection of the
 			// same mailbox acknowledged it): nothing to do then.
 			start := time.Now()
-			err := d.relay.mailbox.DeleteMsg(ctx, seq)
+			var err error
+			if d.relay.failDeletes.Load() {
+				err = errors.New("test: DeleteMsg fails")
+			} else {
+				err = d.relay.mailbox.DeleteMsg(ctx, seq)
+			}
 			d.relay.metrics.ackLatency.observeSince(start)
 			if err != nil && !errors.Is(err, jetstream.ErrMsgDeleteUnsuccessful) {
-				return err
+				if ctx.Err() != nil {
+					return err
+				}
+				d.relay.metrics.deleteFailures.Add(1)
+				d.relay.log.Warn("deleting an acknowledged envelope failed", "mailbox", d.mailbox, "err", err)
+				d.mu.Lock()
+				d.inflight[id] = seq // not confirmed: the client acknowledges it again
+				d.mu.Unlock()
+				continue
 			}
 			if err == nil {
 				d.relay.metrics.acked.Add(1)
 			}
+			done = append(done, id)
 			<-d.slots
 			d.mu.Lock()
 			d.acked++
 			d.mu.Unlock()
+		}
+		if d.confirm && len(done) > 0 {
+			frame, _ := json.Marshal(AckConfirmation{Confirmed: done}) // []uint64 always marshals
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			err := d.conn.Write(wctx, websocket.MessageText, frame)
+			cancel()
+			if err != nil {
+				return err
+			}
 		}
 	}
 }

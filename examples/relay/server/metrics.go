@@ -189,6 +189,8 @@ type metrics struct {
 	depth          *histogram         // envelopes waiting when a mailbox is opened
 	publishLatency *histogram         // seconds of an envelope's JetStream publish
 	ackLatency     *histogram         // seconds of an acknowledged envelope's DeleteMsg
+	stalls         atomic.Uint64      // stalled deliveries whose consumer was replaced
+	deleteFailures atomic.Uint64      // acknowledged envelopes whose DeleteMsg failed
 }
 
 func newMetrics() *metrics {
@@ -274,6 +276,8 @@ func (r *Relay) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 
+	counter("sealpost_relay_delivery_stalls_total", "Mailbox deliveries found stalled (nothing delivered for -stall-timeout while the mailbox held envelopes not delivered) and given a new consumer.", m.stalls.Load())
+	counter("sealpost_relay_ack_delete_failures_total", "Acknowledged envelopes whose DeleteMsg failed: not confirmed, left outstanding.", m.deleteFailures.Load())
 	gauge("sealpost_relay_subscriptions_open", "Mailbox WebSockets open on this relay.", float64(m.subscriptions.Load()))
 	writeHistogram(b, "sealpost_relay_mailbox_depth", "Envelopes waiting in a mailbox when a WebSocket opens it (the new consumer's pending count).", m.depth)
 	writeHistogram(b, "sealpost_relay_nats_publish_seconds", "Time from publishing an envelope to JetStream's acknowledgement (stored, replicated).", m.publishLatency)

@@ -73,6 +73,32 @@
 // a reconnect or a relay restart (a Device reports a repeat as Redelivered
 // or ErrDuplicate); two connections to one mailbox both receive everything.
 //
+// Ack confirmations (optional, negotiated): a client that opens the
+// WebSocket with the query confirm=1 (ConfirmQuery) is answered, on the
+// upgrade, with the header Sealpost-Ack-Confirm: 1 (ConfirmHeader), and
+// then gets, after each acknowledgement message, a text message
+// {"confirmed":[id,...]} (AckConfirmation) naming the ids of it whose
+// envelopes are deleted for good (DeleteMsg returned, or the envelope was
+// gone already). An id whose delete failed is not named and stays
+// outstanding: the client acknowledges it again (client.Subscription
+// re-sends after AckRetry), and if it does not, the envelope is delivered
+// again on the next connection. An id the connection gave that is no
+// longer outstanding was deleted by an earlier acknowledgement and is
+// confirmed again. Without the query nothing changes (an
+// older client never sees a text message); an older relay answers without
+// the header, and the client then expects no confirmation. Delivery ids
+// are per connection: an acknowledgement is only ever re-sent on the
+// connection that delivered the id.
+//
+// Stalls: a connection that delivered nothing for StallTimeout (flag
+// -stall-timeout, 5 s) while its mailbox holds an envelope stored after
+// the last one it delivered is stalled (an ordered consumer whose reset
+// never fired after a NATS node died); the relay checks every
+// min(StallTimeout/2, 2 s) while the connection waits, one request (the
+// mailbox subject's last message) per StallTimeout of an idle connection,
+// and replaces the connection's consumer by one that starts after the last
+// envelope delivered (sealpost_relay_delivery_stalls_total).
+//
 // # Storage on JetStream
 //
 // Mailboxes are one stream, SEALPOST_MAILBOXES, with a subject per mailbox
@@ -211,6 +237,13 @@ const (
 	// consumerTimeout bounds creating and deleting a connection's
 	// consumer.
 	consumerTimeout = 5 * time.Second
+	// DefaultStallTimeout is how long a connection may go without
+	// delivering while its mailbox holds envelopes it has not delivered
+	// before the relay replaces its consumer (a stalled delivery: an
+	// ordered consumer whose reset never fired after a NATS node died).
+	DefaultStallTimeout = 5 * time.Second
+	// maxStallCheck bounds the interval of a connection's stall checks.
+	maxStallCheck = 2 * time.Second
 )
 
 // Stream names and subject prefixes on NATS.
@@ -254,6 +287,12 @@ type Config struct {
 	// SeenMaxBytes bounds the set of signed requests seen in the replay
 	// window (DefaultSeenMaxBytes).
 	SeenMaxBytes int64
+
+	// StallTimeout is how long a mailbox connection may deliver nothing
+	// while its mailbox holds envelopes not delivered on it, before the
+	// relay replaces the connection's consumer (DefaultStallTimeout);
+	// negative: never checked.
+	StallTimeout time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -293,36 +332,41 @@ func (c *Config) setDefaults() {
 	if c.SeenMaxBytes <= 0 {
 		c.SeenMaxBytes = DefaultSeenMaxBytes
 	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
+	}
 }
 
 // Relay is the server. Handler serves its API; Close stops it.
 type Relay struct {
-	cfg       Config
-	log       *slog.Logger
-	ns        *server.Server // the embedded server, or nil
-	nc        *nats.Conn
-	js        jetstream.JetStream
-	mailbox   jetstream.Stream
-	bundles   jetstream.Stream
-	blobRecs  jetstream.KeyValue
-	blobParts jetstream.ObjectStore
-	owners    jetstream.KeyValue // owner keys of mailboxes and bundles
-	seen      jetstream.KeyValue // signed requests seen in the window
-	devLists  jetstream.KeyValue // the newest device list of each account
-	noAuth    bool               // benchmarks only (export_test.go)
-	limiter   *limiter
-	mux       *http.ServeMux
-	handler   http.Handler // mux, counted and logged
-	metrics   *metrics
-	draining  atomic.Bool     // set by StartDrain: readyz 503, no new mailbox connection
-	readyAt   atomic.Int64    // UnixNano of readyz's last successful check (readyCache)
-	ctx       context.Context // canceled by Close: ends every WebSocket
-	cancel    context.CancelFunc
-	connMu    sync.Mutex
-	closing   bool
-	conns     sync.WaitGroup
-	closeErr  error
-	once      sync.Once
+	cfg         Config
+	log         *slog.Logger
+	ns          *server.Server // the embedded server, or nil
+	nc          *nats.Conn
+	js          jetstream.JetStream
+	mailbox     jetstream.Stream
+	bundles     jetstream.Stream
+	blobRecs    jetstream.KeyValue
+	blobParts   jetstream.ObjectStore
+	owners      jetstream.KeyValue // owner keys of mailboxes and bundles
+	seen        jetstream.KeyValue // signed requests seen in the window
+	devLists    jetstream.KeyValue // the newest device list of each account
+	noAuth      bool               // benchmarks only (export_test.go)
+	testStall   atomic.Bool        // tests only: the next delivery's consumer yields nothing (export_test.go)
+	failDeletes atomic.Bool        // tests only: every DeleteMsg fails (export_test.go)
+	limiter     *limiter
+	mux         *http.ServeMux
+	handler     http.Handler // mux, counted and logged
+	metrics     *metrics
+	draining    atomic.Bool     // set by StartDrain: readyz 503, no new mailbox connection
+	readyAt     atomic.Int64    // UnixNano of readyz's last successful check (readyCache)
+	ctx         context.Context // canceled by Close: ends every WebSocket
+	cancel      context.CancelFunc
+	connMu      sync.Mutex
+	closing     bool
+	conns       sync.WaitGroup
+	closeErr    error
+	once        sync.Once
 }
 
 // track counts a WebSocket connection unless the relay is closing.
