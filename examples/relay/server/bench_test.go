@@ -16,7 +16,13 @@ import (
 //
 //	go test -run '^$' -bench Relay ./relay/server
 func BenchmarkRelayPost(b *testing.B) {
-	tr := startRelay(b, server.Config{Rate: -1})
+	b.Run("sync-2m", func(b *testing.B) { benchPost(b, server.Config{Rate: -1}) })
+	b.Run("sync-always", func(b *testing.B) { benchPost(b, server.Config{Rate: -1, SyncAlways: true}) })
+}
+
+// benchPost posts 1 KiB envelopes from 4 goroutines to a relay of cfg.
+func benchPost(b *testing.B, cfg server.Config) {
+	tr := startRelay(b, cfg)
 	c := tr.client()
 	var n atomic.Int64
 	b.SetParallelism(4)
