@@ -91,11 +91,7 @@ func (a *account) clone() *account {
 
 // lists reports whether the pinned list names the device at addr with id.
 func (a *account) lists(addr Address, id keys.PublicIdentity) bool {
-	if a == nil || a.list == nil || addr.User != a.user {
-		return false
-	}
-	dev, ok := a.list.Device(addr.Device)
-	return ok && dev.Identity.Equal(id)
+	return a != nil && a.list != nil && addr.User == a.user && listsDevice(a.list, addr, id)
 }
 
 // vouch returns nil when nothing is pinned for the account of addr (a
@@ -483,13 +479,11 @@ func (d *Device) TrustAccount(ctx context.Context, user string, raw []byte) (*De
 	}
 	var parts []fanPart
 	if own := d.own(); own != nil && own.list != nil {
-		for _, dev := range own.list.Devices {
-			addr := Address{User: d.self.User, Device: dev.ID}
-			if s := d.usable(d.peers[addr], dev.Identity); s != nil && addr != d.self {
-				id := newMessageID()
-				parts = append(parts, fanPart{p: d.peers[addr], s: s, c: &sealedpb.Content{Version: contentVersion,
-					Id: id[:], Kind: uint32(KindAccount), SyncFor: user, TrustedList: l.Bytes()}})
-			}
+		targets, _ := d.listTargets(nil, nil, d.self.User, own.list, true, d.self) // the others decide for themselves
+		for _, t := range targets {
+			id := newMessageID()
+			parts = append(parts, fanPart{p: t.p, s: t.s, c: &sealedpb.Content{Version: contentVersion,
+				Id: id[:], Kind: uint32(KindAccount), SyncFor: user, TrustedList: l.Bytes()}})
 		}
 	}
 	if len(parts) == 0 {

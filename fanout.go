@@ -88,26 +88,29 @@ func (d *Device) fanoutTargets(ctx context.Context, user string) ([]fanTarget, [
 	if own != nil && !own.lists(d.self, d.id.Public()) {
 		return nil, nil, fmt.Errorf("%w: this device was removed from its account", ErrUnlistedDevice)
 	}
-	var targets []fanTarget
-	var missing []Address
-	add := func(user string, l *keys.DeviceList, sync bool) {
-		for _, dev := range l.Devices {
-			addr := Address{User: user, Device: dev.ID}
-			if addr == d.self {
-				continue
-			}
-			if s := d.usable(d.peers[addr], dev.Identity); s != nil {
-				targets = append(targets, fanTarget{p: d.peers[addr], s: s, sync: sync})
-			} else {
-				missing = append(missing, addr)
-			}
-		}
-	}
-	add(user, a.list, user == d.self.User)
+	targets, missing := d.listTargets(nil, nil, user, a.list, user == d.self.User, d.self)
 	if own != nil && own.list != nil && user != d.self.User {
-		add(d.self.User, own.list, true)
+		targets, missing = d.listTargets(targets, missing, d.self.User, own.list, true, d.self)
 	}
 	return targets, missing, nil
+}
+
+// listTargets appends to targets each device of user's list l (but this
+// device and skip) that has a usable session, and to missing those that
+// have none.
+func (d *Device) listTargets(targets []fanTarget, missing []Address, user string, l *keys.DeviceList, sync bool, skip Address) ([]fanTarget, []Address) {
+	for _, dev := range l.Devices {
+		addr := Address{User: user, Device: dev.ID}
+		if addr == d.self || addr == skip {
+			continue
+		}
+		if s := d.usable(d.peers[addr], dev.Identity); s != nil {
+			targets = append(targets, fanTarget{p: d.peers[addr], s: s, sync: sync})
+		} else {
+			missing = append(missing, addr)
+		}
+	}
+	return targets, missing
 }
 
 // NeedSessions returns the devices that a SendUser to user would encrypt
@@ -191,17 +194,7 @@ func (d *Device) MarkRead(ctx context.Context, from Address, ids ...MessageID) (
 	var targets []fanTarget
 	var missing []Address
 	if own := d.own(); own != nil && own.list != nil {
-		for _, dev := range own.list.Devices {
-			addr := Address{User: d.self.User, Device: dev.ID}
-			if addr == d.self || addr == from {
-				continue
-			}
-			if s := d.usable(d.peers[addr], dev.Identity); s != nil {
-				targets = append(targets, fanTarget{p: d.peers[addr], s: s, sync: true})
-			} else {
-				missing = append(missing, addr)
-			}
-		}
+		targets, missing = d.listTargets(nil, nil, d.self.User, own.list, true, from)
 	}
 	if len(missing) > 0 {
 		return nil, &MissingSessionsError{Devices: missing}
